@@ -1,0 +1,365 @@
+//! Typed configuration: every default in one place, loaded from a TOML file and
+//! overridden by environment variables.
+//!
+//! Precedence, lowest first: the defaults in this module, the TOML file, then
+//! `SWITCHYARD_<SECTION>__<KEY>` variables (`SWITCHYARD_REDIS__URL`,
+//! `SWITCHYARD_PLANS__ENTERPRISE__PPU_CAPS__MIDJOURNEY=100`), then `REDIS_URL`.
+//! Unknown keys and invalid values fail at start with the key and the reason.
+
+use std::path::Path;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::plan::{Plan, PlanTable};
+use crate::pricing::PriceTable;
+use crate::provider::Provider;
+use crate::task::{MjVersion, ParseOptions};
+
+/// Variables with the `SWITCHYARD_` prefix that are not config keys (secrets and tooling
+/// read elsewhere).
+const NON_CONFIG_ENV: &[&str] = &["MASTER_KEY", "LOG", "LOG_FORMAT", "CONFIG"];
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where Redis is and how keys are named.
+    pub redis: RedisConfig,
+    /// Leases, retries, event retention.
+    pub scheduler: SchedulerConfig,
+    /// Defaults applied when a request leaves something out.
+    pub defaults: TaskDefaults,
+    /// The plan table (the seed's values; Enterprise is custom).
+    pub plans: PlanTable,
+    /// The price table (the seed's values).
+    pub prices: PriceTable,
+}
+
+/// Redis connection and key layout.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisConfig {
+    /// `redis://host:port/db`, `rediss://…`; for a cluster, any one node.
+    pub url: String,
+    /// Talk to a Redis Cluster instead of a single node.
+    pub cluster: bool,
+    /// Prefix of every key (no braces or spaces).
+    pub key_prefix: String,
+    /// Connections per process.
+    pub pool_size: usize,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            url: "redis://127.0.0.1:6379".to_string(),
+            cluster: false,
+            key_prefix: "sy".to_string(),
+            pool_size: 32,
+        }
+    }
+}
+
+/// Scheduling behaviour.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SchedulerConfig {
+    /// How long a claim's lease lasts without a heartbeat, in milliseconds.
+    pub lease_ms: u64,
+    /// Runs a task may start before it fails with `retries_exhausted`.
+    pub max_attempts: u32,
+    /// First retry delay after a transient failure, in milliseconds (doubles per attempt).
+    pub retry_backoff_ms: u64,
+    /// Longest retry delay, in milliseconds.
+    pub retry_backoff_max_ms: u64,
+    /// Cool-down after a rate limit that gave no Retry-After, in milliseconds.
+    pub default_cooldown_ms: u64,
+    /// Approximate length the event stream is trimmed to.
+    pub events_max_len: u64,
+    /// How long an `Idempotency-Key` is remembered, in seconds.
+    pub idempotency_ttl_s: u64,
+    /// Scheduling shards per provider (`{<provider>:<n>}`); tenants map to one shard.
+    pub shards: u32,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            lease_ms: 30_000,
+            max_attempts: 3,
+            retry_backoff_ms: 1_000,
+            retry_backoff_max_ms: 60_000,
+            default_cooldown_ms: 60_000,
+            events_max_len: 100_000,
+            idempotency_ttl_s: 24 * 3600,
+            shards: 1,
+        }
+    }
+}
+
+/// Defaults for what a request leaves out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TaskDefaults {
+    /// The Midjourney price row when the prompt has no `--v`/`--niji` flag.
+    pub mj_version: MjVersion,
+    /// The plan of a tenant created without one.
+    pub plan: Plan,
+}
+
+impl Default for TaskDefaults {
+    fn default() -> Self {
+        TaskDefaults {
+            mj_version: MjVersion::V6,
+            plan: Plan::Hobbyist,
+        }
+    }
+}
+
+/// Configuration that cannot be used.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file named does not exist.
+    #[error("config file {path} does not exist; pass an existing TOML file or none")]
+    MissingFile {
+        /// The path given.
+        path: String,
+    },
+    /// A key has a value that cannot be used.
+    #[error("invalid config key `{key}`: {reason}")]
+    Invalid {
+        /// Dotted key (`scheduler.lease_ms`).
+        key: String,
+        /// What is wrong and what is accepted.
+        reason: String,
+    },
+}
+
+impl ConfigError {
+    fn invalid(key: &str, reason: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            key: key.to_string(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl Config {
+    /// Load from the defaults, an optional TOML file and the environment, then validate.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::load_with_env(path, true)
+    }
+
+    /// As [`Config::load`]; with `use_env` false the environment is ignored (tests).
+    pub fn load_with_env(path: Option<&Path>, use_env: bool) -> Result<Config, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = path {
+            if !path.exists() {
+                return Err(ConfigError::MissingFile {
+                    path: path.display().to_string(),
+                });
+            }
+            fig = fig.merge(Toml::file(path));
+        }
+        if use_env {
+            fig = fig
+                .merge(
+                    Env::prefixed("SWITCHYARD_")
+                        .ignore(NON_CONFIG_ENV)
+                        .split("__"),
+                )
+                .merge(Env::raw().only(&["REDIS_URL"]).map(|_| "redis.url".into()));
+        }
+        let config: Config = fig.extract().map_err(|e| {
+            let key = if e.path.is_empty() {
+                "(root)".to_string()
+            } else {
+                e.path.join(".")
+            };
+            let source = e
+                .metadata
+                .as_ref()
+                .map(|m| format!(" (from {})", m.name))
+                .unwrap_or_default();
+            ConfigError::invalid(&key, format!("{}{source}", e.kind))
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parse a TOML string over the defaults (no environment), then validate.
+    pub fn from_toml_str(toml: &str) -> Result<Config, ConfigError> {
+        let config: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(toml))
+            .extract()
+            .map_err(|e| ConfigError::invalid(&e.path.join("."), e.kind.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Check values that parse but cannot work.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let r = &self.redis;
+        if !["redis://", "rediss://", "unix://", "redis+unix://"]
+            .iter()
+            .any(|s| r.url.starts_with(s))
+        {
+            return Err(ConfigError::invalid(
+                "redis.url",
+                "must start with redis://, rediss:// or unix://",
+            ));
+        }
+        if r.key_prefix.is_empty()
+            || r.key_prefix
+                .chars()
+                .any(|c| c == '{' || c == '}' || c.is_whitespace())
+        {
+            return Err(ConfigError::invalid(
+                "redis.key_prefix",
+                "must be non-empty, without braces or spaces",
+            ));
+        }
+        if r.pool_size == 0 {
+            return Err(ConfigError::invalid(
+                "redis.pool_size",
+                "must be at least 1",
+            ));
+        }
+        let s = &self.scheduler;
+        if s.lease_ms < 1000 {
+            return Err(ConfigError::invalid(
+                "scheduler.lease_ms",
+                "must be at least 1000 (1 s)",
+            ));
+        }
+        if s.max_attempts == 0 {
+            return Err(ConfigError::invalid(
+                "scheduler.max_attempts",
+                "must be at least 1",
+            ));
+        }
+        if s.retry_backoff_ms > s.retry_backoff_max_ms {
+            return Err(ConfigError::invalid(
+                "scheduler.retry_backoff_ms",
+                "must not exceed scheduler.retry_backoff_max_ms",
+            ));
+        }
+        if s.events_max_len < 1000 {
+            return Err(ConfigError::invalid(
+                "scheduler.events_max_len",
+                "must be at least 1000",
+            ));
+        }
+        if !(1..=1024).contains(&s.shards) {
+            return Err(ConfigError::invalid(
+                "scheduler.shards",
+                "must be between 1 and 1024",
+            ));
+        }
+        for plan in Plan::ALL {
+            let limits = self.plans.get(plan);
+            for provider in Provider::ALL {
+                if limits.ppu_cap(provider) == Some(0) {
+                    return Err(ConfigError::invalid(
+                        &format!("plans.{plan}.ppu_caps.{provider}"),
+                        "must be at least 1; leave it out for no cap",
+                    ));
+                }
+            }
+            if limits.task_log_retention_hours == 0 {
+                return Err(ConfigError::invalid(
+                    &format!("plans.{plan}.task_log_retention_hours"),
+                    "must be at least 1",
+                ));
+            }
+        }
+        let u = &self.prices.units_per_dollar;
+        if [
+            u.credits,
+            u.mj_quota,
+            u.suno_quota,
+            u.luma_quota,
+            u.gpts_quota,
+        ]
+        .contains(&0)
+        {
+            return Err(ConfigError::invalid(
+                "prices.units_per_dollar",
+                "every rate must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Options that task parsing needs.
+    pub fn parse_options(&self) -> ParseOptions {
+        ParseOptions {
+            default_mj_version: self.defaults.mj_version,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_are_the_seed() {
+        let c = Config::load_with_env(None, false).unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.plans, PlanTable::seed());
+        assert_eq!(c.prices, PriceTable::seed());
+    }
+
+    #[test]
+    fn toml_overrides_enterprise_caps_and_keeps_the_rest() {
+        let c = Config::from_toml_str(
+            "[plans.enterprise.ppu_caps]\nmidjourney = 120\n[scheduler]\nlease_ms = 5000\n",
+        )
+        .unwrap();
+        assert_eq!(c.plans.enterprise.ppu_caps.midjourney, Some(120));
+        assert_eq!(c.plans.enterprise.ppu_caps.suno, Some(30));
+        assert_eq!(c.plans.premium.ppu_caps.midjourney, Some(30));
+        assert_eq!(c.scheduler.lease_ms, 5000);
+    }
+
+    #[test]
+    fn invalid_values_name_the_key() {
+        let cases = [
+            ("[scheduler]\nlease_ms = 10\n", "scheduler.lease_ms"),
+            ("[scheduler]\nlease_ms = \"soon\"\n", "scheduler.lease_ms"),
+            ("[redis]\nurl = \"http://x\"\n", "redis.url"),
+            ("[redis]\nkey_prefix = \"{x}\"\n", "redis.key_prefix"),
+            (
+                "[plans.developer.ppu_caps]\nsuno = 0\n",
+                "plans.developer.ppu_caps.suno",
+            ),
+            ("[redis]\nurll = \"redis://x\"\n", "redis"),
+        ];
+        for (toml, key) in cases {
+            match Config::from_toml_str(toml) {
+                Err(ConfigError::Invalid { key: k, reason }) => {
+                    assert!(k.starts_with(key), "{toml}: key {k} ({reason})")
+                }
+                other => panic!("{toml}: expected invalid {key}, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn file_and_missing_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("switchyard.toml");
+        std::fs::write(&path, "[redis]\nkey_prefix = \"prod\"\n").unwrap();
+        let c = Config::load_with_env(Some(&path), false).unwrap();
+        assert_eq!(c.redis.key_prefix, "prod");
+        let missing = dir.path().join("nope.toml");
+        assert!(matches!(
+            Config::load_with_env(Some(&missing), false),
+            Err(ConfigError::MissingFile { .. })
+        ));
+    }
+}
