@@ -48,8 +48,16 @@ fn plans_json_is_the_whole_table() {
 #[test]
 fn price_of_a_fast_v6_imagine() {
     let (code, out, err) = switchyard(&[
-        "price", "--model", "midjourney", "--task", "imagine", "--mode", "fast", "--prompt",
-        "a red fox --v 6", "--json",
+        "price",
+        "--model",
+        "midjourney",
+        "--task",
+        "imagine",
+        "--mode",
+        "fast",
+        "--prompt",
+        "a red fox --v 6",
+        "--json",
     ]);
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -62,8 +70,16 @@ fn price_of_a_fast_v6_imagine() {
 #[test]
 fn price_names_the_plan_a_feature_needs() {
     let (code, out, err) = switchyard(&[
-        "price", "--model", "suno", "--task", "generate_music_custom", "--prompt", "la la",
-        "--input", r#"{"continue_clip_id": "clip1"}"#, "--json",
+        "price",
+        "--model",
+        "suno",
+        "--task",
+        "generate_music_custom",
+        "--prompt",
+        "la la",
+        "--input",
+        r#"{"continue_clip_id": "clip1"}"#,
+        "--json",
     ]);
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -75,8 +91,16 @@ fn price_names_the_plan_a_feature_needs() {
 #[test]
 fn follow_ups_take_the_mode_given() {
     let (code, out, err) = switchyard(&[
-        "price", "--model", "midjourney", "--task", "upscale", "--upscaler", "4x", "--mode",
-        "turbo", "--json",
+        "price",
+        "--model",
+        "midjourney",
+        "--task",
+        "upscale",
+        "--upscaler",
+        "4x",
+        "--mode",
+        "turbo",
+        "--json",
     ]);
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -86,15 +110,42 @@ fn follow_ups_take_the_mode_given() {
 #[test]
 fn bad_arguments_say_what_to_do() {
     let cases: &[(&[&str], &str)] = &[
-        (&["price", "--model", "kling", "--task", "x"], "expected one of: midjourney"),
-        (&["price", "--model", "suno", "--task", "imagine"], "use one of: generate_music"),
-        (&["price", "--model", "midjourney", "--task", "upscale"], "/input/index"),
         (
-            &["price", "--model", "midjourney", "--task", "imagine", "--prompt", "x", "--mode", "warp"],
+            &["price", "--model", "kling", "--task", "x"],
+            "expected one of: midjourney",
+        ),
+        (
+            &["price", "--model", "suno", "--task", "imagine"],
+            "use one of: generate_music",
+        ),
+        (
+            &["price", "--model", "midjourney", "--task", "upscale"],
+            "/input/index",
+        ),
+        (
+            &[
+                "price",
+                "--model",
+                "midjourney",
+                "--task",
+                "imagine",
+                "--prompt",
+                "x",
+                "--mode",
+                "warp",
+            ],
             "relax, fast, turbo",
         ),
         (
-            &["price", "--model", "midjourney", "--task", "imagine", "--input", "{nope"],
+            &[
+                "price",
+                "--model",
+                "midjourney",
+                "--task",
+                "imagine",
+                "--input",
+                "{nope",
+            ],
             "--input is not valid JSON",
         ),
     ];
