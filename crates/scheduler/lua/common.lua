@@ -1,0 +1,286 @@
+-- Shared helpers, prepended to every scheduler script.
+--
+-- KEYS[1] is the shard base `<prefix>:{<provider>:<shard>}`. Every key a script touches is
+-- built from it by k(), so every key carries the shard's hash tag and lives in one slot
+-- (Redis Cluster runs every script unchanged). The Rust mirror of these names is
+-- src/keys.rs; docs/redis-layout.md lists them all.
+--
+-- Lanes: a lane is one FIFO of queued tasks, `tenant|pool|mode|pin` (pool: ppu or byoa,
+-- mode: relax/fast/turbo, pin: an account id or empty). Unpinned lanes rotate in
+-- rr:<pool>:<mode>, pinned lanes in rr:pin. A lane that cannot be served (tenant at its
+-- cap, accounts busy) leaves its rotation and is parked on the resource it waits for;
+-- the script that frees the resource puts it back. Nothing ever scans all lanes.
+
+local B = KEYS[1]
+local function k(...)
+  return B .. ':' .. table.concat({...}, ':')
+end
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local NOW = now_ms()
+
+local CFG = {}
+do
+  local raw = redis.call('HGETALL', k('cfg'))
+  for i = 1, #raw, 2 do CFG[raw[i]] = raw[i + 1] end
+end
+local function cfg(name, default)
+  local v = CFG[name]
+  if v == nil then return default end
+  return tonumber(v) or v
+end
+
+local MODES = {'relax', 'fast', 'turbo'}
+
+local function lane_id(tenant, pool, mode, pin)
+  return tenant .. '|' .. pool .. '|' .. mode .. '|' .. (pin or '')
+end
+
+local function split_lane(l)
+  return string.match(l, '^([^|]*)|([^|]*)|([^|]*)|(.*)$')
+end
+
+local function rot_of(pool, mode, pin)
+  if pin ~= nil and pin ~= '' then return 'pin' end
+  return pool .. ':' .. mode
+end
+
+-- Put a lane (back) into its rotation, at the back of the round. Idempotent.
+local function activate(lane)
+  local _, pool, mode, pin = split_lane(lane)
+  local seq = redis.call('INCR', k('rrseq'))
+  redis.call('ZADD', k('rr', rot_of(pool, mode, pin)), 'NX', seq, lane)
+end
+
+local function wake()
+  redis.call('LPUSH', k('wake'), '1')
+  redis.call('LTRIM', k('wake'), 0, 63)
+end
+
+local function unpark(key, limit)
+  local lanes = redis.call('SPOP', key, limit)
+  for _, l in ipairs(lanes) do activate(l) end
+  return #lanes
+end
+
+local function emit(kind, fields)
+  local args = {'XADD', k('ev'), 'MAXLEN', '~', cfg('events_max_len', 100000), '*', 'type', kind, 'at', NOW}
+  for i = 1, #fields do args[#args + 1] = fields[i] end
+  redis.call(unpack(args))
+end
+
+-- Accounts ------------------------------------------------------------------------------
+
+-- Score in free:<owner>:<mode>: lowest first = most free capacity × weight, then least
+-- recently used.
+local function acc_refresh(acc, mode)
+  local a = redis.call('HMGET', k('a', acc), 'owner', 'state', 'cap_' .. mode, 'weight', 'backup', 'lru')
+  local owner = a[1]
+  if not owner then return 0 end
+  local cap = tonumber(a[3] or '0') or 0
+  local weight = tonumber(a[4] or '1') or 1
+  local lru = tonumber(a[6] or '0') or 0
+  local free = cap - redis.call('SCARD', k('ainf', acc, mode))
+  local primary, backup = k('free', owner, mode), k('freeb', owner, mode)
+  local zkey, other = primary, backup
+  if a[5] == '1' then zkey, other = backup, primary end
+  redis.call('ZREM', other, acc)
+  if a[2] == 'active' and free > 0 then
+    redis.call('ZADD', zkey, -(free * weight) * 4294967296 + lru, acc)
+  else
+    redis.call('ZREM', zkey, acc)
+  end
+  return free
+end
+
+-- Membership of live:<owner>:<mode> (not disabled, serves the mode) and
+-- use:<owner>:<mode> (active now, serves the mode), then the free sets.
+local function acc_sync(acc)
+  local a = redis.call('HMGET', k('a', acc), 'owner', 'state', 'cap_relax', 'cap_fast', 'cap_turbo')
+  local owner, state = a[1], a[2]
+  if not owner then return end
+  for i, mode in ipairs(MODES) do
+    local cap = tonumber(a[2 + i] or '0') or 0
+    local live = cap > 0 and (state == 'active' or state == 'cooling_down')
+    local use = cap > 0 and state == 'active'
+    if live then redis.call('SADD', k('live', owner, mode), acc) else redis.call('SREM', k('live', owner, mode), acc) end
+    if use then redis.call('SADD', k('use', owner, mode), acc) else redis.call('SREM', k('use', owner, mode), acc) end
+    acc_refresh(acc, mode)
+  end
+end
+
+-- Wake every lane that may have been waiting for this account.
+local function acc_unpark(acc)
+  local owner = redis.call('HGET', k('a', acc), 'owner')
+  unpark(k('park', 'a', acc), 64)
+  if owner and owner ~= 'pool' then unpark(k('park', 't', owner), 64) end
+  wake()
+end
+
+local function set_state(acc, state, until_ms, reason)
+  local prev = redis.call('HMGET', k('a', acc), 'state', 'owner', 'name')
+  if not prev[2] then return false end
+  if state == 'removed' then
+    -- Keep the hash while tasks run on it (they finish); nothing new is sent.
+    redis.call('HSET', k('a', acc), 'state', 'removed')
+    redis.call('SREM', k('accs', prev[2]), acc)
+  else
+    redis.call('HSET', k('a', acc), 'state', state, 'until', until_ms or 0, 'reason', reason or '')
+  end
+  if state == 'cooling_down' then
+    redis.call('ZADD', k('cool'), until_ms, acc)
+  else
+    redis.call('ZREM', k('cool'), acc)
+  end
+  acc_sync(acc)
+  -- Any change may unblock a lane: active gives capacity; unusable may trigger failover.
+  acc_unpark(acc)
+  if prev[1] ~= state then
+    emit('account', {'account', acc, 'owner', prev[2], 'state', state, 'until', until_ms or 0, 'reason', reason or ''})
+  end
+  return true
+end
+
+-- Accounts whose cool-down has ended become active again (bounded per call).
+local function expire_cooldowns(limit)
+  local due = redis.call('ZRANGEBYSCORE', k('cool'), '-inf', NOW, 'LIMIT', 0, limit)
+  for _, acc in ipairs(due) do
+    if redis.call('HGET', k('a', acc), 'state') == 'cooling_down' then
+      set_state(acc, 'active', 0, '')
+    else
+      redis.call('ZREM', k('cool'), acc)
+    end
+  end
+end
+
+-- Quota ---------------------------------------------------------------------------------
+
+-- Hold `amount` of the tenant's quota; Midjourney converts credits first per the seed's
+-- rule. Returns true, or false and the available amount.
+local function hold(tenant, kind, amount)
+  local bal = k('bal', tenant)
+  local avail = tonumber(redis.call('HGET', bal, 'avail') or '0') or 0
+  if kind == 'mj_quota' then
+    local below = cfg('conv_below', 100)
+    if avail < below then
+      local credits = tonumber(redis.call('HGET', bal, 'credits') or '0') or 0
+      local steps = tostring(cfg('conv_steps', '2100,700'))
+      for step in string.gmatch(steps, '%d+') do
+        local c = tonumber(step)
+        if c <= credits then
+          local q = math.floor(c * cfg('conv_num', 200) / cfg('conv_den', 700))
+          redis.call('HINCRBY', bal, 'credits', -c)
+          redis.call('HINCRBY', bal, 'avail', q)
+          redis.call('HINCRBY', bal, 'converted_credits', c)
+          avail = avail + q
+          emit('ledger', {'tenant', tenant, 'entry', 'convert', 'credits', c, 'quota', q, 'kind', kind})
+          break
+        end
+      end
+    end
+  end
+  if amount <= 0 then return true, avail end
+  if avail < amount then return false, avail end
+  redis.call('HINCRBY', bal, 'avail', -amount)
+  redis.call('HINCRBY', bal, 'held', amount)
+  return true, avail - amount
+end
+
+-- Settle a task's hold once: 'capture' or 'refund'. The task's hold_state makes it
+-- idempotent whatever is retried.
+local function settle(id, how)
+  local t = redis.call('HMGET', k('t', id), 'tenant', 'hold', 'hold_state')
+  if t[3] ~= 'held' then return end
+  local amount = tonumber(t[2] or '0') or 0
+  local bal = k('bal', t[1])
+  redis.call('HINCRBY', bal, 'held', -amount)
+  if how == 'capture' then
+    redis.call('HINCRBY', bal, 'captured', amount)
+    redis.call('HSET', k('t', id), 'hold_state', 'captured', 'consume', amount)
+  else
+    redis.call('HINCRBY', bal, 'avail', amount)
+    redis.call('HINCRBY', bal, 'refunded', amount)
+    redis.call('HSET', k('t', id), 'hold_state', 'refunded', 'consume', 0)
+  end
+end
+
+-- Tasks ---------------------------------------------------------------------------------
+
+local function task_lane(id)
+  local t = redis.call('HMGET', k('t', id), 'tenant', 'pool', 'mode', 'pin')
+  return lane_id(t[1], t[2], t[3], t[4]), t[1]
+end
+
+-- Queue a task at the back (or front) of its lane and put the lane in rotation.
+local function enqueue(id, front)
+  local lane, tenant = task_lane(id)
+  if front then
+    redis.call('LPUSH', k('q', lane), id)
+  else
+    redis.call('RPUSH', k('q', lane), id)
+  end
+  redis.call('HSET', k('t', id), 'status', 'queued', 'enq_ms', NOW)
+  redis.call('HINCRBY', k('tn', tenant), 'queued', 1)
+  activate(lane)
+  wake()
+end
+
+-- Take a processing task off its slots (lease, account, tenant). Returns its account.
+local function release(id)
+  local t = redis.call('HMGET', k('t', id), 'tenant', 'pool', 'mode', 'account')
+  local tenant, pool, mode, acc = t[1], t[2], t[3], t[4]
+  redis.call('ZREM', k('leases'), id)
+  redis.call('HSET', k('t', id), 'token', '', 'deadline', 0)
+  if acc and acc ~= '' then
+    redis.call('SREM', k('ainf', acc, mode), id)
+    local a = redis.call('HMGET', k('a', acc), 'state', 'owner')
+    local state, owner = a[1], a[2]
+    if state == 'removed' and redis.call('SCARD', k('ainf', acc, 'relax')) + redis.call('SCARD', k('ainf', acc, 'fast')) + redis.call('SCARD', k('ainf', acc, 'turbo')) == 0 then
+      redis.call('DEL', k('a', acc))
+    else
+      acc_refresh(acc, mode)
+    end
+    unpark(k('park', 'a', acc), 64)
+    if owner and owner ~= 'pool' then unpark(k('park', 't', owner), 64) end
+  end
+  if pool == 'ppu' then
+    redis.call('SREM', k('tinf', tenant), id)
+    unpark(k('park', 'cap', tenant), 64)
+  else
+    redis.call('SREM', k('binf', tenant), id)
+  end
+  wake()
+  return acc
+end
+
+-- Finish a task: status, settlement, retention TTL, event.
+local function finish(id, status, code, message, raw)
+  local tenant = redis.call('HGET', k('t', id), 'tenant')
+  if status == 'completed' then settle(id, 'capture') else settle(id, 'refund') end
+  redis.call('HSET', k('t', id), 'status', status, 'ended_ms', NOW,
+    'error_code', code or '', 'error_message', message or '', 'error_raw', raw or '')
+  local ttl = tonumber(redis.call('HGET', k('tn', tenant), 'retention_s') or '172800') or 172800
+  redis.call('EXPIRE', k('t', id), ttl)
+  redis.call('EXPIRE', k('tlog', id), ttl)
+  emit(status, {'task', id, 'tenant', tenant, 'code', code or ''})
+end
+
+-- A queued BYOA task moves to the PPU pool: hold its PPU price, requeue it there.
+-- Returns true when moved; false when the quota is short (the task then fails).
+local function fail_over(id)
+  local t = redis.call('HMGET', k('t', id), 'tenant', 'ppu_price', 'kind')
+  local ok = hold(t[1], t[3], tonumber(t[2] or '0') or 0)
+  if not ok then
+    finish(id, 'failed', 'insufficient_quota', 'failover to the PPU pool needs ' .. (t[2] or '0') .. ' ' .. (t[3] or '') .. ' and the balance is short; top up or re-enable an account', '')
+    return false
+  end
+  local price = tonumber(t[2] or '0') or 0
+  redis.call('HSET', k('t', id), 'pool', 'ppu', 'pin', '', 'failover', 1, 'hold', price,
+    'hold_state', price > 0 and 'held' or 'none')
+  emit('failover', {'task', id, 'tenant', t[1]})
+  enqueue(id, true)
+  return true
+end

@@ -1,0 +1,30 @@
+-- Leases past their deadline: the worker is gone. Free the slots and requeue the task
+-- at the front of its lane, or fail it when its attempt budget is spent. Also does the
+-- time-driven work claim does, so it happens when no worker is claiming.
+-- ARGV: limit. Returns the number of leases reaped.
+local limit = tonumber(ARGV[1])
+expire_cooldowns(16)
+for _, lane in ipairs(redis.call('ZRANGEBYSCORE', k('timers'), '-inf', NOW, 'LIMIT', 0, 16)) do
+  redis.call('ZREM', k('timers'), lane)
+  activate(lane)
+end
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', k('delayed'), '-inf', NOW, 'LIMIT', 0, 32)) do
+  redis.call('ZREM', k('delayed'), id)
+  if redis.call('HGET', k('t', id), 'status') == 'delayed' then enqueue(id, true) end
+end
+local due = redis.call('ZRANGEBYSCORE', k('leases'), '-inf', NOW, 'LIMIT', 0, limit)
+for _, id in ipairs(due) do
+  local t = redis.call('HMGET', k('t', id), 'status', 'attempts', 'tenant')
+  if t[1] ~= 'processing' then
+    redis.call('ZREM', k('leases'), id)
+  else
+    release(id)
+    emit('reaped', {'task', id, 'tenant', t[3]})
+    if (tonumber(t[2]) or 1) >= cfg('max_attempts', 3) then
+      finish(id, 'failed', 'retries_exhausted', 'the worker running this task stopped responding, and the retry budget is spent', '')
+    else
+      enqueue(id, true)
+    end
+  end
+end
+return #due

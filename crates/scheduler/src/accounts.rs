@@ -1,0 +1,321 @@
+//! `account_upsert.lua`, `account_state.lua`: hosted and pool accounts, their capacity
+//! per mode, weight, backup flag and health.
+
+use std::collections::HashMap;
+
+use switchyard_core::{AccountState, ProcessMode, Provider};
+
+use crate::{Scheduler, SchedulerError, invoke, keys};
+
+/// Who an account belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Owner {
+    /// A tenant's hosted account (BYOA).
+    Tenant(String),
+    /// The operator's pay-per-use pool.
+    Pool,
+}
+
+impl Owner {
+    fn as_str(&self) -> &str {
+        match self {
+            Owner::Tenant(t) => t,
+            Owner::Pool => "pool",
+        }
+    }
+}
+
+/// Capacity per process mode: how many tasks of that mode the account runs at once
+/// (0: the mode is not served). Providers without modes use `relax` only.
+pub type Capacity = [u32; 3];
+
+fn mode_index(m: ProcessMode) -> usize {
+    match m {
+        ProcessMode::Relax => 0,
+        ProcessMode::Fast => 1,
+        ProcessMode::Turbo => 2,
+    }
+}
+
+/// An account to create, or the fields to change (`None`: unchanged).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountSpec {
+    /// Display name.
+    pub name: Option<String>,
+    /// Capacity per mode.
+    pub capacity: Option<Capacity>,
+    /// Relative share of the load (≥ 1).
+    pub weight: Option<u32>,
+    /// Serves only when no primary account can.
+    pub backup: Option<bool>,
+    /// The stored secret (already encrypted by the caller).
+    pub secret: Option<String>,
+    /// Enable (re-activate) or disable by its owner.
+    pub enabled: Option<bool>,
+    /// A non-secret hint of the credential for display (e.g. `••••abcd`).
+    pub hint: Option<String>,
+}
+
+/// An account as stored, with its load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountInfo {
+    /// Account id.
+    pub id: String,
+    /// Provider.
+    pub provider: Provider,
+    /// Owner.
+    pub owner: Owner,
+    /// Display name.
+    pub name: String,
+    /// Health.
+    pub state: AccountState,
+    /// Capacity per mode.
+    pub capacity: Capacity,
+    /// Weight.
+    pub weight: u32,
+    /// Backup flag.
+    pub backup: bool,
+    /// Running tasks per mode.
+    pub in_flight: Capacity,
+    /// The stored secret (encrypted); callers must never show it.
+    pub secret: String,
+    /// Display hint of the credential.
+    pub hint: String,
+}
+
+/// Errors of account changes.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    /// An account with this id exists.
+    #[error("account {0} exists")]
+    Exists(String),
+    /// No such account for this owner.
+    #[error("account {0} not found")]
+    NotFound(String),
+    /// Redis failed.
+    #[error(transparent)]
+    Scheduler(#[from] SchedulerError),
+}
+
+impl Scheduler {
+    fn account_base(&self, provider: Provider, owner: &Owner, id: &str) -> String {
+        match owner {
+            Owner::Tenant(t) => self.base_for(provider, t),
+            // Pool accounts are spread over the shards by their id.
+            Owner::Pool => keys::shard_base(
+                &self.inner.prefix,
+                provider,
+                keys::shard_of(id, self.inner.cfg.shards),
+            ),
+        }
+    }
+
+    async fn upsert(
+        &self,
+        provider: Provider,
+        owner: &Owner,
+        id: &str,
+        create: bool,
+        spec: &AccountSpec,
+    ) -> Result<(), AccountError> {
+        let base = self.account_base(provider, owner, id);
+        let mut inv = self.inner.scripts.account_upsert.prepare_invoke();
+        inv.key(&base)
+            .arg(id)
+            .arg(owner.as_str())
+            .arg(if create { "1" } else { "0" })
+            .arg(match spec.enabled {
+                Some(true) => "1",
+                Some(false) => "0",
+                None => "",
+            });
+        if let Some(n) = &spec.name {
+            inv.arg("name").arg(n);
+        }
+        if let Some(c) = spec.capacity {
+            inv.arg("cap_relax")
+                .arg(c[0])
+                .arg("cap_fast")
+                .arg(c[1])
+                .arg("cap_turbo")
+                .arg(c[2]);
+        }
+        if let Some(w) = spec.weight {
+            inv.arg("weight").arg(w.max(1));
+        }
+        if let Some(b) = spec.backup {
+            inv.arg("backup").arg(if b { "1" } else { "0" });
+        }
+        if let Some(s) = &spec.secret {
+            inv.arg("secret").arg(s);
+        }
+        if let Some(h) = &spec.hint {
+            inv.arg("hint").arg(h);
+        }
+        let mut conn = self.conn().await?;
+        let v: String = invoke(&inv, &mut conn).await?;
+        match v.as_str() {
+            "ok" => Ok(()),
+            "exists" => Err(AccountError::Exists(id.to_string())),
+            "not_found" => Err(AccountError::NotFound(id.to_string())),
+            _ => Err(SchedulerError::Protocol {
+                script: "account_upsert",
+                reply: v,
+            }
+            .into()),
+        }
+    }
+
+    /// Create an account; it is active (unless `enabled: Some(false)`) and takes work at
+    /// once.
+    pub async fn add_account(
+        &self,
+        provider: Provider,
+        owner: &Owner,
+        id: &str,
+        spec: &AccountSpec,
+    ) -> Result<(), AccountError> {
+        self.upsert(provider, owner, id, true, spec).await
+    }
+
+    /// Change an account's fields (`None` fields are kept).
+    pub async fn update_account(
+        &self,
+        provider: Provider,
+        owner: &Owner,
+        id: &str,
+        patch: &AccountSpec,
+    ) -> Result<(), AccountError> {
+        self.upsert(provider, owner, id, false, patch).await
+    }
+
+    /// Set an account's health (the worker's findings, or the operator's hand).
+    /// `None` removes it: running tasks finish, nothing new is sent.
+    pub async fn set_account_state(
+        &self,
+        provider: Provider,
+        owner: &Owner,
+        id: &str,
+        state: Option<&AccountState>,
+    ) -> Result<bool, SchedulerError> {
+        let base = self.account_base(provider, owner, id);
+        let (name, until, reason) = match state {
+            None => ("removed", 0, String::new()),
+            Some(AccountState::Active) => ("active", 0, String::new()),
+            Some(AccountState::CoolingDown { until_ms, reason }) => {
+                ("cooling_down", *until_ms, reason.clone())
+            }
+            Some(AccountState::Disabled { reason }) => ("disabled", 0, reason.clone()),
+        };
+        // The owner must match: read it first (a tenant cannot touch another's account).
+        if self.get_account(provider, owner, id).await?.is_none() {
+            return Ok(false);
+        }
+        let mut inv = self.inner.scripts.account_state.prepare_invoke();
+        inv.key(&base).arg(id).arg(name).arg(until).arg(reason);
+        let mut conn = self.conn().await?;
+        let v: i64 = invoke(&inv, &mut conn).await?;
+        Ok(v == 1)
+    }
+
+    /// One account of an owner.
+    pub async fn get_account(
+        &self,
+        provider: Provider,
+        owner: &Owner,
+        id: &str,
+    ) -> Result<Option<AccountInfo>, SchedulerError> {
+        let base = self.account_base(provider, owner, id);
+        Ok(self
+            .read_accounts(provider, &base, &[id.to_string()])
+            .await?
+            .into_iter()
+            .find(|a| &a.owner == owner))
+    }
+
+    /// Every account of an owner, with state and load.
+    pub async fn list_accounts(
+        &self,
+        provider: Provider,
+        owner: &Owner,
+    ) -> Result<Vec<AccountInfo>, SchedulerError> {
+        let bases = match owner {
+            Owner::Tenant(t) => vec![self.base_for(provider, t)],
+            Owner::Pool => self.bases(provider),
+        };
+        let mut out = Vec::new();
+        let mut conn = self.conn().await?;
+        for base in bases {
+            let ids: Vec<String> = redis::cmd("SMEMBERS")
+                .arg(keys::accounts_of(&base, owner.as_str()))
+                .query_async(&mut conn)
+                .await?;
+            out.extend(self.read_accounts(provider, &base, &ids).await?);
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    async fn read_accounts(
+        &self,
+        provider: Provider,
+        base: &str,
+        ids: &[String],
+    ) -> Result<Vec<AccountInfo>, SchedulerError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.cmd("HGETALL").arg(keys::account(base, id));
+            for m in ProcessMode::ALL {
+                pipe.cmd("SCARD")
+                    .arg(keys::account_in_flight(base, id, m.as_str()));
+            }
+        }
+        let mut conn = self.conn().await?;
+        let rows: Vec<redis::Value> = pipe.query_async(&mut conn).await?;
+        let mut out = Vec::new();
+        for (id, chunk) in ids.iter().zip(rows.chunks(4)) {
+            let h: HashMap<String, String> = redis::from_redis_value(chunk[0].clone())?;
+            if h.is_empty() || h.get("state").map(String::as_str) == Some("removed") {
+                continue;
+            }
+            let get = |k: &str| h.get(k).cloned().unwrap_or_default();
+            let num = |k: &str| get(k).parse::<u32>().unwrap_or(0);
+            let mut in_flight = [0u32; 3];
+            for m in ProcessMode::ALL {
+                in_flight[mode_index(m)] =
+                    redis::from_redis_value(chunk[1 + mode_index(m)].clone())?;
+            }
+            let state = match get("state").as_str() {
+                "cooling_down" => AccountState::CoolingDown {
+                    until_ms: get("until").parse().unwrap_or(0),
+                    reason: get("reason"),
+                },
+                "disabled" => AccountState::Disabled {
+                    reason: get("reason"),
+                },
+                _ => AccountState::Active,
+            };
+            let owner = match get("owner").as_str() {
+                "pool" => Owner::Pool,
+                t => Owner::Tenant(t.to_string()),
+            };
+            out.push(AccountInfo {
+                id: id.clone(),
+                provider,
+                owner,
+                name: get("name"),
+                state,
+                capacity: [num("cap_relax"), num("cap_fast"), num("cap_turbo")],
+                weight: num("weight").max(1),
+                backup: get("backup") == "1",
+                in_flight,
+                secret: get("secret"),
+                hint: get("hint"),
+            });
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,107 @@
+//! Key names. Every scheduler key is `<prefix>:{<provider>:<shard>}:<name>`; the part in
+//! braces is the Redis Cluster hash tag, so a shard's keys share one slot and every script
+//! runs on one node. The Lua side builds the same names with `k()` in `lua/common.lua`;
+//! `docs/redis-layout.md` lists every key.
+
+use switchyard_core::Provider;
+
+/// The base of every key of one provider shard (passed to scripts as `KEYS[1]`).
+pub fn shard_base(prefix: &str, provider: Provider, shard: u32) -> String {
+    format!("{prefix}:{{{provider}:{shard}}}")
+}
+
+/// The shard a tenant's state lives in (FNV-1a of the tenant id).
+pub fn shard_of(tenant: &str, shards: u32) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in tenant.as_bytes() {
+        h ^= u32::from(*b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h % shards.max(1)
+}
+
+/// A task's hash.
+pub fn task(base: &str, id: &str) -> String {
+    format!("{base}:t:{id}")
+}
+
+/// A task's log list (webhook attempts and other entries).
+pub fn task_log(base: &str, id: &str) -> String {
+    format!("{base}:tlog:{id}")
+}
+
+/// A tenant's settings in a shard.
+pub fn tenant(base: &str, tenant: &str) -> String {
+    format!("{base}:tn:{tenant}")
+}
+
+/// A tenant's balance of the shard's provider quota (and, for Midjourney, credits).
+pub fn balance(base: &str, tenant: &str) -> String {
+    format!("{base}:bal:{tenant}")
+}
+
+/// An account's hash.
+pub fn account(base: &str, id: &str) -> String {
+    format!("{base}:a:{id}")
+}
+
+/// The accounts of an owner (a tenant id, or `pool`).
+pub fn accounts_of(base: &str, owner: &str) -> String {
+    format!("{base}:accs:{owner}")
+}
+
+/// The in-flight set of an account in a mode.
+pub fn account_in_flight(base: &str, id: &str, mode: &str) -> String {
+    format!("{base}:ainf:{id}:{mode}")
+}
+
+/// A tenant's PPU in-flight set.
+pub fn tenant_ppu_in_flight(base: &str, tenant: &str) -> String {
+    format!("{base}:tinf:{tenant}")
+}
+
+/// A tenant's BYOA in-flight set.
+pub fn tenant_byoa_in_flight(base: &str, tenant: &str) -> String {
+    format!("{base}:binf:{tenant}")
+}
+
+/// The lease deadlines of the shard.
+pub fn leases(base: &str) -> String {
+    format!("{base}:leases")
+}
+
+/// The wake-up list claimers block on.
+pub fn wake(base: &str) -> String {
+    format!("{base}:wake")
+}
+
+/// The shard's event stream.
+pub fn events(base: &str) -> String {
+    format!("{base}:ev")
+}
+
+/// Script settings of the shard.
+pub fn settings(base: &str) -> String {
+    format!("{base}:cfg")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_carries_the_hash_tag() {
+        assert_eq!(shard_base("sy", Provider::Suno, 3), "sy:{suno:3}");
+        assert_eq!(task("sy:{suno:3}", "x"), "sy:{suno:3}:t:x");
+    }
+
+    #[test]
+    fn shards_spread_tenants() {
+        let mut seen = [0u32; 4];
+        for i in 0..1000 {
+            seen[shard_of(&format!("t_{i}"), 4) as usize] += 1;
+        }
+        assert!(seen.iter().all(|n| *n > 150), "{seen:?}");
+        assert_eq!(shard_of("anything", 1), 0);
+    }
+}

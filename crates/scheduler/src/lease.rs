@@ -1,0 +1,179 @@
+//! `heartbeat.lua`, `report.lua`, `complete.lua`, `fail.lua`: what a lease holder may do.
+//! Each is fenced by the lease token: a worker whose lease expired and was re-claimed
+//! changes nothing.
+
+use std::collections::BTreeMap;
+
+use switchyard_core::Provider;
+
+use crate::submit::protocol;
+use crate::{Scheduler, SchedulerError, invoke};
+
+/// A claimed task's identity and fencing token.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Lease {
+    /// The provider.
+    pub provider: Provider,
+    /// The shard base the task lives in.
+    pub base: String,
+    /// The task id.
+    pub id: String,
+    /// The fencing token of this claim.
+    pub token: String,
+}
+
+/// How a run failed; decides retry, cool-down, disable or fail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FailKind {
+    /// Network trouble, 5xx, timeout: retry with backoff within the attempt budget.
+    Transient,
+    /// 429 or a usage limit: cool the account down, requeue the task at once.
+    RateLimited {
+        /// How long the account rests, in milliseconds (0: the configured default).
+        retry_after_ms: u64,
+    },
+    /// 401, ban, captcha, subscription gone: disable the account with the reason,
+    /// requeue the task (failing over to PPU where the plan allows).
+    AccountDead {
+        /// Why, for the tenant (never a secret).
+        reason: String,
+    },
+    /// The upstream refused the task itself (banned prompt, invalid parameter): fail it,
+    /// refund, no retry.
+    BadRequest,
+    /// The worker is stopping: requeue at once, the attempt does not count.
+    Handback,
+}
+
+impl FailKind {
+    fn wire(&self) -> (&'static str, u64, Option<&str>) {
+        match self {
+            FailKind::Transient => ("transient", 0, None),
+            FailKind::RateLimited { retry_after_ms } => ("rate_limited", *retry_after_ms, None),
+            FailKind::AccountDead { reason } => ("account_dead", 0, Some(reason)),
+            FailKind::BadRequest => ("bad_request", 0, None),
+            FailKind::Handback => ("handback", 0, None),
+        }
+    }
+}
+
+/// What `complete` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompleteOutcome {
+    /// Completed now; the hold was captured.
+    Completed,
+    /// It was completed before; nothing was charged again.
+    AlreadyCompleted,
+    /// The lease is not this worker's any more; nothing changed.
+    Stale,
+}
+
+/// What `fail` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailOutcome {
+    /// The task failed for good; the hold was refunded.
+    Failed,
+    /// It will be retried after a backoff.
+    Retry,
+    /// It went back to the front of its queue.
+    Requeued,
+    /// It moved to the PPU pool with a quota hold.
+    FailedOver,
+    /// The lease is not this worker's any more; nothing changed.
+    Stale,
+}
+
+impl Scheduler {
+    /// Extend leases; one script per shard. Returns, per lease, whether it is still ours.
+    pub async fn heartbeat(&self, leases: &[Lease]) -> Result<Vec<bool>, SchedulerError> {
+        let mut by_base: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (i, l) in leases.iter().enumerate() {
+            by_base.entry(&l.base).or_default().push(i);
+        }
+        let mut out = vec![false; leases.len()];
+        let mut conn = self.conn().await?;
+        for (base, idx) in by_base {
+            let mut inv = self.inner.scripts.heartbeat.prepare_invoke();
+            inv.key(base).arg(self.inner.cfg.lease_ms);
+            for i in &idx {
+                inv.arg(&leases[*i].id).arg(&leases[*i].token);
+            }
+            let ok: Vec<i64> = invoke(&inv, &mut conn).await?;
+            for (i, v) in idx.iter().zip(ok) {
+                out[*i] = v == 1;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Store the upstream reference, progress (0–100) or partial output of a running
+    /// task. Returns false when the lease is stale.
+    pub async fn report(
+        &self,
+        lease: &Lease,
+        upstream_ref: Option<&str>,
+        progress: Option<u8>,
+        output: Option<&str>,
+    ) -> Result<bool, SchedulerError> {
+        let mut inv = self.inner.scripts.report.prepare_invoke();
+        inv.key(&lease.base)
+            .arg(&lease.id)
+            .arg(&lease.token)
+            .arg(upstream_ref.unwrap_or(""))
+            .arg(progress.map_or(-1, i64::from))
+            .arg(output.unwrap_or(""));
+        let mut conn = self.conn().await?;
+        let v: i64 = invoke(&inv, &mut conn).await?;
+        Ok(v == 1)
+    }
+
+    /// Complete a task with its output (opaque JSON).
+    pub async fn complete(
+        &self,
+        lease: &Lease,
+        output: &str,
+    ) -> Result<CompleteOutcome, SchedulerError> {
+        let mut inv = self.inner.scripts.complete.prepare_invoke();
+        inv.key(&lease.base)
+            .arg(&lease.id)
+            .arg(&lease.token)
+            .arg(output);
+        let mut conn = self.conn().await?;
+        let v: String = invoke(&inv, &mut conn).await?;
+        match v.as_str() {
+            "ok" => Ok(CompleteOutcome::Completed),
+            "already" => Ok(CompleteOutcome::AlreadyCompleted),
+            "stale" => Ok(CompleteOutcome::Stale),
+            _ => protocol("complete", &[v]),
+        }
+    }
+
+    /// Report a failed run. `message` is for the tenant; `raw` is the upstream's text.
+    pub async fn fail(
+        &self,
+        lease: &Lease,
+        kind: &FailKind,
+        message: &str,
+        raw: &str,
+    ) -> Result<FailOutcome, SchedulerError> {
+        let (wire, retry_after, reason) = kind.wire();
+        let mut inv = self.inner.scripts.fail.prepare_invoke();
+        inv.key(&lease.base)
+            .arg(&lease.id)
+            .arg(&lease.token)
+            .arg(wire)
+            .arg(retry_after)
+            .arg(reason.unwrap_or(message))
+            .arg(raw);
+        let mut conn = self.conn().await?;
+        let v: String = invoke(&inv, &mut conn).await?;
+        match v.as_str() {
+            "failed" => Ok(FailOutcome::Failed),
+            "retry" => Ok(FailOutcome::Retry),
+            "requeued" => Ok(FailOutcome::Requeued),
+            "failover" => Ok(FailOutcome::FailedOver),
+            "stale" => Ok(FailOutcome::Stale),
+            _ => protocol("fail", &[v]),
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! Switchyard's scheduler: every piece of scheduling state, on Redis.
+//!
+//! It owns submit, claim, heartbeat, report, complete, fail, cancel and reap of tasks;
+//! per-tenant caps; account selection and health; failover from a tenant's own accounts
+//! (BYOA) to the operator's pool (PPU); quota holds and their settlement; the event
+//! stream. Every state change is one Lua script (`lua/*.lua`, one Rust module per
+//! script) that reads the time from Redis and touches the keys of one provider shard, so
+//! it runs unchanged on Redis Cluster.
+//!
+//! It knows nothing of HTTP, of upstream protocols, or of how a task's input looks: the
+//! task body is an opaque string the dispatcher writes and the workers read.
+
+mod accounts;
+mod balances;
+mod cancel;
+mod claim;
+pub mod connection;
+pub mod keys;
+mod lease;
+mod reap;
+mod scripts;
+mod submit;
+mod tasks;
+mod tenants;
+
+use std::sync::Arc;
+
+use redis::aio::ConnectionLike;
+use switchyard_core::config::{Config, SchedulerConfig};
+use switchyard_core::{Provider, QuotaKind};
+use thiserror::Error;
+
+pub use accounts::{AccountInfo, AccountSpec, Owner};
+pub use balances::Balance;
+pub use cancel::CancelOutcome;
+pub use claim::ClaimedTask;
+pub use connection::RedisPool;
+pub use lease::{CompleteOutcome, FailKind, FailOutcome, Lease};
+pub use submit::{NewTask, Submitted};
+pub use tasks::TaskRecord;
+pub use tenants::TenantSettings;
+
+/// What went wrong talking to Redis or with the scheduler's own setup.
+#[derive(Debug, Error)]
+pub enum SchedulerError {
+    /// Redis answered with an error or the connection failed.
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// A reply did not have the expected shape.
+    #[error("redis reply: {0}")]
+    Parse(#[from] redis::ParsingError),
+    /// No connection could be had from the pool.
+    #[error("redis pool: {0}")]
+    Pool(String),
+    /// The Redis configuration cannot be used.
+    #[error("redis config: {0}")]
+    Config(String),
+    /// A script answered something this code does not understand (a bug).
+    #[error("unexpected reply from {script}: {reply}")]
+    Protocol {
+        /// The script.
+        script: &'static str,
+        /// What it said.
+        reply: String,
+    },
+}
+
+/// Why a submit was refused. Nothing was written.
+#[derive(Debug, Error)]
+pub enum SubmitError {
+    /// The tenant does not exist in the scheduler.
+    #[error("unknown tenant {0}")]
+    NoTenant(String),
+    /// The PPU hold does not fit the balance (after Midjourney's automatic conversion).
+    #[error("insufficient {kind}: the task needs {needed}, {available} is available")]
+    InsufficientQuota {
+        /// The quota kind.
+        kind: QuotaKind,
+        /// The task's price.
+        needed: u64,
+        /// What the balance holds.
+        available: u64,
+    },
+    /// A private task and no usable account, and no failover.
+    #[error("no account: {0}")]
+    NoAccount(String),
+    /// A pinned account is not the tenant's.
+    #[error("account {0} not found")]
+    AccountNotFound(String),
+    /// The idempotency key was used with a different request.
+    #[error("idempotency key already used for task {0} with a different request")]
+    IdempotencyKeyReused(String),
+    /// Redis failed.
+    #[error(transparent)]
+    Scheduler(#[from] SchedulerError),
+}
+
+impl From<redis::RedisError> for SubmitError {
+    fn from(e: redis::RedisError) -> Self {
+        SubmitError::Scheduler(SchedulerError::Redis(e))
+    }
+}
+
+/// The scheduler: a handle over a Redis pool; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Scheduler {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    pool: RedisPool,
+    prefix: String,
+    cfg: SchedulerConfig,
+    config: Config,
+    scripts: scripts::Scripts,
+}
+
+impl Scheduler {
+    /// Connect with `config` and write the script settings into every shard.
+    pub async fn connect(config: &Config) -> Result<Self, SchedulerError> {
+        let pool = RedisPool::new(&config.redis)?;
+        let s = Scheduler {
+            inner: Arc::new(Inner {
+                pool,
+                prefix: config.redis.key_prefix.clone(),
+                cfg: config.scheduler.clone(),
+                config: config.clone(),
+                scripts: scripts::Scripts::load(),
+            }),
+        };
+        s.write_settings().await?;
+        Ok(s)
+    }
+
+    /// The configuration this scheduler runs with.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The Redis pool (for readers such as the dispatcher's event consumer).
+    pub fn pool(&self) -> &RedisPool {
+        &self.inner.pool
+    }
+
+    /// The shard base of a tenant's state for a provider.
+    pub fn base_for(&self, provider: Provider, tenant: &str) -> String {
+        let shard = keys::shard_of(tenant, self.inner.cfg.shards);
+        keys::shard_base(&self.inner.prefix, provider, shard)
+    }
+
+    /// Every shard base of a provider.
+    pub fn bases(&self, provider: Provider) -> Vec<String> {
+        (0..self.inner.cfg.shards)
+            .map(|s| keys::shard_base(&self.inner.prefix, provider, s))
+            .collect()
+    }
+
+    pub(crate) async fn conn(&self) -> Result<connection::Conn, SchedulerError> {
+        self.inner.pool.get().await
+    }
+
+    async fn write_settings(&self) -> Result<(), SchedulerError> {
+        let c = &self.inner.cfg;
+        let conv = &self.inner.config.prices.mj_auto_conversion;
+        let rates = &self.inner.config.prices.units_per_dollar;
+        let steps: Vec<String> = conv.steps.iter().map(u64::to_string).collect();
+        let mut conn = self.conn().await?;
+        for provider in Provider::ALL {
+            for base in self.bases(provider) {
+                let mut cmd = redis::cmd("HSET");
+                cmd.arg(keys::settings(&base))
+                    .arg("max_attempts")
+                    .arg(c.max_attempts)
+                    .arg("backoff_ms")
+                    .arg(c.retry_backoff_ms)
+                    .arg("backoff_max_ms")
+                    .arg(c.retry_backoff_max_ms)
+                    .arg("default_cooldown_ms")
+                    .arg(c.default_cooldown_ms)
+                    .arg("events_max_len")
+                    .arg(c.events_max_len)
+                    .arg("conv_below")
+                    .arg(conv.below)
+                    .arg("conv_steps")
+                    .arg(steps.join(","))
+                    .arg("conv_num")
+                    .arg(rates.mj_quota)
+                    .arg("conv_den")
+                    .arg(rates.credits);
+                let _: () = cmd.query_async(&mut conn).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Check the Redis eviction policy; anything but `noeviction` can lose tasks.
+    /// Returns the policy found (cluster: of the node answering).
+    pub async fn eviction_policy(&self) -> Result<String, SchedulerError> {
+        let mut conn = self.conn().await?;
+        let v: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("maxmemory-policy")
+            .query_async(&mut conn)
+            .await?;
+        Ok(v.get(1).cloned().unwrap_or_default())
+    }
+
+    /// Round-trip to Redis (readiness).
+    pub async fn ping(&self) -> Result<(), SchedulerError> {
+        let mut conn = self.conn().await?;
+        let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+        Ok(())
+    }
+}
+
+/// Run a prepared script invocation on a connection.
+pub(crate) async fn invoke<T: redis::FromRedisValue, C: ConnectionLike>(
+    inv: &redis::ScriptInvocation<'_>,
+    conn: &mut C,
+) -> Result<T, SchedulerError> {
+    Ok(inv.invoke_async(conn).await?)
+}

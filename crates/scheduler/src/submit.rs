@@ -1,0 +1,116 @@
+//! `submit.lua`: store a task, choose its pool, hold its PPU price, queue it.
+
+use switchyard_core::{Cost, ProcessMode, Provider, ServiceMode};
+
+use crate::{Scheduler, SchedulerError, SubmitError, invoke};
+
+/// A task to submit. The dispatcher has validated, entitled and priced it.
+#[derive(Debug, Clone)]
+pub struct NewTask {
+    /// The task id (unique; UUIDv7 suggested).
+    pub id: String,
+    /// The tenant.
+    pub tenant: String,
+    /// The provider that runs it.
+    pub provider: Provider,
+    /// What the request asked for (a BYOA task may still fail over to PPU).
+    pub service_mode: ServiceMode,
+    /// The capacity mode it uses.
+    pub process_mode: ProcessMode,
+    /// An account it must run on (`bot_id`, or a follow-up's origin account).
+    pub pin: Option<String>,
+    /// Its PPU price: held when it runs on the pool (by request or failover).
+    pub ppu_price: Cost,
+    /// Opaque body for the worker (model, task type, input).
+    pub body: String,
+    /// More opaque fields stored on the task (for the dispatcher).
+    pub extra: Vec<(String, String)>,
+    /// Idempotency key and a hash of the request it came with.
+    pub idempotency: Option<(String, String)>,
+}
+
+/// A task accepted (or found again by its idempotency key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Submitted {
+    /// Its id.
+    pub id: String,
+    /// The pool it is queued on; `None` for a replay (read the task for it).
+    pub pool: Option<ServiceMode>,
+    /// Whether it was moved from BYOA to PPU at submit.
+    pub failover: bool,
+    /// The quota held.
+    pub held: u64,
+    /// True when the idempotency key returned an existing task.
+    pub replayed: bool,
+}
+
+impl Scheduler {
+    /// Submit a task: one script stores it, holds its quota and queues it.
+    pub async fn submit(&self, task: &NewTask) -> Result<Submitted, SubmitError> {
+        let base = self.base_for(task.provider, &task.tenant);
+        let (idem, idem_hash) = task.idempotency.clone().unwrap_or_default();
+        let mut inv = self.inner.scripts.submit.prepare_invoke();
+        inv.key(&base)
+            .arg(&task.id)
+            .arg(&task.tenant)
+            .arg(task.service_mode.as_str())
+            .arg(task.process_mode.as_str())
+            .arg(task.pin.as_deref().unwrap_or(""))
+            .arg(task.ppu_price.amount)
+            .arg(task.ppu_price.kind.as_str())
+            .arg(idem)
+            .arg(idem_hash)
+            .arg(self.inner.cfg.idempotency_ttl_s)
+            .arg("body")
+            .arg(&task.body)
+            .arg("provider")
+            .arg(task.provider.as_str());
+        for (k, v) in &task.extra {
+            inv.arg(k).arg(v);
+        }
+        let mut conn = self.conn().await?;
+        let reply: Vec<String> = invoke(&inv, &mut conn).await?;
+        let first = reply.first().map(String::as_str).unwrap_or("");
+        let get = |i: usize| reply.get(i).cloned().unwrap_or_default();
+        match first {
+            "ok" => Ok(Submitted {
+                id: get(1),
+                pool: Some(if get(2) == "ppu" {
+                    ServiceMode::Ppu
+                } else {
+                    ServiceMode::Byoa
+                }),
+                failover: get(3) == "1",
+                held: get(4).parse().unwrap_or(0),
+                replayed: false,
+            }),
+            "dup" => Ok(Submitted {
+                id: get(1),
+                pool: None,
+                failover: false,
+                held: 0,
+                replayed: true,
+            }),
+            "err" => Err(match get(1).as_str() {
+                "no_tenant" => SubmitError::NoTenant(get(2)),
+                "insufficient_quota" => SubmitError::InsufficientQuota {
+                    kind: task.ppu_price.kind,
+                    needed: task.ppu_price.amount,
+                    available: get(2).parse().unwrap_or(0),
+                },
+                "no_account" => SubmitError::NoAccount(get(2)),
+                "account_not_found" => SubmitError::AccountNotFound(get(2)),
+                "idempotency_key_reused" => SubmitError::IdempotencyKeyReused(get(2)),
+                _ => protocol("submit", &reply)?,
+            }),
+            _ => protocol("submit", &reply)?,
+        }
+    }
+}
+
+pub(crate) fn protocol<T>(script: &'static str, reply: &[String]) -> Result<T, SchedulerError> {
+    Err(SchedulerError::Protocol {
+        script,
+        reply: reply.join(" "),
+    })
+}

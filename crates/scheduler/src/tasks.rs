@@ -1,0 +1,111 @@
+//! Reading task records (no script: a read changes nothing).
+
+use std::collections::HashMap;
+
+use redis::AsyncCommands;
+use switchyard_core::Provider;
+
+use crate::{Scheduler, SchedulerError, keys};
+
+/// A task as stored: its provider, shard and fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskRecord {
+    /// The provider.
+    pub provider: Provider,
+    /// Its shard base.
+    pub base: String,
+    /// Every stored field.
+    pub fields: HashMap<String, String>,
+}
+
+impl TaskRecord {
+    /// One field, or "".
+    pub fn get(&self, name: &str) -> &str {
+        self.fields.get(name).map(String::as_str).unwrap_or("")
+    }
+
+    /// A numeric field, or 0.
+    pub fn num(&self, name: &str) -> u64 {
+        self.get(name).parse().unwrap_or(0)
+    }
+
+    /// The stored status: queued, delayed, processing, completed, failed, cancelled.
+    pub fn status(&self) -> &str {
+        self.get("status")
+    }
+}
+
+impl Scheduler {
+    /// A tenant's task by id, or `None` (absent, expired, or another tenant's).
+    pub async fn get_task(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Option<TaskRecord>, SchedulerError> {
+        Ok(self
+            .get_tasks(tenant, &[id.to_string()])
+            .await?
+            .into_iter()
+            .next()
+            .flatten())
+    }
+
+    /// Several of a tenant's tasks, in order; `None` where absent or not the tenant's.
+    /// One pipelined round trip.
+    pub async fn get_tasks(
+        &self,
+        tenant: &str,
+        ids: &[String],
+    ) -> Result<Vec<Option<TaskRecord>>, SchedulerError> {
+        let bases: Vec<(Provider, String)> = Provider::ALL
+            .iter()
+            .map(|p| (*p, self.base_for(*p, tenant)))
+            .collect();
+        let mut pipe = redis::pipe();
+        for id in ids {
+            for (_, base) in &bases {
+                pipe.hgetall(keys::task(base, id));
+            }
+        }
+        let mut conn = self.conn().await?;
+        let rows: Vec<HashMap<String, String>> = pipe.query_async(&mut conn).await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in rows.chunks(bases.len()) {
+            let found = chunk.iter().zip(&bases).find_map(|(fields, (p, base))| {
+                (fields.get("tenant").map(String::as_str) == Some(tenant)).then(|| TaskRecord {
+                    provider: *p,
+                    base: base.clone(),
+                    fields: fields.clone(),
+                })
+            });
+            out.push(found);
+        }
+        Ok(out)
+    }
+
+    /// Append an entry to a task's log (kept as long as the task).
+    pub async fn append_task_log(
+        &self,
+        rec: &TaskRecord,
+        entry: &str,
+    ) -> Result<(), SchedulerError> {
+        let key = keys::task_log(&rec.base, rec.get("id"));
+        let mut conn = self.conn().await?;
+        let mut pipe = redis::pipe();
+        pipe.rpush(&key, entry).ltrim(&key, -200, -1);
+        let ttl: i64 = conn.ttl(keys::task(&rec.base, rec.get("id"))).await?;
+        if ttl > 0 {
+            pipe.expire(&key, ttl);
+        }
+        let _: () = pipe.query_async(&mut conn).await?;
+        Ok(())
+    }
+
+    /// A task's log entries.
+    pub async fn task_log(&self, rec: &TaskRecord) -> Result<Vec<String>, SchedulerError> {
+        let mut conn = self.conn().await?;
+        Ok(conn
+            .lrange(keys::task_log(&rec.base, rec.get("id")), 0, -1)
+            .await?)
+    }
+}

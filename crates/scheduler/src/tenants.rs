@@ -1,0 +1,70 @@
+//! `tenant.lua`: a tenant's scheduling settings in every provider shard.
+
+use switchyard_core::{PlanLimits, Provider, QuotaKind};
+
+use crate::{Scheduler, SchedulerError, invoke};
+
+/// What the scheduler needs to know of a tenant, derived from its plan and settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantSettings {
+    /// The plan's name (for display and stats).
+    pub plan: String,
+    /// PPU caps per provider (`None`: no cap).
+    pub caps: [(Provider, Option<u32>); 4],
+    /// The plan fails BYOA tasks over to PPU.
+    pub failover: bool,
+    /// Fail over after a BYOA task waited this long for a busy account (0: only when no
+    /// account can serve).
+    pub failover_max_wait_ms: u64,
+    /// Terminal tasks stay this long.
+    pub retention_s: u64,
+}
+
+impl TenantSettings {
+    /// Settings from a plan's limits.
+    pub fn from_plan(plan: &str, limits: &PlanLimits, failover_max_wait_ms: u64) -> Self {
+        TenantSettings {
+            plan: plan.to_string(),
+            caps: Provider::ALL.map(|p| (p, limits.ppu_cap(p))),
+            failover: limits.auto_failover,
+            failover_max_wait_ms,
+            retention_s: limits.retention_secs(),
+        }
+    }
+}
+
+impl Scheduler {
+    /// Create or update a tenant. On creation each provider's quota starts at the
+    /// configured initial balance (Luma's free trial). Returns true when created.
+    pub async fn upsert_tenant(
+        &self,
+        tenant: &str,
+        settings: &TenantSettings,
+    ) -> Result<bool, SchedulerError> {
+        let mut conn = self.conn().await?;
+        let mut created = false;
+        for (provider, cap) in settings.caps {
+            let initial = match QuotaKind::of(provider) {
+                QuotaKind::LumaQuota => self.inner.config.prices.luma.free_trial,
+                _ => 0,
+            };
+            let mut inv = self.inner.scripts.tenant.prepare_invoke();
+            inv.key(self.base_for(provider, tenant))
+                .arg(tenant)
+                .arg(initial)
+                .arg("plan")
+                .arg(&settings.plan)
+                .arg("cap")
+                .arg(cap.map_or(-1, i64::from))
+                .arg("failover")
+                .arg(u8::from(settings.failover))
+                .arg("max_wait_ms")
+                .arg(settings.failover_max_wait_ms)
+                .arg("retention_s")
+                .arg(settings.retention_s);
+            let v: String = invoke(&inv, &mut conn).await?;
+            created |= v == "created";
+        }
+        Ok(created)
+    }
+}

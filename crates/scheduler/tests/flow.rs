@@ -1,0 +1,680 @@
+//! The life of a task on real Redis: submit, claim, lease, complete, fail, cancel, reap;
+//! fencing, metering, balancing and failover.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use switchyard_core::{AccountState, Plan, ProcessMode, Provider, QuotaKind, ServiceMode};
+use switchyard_scheduler::{
+    CancelOutcome, CompleteOutcome, FailKind, FailOutcome, Owner, SubmitError,
+};
+
+const MJ: Provider = Provider::Midjourney;
+const PPU: ServiceMode = ServiceMode::Ppu;
+const BYOA: ServiceMode = ServiceMode::Byoa;
+const FAST: ProcessMode = ProcessMode::Fast;
+const RELAX: ProcessMode = ProcessMode::Relax;
+const NOW: Duration = Duration::ZERO;
+
+async fn wait_reaped(s: &switchyard_scheduler::Scheduler, p: Provider, want: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut got = 0;
+    while got < want {
+        got += s.reap(p, 1000).await.unwrap();
+        assert!(
+            std::time::Instant::now() < deadline,
+            "reaped {got} of {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn ppu_task_runs_and_is_charged_once() {
+    let s = scheduler("flow").await;
+    tenant(&s, "t_a", Plan::Developer).await;
+    account(&s, MJ, &Owner::Pool, "pool1", [5, 5, 0]).await;
+    fund(&s, "t_a", QuotaKind::MjQuota, 100).await;
+
+    let t = task("t_a", MJ, PPU, FAST, 14);
+    let sub = s.submit(&t).await.unwrap();
+    assert_eq!(sub.pool, Some(PPU));
+    assert_eq!(sub.held, 14);
+    let bal = s.balances("t_a").await.unwrap()[&QuotaKind::MjQuota];
+    assert_eq!((bal.available, bal.held), (86, 14));
+
+    let claimed = s.claim(MJ, 4, NOW).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    let c = &claimed[0];
+    assert_eq!(c.lease.id, t.id);
+    assert_eq!(c.account, "pool1");
+    assert_eq!(c.attempt, 1);
+    assert_eq!(c.body, t.body);
+    assert_eq!(c.account_secret, "secret-of-pool1");
+    let rec = s.get_task("t_a", &t.id).await.unwrap().unwrap();
+    assert_eq!(rec.status(), "processing");
+
+    assert!(
+        s.report(&c.lease, Some("nonce-1"), Some(40), None)
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.heartbeat(&[c.lease.clone()]).await.unwrap(), vec![true]);
+    assert_eq!(
+        s.complete(&c.lease, "{\"ok\":1}").await.unwrap(),
+        CompleteOutcome::Completed
+    );
+    // Repeated completes charge nothing more.
+    for _ in 0..3 {
+        assert_eq!(
+            s.complete(&c.lease, "{}").await.unwrap(),
+            CompleteOutcome::AlreadyCompleted
+        );
+    }
+    let bal = s.balances("t_a").await.unwrap()[&QuotaKind::MjQuota];
+    assert_eq!((bal.available, bal.held, bal.captured), (86, 0, 14));
+    let rec = s.get_task("t_a", &t.id).await.unwrap().unwrap();
+    assert_eq!(rec.status(), "completed");
+    assert_eq!(rec.get("output"), "{\"ok\":1}");
+    assert_eq!(rec.get("upstream"), "nonce-1");
+    assert_eq!(rec.num("consume"), 14);
+    // Another tenant cannot see it.
+    assert!(s.get_task("t_b", &t.id).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn insufficient_quota_refuses_and_writes_nothing() {
+    let s = scheduler("meter").await;
+    tenant(&s, "t_a", Plan::Developer).await;
+    account(&s, Provider::Suno, &Owner::Pool, "p", [5, 0, 0]).await;
+    fund(&s, "t_a", QuotaKind::SunoQuota, 9).await;
+    let t = task("t_a", Provider::Suno, PPU, RELAX, 10);
+    match s.submit(&t).await {
+        Err(SubmitError::InsufficientQuota {
+            needed, available, ..
+        }) => assert_eq!((needed, available), (10, 9)),
+        other => panic!("expected InsufficientQuota, got {other:?}"),
+    }
+    assert!(s.get_task("t_a", &t.id).await.unwrap().is_none());
+    let bal = s.balances("t_a").await.unwrap()[&QuotaKind::SunoQuota];
+    assert_eq!((bal.available, bal.held), (9, 0));
+    assert!(s.claim(Provider::Suno, 5, NOW).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn midjourney_converts_2100_then_700_credits() {
+    let s = scheduler("conv").await;
+    tenant(&s, "t_a", Plan::Developer).await;
+    fund(&s, "t_a", QuotaKind::Credits, 2800).await;
+    account(&s, MJ, &Owner::Pool, "p", [50, 50, 50]).await;
+    // 0 quota < 100: 2100 credits → 600 quotas, then hold 32.
+    s.submit(&task("t_a", MJ, PPU, ProcessMode::Turbo, 32))
+        .await
+        .unwrap();
+    let b = s.balances("t_a").await.unwrap();
+    assert_eq!(b[&QuotaKind::Credits].available, 700);
+    assert_eq!(b[&QuotaKind::MjQuota].available, 568);
+    // Spend down below 100 (15 × 32 = 480 → 88 left).
+    for _ in 0..15 {
+        s.submit(&task("t_a", MJ, PPU, ProcessMode::Turbo, 32))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        s.balances("t_a").await.unwrap()[&QuotaKind::MjQuota].available,
+        88
+    );
+    // Below 100 with 700 credits: the 2100 step is short, 700 → 200 quotas.
+    s.submit(&task("t_a", MJ, PPU, ProcessMode::Turbo, 32))
+        .await
+        .unwrap();
+    let b = s.balances("t_a").await.unwrap();
+    assert_eq!(b[&QuotaKind::Credits].available, 0);
+    assert_eq!(b[&QuotaKind::MjQuota].available, 88 + 200 - 32);
+    // Below 100 again later with no credits: no conversion, refused when short.
+    for _ in 0..5 {
+        s.submit(&task("t_a", MJ, PPU, ProcessMode::Turbo, 32))
+            .await
+            .unwrap();
+    }
+    let avail = s.balances("t_a").await.unwrap()[&QuotaKind::MjQuota].available;
+    assert_eq!(avail, 256 - 160);
+    let r = s
+        .submit(&task("t_a", MJ, PPU, ProcessMode::Turbo, 120))
+        .await;
+    assert!(
+        matches!(r, Err(SubmitError::InsufficientQuota { .. })),
+        "{r:?}"
+    );
+}
+
+#[tokio::test]
+async fn idempotency_key_returns_the_same_task_and_holds_once() {
+    let s = scheduler("idem").await;
+    tenant(&s, "t_a", Plan::Developer).await;
+    fund(&s, "t_a", QuotaKind::MjQuota, 100).await;
+    let mut t = task("t_a", MJ, PPU, FAST, 14);
+    t.idempotency = Some(("key-1".into(), "hash-a".into()));
+    let first = s.submit(&t).await.unwrap();
+    let mut again = task("t_a", MJ, PPU, FAST, 14);
+    again.idempotency = Some(("key-1".into(), "hash-a".into()));
+    let second = s.submit(&again).await.unwrap();
+    assert!(second.replayed);
+    assert_eq!(second.id, first.id);
+    assert!(s.get_task("t_a", &again.id).await.unwrap().is_none());
+    let mut other = task("t_a", MJ, PPU, FAST, 14);
+    other.idempotency = Some(("key-1".into(), "hash-b".into()));
+    assert!(matches!(
+        s.submit(&other).await,
+        Err(SubmitError::IdempotencyKeyReused(id)) if id == first.id
+    ));
+    assert_eq!(
+        s.balances("t_a").await.unwrap()[&QuotaKind::MjQuota].held,
+        14
+    );
+}
+
+#[tokio::test]
+async fn fencing_refuses_a_stale_worker() {
+    let s = scheduler("fence").await;
+    tenant(&s, "t_a", Plan::Developer).await;
+    account(&s, MJ, &Owner::Pool, "p", [5, 5, 5]).await;
+    fund(&s, "t_a", QuotaKind::MjQuota, 100).await;
+    let t = task("t_a", MJ, PPU, FAST, 14);
+    s.submit(&t).await.unwrap();
+    let a = s.claim(MJ, 1, NOW).await.unwrap().remove(0);
+    // A's lease expires; the reaper requeues; B claims.
+    wait_reaped(&s, MJ, 1).await;
+    let b = s.claim(MJ, 1, NOW).await.unwrap().remove(0);
+    assert_eq!(b.lease.id, a.lease.id);
+    assert_ne!(b.lease.token, a.lease.token);
+    assert_eq!(b.attempt, 2);
+
+    assert_eq!(s.heartbeat(&[a.lease.clone()]).await.unwrap(), vec![false]);
+    assert!(!s.report(&a.lease, Some("x"), Some(10), None).await.unwrap());
+    assert_eq!(
+        s.complete(&a.lease, "{\"from\":\"a\"}").await.unwrap(),
+        CompleteOutcome::Stale
+    );
+    assert_eq!(
+        s.fail(&a.lease, &FailKind::BadRequest, "no", "")
+            .await
+            .unwrap(),
+        FailOutcome::Stale
+    );
+    let rec = s.get_task("t_a", &t.id).await.unwrap().unwrap();
+    assert_eq!(rec.status(), "processing");
+    assert_eq!(rec.get("upstream"), "");
+    assert_eq!(
+        s.complete(&b.lease, "{\"from\":\"b\"}").await.unwrap(),
+        CompleteOutcome::Completed
+    );
+    let rec = s.get_task("t_a", &t.id).await.unwrap().unwrap();
+    assert_eq!(rec.get("output"), "{\"from\":\"b\"}");
+    let bal = s.balances("t_a").await.unwrap()[&QuotaKind::MjQuota];
+    assert_eq!((bal.captured, bal.held, bal.available), (14, 0, 86));
+}
+
+#[tokio::test]
+async fn fail_kinds_drive_retries_cooldowns_and_accounts() {
+    let s = scheduler("failkinds").await;
+    tenant(&s, "t_a", Plan::Developer).await;
+    account(&s, MJ, &Owner::Pool, "p1", [0, 1, 0]).await;
+    account(&s, MJ, &Owner::Pool, "p2", [0, 1, 0]).await;
+    fund(&s, "t_a", QuotaKind::MjQuota, 1000).await;
+
+    // bad_request: failed, refunded, no retry.
+    let t = task("t_a", MJ, PPU, FAST, 14);
+    s.submit(&t).await.unwrap();
+    let c = s.claim(MJ, 1, NOW).await.unwrap().remove(0);
+    assert_eq!(
+        s.fail(
+            &c.lease,
+            &FailKind::BadRequest,
+            "Banned prompt",
+            "raw embed"
+        )
+        .await
+        .unwrap(),
+        FailOutcome::Failed
+    );
+    let rec = s.get_task("t_a", &t.id).await.unwrap().unwrap();
+    assert_eq!(
+        (rec.status(), rec.get("error_code"), rec.get("error_raw")),
+        ("failed", "upstream_rejected", "raw embed")
+    );
+    // Refunded once, whatever is retried.
+    for _ in 0..3 {
+        assert_eq!(
+            s.fail(&c.lease, &FailKind::BadRequest, "x", "")
+                .await
+                .unwrap(),
+            FailOutcome::Stale
+        );
+        assert_eq!(
+            s.cancel("t_a", &t.id).await.unwrap(),
+            CancelOutcome::NotCancellable("failed".into())
+        );
+    }
+    let bal = s.balances("t_a").await.unwrap()[&QuotaKind::MjQuota];
+    assert_eq!((bal.available, bal.held, bal.refunded), (1000, 0, 14));
+
+    // rate_limited: the account cools down, the task goes to the other account.
+    let t = task("t_a", MJ, PPU, FAST, 14);
+    s.submit(&t).await.unwrap();
+    let c = s.claim(MJ, 1, NOW).await.unwrap().remove(0);
+    let first_acc = c.account.clone();
+    assert_eq!(
+        s.fail(
+            &c.lease,
+            &FailKind::RateLimited {
+                retry_after_ms: 60_000
+            },
+            "429",
+            ""
+        )
+        .await
+        .unwrap(),
+        FailOutcome::Requeued
+    );
+    let acc = s
+        .get_account(MJ, &Owner::Pool, &first_acc)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(acc.state, AccountState::CoolingDown { .. }));
+    let c2 = s.claim(MJ, 1, NOW).await.unwrap().remove(0);
+    assert_eq!(c2.lease.id, t.id);
+    assert_ne!(c2.account, first_acc);
+    assert_eq!(
+        c2.attempt, 1,
+        "account-level failures do not spend the budget"
+    );
+
+    // account_dead: disabled with its reason, an account event in the stream.
+    assert_eq!(
+        s.fail(
+            &c2.lease,
+            &FailKind::AccountDead {
+                reason: "banned".into()
+            },
+            "",
+            ""
+        )
+        .await
+        .unwrap(),
+        FailOutcome::Requeued
+    );
+    let acc = s
+        .get_account(MJ, &Owner::Pool, &c2.account)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        acc.state,
+        AccountState::Disabled {
+            reason: "banned".into()
+        }
+    );
+    // Both accounts unusable: nothing is claimable (no account is ever chosen).
+    assert!(s.claim(MJ, 1, NOW).await.unwrap().is_empty());
+    // The cooled account comes back when its cool-down ends.
+    s.set_account_state(
+        MJ,
+        &Owner::Pool,
+        &first_acc,
+        Some(&AccountState::CoolingDown {
+            until_ms: 0,
+            reason: String::new(),
+        }),
+    )
+    .await
+    .unwrap();
+    let c3 = s.claim(MJ, 1, NOW).await.unwrap().remove(0);
+    assert_eq!(c3.account, first_acc);
+
+    // transient: retried after backoff, then retries_exhausted after the budget (3).
+    assert_eq!(
+        s.fail(&c3.lease, &FailKind::Transient, "502", "")
+            .await
+            .unwrap(),
+        FailOutcome::Retry
+    );
+    let mut lease = s
+        .claim(MJ, 1, Duration::from_secs(2))
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(lease.attempt, 2);
+    assert_eq!(
+        s.fail(&lease.lease, &FailKind::Transient, "502", "")
+            .await
+            .unwrap(),
+        FailOutcome::Retry
+    );
+    lease = s
+        .claim(MJ, 1, Duration::from_secs(2))
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(lease.attempt, 3);
+    assert_eq!(
+        s.fail(&lease.lease, &FailKind::Transient, "502", "")
+            .await
+            .unwrap(),
+        FailOutcome::Failed
+    );
+    let rec = s.get_task("t_a", &t.id).await.unwrap().unwrap();
+    assert_eq!(rec.get("error_code"), "retries_exhausted");
+    let bal = s.balances("t_a").await.unwrap()[&QuotaKind::MjQuota];
+    assert_eq!((bal.held, bal.refunded, bal.captured), (0, 28, 0));
+}
+
+#[tokio::test]
+async fn cancel_refunds_once_and_claim_skips_it() {
+    let s = scheduler("cancel").await;
+    tenant(&s, "t_a", Plan::Hobbyist).await;
+    account(&s, MJ, &Owner::Pool, "p", [1, 1, 1]).await;
+    fund(&s, "t_a", QuotaKind::MjQuota, 100).await;
+    let a = task("t_a", MJ, PPU, RELAX, 6);
+    let b = task("t_a", MJ, PPU, RELAX, 6);
+    s.submit(&a).await.unwrap();
+    s.submit(&b).await.unwrap();
+    assert_eq!(
+        s.cancel("t_a", &a.id).await.unwrap(),
+        CancelOutcome::Cancelled
+    );
+    assert_eq!(
+        s.cancel("t_a", &a.id).await.unwrap(),
+        CancelOutcome::AlreadyCancelled
+    );
+    assert_eq!(
+        s.cancel("t_other", &b.id).await.unwrap(),
+        CancelOutcome::NotFound
+    );
+    let c = s.claim(MJ, 5, NOW).await.unwrap();
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0].lease.id, b.id);
+    assert_eq!(
+        s.cancel("t_a", &b.id).await.unwrap(),
+        CancelOutcome::NotCancellable("processing".into())
+    );
+    let bal = s.balances("t_a").await.unwrap()[&QuotaKind::MjQuota];
+    assert_eq!((bal.available, bal.held, bal.refunded), (94, 6, 6));
+    let rec = s.get_task("t_a", &a.id).await.unwrap().unwrap();
+    assert_eq!((rec.status(), rec.num("consume")), ("cancelled", 0));
+}
+
+#[tokio::test]
+async fn ppu_cap_binds_and_frees() {
+    let s = scheduler("cap").await;
+    tenant(&s, "t_h", Plan::Hobbyist).await;
+    account(&s, MJ, &Owner::Pool, "p", [100, 100, 100]).await;
+    fund(&s, "t_h", QuotaKind::MjQuota, 1000).await;
+    for _ in 0..5 {
+        s.submit(&task("t_h", MJ, PPU, FAST, 14)).await.unwrap();
+    }
+    let c = s.claim(MJ, 10, NOW).await.unwrap();
+    assert_eq!(c.len(), 3, "hobbyist: 3 midjourney jobs at once");
+    assert!(s.claim(MJ, 10, NOW).await.unwrap().is_empty());
+    s.complete(&c[0].lease, "{}").await.unwrap();
+    assert_eq!(s.claim(MJ, 10, NOW).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn balancing_least_loaded_pin_weight_backup_and_modes() {
+    let s = scheduler("balance").await;
+    let owner = Owner::Tenant("t_p".into());
+    tenant(&s, "t_p", Plan::Premium).await;
+    account(&s, MJ, &owner, "a1", [3, 3, 0]).await;
+    account(&s, MJ, &owner, "a2", [3, 3, 0]).await;
+    account_with(&s, MJ, &owner, "bk", [3, 3, 3], 1, true).await;
+
+    // Least loaded: four tasks spread 2/2, never on the backup.
+    for _ in 0..4 {
+        s.submit(&task("t_p", MJ, BYOA, FAST, 14)).await.unwrap();
+    }
+    let c = s.claim(MJ, 4, NOW).await.unwrap();
+    let on = |acc: &str| c.iter().filter(|t| t.account == acc).count();
+    assert_eq!((on("a1"), on("a2"), on("bk")), (2, 2, 0));
+    assert!(c.iter().all(|t| t.pool == BYOA));
+
+    // Turbo: only the backup serves it, so the backup takes it.
+    s.submit(&task("t_p", MJ, BYOA, ProcessMode::Turbo, 32))
+        .await
+        .unwrap();
+    let t = s.claim(MJ, 1, NOW).await.unwrap();
+    assert_eq!(t[0].account, "bk");
+
+    // Pin: a task pinned to a2 runs on a2 even though a1 is as free.
+    let mut pinned = task("t_p", MJ, BYOA, RELAX, 6);
+    pinned.pin = Some("a2".into());
+    s.submit(&pinned).await.unwrap();
+    let p = s.claim(MJ, 1, NOW).await.unwrap();
+    assert_eq!(p[0].account, "a2");
+
+    // Fill the primaries' fast capacity: the next fast task goes to the backup.
+    for _ in 0..3 {
+        s.submit(&task("t_p", MJ, BYOA, FAST, 14)).await.unwrap();
+    }
+    let more = s.claim(MJ, 3, NOW).await.unwrap();
+    let backups = more.iter().filter(|t| t.account == "bk").count();
+    assert_eq!(backups, 1, "{more:?}");
+
+    // Disabled and cooling accounts are never chosen.
+    let s2 = scheduler("balance2").await;
+    let owner = Owner::Tenant("t_d".into());
+    tenant(&s2, "t_d", Plan::Developer).await;
+    account(&s2, MJ, &owner, "ok", [10, 0, 0]).await;
+    account(&s2, MJ, &owner, "off", [10, 0, 0]).await;
+    account(&s2, MJ, &owner, "cool", [10, 0, 0]).await;
+    s2.set_account_state(
+        MJ,
+        &owner,
+        "off",
+        Some(&AccountState::Disabled {
+            reason: "by test".into(),
+        }),
+    )
+    .await
+    .unwrap();
+    s2.set_account_state(
+        MJ,
+        &owner,
+        "cool",
+        Some(&AccountState::CoolingDown {
+            until_ms: u64::MAX / 2,
+            reason: "429".into(),
+        }),
+    )
+    .await
+    .unwrap();
+    for _ in 0..6 {
+        s2.submit(&task("t_d", MJ, BYOA, RELAX, 6)).await.unwrap();
+    }
+    let c = s2.claim(MJ, 6, NOW).await.unwrap();
+    assert_eq!(c.len(), 6);
+    assert!(c.iter().all(|t| t.account == "ok"));
+
+    // Weights: weight 3 against weight 1, equal capacity: the heavy one takes more.
+    let s3 = scheduler("weights").await;
+    let owner = Owner::Tenant("t_w".into());
+    tenant(&s3, "t_w", Plan::Developer).await;
+    account_with(&s3, MJ, &owner, "heavy", [10, 0, 0], 3, false).await;
+    account_with(&s3, MJ, &owner, "light", [10, 0, 0], 1, false).await;
+    for _ in 0..8 {
+        s3.submit(&task("t_w", MJ, BYOA, RELAX, 6)).await.unwrap();
+    }
+    let c = s3.claim(MJ, 8, NOW).await.unwrap();
+    let heavy = c.iter().filter(|t| t.account == "heavy").count();
+    assert!(heavy >= 6, "heavy took {heavy} of 8");
+}
+
+#[tokio::test]
+async fn failover_premium_runs_on_the_pool_hobbyist_waits() {
+    let s = scheduler("failover").await;
+    tenant(&s, "t_p", Plan::Premium).await;
+    tenant(&s, "t_h", Plan::Hobbyist).await;
+    let prem = Owner::Tenant("t_p".into());
+    let hob = Owner::Tenant("t_h".into());
+    account(&s, MJ, &prem, "p_acc", [0, 2, 0]).await;
+    account(&s, MJ, &hob, "h_acc", [0, 2, 0]).await;
+    account(&s, MJ, &Owner::Pool, "pool", [0, 50, 0]).await;
+    fund(&s, "t_p", QuotaKind::MjQuota, 500).await;
+    fund(&s, "t_h", QuotaKind::MjQuota, 500).await;
+    let disabled = AccountState::Disabled {
+        reason: "banned".into(),
+    };
+    s.set_account_state(MJ, &prem, "p_acc", Some(&disabled))
+        .await
+        .unwrap();
+    s.set_account_state(MJ, &hob, "h_acc", Some(&disabled))
+        .await
+        .unwrap();
+
+    // Premium: at submit, on the pool, held once.
+    let t = task("t_p", MJ, BYOA, FAST, 14);
+    let sub = s.submit(&t).await.unwrap();
+    assert_eq!((sub.pool, sub.failover, sub.held), (Some(PPU), true, 14));
+    let c = s.claim(MJ, 5, NOW).await.unwrap();
+    assert_eq!(c.len(), 1);
+    assert_eq!((c[0].account.as_str(), c[0].pool), ("pool", PPU));
+    s.complete(&c[0].lease, "{}").await.unwrap();
+    let bal = s.balances("t_p").await.unwrap()[&QuotaKind::MjQuota];
+    assert_eq!((bal.captured, bal.held, bal.available), (14, 0, 486));
+    let rec = s.get_task("t_p", &t.id).await.unwrap().unwrap();
+    assert_eq!(rec.get("failover"), "1");
+
+    // Hobbyist: no failover; only disabled accounts → refused at submit.
+    assert!(matches!(
+        s.submit(&task("t_h", MJ, BYOA, FAST, 14)).await,
+        Err(SubmitError::NoAccount(_))
+    ));
+    // A queued task whose account gets disabled waits, then runs when re-enabled.
+    s.set_account_state(MJ, &hob, "h_acc", Some(&AccountState::Active))
+        .await
+        .unwrap();
+    s.set_account_state(MJ, &prem, "p_acc", Some(&AccountState::Active))
+        .await
+        .unwrap();
+    // Fill both accounts, then queue one more each, then disable the accounts.
+    for t in ["t_h", "t_p"] {
+        for _ in 0..3 {
+            s.submit(&task(t, MJ, BYOA, FAST, 14)).await.unwrap();
+        }
+    }
+    let running = s.claim(MJ, 10, NOW).await.unwrap();
+    assert_eq!(running.len(), 4);
+    s.set_account_state(MJ, &hob, "h_acc", Some(&disabled))
+        .await
+        .unwrap();
+    s.set_account_state(MJ, &prem, "p_acc", Some(&disabled))
+        .await
+        .unwrap();
+    // Premium's queued task fails over at claim time; Hobbyist's waits.
+    let c = s.claim(MJ, 10, NOW).await.unwrap();
+    assert_eq!(c.len(), 1, "{c:?}");
+    assert_eq!(c[0].pool, PPU);
+    let rec = s.get_task("t_p", &c[0].lease.id).await.unwrap().unwrap();
+    assert_eq!(rec.get("failover"), "1");
+    assert!(s.claim(MJ, 10, NOW).await.unwrap().is_empty());
+    // Tasks already running on a disabled account finish.
+    for r in running.iter().filter(|r| r.account == "h_acc") {
+        assert_eq!(
+            s.complete(&r.lease, "{}").await.unwrap(),
+            CompleteOutcome::Completed
+        );
+    }
+    assert!(s.claim(MJ, 10, NOW).await.unwrap().is_empty());
+    s.set_account_state(MJ, &hob, "h_acc", Some(&AccountState::Active))
+        .await
+        .unwrap();
+    let c = s.claim(MJ, 10, NOW).await.unwrap();
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0].account, "h_acc");
+}
+
+#[tokio::test]
+async fn busy_accounts_fail_over_only_after_max_wait() {
+    let s = scheduler("maxwait").await;
+    tenant_wait(&s, "t_p", Plan::Premium, 300).await;
+    let prem = Owner::Tenant("t_p".into());
+    account(&s, MJ, &prem, "only", [0, 1, 0]).await;
+    account(&s, MJ, &Owner::Pool, "pool", [0, 50, 0]).await;
+    fund(&s, "t_p", QuotaKind::MjQuota, 500).await;
+    s.submit(&task("t_p", MJ, BYOA, FAST, 14)).await.unwrap();
+    let waiting = task("t_p", MJ, BYOA, FAST, 14);
+    s.submit(&waiting).await.unwrap();
+    let c = s.claim(MJ, 5, NOW).await.unwrap();
+    assert_eq!(c.len(), 1, "the busy account is no reason to fail over yet");
+    assert_eq!(c[0].account, "only");
+    // After failover_max_wait_s the waiting task runs on the pool.
+    let c = s.claim(MJ, 5, Duration::from_secs(3)).await.unwrap();
+    assert_eq!(c.len(), 1);
+    assert_eq!(
+        (c[0].lease.id.as_str(), c[0].pool),
+        (waiting.id.as_str(), PPU)
+    );
+    let bal = s.balances("t_p").await.unwrap()[&QuotaKind::MjQuota];
+    assert_eq!(bal.held, 14, "held once, on failover only");
+}
+
+#[tokio::test]
+async fn account_dead_on_byoa_fails_over_for_premium() {
+    let s = scheduler("deadfo").await;
+    tenant(&s, "t_p", Plan::Premium).await;
+    let prem = Owner::Tenant("t_p".into());
+    account(&s, Provider::Suno, &prem, "mine", [2, 0, 0]).await;
+    account(&s, Provider::Suno, &Owner::Pool, "pool", [10, 0, 0]).await;
+    fund(&s, "t_p", QuotaKind::SunoQuota, 100).await;
+    let t = task("t_p", Provider::Suno, BYOA, RELAX, 10);
+    let sub = s.submit(&t).await.unwrap();
+    assert_eq!((sub.pool, sub.held), (Some(BYOA), 0));
+    let c = s.claim(Provider::Suno, 1, NOW).await.unwrap().remove(0);
+    assert_eq!(
+        s.fail(
+            &c.lease,
+            &FailKind::AccountDead {
+                reason: "cookie expired".into()
+            },
+            "",
+            ""
+        )
+        .await
+        .unwrap(),
+        FailOutcome::FailedOver
+    );
+    let c = s.claim(Provider::Suno, 1, NOW).await.unwrap().remove(0);
+    assert_eq!((c.account.as_str(), c.pool), ("pool", PPU));
+    s.complete(&c.lease, "{}").await.unwrap();
+    let bal = s.balances("t_p").await.unwrap()[&QuotaKind::SunoQuota];
+    assert_eq!((bal.captured, bal.available), (10, 90));
+}
+
+#[tokio::test]
+async fn top_up_is_idempotent_and_luma_trial_is_credited_once() {
+    let s = scheduler("topup").await;
+    tenant(&s, "t_a", Plan::Developer).await;
+    tenant(&s, "t_a", Plan::Premium).await; // an update credits nothing
+    let b = s.balances("t_a").await.unwrap();
+    assert_eq!(b[&QuotaKind::LumaQuota].available, 150);
+    assert_eq!(
+        s.top_up("t_a", QuotaKind::GptsQuota, 1000, "k1")
+            .await
+            .unwrap(),
+        (1000, false)
+    );
+    assert_eq!(
+        s.top_up("t_a", QuotaKind::GptsQuota, 1000, "k1")
+            .await
+            .unwrap(),
+        (1000, true)
+    );
+    assert_eq!(
+        s.balances("t_a").await.unwrap()[&QuotaKind::GptsQuota].available,
+        1000
+    );
+}

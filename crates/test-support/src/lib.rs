@@ -1,0 +1,172 @@
+//! Test support: private `redis-server` processes for tests.
+//!
+//! Each test binary gets its own `redis-server` on a free loopback port, started on first
+//! use and shared by the binary's tests, which keep apart by using [`unique_prefix`] for
+//! their keys. A small watcher process kills the server when the test binary exits, so
+//! nothing is left running whatever way the tests end. [`cluster`] does the same for a
+//! 3-master Redis Cluster.
+//!
+//! Nothing here touches the machine's shared Redis on 6379.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// A private Redis server (or cluster) for this test binary.
+#[derive(Debug)]
+pub struct TestRedis {
+    /// `redis://127.0.0.1:<port>` of the (first) node.
+    pub url: String,
+    /// Every node's port.
+    pub ports: Vec<u16>,
+    /// Its scratch directory.
+    pub dir: PathBuf,
+}
+
+static SINGLE: OnceLock<TestRedis> = OnceLock::new();
+static CLUSTER: OnceLock<Option<TestRedis>> = OnceLock::new();
+static PREFIX_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// A free TCP port on 127.0.0.1 (the OS picks it; a race with another process is possible
+/// but rare, and start-up checks that the server really listens).
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    l.local_addr().expect("local addr").port()
+}
+
+/// A key prefix no other test in this process uses.
+pub fn unique_prefix(name: &str) -> String {
+    let n = PREFIX_SEQ.fetch_add(1, Ordering::Relaxed);
+    format!(
+        "t{}{}{n}",
+        std::process::id(),
+        name.replace(|c: char| !c.is_ascii_alphanumeric(), "")
+    )
+}
+
+fn scratch_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("switchyard-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("create scratch dir");
+    dir
+}
+
+/// Start `redis-server` with `args` in `dir`, watched: it dies when this process does.
+fn spawn_watched(dir: &PathBuf, port: u16, extra: &str) {
+    let me = std::process::id();
+    // The watcher polls this process; when it is gone it stops the server and removes
+    // the scratch files. `exec`-free so that `$!` is the server's pid.
+    let script = format!(
+        "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no --dir '{dir}' \
+         --maxmemory-policy noeviction --loglevel warning --logfile '{dir}/redis-{port}.log' {extra} & \
+         rpid=$!; while kill -0 {me} 2>/dev/null && kill -0 $rpid 2>/dev/null; do sleep 0.5; done; \
+         kill $rpid 2>/dev/null; wait $rpid 2>/dev/null; rm -rf '{dir}'",
+        dir = dir.display()
+    );
+    Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start redis-server (is it installed? apt-get install redis-server)");
+}
+
+fn wait_ping(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let ok = Command::new("redis-cli")
+            .args(["-p", &port.to_string(), "ping"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).contains("PONG"))
+            .unwrap_or(false);
+        if ok {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "redis-server on port {port} did not answer PING within 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The private single-node Redis of this test binary.
+pub fn redis() -> &'static TestRedis {
+    SINGLE.get_or_init(|| {
+        let dir = scratch_dir("redis");
+        let port = free_port();
+        spawn_watched(&dir, port, "");
+        wait_ping(port);
+        TestRedis {
+            url: format!("redis://127.0.0.1:{port}"),
+            ports: vec![port],
+            dir,
+        }
+    })
+}
+
+/// A private 3-master Redis Cluster for this test binary, or `None` when `redis-cli`
+/// cannot create one here.
+pub fn cluster() -> Option<&'static TestRedis> {
+    CLUSTER
+        .get_or_init(|| {
+            let dir = scratch_dir("cluster");
+            let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+            for port in &ports {
+                let node_dir = dir.join(port.to_string());
+                std::fs::create_dir_all(&node_dir).ok()?;
+                spawn_watched(
+                    &node_dir,
+                    *port,
+                    &format!(
+                        "--cluster-enabled yes --cluster-config-file nodes-{port}.conf --cluster-node-timeout 5000"
+                    ),
+                );
+            }
+            for port in &ports {
+                wait_ping(*port);
+            }
+            let mut args = vec!["--cluster".to_string(), "create".to_string()];
+            args.extend(ports.iter().map(|p| format!("127.0.0.1:{p}")));
+            args.push("--cluster-yes".to_string());
+            let out = Command::new("redis-cli").args(&args).output().ok()?;
+            if !out.status.success() {
+                return None;
+            }
+            // Wait until every slot is served.
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                let info = Command::new("redis-cli")
+                    .args(["-p", &ports[0].to_string(), "cluster", "info"])
+                    .output()
+                    .ok()?;
+                if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    return None;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Some(TestRedis {
+                url: format!("redis://127.0.0.1:{}", ports[0]),
+                ports,
+                dir,
+            })
+        })
+        .as_ref()
+}
+
+/// Wait until `cond` holds, checking every 20 ms, or panic with `what` after `timeout`.
+/// For waiting on an outcome without a fixed sleep.
+pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
