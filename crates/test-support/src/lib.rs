@@ -9,7 +9,7 @@
 //! Nothing here touches the machine's shared Redis on 6379.
 
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -54,7 +54,7 @@ fn scratch_dir(tag: &str) -> PathBuf {
 }
 
 /// Start `redis-server` with `args` in `dir`, watched: it dies when this process does.
-fn spawn_watched(dir: &PathBuf, port: u16, extra: &str) {
+fn spawn_watched(dir: &Path, port: u16, extra: &str) {
     let me = std::process::id();
     // The watcher polls this process; when it is gone it stops the server and removes
     // the scratch files. `exec`-free so that `$!` is the server's pid.
@@ -65,7 +65,7 @@ fn spawn_watched(dir: &PathBuf, port: u16, extra: &str) {
          kill $rpid 2>/dev/null; wait $rpid 2>/dev/null; rm -rf '{dir}'",
         dir = dir.display()
     );
-    Command::new("sh")
+    let mut watcher = Command::new("sh")
         .arg("-c")
         .arg(script)
         .stdin(Stdio::null())
@@ -73,6 +73,8 @@ fn spawn_watched(dir: &PathBuf, port: u16, extra: &str) {
         .stderr(Stdio::null())
         .spawn()
         .expect("start redis-server (is it installed? apt-get install redis-server)");
+    // Reap the watcher if it ends while this process lives (no zombie).
+    std::thread::spawn(move || watcher.wait());
 }
 
 fn wait_ping(port: u16) {
