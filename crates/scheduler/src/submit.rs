@@ -45,66 +45,124 @@ pub struct Submitted {
 }
 
 impl Scheduler {
-    /// Submit a task: one script stores it, holds its quota and queues it.
-    pub async fn submit(&self, task: &NewTask) -> Result<Submitted, SubmitError> {
+    fn submit_args(&self, task: &NewTask) -> (String, Vec<String>) {
         let base = self.base_for(task.provider, &task.tenant);
         let (idem, idem_hash) = task.idempotency.clone().unwrap_or_default();
-        let mut inv = self.inner.scripts.submit.prepare_invoke();
-        inv.key(&base)
-            .arg(&task.id)
-            .arg(&task.tenant)
-            .arg(task.service_mode.as_str())
-            .arg(task.process_mode.as_str())
-            .arg(task.pin.as_deref().unwrap_or(""))
-            .arg(task.ppu_price.amount)
-            .arg(task.ppu_price.kind.as_str())
-            .arg(idem)
-            .arg(idem_hash)
-            .arg(self.inner.cfg.idempotency_ttl_s)
-            .arg("body")
-            .arg(&task.body)
-            .arg("provider")
-            .arg(task.provider.as_str());
+        let mut args = vec![
+            task.id.clone(),
+            task.tenant.clone(),
+            task.service_mode.as_str().to_string(),
+            task.process_mode.as_str().to_string(),
+            task.pin.clone().unwrap_or_default(),
+            task.ppu_price.amount.to_string(),
+            task.ppu_price.kind.as_str().to_string(),
+            idem,
+            idem_hash,
+            self.inner.cfg.idempotency_ttl_s.to_string(),
+            "body".to_string(),
+            task.body.clone(),
+            "provider".to_string(),
+            task.provider.as_str().to_string(),
+        ];
         for (k, v) in &task.extra {
-            inv.arg(k).arg(v);
+            args.push(k.clone());
+            args.push(v.clone());
+        }
+        (base, args)
+    }
+
+    /// Submit a task: one script stores it, holds its quota and queues it.
+    pub async fn submit(&self, task: &NewTask) -> Result<Submitted, SubmitError> {
+        let (base, args) = self.submit_args(task);
+        let mut inv = self.inner.scripts.submit.prepare_invoke();
+        inv.key(&base);
+        for a in &args {
+            inv.arg(a);
         }
         let mut conn = self.conn().await?;
         let reply: Vec<String> = invoke(&inv, &mut conn).await?;
-        let first = reply.first().map(String::as_str).unwrap_or("");
-        let get = |i: usize| reply.get(i).cloned().unwrap_or_default();
-        match first {
-            "ok" => Ok(Submitted {
-                id: get(1),
-                pool: Some(if get(2) == "ppu" {
-                    ServiceMode::Ppu
-                } else {
-                    ServiceMode::Byoa
-                }),
-                failover: get(3) == "1",
-                held: get(4).parse().unwrap_or(0),
-                replayed: false,
-            }),
-            "dup" => Ok(Submitted {
-                id: get(1),
-                pool: None,
-                failover: false,
-                held: 0,
-                replayed: true,
-            }),
-            "err" => Err(match get(1).as_str() {
-                "no_tenant" => SubmitError::NoTenant(get(2)),
-                "insufficient_quota" => SubmitError::InsufficientQuota {
-                    kind: task.ppu_price.kind,
-                    needed: task.ppu_price.amount,
-                    available: get(2).parse().unwrap_or(0),
-                },
-                "no_account" => SubmitError::NoAccount(get(2)),
-                "account_not_found" => SubmitError::AccountNotFound(get(2)),
-                "idempotency_key_reused" => SubmitError::IdempotencyKeyReused(get(2)),
-                _ => protocol("submit", &reply)?,
-            }),
-            _ => protocol("submit", &reply)?,
+        parse_submit(task, reply)
+    }
+
+    /// Submit many tasks in one pipelined round trip; each is its own atomic script, and
+    /// each gets its own result, in order.
+    pub async fn submit_batch(
+        &self,
+        tasks: &[NewTask],
+    ) -> Result<Vec<Result<Submitted, SubmitError>>, SchedulerError> {
+        if tasks.is_empty() {
+            return Ok(Vec::new());
         }
+        if matches!(self.inner.pool, crate::RedisPool::Cluster(_)) {
+            // Scripts are loaded per node; keep it simple and correct on a cluster.
+            let mut out = Vec::with_capacity(tasks.len());
+            for t in tasks {
+                out.push(self.submit(t).await);
+            }
+            return Ok(out);
+        }
+        let script = &self.inner.scripts.submit;
+        let mut conn = self.conn().await?;
+        let mut pipe = redis::pipe();
+        for t in tasks {
+            let (base, args) = self.submit_args(t);
+            pipe.cmd("EVALSHA")
+                .arg(script.get_hash())
+                .arg(1)
+                .arg(base)
+                .arg(args);
+        }
+        let replies: Vec<Vec<String>> = match pipe.query_async(&mut conn).await {
+            Ok(r) => r,
+            Err(e) if e.kind() == redis::ServerErrorKind::NoScript.into() => {
+                let _: String = script.prepare_invoke().load_async(&mut conn).await?;
+                pipe.query_async(&mut conn).await?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(tasks
+            .iter()
+            .zip(replies)
+            .map(|(t, r)| parse_submit(t, r))
+            .collect())
+    }
+}
+
+fn parse_submit(task: &NewTask, reply: Vec<String>) -> Result<Submitted, SubmitError> {
+    let first = reply.first().map(String::as_str).unwrap_or("");
+    let get = |i: usize| reply.get(i).cloned().unwrap_or_default();
+    match first {
+        "ok" => Ok(Submitted {
+            id: get(1),
+            pool: Some(if get(2) == "ppu" {
+                ServiceMode::Ppu
+            } else {
+                ServiceMode::Byoa
+            }),
+            failover: get(3) == "1",
+            held: get(4).parse().unwrap_or(0),
+            replayed: false,
+        }),
+        "dup" => Ok(Submitted {
+            id: get(1),
+            pool: None,
+            failover: false,
+            held: 0,
+            replayed: true,
+        }),
+        "err" => Err(match get(1).as_str() {
+            "no_tenant" => SubmitError::NoTenant(get(2)),
+            "insufficient_quota" => SubmitError::InsufficientQuota {
+                kind: task.ppu_price.kind,
+                needed: task.ppu_price.amount,
+                available: get(2).parse().unwrap_or(0),
+            },
+            "no_account" => SubmitError::NoAccount(get(2)),
+            "account_not_found" => SubmitError::AccountNotFound(get(2)),
+            "idempotency_key_reused" => SubmitError::IdempotencyKeyReused(get(2)),
+            _ => protocol("submit", &reply)?,
+        }),
+        _ => protocol("submit", &reply)?,
     }
 }
 

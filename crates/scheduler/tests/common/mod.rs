@@ -90,7 +90,7 @@ pub fn task(tenant: &str, p: Provider, sm: ServiceMode, mode: ProcessMode, price
             kind: QuotaKind::of(p),
             amount: price,
         },
-        body: format!("{{\"n\":{n}}}"),
+        body: format!("{{\"n\":{n},\"tenant\":\"{tenant}\"}}"),
         extra: vec![],
         idempotency: None,
     }
