@@ -1,1 +1,350 @@
-fn main() {}
+//! Scheduler benchmark: `cargo bench -p switchyard-scheduler`.
+//!
+//! On a private `redis-server`, in one run: the raw `EVALSHA` rate from `redis-benchmark`
+//! (the yardstick), then for 10 and 100,000 tenants × 10 and 10,000 pool accounts:
+//! batched and single submit rates, claim+complete throughput at 64 claimers with no-op
+//! work, claim latency p50/p99 at saturation; then Redis memory per queued task and claim
+//! latency with a deep backlog. Every rate is printed next to the EVALSHA rate as a ratio.
+//!
+//! `SWITCHYARD_BENCH_SCALE` (default 1.0) scales task counts; `SWITCHYARD_BENCH_DEEP`
+//! (default 1,000,000) is the deep backlog size.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use switchyard_core::{Config, Cost, ProcessMode, Provider, QuotaKind, ServiceMode};
+use switchyard_scheduler::{AccountSpec, NewTask, Owner, Scheduler, TenantSettings};
+
+const P: Provider = Provider::Suno;
+
+fn env_f64(name: &str, default: f64) -> f64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn evalsha_rate(port: u16) -> f64 {
+    let sha = Command::new("redis-cli")
+        .args(["-p", &port.to_string(), "SCRIPT", "LOAD", "return 1"])
+        .output()
+        .expect("redis-cli");
+    let sha = String::from_utf8_lossy(&sha.stdout).trim().to_string();
+    let out = Command::new("redis-benchmark")
+        .args([
+            "-p",
+            &port.to_string(),
+            "-n",
+            "300000",
+            "-c",
+            "64",
+            "-q",
+            "EVALSHA",
+            &sha,
+            "0",
+        ])
+        .output()
+        .expect("redis-benchmark (apt-get install redis-tools)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    // Progress lines end in \r; the last one reads
+    // "EVALSHA ...: 123456.79 requests per second, p50=0.2 msec".
+    let last = text
+        .split('\r')
+        .rfind(|l| l.contains("requests per second"))
+        .unwrap_or("");
+    last.rsplit(": ")
+        .next()
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("could not read redis-benchmark output: {text}"))
+}
+
+fn no_caps() -> TenantSettings {
+    TenantSettings {
+        plan: "enterprise".into(),
+        caps: Provider::ALL.map(|p| (p, None)),
+        failover: false,
+        failover_max_wait_ms: 0,
+        retention_s: 3600,
+    }
+}
+
+fn new_task(tenant: &str, n: usize) -> NewTask {
+    NewTask {
+        id: format!("{n:x}-{}", uuid::Uuid::now_v7().simple()),
+        tenant: tenant.to_string(),
+        provider: P,
+        service_mode: ServiceMode::Ppu,
+        process_mode: ProcessMode::Relax,
+        pin: None,
+        ppu_price: Cost {
+            kind: QuotaKind::SunoQuota,
+            amount: 10,
+        },
+        body: r#"{"model":"suno","task_type":"generate_music","input":{"gpt_description_prompt":"a song about the sea"}}"#.to_string(),
+        extra: vec![],
+        idempotency: None,
+    }
+}
+
+async fn scheduler(url: &str, prefix: &str) -> Scheduler {
+    let mut c = Config::default();
+    c.redis.url = url.to_string();
+    c.redis.key_prefix = prefix.to_string();
+    c.redis.pool_size = 80;
+    c.scheduler.lease_ms = 60_000;
+    Scheduler::connect(&c).await.unwrap()
+}
+
+async fn setup(s: &Scheduler, tenants: usize, accounts: usize, capacity_total: u32) -> Vec<String> {
+    let names: Vec<String> = (0..tenants).map(|i| format!("t{i}")).collect();
+    let sem = Arc::new(tokio::sync::Semaphore::new(64));
+    let mut handles = Vec::new();
+    for t in names.clone() {
+        let (s, sem) = (s.clone(), sem.clone());
+        handles.push(tokio::spawn(async move {
+            let _p = sem.acquire().await.unwrap();
+            s.upsert_tenant(&t, &no_caps()).await.unwrap();
+            s.top_up(&t, QuotaKind::SunoQuota, 1_000_000_000, "bench")
+                .await
+                .unwrap();
+        }));
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+    let per = (capacity_total / accounts as u32).max(1);
+    for a in 0..accounts {
+        s.add_account(
+            P,
+            &Owner::Pool,
+            &format!("acc{a}"),
+            &AccountSpec {
+                capacity: Some([per, 0, 0]),
+                weight: Some(1),
+                ..AccountSpec::default()
+            },
+        )
+        .await
+        .unwrap();
+    }
+    names
+}
+
+fn pct(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+struct Row {
+    label: String,
+    batched_submit: f64,
+    single_submit: f64,
+    claim_complete: f64,
+    p50: f64,
+    p99: f64,
+}
+
+async fn scenario(url: &str, tenants: usize, accounts: usize, tasks: usize) -> Row {
+    let prefix = format!("bench{}x{}", tenants, accounts);
+    let s = scheduler(url, &prefix).await;
+    let names = setup(&s, tenants, accounts, 2_000_000).await;
+
+    // Batched submit: 1000 tasks per round trip, tenants round robin.
+    let batch: Vec<NewTask> = (0..tasks)
+        .map(|i| new_task(&names[i % names.len()], i))
+        .collect();
+    let t0 = Instant::now();
+    for chunk in batch.chunks(1000) {
+        for r in s.submit_batch(chunk).await.unwrap() {
+            r.unwrap();
+        }
+    }
+    let batched_submit = tasks as f64 / t0.elapsed().as_secs_f64();
+
+    // Single submit: 64 concurrent submitters, one script call each.
+    let singles = (tasks / 5).max(1000);
+    let counter = Arc::new(AtomicUsize::new(0));
+    let t0 = Instant::now();
+    let mut hs = Vec::new();
+    for _ in 0..64 {
+        let (s, counter, names) = (s.clone(), counter.clone(), names.clone());
+        hs.push(tokio::spawn(async move {
+            loop {
+                let i = counter.fetch_add(1, Ordering::Relaxed);
+                if i >= singles {
+                    break;
+                }
+                s.submit(&new_task(&names[i % names.len()], tasks + i))
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for h in hs {
+        h.await.unwrap();
+    }
+    let single_submit = singles as f64 / t0.elapsed().as_secs_f64();
+
+    // Claim + complete with no-op work: 64 claimers, 16 per claim, completes pipelined.
+    let total = tasks + singles;
+    let done = Arc::new(AtomicUsize::new(0));
+    let t0 = Instant::now();
+    let mut hs = Vec::new();
+    for _ in 0..64 {
+        let (s, done) = (s.clone(), done.clone());
+        hs.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            while done.load(Ordering::Relaxed) < total {
+                let c0 = Instant::now();
+                let got = s.try_claim(P, 16).await.unwrap();
+                lat.push(c0.elapsed());
+                if got.is_empty() {
+                    if done.load(Ordering::Relaxed) >= total {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
+                    continue;
+                }
+                let acks: Vec<_> = got.into_iter().map(|c| (c.lease, String::new())).collect();
+                let n = acks.len();
+                s.complete_many(&acks).await.unwrap();
+                done.fetch_add(n, Ordering::Relaxed);
+            }
+            lat
+        }));
+    }
+    let mut lat = Vec::new();
+    for h in hs {
+        lat.extend(h.await.unwrap());
+    }
+    let claim_complete = total as f64 / t0.elapsed().as_secs_f64();
+    lat.sort();
+    Row {
+        label: format!("{tenants} tenants, {accounts} accounts"),
+        batched_submit,
+        single_submit,
+        claim_complete,
+        p50: pct(&lat, 0.5),
+        p99: pct(&lat, 0.99),
+    }
+}
+
+async fn used_memory(port: u16) -> u64 {
+    let out = Command::new("redis-cli")
+        .args(["-p", &port.to_string(), "INFO", "memory"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+async fn deep_backlog(url: &str, port: u16, deep: usize) -> (f64, f64, f64, f64) {
+    let s = scheduler(url, "benchdeep").await;
+    let names = setup(&s, 1001, 10, 100_000_000).await;
+    let before = used_memory(port).await;
+    // 1,000 other tenants with one task each, then the deep tenant.
+    let others: Vec<NewTask> = (1..=1000).map(|i| new_task(&names[i], i)).collect();
+    for r in s.submit_batch(&others).await.unwrap() {
+        r.unwrap();
+    }
+    let mut early = Vec::new();
+    let mut n = 0;
+    while n < deep {
+        let k = (deep - n).min(2000);
+        let chunk: Vec<NewTask> = (0..k)
+            .map(|i| new_task(&names[0], 10_000 + n + i))
+            .collect();
+        for r in s.submit_batch(&chunk).await.unwrap() {
+            r.unwrap();
+        }
+        n += k;
+        if n == 20_000 {
+            // Claim cost with a short backlog, for comparison.
+            early = claim_latencies(&s, 200).await;
+        }
+    }
+    let after = used_memory(port).await;
+    let per_task = (after.saturating_sub(before)) as f64 / (deep + 1000) as f64;
+    let late = claim_latencies(&s, 200).await;
+    (
+        pct(&early, 0.5),
+        pct(&late, 0.5),
+        pct(&late, 0.99),
+        per_task,
+    )
+}
+
+async fn claim_latencies(s: &Scheduler, n: usize) -> Vec<Duration> {
+    let mut lat = Vec::new();
+    for _ in 0..n {
+        let t0 = Instant::now();
+        let got = s.try_claim(P, 1).await.unwrap();
+        lat.push(t0.elapsed());
+        let acks: Vec<_> = got.into_iter().map(|c| (c.lease, String::new())).collect();
+        s.complete_many(&acks).await.unwrap();
+    }
+    lat.sort();
+    lat
+}
+
+fn main() {
+    let scale = env_f64("SWITCHYARD_BENCH_SCALE", 1.0);
+    let deep = env_f64("SWITCHYARD_BENCH_DEEP", 1_000_000.0) as usize;
+    let redis = switchyard_test_support::redis();
+    let port = redis.ports[0];
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let raw = evalsha_rate(port);
+    println!("redis-benchmark EVALSHA (return 1), 64 clients: {raw:.0}/s\n");
+    let tasks = ((50_000.0 * scale) as usize).max(2000);
+    let mut rows = Vec::new();
+    for (t, a) in [(10, 10), (10, 10_000), (100_000, 10), (100_000, 10_000)] {
+        let t = ((t as f64 * scale.min(1.0)) as usize).max(10);
+        rows.push(rt.block_on(scenario(&redis.url, t, a, tasks)));
+    }
+    println!(
+        "{:<32} {:>14} {:>14} {:>16} {:>9} {:>9}",
+        "scenario", "batch submit/s", "submit/s", "claim+complete/s", "p50 ms", "p99 ms"
+    );
+    for r in &rows {
+        println!(
+            "{:<32} {:>8.0} ({:>3.0}%) {:>7.0} ({:>3.0}%) {:>9.0} ({:>3.0}%) {:>9.3} {:>9.3}",
+            r.label,
+            r.batched_submit,
+            100.0 * r.batched_submit / raw,
+            r.single_submit,
+            100.0 * r.single_submit / raw,
+            r.claim_complete,
+            100.0 * r.claim_complete / raw,
+            r.p50,
+            r.p99
+        );
+    }
+    let base = rows[0].claim_complete;
+    let worst = rows
+        .iter()
+        .map(|r| (r.claim_complete - base).abs() / base)
+        .fold(0.0, f64::max);
+    println!(
+        "\nclaim+complete spread across tenants/accounts: {:.0}% (target ≤ 20%)",
+        worst * 100.0
+    );
+    let (early, late, late99, mem) = rt.block_on(deep_backlog(&redis.url, port, deep));
+    println!(
+        "deep backlog: {deep} queued for one tenant + 1,000 tenants: claim p50 {late:.3} ms (p99 {late99:.3}) vs {early:.3} ms at 20,000 queued"
+    );
+    println!("Redis memory per queued task: {mem:.0} bytes (target < 1024)");
+}

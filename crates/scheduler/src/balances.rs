@@ -66,13 +66,21 @@ impl Scheduler {
         &self,
         tenant: &str,
     ) -> Result<HashMap<QuotaKind, Balance>, SchedulerError> {
-        let mut pipe = redis::pipe();
-        for p in Provider::ALL {
-            pipe.cmd("HGETALL")
-                .arg(keys::balance(&self.base_for(p, tenant), tenant));
-        }
-        let mut conn = self.conn().await?;
-        let rows: Vec<HashMap<String, String>> = pipe.query_async(&mut conn).await?;
+        let cmds = Provider::ALL
+            .iter()
+            .map(|p| {
+                let base = self.base_for(*p, tenant);
+                let mut c = redis::cmd("HGETALL");
+                c.arg(keys::balance(&base, tenant));
+                (base, c)
+            })
+            .collect();
+        let rows = self
+            .query_grouped(cmds)
+            .await?
+            .into_iter()
+            .map(redis::from_redis_value::<HashMap<String, String>>)
+            .collect::<Result<Vec<_>, _>>()?;
         let mut out = HashMap::new();
         for (p, h) in Provider::ALL.iter().zip(rows) {
             let n = |k: &str| h.get(k).and_then(|v| v.parse().ok()).unwrap_or(0);

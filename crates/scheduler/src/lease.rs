@@ -148,6 +148,53 @@ impl Scheduler {
         }
     }
 
+    /// Complete many tasks in one pipelined round trip (one atomic script each). On a
+    /// cluster, one call per task.
+    pub async fn complete_many(
+        &self,
+        done: &[(Lease, String)],
+    ) -> Result<Vec<CompleteOutcome>, SchedulerError> {
+        if done.is_empty() {
+            return Ok(Vec::new());
+        }
+        if matches!(self.inner.pool, crate::RedisPool::Cluster(_)) {
+            let mut out = Vec::with_capacity(done.len());
+            for (l, o) in done {
+                out.push(self.complete(l, o).await?);
+            }
+            return Ok(out);
+        }
+        let script = &self.inner.scripts.complete;
+        let mut pipe = redis::pipe();
+        for (l, o) in done {
+            pipe.cmd("EVALSHA")
+                .arg(script.get_hash())
+                .arg(1)
+                .arg(&l.base)
+                .arg(&l.id)
+                .arg(&l.token)
+                .arg(o);
+        }
+        let mut conn = self.conn().await?;
+        let replies: Vec<String> = match pipe.query_async(&mut conn).await {
+            Ok(r) => r,
+            Err(e) if e.kind() == redis::ServerErrorKind::NoScript.into() => {
+                let _: String = script.prepare_invoke().load_async(&mut conn).await?;
+                pipe.query_async(&mut conn).await?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        replies
+            .into_iter()
+            .map(|v| match v.as_str() {
+                "ok" => Ok(CompleteOutcome::Completed),
+                "already" => Ok(CompleteOutcome::AlreadyCompleted),
+                "stale" => Ok(CompleteOutcome::Stale),
+                _ => protocol("complete", &[v]),
+            })
+            .collect()
+    }
+
     /// Report a failed run. `message` is for the tenant; `raw` is the upstream's text.
     pub async fn fail(
         &self,

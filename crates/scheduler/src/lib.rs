@@ -15,6 +15,7 @@ mod balances;
 mod cancel;
 mod claim;
 pub mod connection;
+mod events;
 pub mod keys;
 mod lease;
 mod reap;
@@ -35,6 +36,7 @@ pub use balances::Balance;
 pub use cancel::CancelOutcome;
 pub use claim::ClaimedTask;
 pub use connection::RedisPool;
+pub use events::Event;
 pub use lease::{CompleteOutcome, FailKind, FailOutcome, Lease};
 pub use submit::{NewTask, Submitted};
 pub use tasks::TaskRecord;
@@ -204,6 +206,39 @@ impl Scheduler {
             .query_async(&mut conn)
             .await?;
         Ok(v.get(1).cloned().unwrap_or_default())
+    }
+
+    /// Run commands that may live in different shards: one pipeline on a single node; on
+    /// a cluster one pipeline per shard (a pipeline must not cross slots). Replies come
+    /// back in the order of `cmds`.
+    pub(crate) async fn query_grouped(
+        &self,
+        cmds: Vec<(String, redis::Cmd)>,
+    ) -> Result<Vec<redis::Value>, SchedulerError> {
+        let mut conn = self.conn().await?;
+        if matches!(self.inner.pool, RedisPool::Single(_)) {
+            let mut pipe = redis::pipe();
+            for (_, c) in &cmds {
+                pipe.add_command(c.clone());
+            }
+            return Ok(pipe.query_async(&mut conn).await?);
+        }
+        let mut groups: std::collections::BTreeMap<&str, Vec<usize>> = Default::default();
+        for (i, (base, _)) in cmds.iter().enumerate() {
+            groups.entry(base.as_str()).or_default().push(i);
+        }
+        let mut out = vec![redis::Value::Nil; cmds.len()];
+        for idx in groups.values() {
+            let mut pipe = redis::pipe();
+            for i in idx {
+                pipe.add_command(cmds[*i].1.clone());
+            }
+            let vals: Vec<redis::Value> = pipe.query_async(&mut conn).await?;
+            for (i, v) in idx.iter().zip(vals) {
+                out[*i] = v;
+            }
+        }
+        Ok(out)
     }
 
     /// Round-trip to Redis (readiness).

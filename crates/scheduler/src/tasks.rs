@@ -61,14 +61,20 @@ impl Scheduler {
             .iter()
             .map(|p| (*p, self.base_for(*p, tenant)))
             .collect();
-        let mut pipe = redis::pipe();
+        let mut cmds = Vec::with_capacity(ids.len() * bases.len());
         for id in ids {
             for (_, base) in &bases {
-                pipe.hgetall(keys::task(base, id));
+                let mut c = redis::cmd("HGETALL");
+                c.arg(keys::task(base, id));
+                cmds.push((base.clone(), c));
             }
         }
-        let mut conn = self.conn().await?;
-        let rows: Vec<HashMap<String, String>> = pipe.query_async(&mut conn).await?;
+        let rows = self
+            .query_grouped(cmds)
+            .await?
+            .into_iter()
+            .map(redis::from_redis_value::<HashMap<String, String>>)
+            .collect::<Result<Vec<_>, _>>()?;
         let mut out = Vec::with_capacity(ids.len());
         for chunk in rows.chunks(bases.len()) {
             let found = chunk.iter().zip(&bases).find_map(|(fields, (p, base))| {

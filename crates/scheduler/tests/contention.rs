@@ -162,7 +162,7 @@ async fn caps_hold_under_64_claimers_with_lease_drops() {
     reaper.await.unwrap();
     assert!(drops > 0, "the test must drop some leases");
 
-    let tr = tracker.lock().unwrap();
+    let tr = std::mem::take(&mut *tracker.lock().unwrap());
     let caps = [("t_h", 3, 2), ("t_d", 9, 10), ("t_p", 30, 30)];
     for (t, mj_cap, suno_cap) in caps {
         let mj = tr.max(&format!("tenant:{t}:midjourney:ppu"));

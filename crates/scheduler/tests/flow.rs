@@ -62,7 +62,10 @@ async fn ppu_task_runs_and_is_charged_once() {
             .await
             .unwrap()
     );
-    assert_eq!(s.heartbeat(&[c.lease.clone()]).await.unwrap(), vec![true]);
+    assert_eq!(
+        s.heartbeat(std::slice::from_ref(&c.lease)).await.unwrap(),
+        vec![true]
+    );
     assert_eq!(
         s.complete(&c.lease, "{\"ok\":1}").await.unwrap(),
         CompleteOutcome::Completed
@@ -193,7 +196,10 @@ async fn fencing_refuses_a_stale_worker() {
     assert_ne!(b.lease.token, a.lease.token);
     assert_eq!(b.attempt, 2);
 
-    assert_eq!(s.heartbeat(&[a.lease.clone()]).await.unwrap(), vec![false]);
+    assert_eq!(
+        s.heartbeat(std::slice::from_ref(&a.lease)).await.unwrap(),
+        vec![false]
+    );
     assert!(!s.report(&a.lease, Some("x"), Some(10), None).await.unwrap());
     assert_eq!(
         s.complete(&a.lease, "{\"from\":\"a\"}").await.unwrap(),
@@ -677,4 +683,61 @@ async fn top_up_is_idempotent_and_luma_trial_is_credited_once() {
         s.balances("t_a").await.unwrap()[&QuotaKind::GptsQuota].available,
         1000
     );
+}
+
+#[tokio::test]
+async fn events_record_the_life_of_tasks_and_accounts() {
+    let s = scheduler("events").await;
+    tenant(&s, "t_a", Plan::Developer).await;
+    account(&s, MJ, &Owner::Pool, "p", [5, 5, 5]).await;
+    fund(&s, "t_a", QuotaKind::MjQuota, 100).await;
+    let done = task("t_a", MJ, PPU, FAST, 14);
+    let cancelled = task("t_a", MJ, PPU, FAST, 14);
+    s.submit(&done).await.unwrap();
+    let c = s.claim(MJ, 1, NOW).await.unwrap().remove(0);
+    s.submit(&cancelled).await.unwrap();
+    s.cancel("t_a", &cancelled.id).await.unwrap();
+    s.report(&c.lease, None, Some(50), None).await.unwrap();
+    s.complete(&c.lease, "{}").await.unwrap();
+    s.set_account_state(
+        MJ,
+        &Owner::Pool,
+        "p",
+        Some(&AccountState::Disabled {
+            reason: "captcha".into(),
+        }),
+    )
+    .await
+    .unwrap();
+    let base = c.lease.base.clone();
+    let events = s.read_events(&base, "0", 100, 0).await.unwrap();
+    let of = |id: &str| -> Vec<String> {
+        events
+            .iter()
+            .filter(|e| e.fields.get("task").map(String::as_str) == Some(id))
+            .map(|e| e.kind.clone())
+            .collect()
+    };
+    assert_eq!(
+        of(&done.id),
+        ["created", "started", "progress", "completed"]
+    );
+    assert_eq!(of(&cancelled.id), ["created", "cancelled"]);
+    let acc = events
+        .iter()
+        .rfind(|e| e.kind == "account")
+        .expect("an account event");
+    assert_eq!(acc.fields["state"], "disabled");
+    assert_eq!(acc.fields["reason"], "captcha");
+    // A cursor continues after what was read; blocking reads return new events.
+    let last = events.last().unwrap().id.clone();
+    assert!(
+        s.read_events(&base, &last, 100, 0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    s.submit(&task("t_a", MJ, PPU, FAST, 14)).await.unwrap();
+    let more = s.read_events(&base, &last, 100, 300).await.unwrap();
+    assert_eq!(more[0].kind, "created");
 }
