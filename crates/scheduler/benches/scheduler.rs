@@ -297,6 +297,48 @@ async fn claim_latencies(s: &Scheduler, n: usize) -> Vec<Duration> {
     lat
 }
 
+/// Per-call cost of the scripts and of the commands they run, from INFO commandstats.
+fn command_costs(port: u16) -> String {
+    let out = Command::new("redis-cli")
+        .args(["-p", &port.to_string(), "INFO", "commandstats"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let mut rows: Vec<(f64, String)> = text
+        .lines()
+        .filter_map(|l| {
+            let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
+            let get = |k: &str| {
+                rest.split(',')
+                    .find_map(|kv| kv.strip_prefix(k))
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .unwrap_or(0.0)
+            };
+            Some((
+                get("usec="),
+                format!(
+                    "{name} {:.0} calls {:.1} us/call",
+                    get("calls="),
+                    get("usec_per_call=")
+                ),
+            ))
+        })
+        .collect();
+    rows.sort_by(|a, b| b.0.total_cmp(&a.0));
+    rows.into_iter()
+        .take(8)
+        .map(|r| r.1)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn reset_stats(port: u16) {
+    Command::new("redis-cli")
+        .args(["-p", &port.to_string(), "CONFIG", "RESETSTAT"])
+        .output()
+        .unwrap();
+}
+
 fn main() {
     let scale = env_f64("SWITCHYARD_BENCH_SCALE", 1.0);
     let deep = env_f64("SWITCHYARD_BENCH_DEEP", 1_000_000.0) as usize;
@@ -313,7 +355,11 @@ fn main() {
     let mut rows = Vec::new();
     for (t, a) in [(10, 10), (10, 10_000), (100_000, 10), (100_000, 10_000)] {
         let t = ((t as f64 * scale.min(1.0)) as usize).max(10);
+        reset_stats(port);
         rows.push(rt.block_on(scenario(&redis.url, t, a, tasks)));
+        if std::env::var("SWITCHYARD_BENCH_COSTS").is_ok() {
+            println!("{t}x{a}: {}", command_costs(port));
+        }
     }
     println!(
         "{:<32} {:>14} {:>14} {:>16} {:>9} {:>9}",

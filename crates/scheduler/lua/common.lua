@@ -22,12 +22,13 @@ local function now_ms()
 end
 local NOW = now_ms()
 
-local CFG = {}
-do
-  local raw = redis.call('HGETALL', k('cfg'))
-  for i = 1, #raw, 2 do CFG[raw[i]] = raw[i + 1] end
-end
+local CFG = nil
 local function cfg(name, default)
+  if CFG == nil then
+    CFG = {}
+    local raw = redis.call('HGETALL', k('cfg'))
+    for i = 1, #raw, 2 do CFG[raw[i]] = raw[i + 1] end
+  end
   local v = CFG[name]
   if v == nil then return default end
   return tonumber(v) or v
@@ -51,13 +52,12 @@ end
 -- Put a lane (back) into its rotation, at the back of the round. Idempotent.
 local function activate(lane)
   local _, pool, mode, pin = split_lane(lane)
-  local seq = redis.call('INCR', k('rrseq'))
+  local seq = redis.call('INCR', k('seq'))
   redis.call('ZADD', k('rr', rot_of(pool, mode, pin)), 'NX', seq, lane)
 end
 
 local function wake()
   redis.call('LPUSH', k('wake'), '1')
-  redis.call('LTRIM', k('wake'), 0, 63)
 end
 
 local function unpark(key, limit)
@@ -75,25 +75,29 @@ end
 -- Accounts ------------------------------------------------------------------------------
 
 -- Score in free:<owner>:<mode>: lowest first = most free capacity × weight, then least
--- recently used.
-local function acc_refresh(acc, mode)
-  local a = redis.call('HMGET', k('a', acc), 'owner', 'state', 'cap_' .. mode, 'weight', 'backup', 'lru')
+-- recently used. Returns the free capacity and the fields read
+-- (owner, state, cap, weight, backup, lru, secret).
+local function acc_refresh(acc, mode, fix_backup)
+  local a = redis.call('HMGET', k('a', acc), 'owner', 'state', 'cap_' .. mode, 'weight', 'backup', 'lru', 'secret')
   local owner = a[1]
-  if not owner then return 0 end
+  if not owner then return 0, a end
   local cap = tonumber(a[3] or '0') or 0
   local weight = tonumber(a[4] or '1') or 1
   local lru = tonumber(a[6] or '0') or 0
   local free = cap - redis.call('SCARD', k('ainf', acc, mode))
-  local primary, backup = k('free', owner, mode), k('freeb', owner, mode)
-  local zkey, other = primary, backup
-  if a[5] == '1' then zkey, other = backup, primary end
-  redis.call('ZREM', other, acc)
+  local zkey = k('free', owner, mode)
+  if a[5] == '1' then zkey = k('freeb', owner, mode) end
+  if fix_backup then
+    local other = k('freeb', owner, mode)
+    if a[5] == '1' then other = k('free', owner, mode) end
+    redis.call('ZREM', other, acc)
+  end
   if a[2] == 'active' and free > 0 then
     redis.call('ZADD', zkey, -(free * weight) * 4294967296 + lru, acc)
   else
     redis.call('ZREM', zkey, acc)
   end
-  return free
+  return free, a
 end
 
 -- Membership of live:<owner>:<mode> (not disabled, serves the mode) and
@@ -108,7 +112,7 @@ local function acc_sync(acc)
     local use = cap > 0 and state == 'active'
     if live then redis.call('SADD', k('live', owner, mode), acc) else redis.call('SREM', k('live', owner, mode), acc) end
     if use then redis.call('SADD', k('use', owner, mode), acc) else redis.call('SREM', k('use', owner, mode), acc) end
-    acc_refresh(acc, mode)
+    acc_refresh(acc, mode, true)
   end
 end
 
@@ -189,98 +193,111 @@ local function hold(tenant, kind, amount)
   return true, avail - amount
 end
 
--- Settle a task's hold once: 'capture' or 'refund'. The task's hold_state makes it
--- idempotent whatever is retried.
-local function settle(id, how)
-  local t = redis.call('HMGET', k('t', id), 'tenant', 'hold', 'hold_state')
-  if t[3] ~= 'held' then return end
-  local amount = tonumber(t[2] or '0') or 0
-  local bal = k('bal', t[1])
+-- Tasks ---------------------------------------------------------------------------------
+
+local TASK_FIELDS = {'tenant', 'pool', 'mode', 'pin', 'account', 'status', 'token', 'attempts',
+  'hold', 'hold_state', 'retention_s', 'ppu_price', 'kind', 'enq_ms', 'failover'}
+
+-- Read the fields scripts need, once.
+local function load_task(id)
+  local v = redis.call('HMGET', k('t', id), unpack(TASK_FIELDS))
+  local t = {id = id}
+  for i, f in ipairs(TASK_FIELDS) do t[f] = v[i] end
+  return t
+end
+
+-- Settle a task's hold once ('capture' or 'refund'); hold_state makes it idempotent
+-- whatever is retried. Returns the task fields to write.
+local function settle(t, how)
+  if t.hold_state ~= 'held' then return {'consume', 0} end
+  local amount = tonumber(t.hold or '0') or 0
+  local bal = k('bal', t.tenant)
   redis.call('HINCRBY', bal, 'held', -amount)
   if how == 'capture' then
     redis.call('HINCRBY', bal, 'captured', amount)
-    redis.call('HSET', k('t', id), 'hold_state', 'captured', 'consume', amount)
-  else
-    redis.call('HINCRBY', bal, 'avail', amount)
-    redis.call('HINCRBY', bal, 'refunded', amount)
-    redis.call('HSET', k('t', id), 'hold_state', 'refunded', 'consume', 0)
+    t.hold_state = 'captured'
+    return {'hold_state', 'captured', 'consume', amount}
   end
-end
-
--- Tasks ---------------------------------------------------------------------------------
-
-local function task_lane(id)
-  local t = redis.call('HMGET', k('t', id), 'tenant', 'pool', 'mode', 'pin')
-  return lane_id(t[1], t[2], t[3], t[4]), t[1]
+  redis.call('HINCRBY', bal, 'avail', amount)
+  redis.call('HINCRBY', bal, 'refunded', amount)
+  t.hold_state = 'refunded'
+  return {'hold_state', 'refunded', 'consume', 0}
 end
 
 -- Queue a task at the back (or front) of its lane and put the lane in rotation.
-local function enqueue(id, front)
-  local lane, tenant = task_lane(id)
+-- `stored`: the caller already wrote status and enq_ms.
+local function enqueue(t, front, stored)
+  local lane = lane_id(t.tenant, t.pool, t.mode, t.pin)
   if front then
-    redis.call('LPUSH', k('q', lane), id)
+    redis.call('LPUSH', k('q', lane), t.id)
   else
-    redis.call('RPUSH', k('q', lane), id)
+    redis.call('RPUSH', k('q', lane), t.id)
   end
-  redis.call('HSET', k('t', id), 'status', 'queued', 'enq_ms', NOW)
-  redis.call('HINCRBY', k('tn', tenant), 'queued', 1)
+  if not stored then
+    redis.call('HSET', k('t', t.id), 'status', 'queued', 'enq_ms', NOW)
+  end
+  redis.call('HINCRBY', k('tn', t.tenant), 'queued', 1)
   activate(lane)
   wake()
 end
 
--- Take a processing task off its slots (lease, account, tenant). Returns its account.
-local function release(id)
-  local t = redis.call('HMGET', k('t', id), 'tenant', 'pool', 'mode', 'account')
-  local tenant, pool, mode, acc = t[1], t[2], t[3], t[4]
+-- Take a processing task off its slots (lease, account, tenant), waking what waited
+-- for them. Returns its account.
+local function release(t)
+  local id, tenant, mode, acc = t.id, t.tenant, t.mode, t.account
+  local woke = 0
   redis.call('ZREM', k('leases'), id)
-  redis.call('HSET', k('t', id), 'token', '', 'deadline', 0)
   if acc and acc ~= '' then
     redis.call('SREM', k('ainf', acc, mode), id)
-    local a = redis.call('HMGET', k('a', acc), 'state', 'owner')
-    local state, owner = a[1], a[2]
-    if state == 'removed' and redis.call('SCARD', k('ainf', acc, 'relax')) + redis.call('SCARD', k('ainf', acc, 'fast')) + redis.call('SCARD', k('ainf', acc, 'turbo')) == 0 then
+    local free, a = acc_refresh(acc, mode)
+    local owner = a[1]
+    if a[2] == 'removed' and redis.call('SCARD', k('ainf', acc, 'relax')) + redis.call('SCARD', k('ainf', acc, 'fast')) + redis.call('SCARD', k('ainf', acc, 'turbo')) == 0 then
       redis.call('DEL', k('a', acc))
-    else
-      acc_refresh(acc, mode)
     end
-    unpark(k('park', 'a', acc), 64)
-    if owner and owner ~= 'pool' then unpark(k('park', 't', owner), 64) end
+    -- Capacity came back from none: lanes skipped for want of it may run now.
+    if free == 1 then woke = 1 end
+    woke = woke + unpark(k('park', 'a', acc), 64)
+    if owner and owner ~= 'pool' then woke = woke + unpark(k('park', 't', owner), 64) end
   end
-  if pool == 'ppu' then
+  if t.pool == 'ppu' then
     redis.call('SREM', k('tinf', tenant), id)
-    unpark(k('park', 'cap', tenant), 64)
+    woke = woke + unpark(k('park', 'cap', tenant), 64)
   else
     redis.call('SREM', k('binf', tenant), id)
   end
-  wake()
+  if woke > 0 then wake() end
   return acc
 end
 
--- Finish a task: status, settlement, retention TTL, event.
-local function finish(id, status, code, message, raw)
-  local tenant = redis.call('HGET', k('t', id), 'tenant')
-  if status == 'completed' then settle(id, 'capture') else settle(id, 'refund') end
-  redis.call('HSET', k('t', id), 'status', status, 'ended_ms', NOW,
-    'error_code', code or '', 'error_message', message or '', 'error_raw', raw or '')
-  local ttl = tonumber(redis.call('HGET', k('tn', tenant), 'retention_s') or '172800') or 172800
-  redis.call('EXPIRE', k('t', id), ttl)
-  redis.call('EXPIRE', k('tlog', id), ttl)
-  emit(status, {'task', id, 'tenant', tenant, 'code', code or ''})
+-- Finish a task: status, settlement, retention TTL, event. `extra`: more fields to set.
+local function finish(t, status, code, message, raw, extra)
+  local f = {'HSET', k('t', t.id), 'status', status, 'ended_ms', NOW,
+    'error_code', code or '', 'error_message', message or '', 'error_raw', raw or ''}
+  local how = 'refund'
+  if status == 'completed' then how = 'capture' end
+  for _, v in ipairs(settle(t, how)) do f[#f + 1] = v end
+  for _, v in ipairs(extra or {}) do f[#f + 1] = v end
+  redis.call(unpack(f))
+  local ttl = tonumber(t.retention_s or '172800') or 172800
+  redis.call('EXPIRE', k('t', t.id), ttl)
+  redis.call('EXPIRE', k('tb', t.id), ttl)
+  emit(status, {'task', t.id, 'tenant', t.tenant, 'code', code or ''})
 end
 
 -- A queued BYOA task moves to the PPU pool: hold its PPU price, requeue it there.
 -- Returns true when moved; false when the quota is short (the task then fails).
-local function fail_over(id)
-  local t = redis.call('HMGET', k('t', id), 'tenant', 'ppu_price', 'kind')
-  local ok = hold(t[1], t[3], tonumber(t[2] or '0') or 0)
+local function fail_over(t)
+  local price = tonumber(t.ppu_price or '0') or 0
+  local ok = hold(t.tenant, t.kind, price)
   if not ok then
-    finish(id, 'failed', 'insufficient_quota', 'failover to the PPU pool needs ' .. (t[2] or '0') .. ' ' .. (t[3] or '') .. ' and the balance is short; top up or re-enable an account', '')
+    finish(t, 'failed', 'insufficient_quota', 'failover to the PPU pool needs ' .. price .. ' ' .. (t.kind or '') .. ' and the balance is short; top up or re-enable an account', '')
     return false
   end
-  local price = tonumber(t[2] or '0') or 0
-  redis.call('HSET', k('t', id), 'pool', 'ppu', 'pin', '', 'failover', 1, 'hold', price,
-    'hold_state', price > 0 and 'held' or 'none')
-  emit('failover', {'task', id, 'tenant', t[1]})
-  enqueue(id, true)
+  local state = 'none'
+  if price > 0 then state = 'held' end
+  t.pool, t.pin, t.hold, t.hold_state = 'ppu', '', price, state
+  redis.call('HSET', k('t', t.id), 'pool', 'ppu', 'pin', '', 'failover', 1, 'hold', price, 'hold_state', state)
+  emit('failover', {'task', t.id, 'tenant', t.tenant})
+  enqueue(t, true)
   return true
 end

@@ -10,18 +10,18 @@
 -- Returns 'failed', 'retry', 'requeued', 'failover' or 'stale'.
 local id, token, kind = ARGV[1], ARGV[2], ARGV[3]
 local retry_after, message, raw = tonumber(ARGV[4]) or 0, ARGV[5], ARGV[6]
-local t = redis.call('HMGET', k('t', id), 'status', 'token', 'attempts', 'tenant', 'pool', 'pin', 'account')
-if t[1] ~= 'processing' or t[2] ~= token then return 'stale' end
-local attempts, tenant, pool, pin = tonumber(t[3]) or 1, t[4], t[5], t[6]
-local acc = release(id)
+local t = load_task(id)
+if t.status ~= 'processing' or t.token ~= token then return 'stale' end
+local attempts = tonumber(t.attempts) or 1
+local acc = release(t)
 
 if kind == 'bad_request' then
-  finish(id, 'failed', 'upstream_rejected', message, raw)
+  finish(t, 'failed', 'upstream_rejected', message, raw)
   return 'failed'
 end
 if kind == 'transient' then
   if attempts >= cfg('max_attempts', 3) then
-    finish(id, 'failed', 'retries_exhausted', message, raw)
+    finish(t, 'failed', 'retries_exhausted', message, raw)
     return 'failed'
   end
   local backoff = math.min(cfg('backoff_ms', 1000) * (2 ^ (attempts - 1)), cfg('backoff_max_ms', 60000))
@@ -30,18 +30,18 @@ if kind == 'transient' then
   return 'retry'
 end
 -- Account-level outcomes: not the task's fault.
-redis.call('HINCRBY', k('t', id), 'attempts', -1)
+redis.call('HSET', k('t', id), 'attempts', attempts - 1)
 if kind == 'rate_limited' then
   if retry_after <= 0 then retry_after = cfg('default_cooldown_ms', 60000) end
   set_state(acc, 'cooling_down', NOW + retry_after, message ~= '' and message or 'rate_limited')
 elseif kind == 'account_dead' then
   set_state(acc, 'disabled', 0, message ~= '' and message or 'account error')
-  if pool == 'byoa' and (pin == nil or pin == '') and redis.call('HGET', k('tn', tenant), 'failover') == '1' then
-    if fail_over(id) then return 'failover' end
+  if t.pool == 'byoa' and (t.pin == nil or t.pin == '') and redis.call('HGET', k('tn', t.tenant), 'failover') == '1' then
+    if fail_over(t) then return 'failover' end
     return 'failed'
   end
 elseif kind ~= 'handback' then
   return redis.error_reply('unknown fail kind ' .. tostring(kind))
 end
-enqueue(id, true)
+enqueue(t, true)
 return 'requeued'

@@ -10,20 +10,21 @@ for _, lane in ipairs(redis.call('ZRANGEBYSCORE', k('timers'), '-inf', NOW, 'LIM
 end
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', k('delayed'), '-inf', NOW, 'LIMIT', 0, 32)) do
   redis.call('ZREM', k('delayed'), id)
-  if redis.call('HGET', k('t', id), 'status') == 'delayed' then enqueue(id, true) end
+  local t = load_task(id)
+  if t.status == 'delayed' then enqueue(t, true) end
 end
 local due = redis.call('ZRANGEBYSCORE', k('leases'), '-inf', NOW, 'LIMIT', 0, limit)
 for _, id in ipairs(due) do
-  local t = redis.call('HMGET', k('t', id), 'status', 'attempts', 'tenant')
-  if t[1] ~= 'processing' then
+  local t = load_task(id)
+  if t.status ~= 'processing' then
     redis.call('ZREM', k('leases'), id)
   else
-    release(id)
-    emit('reaped', {'task', id, 'tenant', t[3]})
-    if (tonumber(t[2]) or 1) >= cfg('max_attempts', 3) then
-      finish(id, 'failed', 'retries_exhausted', 'the worker running this task stopped responding, and the retry budget is spent', '')
+    release(t)
+    emit('reaped', {'task', id, 'tenant', t.tenant})
+    if (tonumber(t.attempts) or 1) >= cfg('max_attempts', 3) then
+      finish(t, 'failed', 'retries_exhausted', 'the worker running this task stopped responding, and the retry budget is spent', '')
     else
-      enqueue(id, true)
+      enqueue(t, true)
     end
   end
 end

@@ -13,7 +13,7 @@ if idem ~= '' then
     return {'dup', prev[1]}
   end
 end
-local tn = redis.call('HMGET', k('tn', tenant), 'failover', 'plan')
+local tn = redis.call('HMGET', k('tn', tenant), 'failover', 'plan', 'retention_s')
 if not tn[2] then return {'err', 'no_tenant', tenant} end
 if redis.call('EXISTS', k('t', id)) == 1 then return {'dup', id} end
 
@@ -50,15 +50,27 @@ if pool == 'ppu' then
   held = ppu_price
 end
 
+local state = 'none'
+if held > 0 then state = 'held' end
+-- Fields absent here read as empty or 0. The body (often longer than 64 bytes) lives in
+-- its own key so that the hash keeps Redis's compact encoding.
 local fields = {'HSET', k('t', id), 'id', id, 'tenant', tenant, 'svc', svc, 'pool', pool, 'mode', mode,
-  'pin', pin, 'ppu_price', ppu_price, 'kind', kind, 'hold', held, 'hold_state', held > 0 and 'held' or 'none',
-  'consume', 0, 'failover', failover, 'attempts', 0, 'created_ms', NOW, 'account', '', 'token', ''}
+  'pin', pin, 'ppu_price', ppu_price, 'kind', kind, 'hold', held, 'hold_state', state,
+  'created_ms', NOW, 'status', 'queued', 'enq_ms', NOW, 'retention_s', tn[3] or 172800}
+if failover == 1 then
+  fields[#fields + 1] = 'failover'
+  fields[#fields + 1] = 1
+end
 for i = 11, #ARGV, 2 do
-  fields[#fields + 1] = ARGV[i]
-  fields[#fields + 1] = ARGV[i + 1]
+  if ARGV[i] == 'body' then
+    redis.call('SET', k('tb', id), ARGV[i + 1])
+  else
+    fields[#fields + 1] = ARGV[i]
+    fields[#fields + 1] = ARGV[i + 1]
+  end
 end
 redis.call(unpack(fields))
-enqueue(id, false)
+enqueue({id = id, tenant = tenant, pool = pool, mode = mode, pin = pin}, false, true)
 if idem ~= '' then
   redis.call('HSET', k('idem', tenant, idem), 'task', id, 'hash', idem_hash)
   redis.call('EXPIRE', k('idem', tenant, idem), idem_ttl)

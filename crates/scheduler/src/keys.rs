@@ -25,6 +25,11 @@ pub fn task(base: &str, id: &str) -> String {
     format!("{base}:t:{id}")
 }
 
+/// A task's body (its own key, so the task hash stays compact).
+pub fn task_body(base: &str, id: &str) -> String {
+    format!("{base}:tb:{id}")
+}
+
 /// A task's log list (webhook attempts and other entries).
 pub fn task_log(base: &str, id: &str) -> String {
     format!("{base}:tlog:{id}")

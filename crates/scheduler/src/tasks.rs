@@ -86,6 +86,23 @@ impl Scheduler {
             });
             out.push(found);
         }
+        // The body lives in its own key; fetch it for the tasks found.
+        let cmds: Vec<(String, redis::Cmd)> = out
+            .iter()
+            .flatten()
+            .map(|r| {
+                let mut c = redis::cmd("GET");
+                c.arg(keys::task_body(&r.base, r.get("id")));
+                (r.base.clone(), c)
+            })
+            .collect();
+        if !cmds.is_empty() {
+            let bodies = self.query_grouped(cmds).await?;
+            for (rec, body) in out.iter_mut().flatten().zip(bodies) {
+                let body: Option<String> = redis::from_redis_value(body)?;
+                rec.fields.insert("body".into(), body.unwrap_or_default());
+            }
+        }
         Ok(out)
     }
 
