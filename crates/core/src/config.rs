@@ -32,6 +32,11 @@ pub struct Config {
     pub scheduler: SchedulerConfig,
     /// Defaults applied when a request leaves something out.
     pub defaults: TaskDefaults,
+    /// The worker runtime.
+    pub worker: WorkerConfig,
+    /// Where the upstream providers are (base URLs; tests and the demo point them at the
+    /// simulator).
+    pub upstreams: UpstreamsConfig,
     /// The plan table (the seed's values; Enterprise is custom).
     pub plans: PlanTable,
     /// The price table (the seed's values).
@@ -115,6 +120,95 @@ impl Default for TaskDefaults {
         TaskDefaults {
             mj_version: MjVersion::V6,
             plan: Plan::Hobbyist,
+        }
+    }
+}
+
+/// The worker runtime of every provider binary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerConfig {
+    /// Upstream jobs one process runs at once.
+    pub concurrency: usize,
+    /// Tasks asked for per claim.
+    pub claim_batch: usize,
+    /// Longest a task may run upstream before it counts as a transient failure, in seconds.
+    pub task_timeout_s: u64,
+    /// How often a running task is polled upstream, in milliseconds.
+    pub poll_interval_ms: u64,
+    /// Smallest gap between two submissions on one account, in milliseconds.
+    pub account_min_gap_ms: u64,
+    /// On SIGTERM: how long running tasks may finish before they are handed back, in
+    /// seconds.
+    pub shutdown_grace_s: u64,
+    /// How often this process reaps expired leases of its provider, in milliseconds.
+    pub reap_interval_ms: u64,
+    /// Address for `/metrics` and `/healthz` (empty: none).
+    pub metrics_listen: String,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            concurrency: 200,
+            claim_batch: 16,
+            task_timeout_s: 900,
+            poll_interval_ms: 1000,
+            account_min_gap_ms: 200,
+            shutdown_grace_s: 20,
+            reap_interval_ms: 1000,
+            metrics_listen: String::new(),
+        }
+    }
+}
+
+/// Upstream base URLs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamsConfig {
+    /// Discord REST (`/api/v9/...`).
+    pub discord_api: String,
+    /// Discord gateway websocket.
+    pub discord_gateway: String,
+    /// Suno studio API.
+    pub suno_api: String,
+    /// Suno's Clerk (session → JWT).
+    pub suno_clerk: String,
+    /// Luma's web API.
+    pub luma_api: String,
+    /// ChatGPT's web backend.
+    pub chatgpt_api: String,
+    /// Per-request timeout, in seconds.
+    pub request_timeout_s: u64,
+}
+
+impl Default for UpstreamsConfig {
+    fn default() -> Self {
+        UpstreamsConfig {
+            discord_api: "https://discord.com".into(),
+            discord_gateway: "wss://gateway.discord.gg/?encoding=json&v=9".into(),
+            suno_api: "https://studio-api.prod.suno.com".into(),
+            suno_clerk: "https://clerk.suno.com".into(),
+            luma_api: "https://internal-api.virginia.labs.lumalabs.ai".into(),
+            chatgpt_api: "https://chatgpt.com".into(),
+            request_timeout_s: 30,
+        }
+    }
+}
+
+impl UpstreamsConfig {
+    /// Every base URL at one address (the simulator's), as `switchyard sim` serves them.
+    pub fn all_at(http_base: &str) -> Self {
+        let base = http_base.trim_end_matches('/').to_string();
+        let ws = base.replacen("http", "ws", 1);
+        UpstreamsConfig {
+            discord_api: base.clone(),
+            discord_gateway: format!("{ws}/gateway"),
+            suno_api: base.clone(),
+            suno_clerk: base.clone(),
+            luma_api: base.clone(),
+            chatgpt_api: base,
+            request_timeout_s: 30,
         }
     }
 }
@@ -275,6 +369,38 @@ impl Config {
                     "must be at least 1",
                 ));
             }
+        }
+        let w = &self.worker;
+        if w.concurrency == 0 || w.claim_batch == 0 {
+            return Err(ConfigError::invalid(
+                "worker.concurrency",
+                "worker.concurrency and worker.claim_batch must be at least 1",
+            ));
+        }
+        if w.task_timeout_s == 0 || w.poll_interval_ms == 0 || w.reap_interval_ms == 0 {
+            return Err(ConfigError::invalid(
+                "worker.task_timeout_s",
+                "worker timeouts and intervals must be at least 1",
+            ));
+        }
+        for (key, url) in [
+            ("upstreams.discord_api", &self.upstreams.discord_api),
+            ("upstreams.suno_api", &self.upstreams.suno_api),
+            ("upstreams.suno_clerk", &self.upstreams.suno_clerk),
+            ("upstreams.luma_api", &self.upstreams.luma_api),
+            ("upstreams.chatgpt_api", &self.upstreams.chatgpt_api),
+        ] {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConfigError::invalid(key, "must be an http(s) URL"));
+            }
+        }
+        if !(self.upstreams.discord_gateway.starts_with("ws://")
+            || self.upstreams.discord_gateway.starts_with("wss://"))
+        {
+            return Err(ConfigError::invalid(
+                "upstreams.discord_gateway",
+                "must be a ws(s) URL",
+            ));
         }
         let u = &self.prices.units_per_dollar;
         if [

@@ -8,15 +8,18 @@
 //! answer to "is this allowed" and "what does it cost".
 
 pub mod account;
+pub mod body;
 pub mod config;
 pub mod entitlement;
 pub mod error;
 pub mod plan;
 pub mod pricing;
 pub mod provider;
+pub mod secrets;
 pub mod task;
 
 pub use account::AccountState;
+pub use body::{Origin, TaskBody};
 pub use config::{Config, ConfigError};
 pub use entitlement::entitlement;
 pub use error::{NotEntitled, ParseEnumError, SpecError};

@@ -132,6 +132,16 @@ impl Scheduler {
             }),
         };
         s.write_settings().await?;
+        match s.eviction_policy().await {
+            Ok(p) if p == "noeviction" => {}
+            Ok(p) => tracing::warn!(
+                policy = %p,
+                "Redis maxmemory-policy is `{p}`: under memory pressure Redis may evict tasks, \
+                 leases and quota holds. Set `maxmemory-policy noeviction` (see deploy/redis.conf)."
+            ),
+            // Managed Redis services often refuse CONFIG; say so once and carry on.
+            Err(e) => tracing::warn!(error = %e, "could not read Redis maxmemory-policy"),
+        }
         Ok(s)
     }
 

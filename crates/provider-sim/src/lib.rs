@@ -1,0 +1,473 @@
+//! Simulated upstreams for tests, the demo and benchmarks — never production code paths.
+//!
+//! One HTTP server speaks the shapes of four upstreams (UPSTREAMS.md §7): Discord REST and
+//! gateway websocket for Midjourney, Suno's studio API and Clerk, Luma's web API, and
+//! ChatGPT's conversation backend. Behaviour is scripted:
+//! - per account, by its credential `sim:<behaviour>:<name>[:<capacity>]` with behaviour
+//!   `ok`, `banned`, `ratelimited`, `flaky` (every second submission answers 5xx),
+//!   `captcha`, `no_fast` (Midjourney fast/turbo jobs fail with "Credits exhausted");
+//!   capacity (default 1000) is how many jobs the account runs at once — beyond it the
+//!   upstream refuses as the real one does ("Queue full", 429);
+//! - per task, by directives in its free text: `[sim:ms=N]` (the job takes N ms, default
+//!   300), `[sim:fail]` (the upstream rejects it), `[sim:hang]` (it never finishes),
+//!   `[sim:tag=X]` (the witness also counts it under tag X).
+//!
+//! The **witness** records, per account and per tag, accepted submissions, refusals, and
+//! current and maximum concurrency as the upstream sees it (from acceptance until the job
+//! finishes upstream). `GET /_sim/stats` serves it; it is the honest check of every cap.
+
+mod chatgpt;
+mod discord;
+mod luma;
+mod suno;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::get;
+use serde::Serialize;
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+
+/// How an account behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Behaviour {
+    /// Works.
+    Ok,
+    /// Banned / unauthorized.
+    Banned,
+    /// Always rate-limited.
+    RateLimited,
+    /// Every second submission fails with a 5xx.
+    Flaky,
+    /// Needs a captcha.
+    Captcha,
+    /// No fast hours (Midjourney fast and turbo fail).
+    NoFast,
+}
+
+/// A simulated account, from its credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimAccount {
+    /// Behaviour.
+    pub behaviour: Behaviour,
+    /// Name (the witness key).
+    pub name: String,
+    /// Concurrent jobs it accepts.
+    pub capacity: u64,
+}
+
+impl SimAccount {
+    /// Parse `sim:<behaviour>:<name>[:<capacity>]`; anything else is unknown (401).
+    pub fn parse(credential: &str) -> Option<SimAccount> {
+        let mut parts = credential.trim().splitn(4, ':');
+        if parts.next()? != "sim" {
+            return None;
+        }
+        let behaviour = match parts.next()? {
+            "ok" => Behaviour::Ok,
+            "banned" => Behaviour::Banned,
+            "ratelimited" => Behaviour::RateLimited,
+            "flaky" => Behaviour::Flaky,
+            "captcha" => Behaviour::Captcha,
+            "no_fast" => Behaviour::NoFast,
+            _ => return None,
+        };
+        let name = parts.next()?.to_string();
+        if name.is_empty() {
+            return None;
+        }
+        let capacity = parts.next().and_then(|c| c.parse().ok()).unwrap_or(1000);
+        Some(SimAccount {
+            behaviour,
+            name,
+            capacity,
+        })
+    }
+}
+
+/// Directives read from a task's free text.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Directives {
+    /// Job duration in ms.
+    pub ms: u64,
+    /// Rejected upstream.
+    pub fail: bool,
+    /// Never finishes.
+    pub hang: bool,
+    /// Witness tag.
+    pub tag: Option<String>,
+}
+
+impl Directives {
+    /// Read `[sim:…]` directives.
+    pub fn parse(text: &str) -> Directives {
+        let mut d = Directives {
+            ms: 300,
+            ..Directives::default()
+        };
+        let mut rest = text;
+        while let Some(start) = rest.find("[sim:") {
+            let after = &rest[start + 5..];
+            let Some(end) = after.find(']') else { break };
+            let body = &after[..end];
+            if let Some(ms) = body.strip_prefix("ms=") {
+                d.ms = ms.parse().unwrap_or(d.ms);
+            } else if body == "fail" {
+                d.fail = true;
+            } else if body == "hang" {
+                d.hang = true;
+            } else if let Some(tag) = body.strip_prefix("tag=") {
+                d.tag = Some(tag.to_string());
+            }
+            rest = &after[end..];
+        }
+        d
+    }
+}
+
+/// Witness counters for one account or tag.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct Count {
+    /// Jobs accepted.
+    pub submissions: u64,
+    /// Requests refused (rate limit, capacity, 5xx, auth).
+    pub refused: u64,
+    /// Jobs running now.
+    pub current: u64,
+    /// The most ever running at once.
+    pub max: u64,
+}
+
+/// The witness: true concurrency per account and per tag.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Stats {
+    /// Per account name.
+    pub accounts: BTreeMap<String, Count>,
+    /// Per `[sim:tag=X]`.
+    pub tags: BTreeMap<String, Count>,
+}
+
+/// A job's state upstream.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum JobState {
+    Running(u8),
+    Done,
+    Failed(String),
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Job {
+    pub account: String,
+    pub tag: Option<String>,
+    pub state: JobState,
+    /// Provider-specific data (prompt, kind, ids…).
+    pub data: Value,
+}
+
+pub(crate) struct Inner {
+    pub stats: Stats,
+    pub jobs: HashMap<String, Job>,
+    /// Per-account submission counter (flaky).
+    pub attempts: HashMap<String, u64>,
+    /// Discord messages per channel, newest last (for resume).
+    pub messages: HashMap<String, VecDeque<Value>>,
+}
+
+pub(crate) struct SimState {
+    pub seq: AtomicU64,
+    pub inner: Mutex<Inner>,
+    /// Gateway events: (token, event).
+    pub gateway: broadcast::Sender<(String, Value)>,
+    pub base_url: Mutex<String>,
+}
+
+pub(crate) type Shared = Arc<SimState>;
+
+/// Why a submission is refused before a job exists.
+pub(crate) enum Refusal {
+    Unauthorized,
+    RateLimited,
+    Flaky,
+    Full,
+    Captcha,
+}
+
+impl SimState {
+    pub fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn next_id(&self, prefix: &str) -> String {
+        format!("{prefix}{}", self.seq.fetch_add(1, Ordering::Relaxed) + 1)
+    }
+
+    pub fn base(&self) -> String {
+        self.base_url
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Admission: behaviour, flakiness and capacity. On success the job is counted as
+    /// running by the witness.
+    pub fn admit(
+        &self,
+        account: &SimAccount,
+        directives: &Directives,
+        captcha_refuses: bool,
+    ) -> Result<(), Refusal> {
+        let mut inner = self.lock();
+        let refusal = match account.behaviour {
+            Behaviour::Banned => Some(Refusal::Unauthorized),
+            Behaviour::RateLimited => Some(Refusal::RateLimited),
+            Behaviour::Captcha if captcha_refuses => Some(Refusal::Captcha),
+            Behaviour::Flaky => {
+                let n = inner.attempts.entry(account.name.clone()).or_default();
+                *n += 1;
+                (*n % 2 == 1).then_some(Refusal::Flaky)
+            }
+            _ => None,
+        };
+        let refusal = refusal.or_else(|| {
+            let cur = inner
+                .stats
+                .accounts
+                .get(&account.name)
+                .map_or(0, |c| c.current);
+            (cur >= account.capacity).then_some(Refusal::Full)
+        });
+        if let Some(r) = refusal {
+            inner
+                .stats
+                .accounts
+                .entry(account.name.clone())
+                .or_default()
+                .refused += 1;
+            return Err(r);
+        }
+        let bump = |c: &mut Count| {
+            c.submissions += 1;
+            c.current += 1;
+            c.max = c.max.max(c.current);
+        };
+        bump(inner.stats.accounts.entry(account.name.clone()).or_default());
+        if let Some(tag) = &directives.tag {
+            bump(inner.stats.tags.entry(tag.clone()).or_default());
+        }
+        Ok(())
+    }
+
+    /// A job ended upstream: the witness stops counting it.
+    pub fn end(&self, account: &str, tag: Option<&str>) {
+        let mut inner = self.lock();
+        if let Some(c) = inner.stats.accounts.get_mut(account) {
+            c.current = c.current.saturating_sub(1);
+        }
+        if let Some(tag) = tag
+            && let Some(c) = inner.stats.tags.get_mut(tag)
+        {
+            c.current = c.current.saturating_sub(1);
+        }
+    }
+
+    /// Create a job and run its clock: progress in four steps over `ms`, then done or
+    /// failed; `on_step` is told each state (for push-style upstreams).
+    pub fn start_job(
+        self: &Arc<Self>,
+        id: &str,
+        account: &SimAccount,
+        d: &Directives,
+        data: Value,
+        on_step: impl Fn(&Shared, &str, &JobState) + Send + 'static,
+    ) {
+        self.lock().jobs.insert(
+            id.to_string(),
+            Job {
+                account: account.name.clone(),
+                tag: d.tag.clone(),
+                state: JobState::Running(0),
+                data,
+            },
+        );
+        let state = self.clone();
+        let id = id.to_string();
+        let d = d.clone();
+        tokio::spawn(async move {
+            on_step(&state, &id, &JobState::Running(0));
+            if d.hang {
+                return; // never finishes; the witness keeps counting it
+            }
+            for pct in [25u8, 50, 75] {
+                tokio::time::sleep(Duration::from_millis(d.ms / 4)).await;
+                state.set_job(&id, JobState::Running(pct));
+                on_step(&state, &id, &JobState::Running(pct));
+            }
+            tokio::time::sleep(Duration::from_millis(d.ms / 4)).await;
+            let end = if d.fail {
+                JobState::Failed("Banned prompt detected".into())
+            } else {
+                JobState::Done
+            };
+            let (account, tag) = {
+                let inner = state.lock();
+                let j = inner.jobs.get(&id);
+                (
+                    j.map(|j| j.account.clone()).unwrap_or_default(),
+                    j.and_then(|j| j.tag.clone()),
+                )
+            };
+            state.set_job(&id, end.clone());
+            state.end(&account, tag.as_deref());
+            on_step(&state, &id, &end);
+        });
+    }
+
+    pub fn set_job(&self, id: &str, s: JobState) {
+        if let Some(j) = self.lock().jobs.get_mut(id) {
+            j.state = s;
+        }
+    }
+
+    pub fn job(&self, id: &str) -> Option<Job> {
+        self.lock().jobs.get(id).cloned()
+    }
+}
+
+/// A JSON error reply.
+pub(crate) fn err(status: StatusCode, body: Value) -> Response {
+    (status, Json(body)).into_response()
+}
+
+/// The standard reply for a refusal, for providers that answer over HTTP.
+pub(crate) fn refusal_reply(r: Refusal) -> Response {
+    match r {
+        Refusal::Unauthorized => err(
+            StatusCode::UNAUTHORIZED,
+            json!({"detail": "Unauthorized: the session is not valid (banned or logged out)"}),
+        ),
+        Refusal::RateLimited | Refusal::Full => {
+            let mut resp = err(
+                StatusCode::TOO_MANY_REQUESTS,
+                json!({"detail": "Too many requests; try again later", "clears_in": 30}),
+            );
+            resp.headers_mut().insert(
+                "retry-after",
+                axum::http::HeaderValue::from_static("30"),
+            );
+            resp
+        }
+        Refusal::Flaky => err(
+            StatusCode::BAD_GATEWAY,
+            json!({"detail": "upstream connect error"}),
+        ),
+        Refusal::Captcha => err(
+            StatusCode::FORBIDDEN,
+            json!({"detail": "captcha required", "code": "captcha_required"}),
+        ),
+    }
+}
+
+/// A running simulator.
+pub struct Sim {
+    addr: SocketAddr,
+    state: Shared,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Sim {
+    /// Serve on `listen` (e.g. `127.0.0.1:0`).
+    pub async fn start(listen: &str) -> std::io::Result<Sim> {
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        let (tx, _) = broadcast::channel(4096);
+        let state: Shared = Arc::new(SimState {
+            seq: AtomicU64::new(0),
+            inner: Mutex::new(Inner {
+                stats: Stats::default(),
+                jobs: HashMap::new(),
+                attempts: HashMap::new(),
+                messages: HashMap::new(),
+            }),
+            gateway: tx,
+            base_url: Mutex::new(format!("http://{addr}")),
+        });
+        let app = router(state.clone());
+        let task = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "simulator stopped");
+            }
+        });
+        Ok(Sim { addr, state, task })
+    }
+
+    /// `http://host:port`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The witness now.
+    pub fn stats(&self) -> Stats {
+        self.state.lock().stats.clone()
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn router(state: Shared) -> Router {
+    Router::new()
+        .route("/_sim/stats", get(stats))
+        .merge(discord::routes())
+        .merge(suno::routes())
+        .merge(luma::routes())
+        .merge(chatgpt::routes())
+        .with_state(state)
+}
+
+async fn stats(State(s): State<Shared>) -> Json<Stats> {
+    Json(s.lock().stats.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_and_directives_parse() {
+        let a = SimAccount::parse("sim:flaky:acc1:3").unwrap();
+        assert_eq!(
+            (a.behaviour, a.name.as_str(), a.capacity),
+            (Behaviour::Flaky, "acc1", 3)
+        );
+        assert_eq!(SimAccount::parse("sim:ok:x").unwrap().capacity, 1000);
+        assert!(SimAccount::parse("real-token").is_none());
+        assert!(SimAccount::parse("sim:weird:x").is_none());
+        let d = Directives::parse("a fox [sim:ms=50] [sim:tag=t1] [sim:fail]");
+        assert_eq!(
+            d,
+            Directives {
+                ms: 50,
+                fail: true,
+                hang: false,
+                tag: Some("t1".into())
+            }
+        );
+        assert_eq!(Directives::parse("plain").ms, 300);
+    }
+}
