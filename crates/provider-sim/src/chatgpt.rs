@@ -55,17 +55,21 @@ fn refusal(r: Refusal) -> Response {
 }
 
 /// Run a short job for calls that do not stream (files, gizmos): admission and witness.
-fn quick(s: &Shared, a: &SimAccount) -> Result<(), Response> {
+fn quick(s: &Shared, a: &SimAccount) -> Result<(), Box<Response>> {
     let d = Directives {
         ms: 0,
         ..Directives::default()
     };
-    s.admit(a, &d, true).map_err(refusal)?;
+    s.admit(a, &d, true).map_err(|r| Box::new(refusal(r)))?;
     s.end(&a.name, None);
     Ok(())
 }
 
-async fn conversation(State(s): State<Shared>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
+async fn conversation(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
     let Some(a) = account(&headers) else {
         return unauthorized();
     };
@@ -82,7 +86,10 @@ async fn conversation(State(s): State<Shared>, headers: HeaderMap, Json(body): J
         .map(str::to_string)
         .unwrap_or_else(|| s.next_id("conv-"));
     let msg_id = s.next_id("msg-");
-    let reply = format!("Simulated answer to: {}", text.chars().take(200).collect::<String>());
+    let reply = format!(
+        "Simulated answer to: {}",
+        text.chars().take(200).collect::<String>()
+    );
     s.lock().jobs.insert(
         format!("conv:{conv}"),
         crate::Job {
@@ -101,8 +108,15 @@ async fn conversation(State(s): State<Shared>, headers: HeaderMap, Json(body): J
                 tokio::time::sleep(Duration::from_secs(3600)).await;
             }
             tokio::time::sleep(Duration::from_millis(d.ms / steps)).await;
-            let partial: String = reply.chars().take(reply.len() * i as usize / steps as usize).collect();
-            let status = if i == steps { "finished_successfully" } else { "in_progress" };
+            let partial: String = reply
+                .chars()
+                .take(reply.len() * i as usize / steps as usize)
+                .collect();
+            let status = if i == steps {
+                "finished_successfully"
+            } else {
+                "in_progress"
+            };
             let ev = if d.fail && i == steps {
                 json!({"message": null, "conversation_id": conv, "error": "This content may violate our content policy."})
             } else {
@@ -111,7 +125,11 @@ async fn conversation(State(s): State<Shared>, headers: HeaderMap, Json(body): J
                                    "status": status, "end_turn": i == steps, "metadata": {}, "recipient": "all"},
                        "conversation_id": conv, "error": null})
             };
-            if tx.send(Ok(Event::default().data(ev.to_string()))).await.is_err() {
+            if tx
+                .send(Ok(Event::default().data(ev.to_string())))
+                .await
+                .is_err()
+            {
                 break;
             }
         }
@@ -125,28 +143,42 @@ async fn conversation(State(s): State<Shared>, headers: HeaderMap, Json(body): J
     Sse::new(stream).into_response()
 }
 
-async fn read_conversation(State(s): State<Shared>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+async fn read_conversation(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
     if account(&headers).is_none() {
         return unauthorized();
     }
     match s.job(&format!("conv:{id}")) {
         Some(j) => Json(json!({"conversation_id": id,
             "status": if j.state == crate::JobState::Done { "finished" } else { "in_progress" },
-            "last_message": j.data["last"]})).into_response(),
-        None => err(StatusCode::NOT_FOUND, json!({"detail": "conversation not found"})),
+            "last_message": j.data["last"]}))
+        .into_response(),
+        None => err(
+            StatusCode::NOT_FOUND,
+            json!({"detail": "conversation not found"}),
+        ),
     }
 }
 
-async fn file_create(State(s): State<Shared>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
+async fn file_create(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
     let Some(a) = account(&headers) else {
         return unauthorized();
     };
     if let Err(r) = quick(&s, &a) {
-        return r;
+        return *r;
     }
     let id = s.next_id("file-");
-    Json(json!({"status": "success", "file_id": id, "file_name": body["file_name"],
-                "upload_url": format!("{}/_gpt_upload/{id}", s.base())}))
+    Json(
+        json!({"status": "success", "file_id": id, "file_name": body["file_name"],
+                "upload_url": format!("{}/_gpt_upload/{id}", s.base())}),
+    )
     .into_response()
 }
 
@@ -157,23 +189,31 @@ async fn file_uploaded(headers: HeaderMap, Path(id): Path<String>) -> Response {
     Json(json!({"status": "success", "file_id": id})).into_response()
 }
 
-async fn file_download(State(s): State<Shared>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+async fn file_download(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
     let Some(a) = account(&headers) else {
         return unauthorized();
     };
     if let Err(r) = quick(&s, &a) {
-        return r;
+        return *r;
     }
     Json(json!({"status": "success", "download_url": format!("{}/_cdn/{id}", s.base()), "file_name": "file.bin"}))
         .into_response()
 }
 
-async fn gizmo_upsert(State(s): State<Shared>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
+async fn gizmo_upsert(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
     let Some(a) = account(&headers) else {
         return unauthorized();
     };
     if let Err(r) = quick(&s, &a) {
-        return r;
+        return *r;
     }
     let id = body["gizmo_id"]
         .as_str()

@@ -258,7 +258,13 @@ impl SimState {
             c.current += 1;
             c.max = c.max.max(c.current);
         };
-        bump(inner.stats.accounts.entry(account.name.clone()).or_default());
+        bump(
+            inner
+                .stats
+                .accounts
+                .entry(account.name.clone())
+                .or_default(),
+        );
         if let Some(tag) = &directives.tag {
             bump(inner.stats.tags.entry(tag.clone()).or_default());
         }
@@ -358,10 +364,8 @@ pub(crate) fn refusal_reply(r: Refusal) -> Response {
                 StatusCode::TOO_MANY_REQUESTS,
                 json!({"detail": "Too many requests; try again later", "clears_in": 30}),
             );
-            resp.headers_mut().insert(
-                "retry-after",
-                axum::http::HeaderValue::from_static("30"),
-            );
+            resp.headers_mut()
+                .insert("retry-after", axum::http::HeaderValue::from_static("30"));
             resp
         }
         Refusal::Flaky => err(
@@ -433,6 +437,17 @@ impl Drop for Sim {
 fn router(state: Shared) -> Router {
     Router::new()
         .route("/_sim/stats", get(stats))
+        // Media "CDN": results point here, and key frames or files to upload are fetched
+        // from here in tests.
+        .route(
+            "/_cdn/{file}",
+            get(|| async {
+                (
+                    [("content-type", "application/octet-stream")],
+                    vec![0u8; 64],
+                )
+            }),
+        )
         .merge(discord::routes())
         .merge(suno::routes())
         .merge(luma::routes())

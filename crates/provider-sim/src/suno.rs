@@ -37,10 +37,7 @@ fn jwt_account(headers: &HeaderMap) -> Option<SimAccount> {
 }
 
 fn unauthorized() -> Response {
-    err(
-        StatusCode::UNAUTHORIZED,
-        json!({"detail": "Unauthorized"}),
-    )
+    err(StatusCode::UNAUTHORIZED, json!({"detail": "Unauthorized"}))
 }
 
 async fn clerk_client(headers: HeaderMap) -> Response {
@@ -103,7 +100,11 @@ fn clip(s: &Shared, id: &str, job: &str) -> Value {
     })
 }
 
-async fn generate(State(s): State<Shared>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
+async fn generate(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
     let Some(a) = jwt_account(&headers) else {
         return unauthorized();
     };
@@ -121,8 +122,10 @@ async fn generate(State(s): State<Shared>, headers: HeaderMap, Json(body): Json<
     let c2 = format!("{job}-b");
     // Both clips follow the one job (clip id = `<job>-a|b`).
     s.start_job(&job, &a, &d, body.clone(), |_, _, _| {});
-    Json(json!({"id": job, "clips": [clip(&s, &c1, &job), clip(&s, &c2, &job)],
-                "status": "complete", "batch_size": 2}))
+    Json(
+        json!({"id": job, "clips": [clip(&s, &c1, &job), clip(&s, &c2, &job)],
+                "status": "complete", "batch_size": 2}),
+    )
     .into_response()
 }
 
@@ -160,7 +163,11 @@ async fn lyrics(State(s): State<Shared>, headers: HeaderMap, Json(body): Json<Va
     Json(json!({"id": job})).into_response()
 }
 
-async fn lyrics_get(State(s): State<Shared>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+async fn lyrics_get(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
     if jwt_account(&headers).is_none() {
         return unauthorized();
     }
@@ -178,8 +185,10 @@ async fn lyrics_get(State(s): State<Shared>, headers: HeaderMap, Path(id): Path<
         JobState::Failed(r) => ("error", r.clone()),
         JobState::Running(_) => ("running", String::new()),
     };
-    Json(json!({"id": id, "status": status, "text": text, "title": "Simulated Lyrics",
-                "error_message": if status == "error" { json!(text) } else { Value::Null }}))
+    Json(
+        json!({"id": id, "status": status, "text": text, "title": "Simulated Lyrics",
+                "error_message": if status == "error" { json!(text) } else { Value::Null }}),
+    )
     .into_response()
 }
 
@@ -199,7 +208,11 @@ async fn upload(State(s): State<Shared>, headers: HeaderMap, Json(body): Json<Va
     Json(json!({"id": job})).into_response()
 }
 
-async fn upload_get(State(s): State<Shared>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+async fn upload_get(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
     if jwt_account(&headers).is_none() {
         return unauthorized();
     }
@@ -211,7 +224,9 @@ async fn upload_get(State(s): State<Shared>, headers: HeaderMap, Path(id): Path<
         JobState::Failed(_) => "error",
         JobState::Running(_) => "processing",
     };
-    Json(json!({"id": id, "status": status, "clip_id": format!("{id}-clip"),
-                "title": "Uploaded audio", "audio_url": j.data["url"]}))
+    Json(
+        json!({"id": id, "status": status, "clip_id": format!("{id}-clip"),
+                "title": "Uploaded audio", "audio_url": j.data["url"]}),
+    )
     .into_response()
 }

@@ -1,0 +1,191 @@
+//! The worker runtime every provider binary shares.
+//!
+//! It owns claiming (in batches, while it has local capacity), lease heartbeats, per-account
+//! pacing, the task timeout, turning an upstream outcome into complete / retry / cool-down /
+//! disable / fail, the reaper of its provider, and graceful shutdown (stop claiming, let
+//! running tasks finish within a grace period, hand back the rest so they are re-queued at
+//! once).
+//!
+//! It knows nothing of any upstream's protocol: a provider crate implements [`Upstream`],
+//! one small trait, and this runtime drives it.
+
+mod runtime;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use switchyard_core::{ProcessMode, Provider, TaskBody, TaskSpec};
+
+pub use runtime::{Worker, init_logs, run_main, wait_for_signal};
+
+/// One task as the upstream adapter sees it.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// The task id.
+    pub task_id: String,
+    /// The account it runs on.
+    pub account_id: String,
+    /// The typed task.
+    pub spec: TaskSpec,
+    /// The body (input as sent, resolved mode, origin of follow-ups).
+    pub body: TaskBody,
+    /// The account's credentials (opened; never log them).
+    pub credentials: Value,
+    /// The capacity mode.
+    pub mode: ProcessMode,
+    /// 1 for the first run.
+    pub attempt: u32,
+    /// Set when an earlier run already submitted upstream: resume from it, do not submit
+    /// again.
+    pub upstream_ref: Option<String>,
+}
+
+impl Job {
+    /// A credential field as text ("" when absent).
+    pub fn credential(&self, field: &str) -> &str {
+        self.credentials[field].as_str().unwrap_or("")
+    }
+}
+
+/// The lease was lost: another worker owns the task now. Stop working on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the lease on this task was lost")]
+pub struct LeaseLost;
+
+/// What an adapter may tell the runtime while a task runs.
+#[async_trait]
+pub trait Control: Send + Sync {
+    /// Store the upstream reference, at once after the upstream accepted the task, so a
+    /// re-claimed task resumes instead of submitting twice.
+    async fn reference(&self, upstream_ref: &str) -> Result<(), LeaseLost>;
+    /// Report progress (0–100) and, optionally, partial output.
+    async fn progress(&self, percent: u8, partial: Option<&Value>) -> Result<(), LeaseLost>;
+}
+
+/// How an upstream call failed; the runtime maps each to a scheduler outcome.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UpstreamError {
+    /// Network trouble, 5xx, a timeout: retry, possibly on another account.
+    #[error("transient upstream failure: {0}")]
+    Transient(String),
+    /// 429, queue full, usage limit: cool the account down.
+    #[error("rate limited for {retry_after_ms} ms: {message}")]
+    RateLimited {
+        /// How long the account should rest (0: the configured default).
+        retry_after_ms: u64,
+        /// What the upstream said.
+        message: String,
+    },
+    /// 401, ban, captcha, subscription gone, no fast hours: disable the account.
+    #[error("account unusable: {reason}")]
+    AccountDead {
+        /// Why (for the tenant; never a secret).
+        reason: String,
+    },
+    /// The upstream refused the task itself: fail it, no retry.
+    #[error("rejected upstream: {message}")]
+    BadRequest {
+        /// For the tenant.
+        message: String,
+        /// The upstream's own text.
+        raw: String,
+    },
+    /// The lease was lost while running.
+    #[error("lease lost")]
+    LeaseLost,
+}
+
+impl From<LeaseLost> for UpstreamError {
+    fn from(_: LeaseLost) -> Self {
+        UpstreamError::LeaseLost
+    }
+}
+
+impl From<reqwest::Error> for UpstreamError {
+    fn from(e: reqwest::Error) -> Self {
+        // Never include the URL's query or headers: they may carry tokens.
+        let what = if e.is_timeout() {
+            "timed out"
+        } else if e.is_connect() {
+            "could not connect"
+        } else if e.is_decode() {
+            "unreadable reply"
+        } else {
+            "request failed"
+        };
+        UpstreamError::Transient(format!("upstream {what}"))
+    }
+}
+
+/// A provider adapter: its upstream protocol, and nothing else.
+#[async_trait]
+pub trait Upstream: Send + Sync + 'static {
+    /// The provider it speaks to.
+    fn provider(&self) -> Provider;
+
+    /// Run one task to its end: submit it (or, when `job.upstream_ref` is set, resume
+    /// from that reference), report the reference through `ctl` as soon as the upstream
+    /// accepts, follow progress, and return the output.
+    async fn run(&self, job: &Job, ctl: &dyn Control) -> Result<Value, UpstreamError>;
+
+    /// Check that an account works (credentials valid, not banned).
+    async fn probe(&self, credentials: &Value) -> Result<(), UpstreamError>;
+}
+
+/// Map an HTTP status and body to an upstream error, the way most upstreams answer.
+/// `retry_after` is the Retry-After header in seconds, when given.
+pub fn classify_http(status: u16, body: &str, retry_after: Option<f64>) -> UpstreamError {
+    let snippet: String = body.chars().take(500).collect();
+    match status {
+        401 => UpstreamError::AccountDead {
+            reason: "unauthorized: the account's session is invalid (banned or logged out)".into(),
+        },
+        403 if body.contains("captcha") => UpstreamError::AccountDead {
+            reason: "captcha required".into(),
+        },
+        403 => UpstreamError::AccountDead {
+            reason: "forbidden: the account may be banned or lack a subscription".into(),
+        },
+        429 => UpstreamError::RateLimited {
+            retry_after_ms: retry_after.map_or(0, |s| (s * 1000.0) as u64),
+            message: "rate limited upstream".into(),
+        },
+        400 | 404 | 413 | 422 => UpstreamError::BadRequest {
+            message: format!("the upstream refused the request ({status})"),
+            raw: snippet,
+        },
+        _ => UpstreamError::Transient(format!("upstream answered {status}")),
+    }
+}
+
+/// Read the Retry-After header (seconds) of a response.
+pub fn retry_after(resp: &reqwest::Response) -> Option<f64> {
+    resp.headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Send a request and return its JSON body, classifying failures.
+pub async fn json_or_error(req: reqwest::RequestBuilder) -> Result<Value, UpstreamError> {
+    let resp = req.send().await?;
+    let status = resp.status().as_u16();
+    let ra = retry_after(&resp);
+    let text = resp.text().await?;
+    if !(200..300).contains(&status) {
+        return Err(classify_http(status, &text, ra));
+    }
+    if text.is_empty() {
+        return Ok(Value::Null);
+    }
+    serde_json::from_str(&text)
+        .map_err(|_| UpstreamError::Transient("upstream sent unreadable JSON".into()))
+}
+
+/// An HTTP client with the configured timeout, no redirects to other hosts' credentials.
+pub fn http_client(timeout_s: u64) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(timeout_s.max(1)))
+        .user_agent("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36")
+        .build()
+        .unwrap_or_default()
+}
