@@ -96,10 +96,22 @@ local function try_lane(rot, lane)
     redis.call('ZREM', k('rr', rot), lane)
     return 'empty'
   end
-  local t = redis.call('HMGET', k('t', id), 'status', 'attempts', 'started_ms', 'upstream')
+  local t = redis.call('HMGET', k('t', id), 'status', 'attempts', 'started_ms', 'upstream', 'avoid')
   if t[1] ~= 'queued' then
     -- Cancelled (or expired) while queued: dropped here, lazily, in O(1).
     return 'skipped'
+  end
+  if pin == '' and t[5] and t[5] == acc then
+    -- A retry after a transient failure goes to another account when one is free.
+    local owner = tenant
+    if pool == 'ppu' then owner = 'pool' end
+    local alt = redis.call('ZRANGE', k('free', owner, mode), 0, 1)
+    local other = alt[1] ~= acc and alt[1] or alt[2]
+    if not other then
+      alt = redis.call('ZRANGE', k('freeb', owner, mode), 0, 1)
+      other = alt[1] ~= acc and alt[1] or alt[2]
+    end
+    if other then acc = other end
   end
   redis.call('HINCRBY', k('tn', tenant), 'queued', -1)
   local seq = redis.call('INCR', k('seq'))

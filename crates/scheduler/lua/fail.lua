@@ -25,7 +25,7 @@ if kind == 'transient' then
     return 'failed'
   end
   local backoff = math.min(cfg('backoff_ms', 1000) * (2 ^ (attempts - 1)), cfg('backoff_max_ms', 60000))
-  redis.call('HSET', k('t', id), 'status', 'delayed', 'error_raw', raw)
+  redis.call('HSET', k('t', id), 'status', 'delayed', 'error_raw', raw, 'avoid', acc or '')
   redis.call('ZADD', k('delayed'), NOW + backoff, id)
   return 'retry'
 end

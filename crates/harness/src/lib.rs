@@ -1,0 +1,317 @@
+//! End-to-end test harness: a simulator, a private Redis, a scheduler under a fresh key
+//! prefix, and workers (in-process, or the real binaries as child processes), wired the
+//! way an operator wires them. Used by the adapter crates' and the dispatcher's tests.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use switchyard_core::config::UpstreamsConfig;
+use switchyard_core::secrets::SecretBox;
+use switchyard_core::{
+    Config, Origin, Plan, PlanTable, Provider, QuotaKind, ServiceMode, TaskBody, TaskSpec,
+};
+use switchyard_provider_sim::Sim;
+use switchyard_scheduler::{AccountSpec, NewTask, Owner, Scheduler, TaskRecord, TenantSettings};
+use switchyard_worker::{Upstream, Worker};
+use tokio::sync::watch;
+
+/// The master key every harness seals credentials with.
+pub const MASTER_KEY: &str = "switchyard-harness-master-key";
+
+/// Everything an end-to-end test needs.
+pub struct Harness {
+    /// The simulator.
+    pub sim: Sim,
+    /// The scheduler.
+    pub sched: Scheduler,
+    /// The config workers run with.
+    pub config: Config,
+    /// Seals account credentials.
+    pub secrets: SecretBox,
+}
+
+/// The credential JSON of a provider's account, from a simulator credential string.
+pub fn credentials(provider: Provider, cred: &str) -> Value {
+    match provider {
+        Provider::Midjourney => json!({"token": cred}),
+        Provider::Suno | Provider::Luma => json!({"cookie": cred}),
+        Provider::Gpts => json!({"access_token": cred}),
+    }
+}
+
+impl Harness {
+    /// A harness with test-friendly timings.
+    pub async fn new(name: &str) -> Harness {
+        Harness::with(name, |_| {}).await
+    }
+
+    /// A harness with config changes.
+    pub async fn with(name: &str, f: impl FnOnce(&mut Config)) -> Harness {
+        let sim = Sim::start("127.0.0.1:0").await.unwrap();
+        let redis = switchyard_test_support::redis();
+        let mut c = Config::default();
+        c.redis.url = redis.url.clone();
+        c.redis.key_prefix = switchyard_test_support::unique_prefix(name);
+        c.redis.pool_size = 64;
+        c.scheduler.lease_ms = 3000;
+        c.scheduler.retry_backoff_ms = 20;
+        c.scheduler.retry_backoff_max_ms = 100;
+        c.worker.poll_interval_ms = 50;
+        c.worker.account_min_gap_ms = 1;
+        c.worker.task_timeout_s = 30;
+        c.worker.reap_interval_ms = 200;
+        c.worker.shutdown_grace_s = 2;
+        c.upstreams = UpstreamsConfig::all_at(&sim.url());
+        f(&mut c);
+        c.validate().unwrap();
+        let sched = Scheduler::connect(&c).await.unwrap();
+        Harness {
+            sim,
+            sched,
+            config: c,
+            secrets: SecretBox::new(MASTER_KEY).unwrap(),
+        }
+    }
+
+    /// A tenant on a plan.
+    pub async fn tenant(&self, id: &str, plan: Plan) {
+        let t = PlanTable::seed();
+        self.sched
+            .upsert_tenant(
+                id,
+                &TenantSettings::from_plan(plan.as_str(), t.get(plan), 0),
+            )
+            .await
+            .unwrap();
+    }
+
+    /// Lift every PPU cap of a tenant (Enterprise-like), for load tests.
+    pub async fn upsert_uncapped(&self, id: &str) {
+        self.sched
+            .upsert_tenant(
+                id,
+                &TenantSettings {
+                    plan: "enterprise".into(),
+                    caps: Provider::ALL.map(|p| (p, None)),
+                    failover: false,
+                    failover_max_wait_ms: 0,
+                    retention_s: 3600,
+                },
+            )
+            .await
+            .unwrap();
+    }
+
+    /// Credit a balance.
+    pub async fn fund(&self, tenant: &str, kind: QuotaKind, amount: i64) {
+        let key = uuid::Uuid::now_v7().to_string();
+        self.sched.top_up(tenant, kind, amount, &key).await.unwrap();
+    }
+
+    /// Add an account (pool or tenant) whose simulator credential is `cred`.
+    pub async fn account(
+        &self,
+        provider: Provider,
+        owner: &Owner,
+        id: &str,
+        cred: &str,
+        capacity: [u32; 3],
+    ) {
+        let sealed = self.secrets.seal(&credentials(provider, cred).to_string());
+        self.sched
+            .add_account(
+                provider,
+                owner,
+                id,
+                &AccountSpec {
+                    name: Some(id.to_string()),
+                    capacity: Some(capacity),
+                    weight: Some(1),
+                    backup: Some(false),
+                    secret: Some(sealed),
+                    ..AccountSpec::default()
+                },
+            )
+            .await
+            .unwrap();
+    }
+
+    /// Submit a task the way the dispatcher does: parse, price, body, submit.
+    pub async fn submit(
+        &self,
+        tenant: &str,
+        mode: ServiceMode,
+        model: &str,
+        task_type: &str,
+        input: Value,
+        origin: Option<&TaskRecord>,
+    ) -> String {
+        let mut spec = TaskSpec::parse(model, task_type, &input, &self.config.parse_options())
+            .unwrap_or_else(|e| panic!("{model}/{task_type}: {e}"));
+        let mut resolved = None;
+        let mut pin = None;
+        let origin = origin.map(|o| {
+            pin = Some(o.get("account").to_string());
+            Origin {
+                task_id: o.get("id").to_string(),
+                output: serde_json::from_str(o.get("output")).unwrap_or(Value::Null),
+            }
+        });
+        if let TaskSpec::Midjourney(t) = &mut spec {
+            resolved = Some(json!({"process_mode": t.process_mode, "version": t.version}));
+        }
+        let body = TaskBody {
+            model: spec.provider(),
+            task_type: task_type.to_string(),
+            input,
+            resolved,
+            origin,
+        };
+        let id = uuid::Uuid::now_v7().to_string();
+        let task = NewTask {
+            id: id.clone(),
+            tenant: tenant.to_string(),
+            provider: spec.provider(),
+            service_mode: mode,
+            process_mode: spec.process_mode(),
+            pin: pin.filter(|p| !p.is_empty()),
+            ppu_price: self.config.prices.price(ServiceMode::Ppu, &spec),
+            body: body.to_json(),
+            extra: vec![],
+            idempotency: None,
+        };
+        self.sched.submit(&task).await.unwrap();
+        id
+    }
+
+    /// Wait until a task is completed, failed or cancelled.
+    pub async fn wait_terminal(&self, tenant: &str, id: &str, timeout: Duration) -> TaskRecord {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(r) = self.sched.get_task(tenant, id).await.unwrap()
+                && matches!(r.status(), "completed" | "failed" | "cancelled")
+            {
+                return r;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "task {id} did not finish in {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Wait until `cond` holds on a task.
+    pub async fn wait_task(
+        &self,
+        tenant: &str,
+        id: &str,
+        what: &str,
+        timeout: Duration,
+        cond: impl Fn(&TaskRecord) -> bool,
+    ) -> TaskRecord {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(r) = self.sched.get_task(tenant, id).await.unwrap()
+                && cond(&r)
+            {
+                return r;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "task {id}: timed out waiting for {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Run a worker in this process until the returned sender sends `true`.
+    pub fn start_worker(&self, upstream: Arc<dyn Upstream>) -> RunningWorker {
+        let worker = Worker::new(
+            self.sched.clone(),
+            upstream,
+            &self.config,
+            self.secrets.clone(),
+        );
+        let (tx, rx) = watch::channel(false);
+        let handle = tokio::spawn(worker.run(rx));
+        RunningWorker { stop: tx, handle }
+    }
+
+    /// The environment a worker binary needs to join this harness.
+    pub fn worker_env(&self) -> Vec<(String, String)> {
+        let c = &self.config;
+        let u = &c.upstreams;
+        [
+            ("SWITCHYARD_REDIS__URL", c.redis.url.clone()),
+            ("SWITCHYARD_REDIS__KEY_PREFIX", c.redis.key_prefix.clone()),
+            (
+                "SWITCHYARD_SCHEDULER__LEASE_MS",
+                c.scheduler.lease_ms.to_string(),
+            ),
+            (
+                "SWITCHYARD_SCHEDULER__RETRY_BACKOFF_MS",
+                c.scheduler.retry_backoff_ms.to_string(),
+            ),
+            (
+                "SWITCHYARD_SCHEDULER__RETRY_BACKOFF_MAX_MS",
+                c.scheduler.retry_backoff_max_ms.to_string(),
+            ),
+            (
+                "SWITCHYARD_WORKER__POLL_INTERVAL_MS",
+                c.worker.poll_interval_ms.to_string(),
+            ),
+            (
+                "SWITCHYARD_WORKER__ACCOUNT_MIN_GAP_MS",
+                c.worker.account_min_gap_ms.to_string(),
+            ),
+            (
+                "SWITCHYARD_WORKER__SHUTDOWN_GRACE_S",
+                c.worker.shutdown_grace_s.to_string(),
+            ),
+            (
+                "SWITCHYARD_WORKER__REAP_INTERVAL_MS",
+                c.worker.reap_interval_ms.to_string(),
+            ),
+            (
+                "SWITCHYARD_WORKER__CONCURRENCY",
+                c.worker.concurrency.to_string(),
+            ),
+            ("SWITCHYARD_UPSTREAMS__DISCORD_API", u.discord_api.clone()),
+            (
+                "SWITCHYARD_UPSTREAMS__DISCORD_GATEWAY",
+                u.discord_gateway.clone(),
+            ),
+            ("SWITCHYARD_UPSTREAMS__SUNO_API", u.suno_api.clone()),
+            ("SWITCHYARD_UPSTREAMS__SUNO_CLERK", u.suno_clerk.clone()),
+            ("SWITCHYARD_UPSTREAMS__LUMA_API", u.luma_api.clone()),
+            ("SWITCHYARD_UPSTREAMS__CHATGPT_API", u.chatgpt_api.clone()),
+            ("SWITCHYARD_MASTER_KEY", MASTER_KEY.to_string()),
+            ("RUST_LOG", "warn".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+}
+
+/// A worker running in this process.
+pub struct RunningWorker {
+    stop: watch::Sender<bool>,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl RunningWorker {
+    /// Stop it (graceful) and wait.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.handle.await;
+    }
+}
+
+/// A task's output as JSON.
+pub fn output(r: &TaskRecord) -> Value {
+    serde_json::from_str(r.get("output")).unwrap_or(Value::Null)
+}
