@@ -190,14 +190,16 @@ impl Harness {
     pub async fn wait_terminal(&self, tenant: &str, id: &str, timeout: Duration) -> TaskRecord {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(r) = self.sched.get_task(tenant, id).await.unwrap()
+            let rec = self.sched.get_task(tenant, id).await.unwrap();
+            if let Some(r) = &rec
                 && matches!(r.status(), "completed" | "failed" | "cancelled")
             {
-                return r;
+                return r.clone();
             }
             assert!(
                 Instant::now() < deadline,
-                "task {id} did not finish in {timeout:?}"
+                "task {id} did not finish in {timeout:?}: {:?}",
+                rec.map(|r| r.fields)
             );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }

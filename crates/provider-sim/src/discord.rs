@@ -235,12 +235,12 @@ fn on_step(s: &Shared, job_id: &str, state: &JobState) {
                 json!([{"type": 1, "components": row1}, {"type": 1, "components": row2}])
             };
             let final_id = s.next_id("2");
-            let embeds = if kind == "describe" {
+            let embeds = if kind.contains("describe") {
                 json!([{"description": "1️⃣ a simulated description --ar 1:1\n\n2️⃣ another reading --ar 1:1\n\n3️⃣ a third --ar 1:1\n\n4️⃣ a fourth --ar 1:1", "color": 0}])
             } else {
                 json!([])
             };
-            let content = if kind == "seed" {
+            let content = if kind.contains("seed") {
                 format!("**{prompt}** - <@1> seed 1234567890")
             } else {
                 format!("**{prompt}** - <@1> ({speed})")

@@ -196,7 +196,16 @@ end
 -- Tasks ---------------------------------------------------------------------------------
 
 local TASK_FIELDS = {'tenant', 'pool', 'mode', 'pin', 'account', 'status', 'token', 'attempts',
-  'hold', 'hold_state', 'retention_s', 'ppu_price', 'kind', 'enq_ms', 'failover'}
+  'hold', 'hold_state', 'retention_s', 'ppu_price', 'kind', 'enq_ms', 'failover', 'upstream'}
+
+-- A task whose job already runs upstream (it has a reference) can only be resumed on the
+-- account that holds that job: pin it there before it goes back to a queue.
+local function keep_on_account(t)
+  if t.upstream and t.upstream ~= '' and t.account and t.account ~= '' then
+    t.pin = t.account
+    redis.call('HSET', k('t', t.id), 'pin', t.account)
+  end
+end
 
 -- Read the fields scripts need, once.
 local function load_task(id)

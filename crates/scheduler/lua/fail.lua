@@ -25,12 +25,26 @@ if kind == 'transient' then
     return 'failed'
   end
   local backoff = math.min(cfg('backoff_ms', 1000) * (2 ^ (attempts - 1)), cfg('backoff_max_ms', 60000))
-  redis.call('HSET', k('t', id), 'status', 'delayed', 'error_raw', raw, 'avoid', acc or '')
+  -- Accepted upstream: resume on the same account. Never accepted: prefer another one.
+  keep_on_account(t)
+  local avoid = acc or ''
+  if t.pin == acc then avoid = '' end
+  redis.call('HSET', k('t', id), 'status', 'delayed', 'error_raw', raw, 'avoid', avoid)
   redis.call('ZADD', k('delayed'), NOW + backoff, id)
   return 'retry'
 end
 -- Account-level outcomes: not the task's fault.
 redis.call('HSET', k('t', id), 'attempts', attempts - 1)
+if kind == 'handback' then
+  keep_on_account(t)
+else
+  -- The account cannot serve: whatever it accepted is lost; start afresh elsewhere
+  -- (unless the client pinned this account).
+  t.pin = redis.call('HGET', k('t', id), 'user_pin') or ''
+  redis.call('HSET', k('t', id), 'pin', t.pin)
+  redis.call('HDEL', k('t', id), 'upstream')
+  t.upstream = nil
+end
 if kind == 'rate_limited' then
   if retry_after <= 0 then retry_after = cfg('default_cooldown_ms', 60000) end
   set_state(acc, 'cooling_down', NOW + retry_after, message ~= '' and message or 'rate_limited')

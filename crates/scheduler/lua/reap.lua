@@ -24,6 +24,7 @@ for _, id in ipairs(due) do
     if (tonumber(t.attempts) or 1) >= cfg('max_attempts', 3) then
       finish(t, 'failed', 'retries_exhausted', 'the worker running this task stopped responding, and the retry budget is spent', '')
     else
+      keep_on_account(t)
       enqueue(t, true)
     end
   end

@@ -61,6 +61,11 @@ if failover == 1 then
   fields[#fields + 1] = 'failover'
   fields[#fields + 1] = 1
 end
+if pin ~= '' then
+  -- What the client (or the origin task) pinned, as opposed to a pin for resuming.
+  fields[#fields + 1] = 'user_pin'
+  fields[#fields + 1] = pin
+end
 for i = 11, #ARGV, 2 do
   if ARGV[i] == 'body' then
     redis.call('SET', k('tb', id), ARGV[i + 1])

@@ -750,3 +750,75 @@ async fn get_task_returns_the_body() {
     assert_eq!(rec.get("body"), t.body);
     assert_eq!((rec.status(), rec.num("hold")), ("queued", 14));
 }
+
+#[tokio::test]
+async fn a_task_accepted_upstream_stays_with_its_account() {
+    let s = scheduler("resume").await;
+    tenant(&s, "t_a", Plan::Developer).await;
+    fund(&s, "t_a", QuotaKind::MjQuota, 100).await;
+    account(&s, MJ, &Owner::Pool, "p1", [0, 5, 0]).await;
+    account(&s, MJ, &Owner::Pool, "p2", [0, 5, 0]).await;
+    let t = task("t_a", MJ, PPU, FAST, 14);
+    s.submit(&t).await.unwrap();
+    let first = s.claim(MJ, 1, NOW).await.unwrap().remove(0);
+    assert!(
+        s.report(&first.lease, Some("nonce-9"), None, None)
+            .await
+            .unwrap()
+    );
+    // The worker dies; the reaper requeues the task pinned to the account holding the job.
+    wait_reaped(&s, MJ, 1).await;
+    let rec = s.get_task("t_a", &t.id).await.unwrap().unwrap();
+    assert_eq!(
+        (rec.status(), rec.get("pin")),
+        ("queued", first.account.as_str())
+    );
+    let again = s.claim(MJ, 1, NOW).await.unwrap().remove(0);
+    assert_eq!(again.account, first.account);
+    assert_eq!(again.upstream_ref.as_deref(), Some("nonce-9"));
+    // An account-level failure drops the reference: the job is lost with the account.
+    s.fail(
+        &again.lease,
+        &FailKind::AccountDead {
+            reason: "banned".into(),
+        },
+        "",
+        "",
+    )
+    .await
+    .unwrap();
+    let rec = s.get_task("t_a", &t.id).await.unwrap().unwrap();
+    assert_eq!(rec.get("upstream"), "");
+}
+
+#[tokio::test]
+async fn after_an_account_failure_a_resumed_task_may_move() {
+    let s = scheduler("unpin").await;
+    tenant(&s, "t_a", Plan::Developer).await;
+    fund(&s, "t_a", QuotaKind::MjQuota, 100).await;
+    account(&s, MJ, &Owner::Pool, "p1", [0, 5, 0]).await;
+    let t = task("t_a", MJ, PPU, FAST, 14);
+    s.submit(&t).await.unwrap();
+    let first = s.claim(MJ, 1, NOW).await.unwrap().remove(0);
+    s.report(&first.lease, Some("ref"), None, None)
+        .await
+        .unwrap();
+    wait_reaped(&s, MJ, 1).await;
+    let again = s.claim(MJ, 1, NOW).await.unwrap().remove(0);
+    s.fail(
+        &again.lease,
+        &FailKind::AccountDead {
+            reason: "banned".into(),
+        },
+        "",
+        "",
+    )
+    .await
+    .unwrap();
+    account(&s, MJ, &Owner::Pool, "p2", [0, 5, 0]).await;
+    let moved = s.claim(MJ, 1, NOW).await.unwrap().remove(0);
+    assert_eq!(
+        (moved.account.as_str(), moved.upstream_ref.clone()),
+        ("p2", None)
+    );
+}

@@ -1,0 +1,170 @@
+//! GPTs end to end: scheduler + worker + simulator on loopback, real HTTP and SSE.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use switchyard_core::{AccountState, Plan, Provider, QuotaKind, ServiceMode};
+use switchyard_harness::{Harness, output};
+use switchyard_scheduler::Owner;
+use switchyard_worker_gpts::Gpts;
+
+const T: Duration = Duration::from_secs(20);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_gpts_task_type_completes() {
+    let h = Harness::new("gpts_all").await;
+    h.tenant("t_d", Plan::Developer).await;
+    h.fund("t_d", QuotaKind::GptsQuota, 1000).await;
+    h.account(
+        Provider::Gpts,
+        &Owner::Pool,
+        "pool1",
+        "sim:ok:gpt1",
+        [10, 0, 0],
+    )
+    .await;
+    let w = h.start_worker(Arc::new(Gpts::new(&h.config)));
+    let ppu = ServiceMode::Ppu;
+    let conv = h
+        .submit(
+            "t_d",
+            ppu,
+            "gpts",
+            "create_conversation",
+            json!({"gizmo_id": "g-abc123", "message": "hello there [sim:ms=100]"}),
+            None,
+        )
+        .await;
+    let c = h.wait_terminal("t_d", &conv, T).await;
+    assert_eq!(c.status(), "completed", "{:?}", c.fields);
+    let out = output(&c);
+    let conv_id = out["conversation_id"].as_str().unwrap().to_string();
+    assert!(
+        out["message"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("hello there")
+    );
+    assert_eq!(out["message"]["role"], "assistant");
+    let next = h
+        .submit(
+            "t_d",
+            ppu,
+            "gpts",
+            "continue_conversation",
+            json!({"conversation_id": conv_id, "message": "and more [sim:ms=50]"}),
+            None,
+        )
+        .await;
+    let n = h.wait_terminal("t_d", &next, T).await;
+    assert_eq!(output(&n)["conversation_id"], json!(conv_id));
+    let cases = [
+        (
+            "upload_file",
+            json!({"file_url": format!("{}/_cdn/doc.pdf", h.sim.url())}),
+            "file_id",
+        ),
+        (
+            "download_file",
+            json!({"file_id": "file-1"}),
+            "download_url",
+        ),
+        (
+            "create_gpts",
+            json!({"name": "Helper", "instructions": "be kind"}),
+            "gizmo_id",
+        ),
+        (
+            "modify_gpts",
+            json!({"gizmo_id": "g-abc123", "name": "Helper 2"}),
+            "gizmo_id",
+        ),
+        ("models", json!({}), "models"),
+        ("gizmos", json!({}), "gizmos"),
+    ];
+    for (tt, input, field) in cases {
+        let id = h.submit("t_d", ppu, "gpts", tt, input, None).await;
+        let r = h.wait_terminal("t_d", &id, T).await;
+        assert_eq!(r.status(), "completed", "{tt}: {:?}", r.fields);
+        assert!(
+            !output(&r)[field].is_null(),
+            "{tt} output lacks {field}: {}",
+            r.get("output")
+        );
+    }
+    // 30 + 10 + 1 + 1 + 100 + 10 + 0 + 0.
+    let b = h.sched.balances("t_d").await.unwrap()[&QuotaKind::GptsQuota];
+    assert_eq!((b.captured, b.held), (152, 0));
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_usage_limit_cools_the_account_until_the_time_given() {
+    let h = Harness::new("gpts_limit").await;
+    h.tenant("t_d", Plan::Developer).await;
+    h.fund("t_d", QuotaKind::GptsQuota, 1000).await;
+    h.account(
+        Provider::Gpts,
+        &Owner::Pool,
+        "limited",
+        "sim:ratelimited:lim",
+        [5, 0, 0],
+    )
+    .await;
+    h.account(
+        Provider::Gpts,
+        &Owner::Pool,
+        "fine",
+        "sim:ok:fine",
+        [5, 0, 0],
+    )
+    .await;
+    let w = h.start_worker(Arc::new(Gpts::new(&h.config)));
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        ids.push(
+            h.submit(
+                "t_d",
+                ServiceMode::Ppu,
+                "gpts",
+                "create_conversation",
+                json!({"message": format!("hi {i} [sim:ms=50]")}),
+                None,
+            )
+            .await,
+        );
+    }
+    for id in &ids {
+        let r = h.wait_terminal("t_d", id, T).await;
+        assert_eq!(
+            (r.status(), r.get("account")),
+            ("completed", "fine"),
+            "{:?}",
+            r.fields
+        );
+    }
+    let acc = h
+        .sched
+        .get_account(Provider::Gpts, &Owner::Pool, "limited")
+        .await
+        .unwrap()
+        .unwrap();
+    match acc.state {
+        AccountState::CoolingDown { until_ms, reason } => {
+            // The simulator said "clears_in": 30 seconds.
+            assert!(
+                until_ms >= before + 29_000 && until_ms <= before + 40_000,
+                "until {until_ms}"
+            );
+            assert!(reason.contains("usage_limited"), "{reason}");
+        }
+        other => panic!("expected a cool-down, got {other:?}"),
+    }
+    w.stop().await;
+}

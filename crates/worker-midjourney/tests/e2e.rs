@@ -1,0 +1,220 @@
+//! Midjourney end to end: scheduler + worker + simulated Discord (REST and gateway
+//! websocket) on loopback.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use switchyard_core::{AccountState, Plan, Provider, QuotaKind, ServiceMode};
+use switchyard_harness::{Harness, output};
+use switchyard_scheduler::Owner;
+use switchyard_worker_midjourney::Midjourney;
+
+const T: Duration = Duration::from_secs(20);
+const MJ: Provider = Provider::Midjourney;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_midjourney_task_type_completes() {
+    let h = Harness::new("mj_all").await;
+    h.tenant("t_p", Plan::Premium).await;
+    h.fund("t_p", QuotaKind::MjQuota, 10_000).await;
+    h.account(MJ, &Owner::Pool, "pool1", "sim:ok:mj1", [10, 10, 10])
+        .await;
+    let w = h.start_worker(Arc::new(Midjourney::new(&h.config)));
+    let ppu = ServiceMode::Ppu;
+    let img = format!("{}/_cdn/in.png", h.sim.url());
+
+    let imagine = h
+        .submit("t_p", ppu, "midjourney", "imagine",
+            json!({"prompt": "a red fox --v 6 [sim:ms=200]", "process_mode": "fast", "aspect_ratio": "16:9"}), None)
+        .await;
+    let grid = h.wait_terminal("t_p", &imagine, T).await;
+    assert_eq!(grid.status(), "completed", "{:?}", grid.fields);
+    let out = output(&grid);
+    assert!(out["image_url"].as_str().unwrap().starts_with("http"));
+    assert_eq!(out["image_urls"].as_array().unwrap().len(), 4);
+    let actions: Vec<&str> = out["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a.as_str())
+        .collect();
+    for a in ["upscale1", "upscale4", "variation1", "reroll"] {
+        assert!(actions.contains(&a), "{a} missing from {actions:?}");
+    }
+    assert!(grid.num("progress") == 100);
+
+    // Follow-ups on the grid.
+    let mut follow = Vec::new();
+    for (tt, input) in [
+        ("upscale", json!({"origin_task_id": imagine, "index": 1})),
+        (
+            "upscale",
+            json!({"origin_task_id": imagine, "upscaler": "2x"}),
+        ),
+        ("variation", json!({"origin_task_id": imagine, "index": 2})),
+        ("reroll", json!({"origin_task_id": imagine})),
+        ("seed", json!({"origin_task_id": imagine})),
+    ] {
+        follow.push((
+            tt,
+            h.submit("t_p", ppu, "midjourney", tt, input, Some(&grid))
+                .await,
+        ));
+    }
+    let mut upscaled = None;
+    for (tt, id) in &follow {
+        let r = h.wait_terminal("t_p", id, T).await;
+        assert_eq!(r.status(), "completed", "{tt}: {:?}", r.fields);
+        assert_eq!(
+            r.get("account"),
+            "pool1",
+            "follow-ups run on the origin's account"
+        );
+        if *tt == "seed" {
+            assert!(output(&r)["seed"].is_u64(), "{}", r.get("output"));
+        }
+        if *tt == "upscale" && upscaled.is_none() {
+            upscaled = Some(r);
+        }
+    }
+    // Actions on the upscaled image.
+    let up = upscaled.unwrap();
+    let up_actions = output(&up)["actions"].clone();
+    assert!(
+        up_actions
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "pan_left"),
+        "{up_actions}"
+    );
+    let up_id = up.get("id").to_string();
+    for (tt, input) in [
+        ("pan", json!({"origin_task_id": up_id, "direction": "left"})),
+        (
+            "outpaint",
+            json!({"origin_task_id": up_id, "zoom_ratio": 2.0}),
+        ),
+        (
+            "inpaint",
+            json!({"origin_task_id": up_id, "mask": "bWFzaw==", "prompt": "a hat"}),
+        ),
+    ] {
+        let id = h
+            .submit("t_p", ppu, "midjourney", tt, input, Some(&up))
+            .await;
+        let r = h.wait_terminal("t_p", &id, T).await;
+        assert_eq!(r.status(), "completed", "{tt}: {:?}", r.fields);
+    }
+    // Fresh tasks that upload images.
+    let describe = h
+        .submit(
+            "t_p",
+            ppu,
+            "midjourney",
+            "describe",
+            json!({"image_url": img}),
+            None,
+        )
+        .await;
+    let blend = h
+        .submit(
+            "t_p",
+            ppu,
+            "midjourney",
+            "blend",
+            json!({"image_urls": [img, img], "dimension": "square"}),
+            None,
+        )
+        .await;
+    let d = h.wait_terminal("t_p", &describe, T).await;
+    assert_eq!(d.status(), "completed", "{:?}", d.fields);
+    assert!(output(&d)["description"].as_str().unwrap().contains("1️⃣"));
+    assert_eq!(
+        h.wait_terminal("t_p", &blend, T).await.status(),
+        "completed"
+    );
+    let b = h.sched.balances("t_p").await.unwrap()[&QuotaKind::MjQuota];
+    assert_eq!(b.held, 0);
+    assert!(b.captured > 0);
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_embeds_and_bad_tokens_drive_outcomes() {
+    let h = Harness::new("mj_fail").await;
+    h.tenant("t_p", Plan::Premium).await;
+    h.fund("t_p", QuotaKind::MjQuota, 10_000).await;
+    let pool = Owner::Pool;
+    h.account(MJ, &pool, "captcha", "sim:captcha:cap", [5, 5, 5])
+        .await;
+    h.account(MJ, &pool, "nofast", "sim:no_fast:nf", [0, 5, 0])
+        .await;
+    h.account(MJ, &pool, "banned", "sim:banned:ban", [5, 5, 5])
+        .await;
+    h.account(MJ, &pool, "good", "sim:ok:good", [5, 5, 5]).await;
+    let w = h.start_worker(Arc::new(Midjourney::new(&h.config)));
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        ids.push(
+            h.submit(
+                "t_p",
+                ServiceMode::Ppu,
+                "midjourney",
+                "imagine",
+                json!({"prompt": format!("fox {i} [sim:ms=100]"), "process_mode": "fast"}),
+                None,
+            )
+            .await,
+        );
+    }
+    let rejected = h
+        .submit(
+            "t_p",
+            ServiceMode::Ppu,
+            "midjourney",
+            "imagine",
+            json!({"prompt": "forbidden [sim:fail] [sim:ms=40]", "process_mode": "fast"}),
+            None,
+        )
+        .await;
+    for id in &ids {
+        let r = h.wait_terminal("t_p", id, T).await;
+        assert_eq!(
+            (r.status(), r.get("account")),
+            ("completed", "good"),
+            "{:?}",
+            r.fields
+        );
+    }
+    let r = h.wait_terminal("t_p", &rejected, T).await;
+    assert_eq!(
+        (r.status(), r.get("error_code")),
+        ("failed", "upstream_rejected"),
+        "{:?}",
+        r.fields
+    );
+    assert!(r.get("error_raw").contains("Banned prompt"));
+    let accounts = h.sched.list_accounts(MJ, &pool).await.unwrap();
+    let state = |id: &str| accounts.iter().find(|a| a.id == id).unwrap().state.clone();
+    match state("captcha") {
+        AccountState::Disabled { reason } => assert!(reason.contains("captcha"), "{reason}"),
+        other => panic!("captcha account: {other:?}"),
+    }
+    match state("banned") {
+        AccountState::Disabled { reason } => assert!(
+            reason.contains("token") || reason.contains("unauthorized"),
+            "{reason}"
+        ),
+        other => panic!("banned account: {other:?}"),
+    }
+    match state("nofast") {
+        AccountState::CoolingDown { reason, .. } => {
+            assert!(reason.contains("no_fast_hours"), "{reason}")
+        }
+        other => panic!("no-fast account: {other:?}"),
+    }
+    w.stop().await;
+}
