@@ -34,6 +34,34 @@ enum Command {
     ///
     /// Example: switchyard price --model midjourney --task imagine --mode fast --prompt "a fox --v 6"
     Price(tables::PriceArgs),
+    /// Run the four simulated upstreams alone (for multi-process setups and tests).
+    ///
+    /// Point workers at it with SWITCHYARD_UPSTREAMS__* (or use the demo). Its witness of
+    /// true concurrency is at GET /_sim/stats.
+    Sim {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:9100")]
+        listen: String,
+    },
+}
+
+fn run_sim(listen: &str) -> Result<(), tables::CliError> {
+    let rt = tokio::runtime::Runtime::new().map_err(|e| tables::CliError::Other(e.into()))?;
+    rt.block_on(async {
+        let sim = switchyard_provider_sim::Sim::start(listen).await.map_err(|e| {
+            tables::CliError::Usage(format!(
+                "cannot listen on {listen} ({e}); pick a free address with --listen"
+            ))
+        })?;
+        println!("simulated upstreams at {} (witness: {}/_sim/stats)", sim.url(), sim.url());
+        println!(
+            "workers: SWITCHYARD_UPSTREAMS__DISCORD_API={0} SWITCHYARD_UPSTREAMS__DISCORD_GATEWAY={1}/gateway \\\n  SWITCHYARD_UPSTREAMS__SUNO_API={0} SWITCHYARD_UPSTREAMS__SUNO_CLERK={0} \\\n  SWITCHYARD_UPSTREAMS__LUMA_API={0} SWITCHYARD_UPSTREAMS__CHATGPT_API={0}",
+            sim.url(),
+            sim.url().replacen("http", "ws", 1)
+        );
+        let _ = tokio::signal::ctrl_c().await;
+        Ok(())
+    })
 }
 
 fn main() -> ExitCode {
@@ -48,6 +76,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Plans { json } => tables::plans(&config, json),
         Command::Price(args) => tables::price(&config, &args),
+        Command::Sim { listen } => run_sim(&listen),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
