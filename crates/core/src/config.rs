@@ -32,6 +32,8 @@ pub struct Config {
     pub scheduler: SchedulerConfig,
     /// Defaults applied when a request leaves something out.
     pub defaults: TaskDefaults,
+    /// The gateway-facing HTTP API.
+    pub dispatcher: DispatcherConfig,
     /// The worker runtime.
     pub worker: WorkerConfig,
     /// Where the upstream providers are (base URLs; tests and the demo point them at the
@@ -120,6 +122,50 @@ impl Default for TaskDefaults {
         TaskDefaults {
             mj_version: MjVersion::V6,
             plan: Plan::Hobbyist,
+        }
+    }
+}
+
+/// The dispatcher (HTTP API, webhooks).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DispatcherConfig {
+    /// Address to listen on.
+    pub listen: String,
+    /// Bearer token of the admin routes (required to serve them; a secret: prefer the
+    /// environment, `SWITCHYARD_DISPATCHER__ADMIN_TOKEN`).
+    pub admin_token: String,
+    /// Largest request body, in bytes.
+    pub body_limit_bytes: usize,
+    /// Requests per second per API key.
+    pub rate_limit_per_s: u32,
+    /// Burst per API key.
+    pub rate_limit_burst: u32,
+    /// Allow webhook endpoints in private, loopback and link-local ranges (tests, demo).
+    pub allow_private_webhooks: bool,
+    /// Keep retrying a webhook delivery for this long, in seconds.
+    pub webhook_retry_for_s: u64,
+    /// Longest wait between two delivery attempts, in seconds.
+    pub webhook_max_backoff_s: u64,
+    /// Timeout of one delivery attempt, in seconds.
+    pub webhook_timeout_s: u64,
+    /// Smallest gap between two `task.progress` webhooks of one task, in milliseconds.
+    pub progress_webhook_gap_ms: u64,
+}
+
+impl Default for DispatcherConfig {
+    fn default() -> Self {
+        DispatcherConfig {
+            listen: "127.0.0.1:8080".into(),
+            admin_token: String::new(),
+            body_limit_bytes: 1024 * 1024,
+            rate_limit_per_s: 50,
+            rate_limit_burst: 100,
+            allow_private_webhooks: false,
+            webhook_retry_for_s: 24 * 3600,
+            webhook_max_backoff_s: 600,
+            webhook_timeout_s: 10,
+            progress_webhook_gap_ms: 2000,
         }
     }
 }
@@ -369,6 +415,19 @@ impl Config {
                     "must be at least 1",
                 ));
             }
+        }
+        let d = &self.dispatcher;
+        if d.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(ConfigError::invalid(
+                "dispatcher.listen",
+                "must be an address like 127.0.0.1:8080",
+            ));
+        }
+        if d.body_limit_bytes < 1024 || d.rate_limit_per_s == 0 || d.rate_limit_burst == 0 {
+            return Err(ConfigError::invalid(
+                "dispatcher.body_limit_bytes",
+                "the body limit must be at least 1024 and the rate limits at least 1",
+            ));
         }
         let w = &self.worker;
         if w.concurrency == 0 || w.claim_batch == 0 {

@@ -6,7 +6,7 @@ local t = load_task(id)
 if t.tenant ~= tenant then return 'not_found' end
 if t.status == 'cancelled' then return 'already' end
 if t.status == 'queued' then
-  redis.call('HINCRBY', k('tn', tenant), 'queued', -1)
+  count_queued(tenant, -1)
 elseif t.status == 'delayed' then
   redis.call('ZREM', k('delayed'), id)
 else

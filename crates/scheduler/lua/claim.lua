@@ -52,7 +52,7 @@ local function byoa_blocked(rot, lane, tenant, mode)
     local none_usable = redis.call('SCARD', k('use', tenant, mode)) == 0
     if none_usable or (max_wait > 0 and NOW - enq >= max_wait) then
       redis.call('LPOP', q)
-      redis.call('HINCRBY', k('tn', tenant), 'queued', -1)
+      count_queued(tenant, -1)
       fail_over(t)
       return 'moved'
     end
@@ -113,7 +113,7 @@ local function try_lane(rot, lane)
     end
     if other then acc = other end
   end
-  redis.call('HINCRBY', k('tn', tenant), 'queued', -1)
+  count_queued(tenant, -1)
   local seq = redis.call('INCR', k('seq'))
   local token = tostring(seq)
   local attempt = (tonumber(t[2]) or 0) + 1

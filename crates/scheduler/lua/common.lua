@@ -56,6 +56,13 @@ local function activate(lane)
   redis.call('ZADD', k('rr', rot_of(pool, mode, pin)), 'NX', seq, lane)
 end
 
+-- Queued tasks: per tenant (`me`, staged/pending) and per shard (queue depth for
+-- autoscaling).
+local function count_queued(tenant, delta)
+  redis.call('HINCRBY', k('tn', tenant), 'queued', delta)
+  redis.call('INCRBY', k('depth'), delta)
+end
+
 local function wake()
   redis.call('LPUSH', k('wake'), '1')
 end
@@ -245,7 +252,7 @@ local function enqueue(t, front, stored)
   if not stored then
     redis.call('HSET', k('t', t.id), 'status', 'queued', 'enq_ms', NOW)
   end
-  redis.call('HINCRBY', k('tn', t.tenant), 'queued', 1)
+  count_queued(t.tenant, 1)
   activate(lane)
   wake()
 end

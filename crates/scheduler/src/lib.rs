@@ -20,6 +20,7 @@ pub mod keys;
 mod lease;
 mod reap;
 mod scripts;
+mod stats;
 mod submit;
 mod tasks;
 mod tenants;
@@ -31,13 +32,14 @@ use switchyard_core::config::{Config, SchedulerConfig};
 use switchyard_core::{Provider, QuotaKind};
 use thiserror::Error;
 
-pub use accounts::{AccountInfo, AccountSpec, Owner};
+pub use accounts::{AccountError, AccountInfo, AccountSpec, Owner};
 pub use balances::Balance;
 pub use cancel::CancelOutcome;
 pub use claim::ClaimedTask;
 pub use connection::RedisPool;
 pub use events::Event;
 pub use lease::{CompleteOutcome, FailKind, FailOutcome, Lease};
+pub use stats::{ProviderLoad, TenantLoad};
 pub use submit::{NewTask, Submitted};
 pub use tasks::TaskRecord;
 pub use tenants::TenantSettings;
@@ -170,6 +172,17 @@ impl Scheduler {
 
     pub(crate) async fn conn(&self) -> Result<connection::Conn, SchedulerError> {
         self.inner.pool.get().await
+    }
+
+    /// A pooled connection, for callers that keep their own (non-scheduling) keys under
+    /// the same prefix — the dispatcher's tenant registry, for one.
+    pub async fn connection(&self) -> Result<connection::Conn, SchedulerError> {
+        self.inner.pool.get().await
+    }
+
+    /// The configured key prefix.
+    pub fn prefix(&self) -> &str {
+        &self.inner.prefix
     }
 
     async fn write_settings(&self) -> Result<(), SchedulerError> {

@@ -822,3 +822,22 @@ async fn after_an_account_failure_a_resumed_task_may_move() {
         ("p2", None)
     );
 }
+
+#[tokio::test]
+async fn loads_count_queued_and_in_flight() {
+    let s = scheduler("load").await;
+    tenant(&s, "t_a", Plan::Developer).await;
+    fund(&s, "t_a", QuotaKind::MjQuota, 1000).await;
+    account(&s, MJ, &Owner::Pool, "p", [0, 1, 0]).await;
+    for _ in 0..3 {
+        s.submit(&task("t_a", MJ, PPU, FAST, 14)).await.unwrap();
+    }
+    s.claim(MJ, 5, NOW).await.unwrap();
+    let l = s.tenant_load("t_a").await.unwrap();
+    let mj = l.iter().find(|l| l.provider == MJ).unwrap();
+    assert_eq!((mj.cap, mj.ppu_in_flight, mj.queued), (Some(9), 1, 2));
+    let p = s.provider_load(MJ).await.unwrap();
+    assert_eq!((p.queued, p.in_flight), (2, 1));
+    let luma = l.iter().find(|l| l.provider == Provider::Luma).unwrap();
+    assert_eq!(luma.cap, None);
+}

@@ -1,0 +1,410 @@
+//! Hosted accounts (BYOA) and the PPU pool's accounts. Credentials are write-only:
+//! validated per provider, sealed before they are stored, shown only as `••••` + last 4.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use serde_json::{Map, Value, json};
+use switchyard_core::secrets::mask;
+use switchyard_core::{AccountState, Provider};
+use switchyard_scheduler::{AccountError, AccountInfo, AccountSpec, Owner};
+
+use crate::error::{ApiError, ok};
+use crate::tasks::read_json;
+use crate::{Caller, Operator, Shared};
+
+/// Credential fields per provider; the first is required and is the one hinted.
+fn credential_fields(p: Provider) -> &'static [&'static str] {
+    match p {
+        Provider::Midjourney => &["token", "guild_id", "channel_id", "user_agent"],
+        Provider::Suno | Provider::Luma => &["cookie"],
+        Provider::Gpts => &["access_token"],
+    }
+}
+
+/// An account id carries its provider: `acc_<provider>_<hex>`.
+fn provider_of(id: &str) -> Option<Provider> {
+    id.strip_prefix("acc_")?.split('_').next()?.parse().ok()
+}
+
+fn view(a: &AccountInfo) -> Value {
+    let (state, until, reason) = match &a.state {
+        AccountState::Active => ("active", Value::Null, Value::Null),
+        AccountState::CoolingDown { until_ms, reason } => {
+            ("cooling_down", crate::view::time(*until_ms), json!(reason))
+        }
+        AccountState::Disabled { reason } => ("disabled", Value::Null, json!(reason)),
+    };
+    let capacity = if a.provider == Provider::Midjourney {
+        json!({"relax": a.capacity[0], "fast": a.capacity[1], "turbo": a.capacity[2]})
+    } else {
+        json!({"default": a.capacity[0]})
+    };
+    let field = credential_fields(a.provider)[0];
+    json!({"account_id": a.id, "provider": a.provider, "name": a.name, "state": state,
+           "state_until": until, "state_reason": reason, "capacity": capacity,
+           "weight": a.weight, "backup": a.backup,
+           "in_flight": a.in_flight.iter().sum::<u32>(),
+           "credentials": {field: a.hint}})
+}
+
+fn non_negative(v: &Value, field: &str) -> Result<u32, ApiError> {
+    v.as_u64()
+        .filter(|n| *n <= 10_000)
+        .map(|n| n as u32)
+        .ok_or_else(|| {
+            ApiError::invalid(
+                field,
+                format!(
+                    "{} must be a whole number from 0 to 10000",
+                    field.rsplit('/').next().unwrap_or(field)
+                ),
+            )
+        })
+}
+
+/// Capacity from `capacity{relax,fast,turbo}` (Midjourney) or `concurrency` (others).
+fn capacity(
+    p: Provider,
+    m: &Map<String, Value>,
+    required: bool,
+) -> Result<Option<[u32; 3]>, ApiError> {
+    if p == Provider::Midjourney {
+        if m.contains_key("concurrency") {
+            return Err(ApiError::invalid(
+                "/concurrency",
+                "midjourney accounts take capacity {relax, fast, turbo}",
+            ));
+        }
+        match m.get("capacity") {
+            Some(Value::Object(c)) => {
+                if let Some(k) = c
+                    .keys()
+                    .find(|k| !["relax", "fast", "turbo"].contains(&k.as_str()))
+                {
+                    return Err(ApiError::invalid(
+                        &format!("/capacity/{k}"),
+                        "capacity takes relax, fast, turbo",
+                    ));
+                }
+                let get = |mode: &str| {
+                    c.get(mode)
+                        .map_or(Ok(0), |v| non_negative(v, &format!("/capacity/{mode}")))
+                };
+                let cap = [get("relax")?, get("fast")?, get("turbo")?];
+                if cap == [0, 0, 0] {
+                    return Err(ApiError::invalid(
+                        "/capacity",
+                        "give at least one mode a capacity above 0",
+                    ));
+                }
+                Ok(Some(cap))
+            }
+            None if !required => Ok(None),
+            _ => Err(ApiError::invalid(
+                "/capacity",
+                "capacity {relax, fast, turbo} is required (an omitted mode is not served)",
+            )),
+        }
+    } else {
+        if m.contains_key("capacity") {
+            return Err(ApiError::invalid(
+                "/capacity",
+                format!("{p} accounts take concurrency: n"),
+            ));
+        }
+        match m.get("concurrency") {
+            Some(v) => {
+                let n = non_negative(v, "/concurrency")?;
+                if n == 0 {
+                    return Err(ApiError::invalid(
+                        "/concurrency",
+                        "concurrency must be at least 1",
+                    ));
+                }
+                Ok(Some([n, 0, 0]))
+            }
+            None if !required => Ok(None),
+            None => Err(ApiError::invalid(
+                "/concurrency",
+                "concurrency (how many tasks the account runs at once) is required",
+            )),
+        }
+    }
+}
+
+fn patch_fields(
+    p: Provider,
+    m: &Map<String, Value>,
+    spec: &mut AccountSpec,
+) -> Result<(), ApiError> {
+    spec.capacity = capacity(p, m, false)?;
+    if let Some(w) = m.get("weight") {
+        let w = non_negative(w, "/weight")?;
+        if w == 0 {
+            return Err(ApiError::invalid("/weight", "weight must be at least 1"));
+        }
+        spec.weight = Some(w);
+    }
+    if let Some(b) = m.get("backup") {
+        spec.backup = Some(
+            b.as_bool()
+                .ok_or_else(|| ApiError::invalid("/backup", "backup must be true or false"))?,
+        );
+    }
+    if let Some(n) = m.get("name") {
+        let n = n
+            .as_str()
+            .filter(|n| !n.trim().is_empty() && n.len() <= 200)
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "/name",
+                    "name must be a non-empty string of at most 200 characters",
+                )
+            })?;
+        spec.name = Some(n.to_string());
+    }
+    Ok(())
+}
+
+async fn create_for(state: &Shared, owner: Owner, body: Body) -> Result<Response, ApiError> {
+    let (v, _) = read_json(state, body).await?;
+    let allowed = [
+        "provider",
+        "name",
+        "credentials",
+        "capacity",
+        "concurrency",
+        "weight",
+        "backup",
+        "modes",
+        "active_window",
+    ];
+    let m = v
+        .as_object()
+        .ok_or_else(|| ApiError::invalid("/body", "the body must be a JSON object"))?;
+    if let Some(k) = m.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(ApiError::invalid(
+            &format!("/{k}"),
+            format!("unknown field `{k}`"),
+        ));
+    }
+    let provider: Provider = m
+        .get("provider")
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "/provider",
+                "provider is required: midjourney, suno, luma or gpts",
+            )
+        })?
+        .parse()
+        .map_err(|e: switchyard_core::ParseEnumError| {
+            ApiError::invalid("/provider", e.to_string())
+        })?;
+    let creds = m
+        .get("credentials")
+        .and_then(Value::as_object)
+        .ok_or_else(|| ApiError::invalid("/credentials", "credentials is required (an object)"))?;
+    let fields = credential_fields(provider);
+    if let Some(k) = creds.keys().find(|k| !fields.contains(&k.as_str())) {
+        return Err(ApiError::invalid(
+            &format!("/credentials/{k}"),
+            format!(
+                "unknown credential field `{k}` for {provider}; expected: {}",
+                fields.join(", ")
+            ),
+        ));
+    }
+    for (k, v) in creds {
+        if !v.is_string() {
+            return Err(ApiError::invalid(
+                &format!("/credentials/{k}"),
+                "credential fields are strings",
+            ));
+        }
+    }
+    let main = creds
+        .get(fields[0])
+        .and_then(Value::as_str)
+        .filter(|s| !s.trim().is_empty())
+        .ok_or_else(|| {
+            ApiError::invalid(
+                &format!("/credentials/{}", fields[0]),
+                format!("credentials.{} is required", fields[0]),
+            )
+        })?;
+    let mut spec = AccountSpec {
+        name: Some(provider.to_string()),
+        weight: Some(1),
+        backup: Some(false),
+        secret: Some(
+            state
+                .secrets
+                .seal(&Value::Object(creds.clone()).to_string()),
+        ),
+        hint: Some(mask(main)),
+        ..AccountSpec::default()
+    };
+    patch_fields(provider, m, &mut spec)?;
+    spec.capacity = capacity(provider, m, true)?;
+    let id = format!("acc_{provider}_{}", uuid::Uuid::now_v7().simple());
+    state
+        .sched
+        .add_account(provider, &owner, &id, &spec)
+        .await
+        .map_err(account_error)?;
+    let a = state
+        .sched
+        .get_account(provider, &owner, &id)
+        .await?
+        .ok_or_else(|| ApiError::account_not_found(&id))?;
+    Ok(ok(view(&a)))
+}
+
+fn account_error(e: AccountError) -> ApiError {
+    match e {
+        AccountError::Exists(id) => {
+            ApiError::conflict("account_exists", format!("account {id} exists"))
+        }
+        AccountError::NotFound(id) => ApiError::account_not_found(&id),
+        AccountError::Scheduler(e) => e.into(),
+    }
+}
+
+async fn list_for(state: &Shared, owner: Owner) -> Result<Response, ApiError> {
+    let mut out = Vec::new();
+    for p in Provider::ALL {
+        for a in state.sched.list_accounts(p, &owner).await? {
+            out.push(view(&a));
+        }
+    }
+    Ok(ok(Value::Array(out)))
+}
+
+async fn update_for(
+    state: &Shared,
+    owner: Owner,
+    id: &str,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let provider = provider_of(id).ok_or_else(|| ApiError::account_not_found(id))?;
+    if state
+        .sched
+        .get_account(provider, &owner, id)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::account_not_found(id));
+    }
+    let (v, _) = read_json(state, body).await?;
+    let m = v
+        .as_object()
+        .ok_or_else(|| ApiError::invalid("/body", "the body must be a JSON object"))?;
+    let allowed = [
+        "enabled",
+        "weight",
+        "capacity",
+        "concurrency",
+        "backup",
+        "name",
+    ];
+    if let Some(k) = m.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(ApiError::invalid(
+            &format!("/{k}"),
+            format!(
+                "unknown field `{k}`; credentials cannot be changed: remove the account and add it again"
+            ),
+        ));
+    }
+    let mut spec = AccountSpec::default();
+    patch_fields(provider, m, &mut spec)?;
+    if let Some(e) = m.get("enabled") {
+        spec.enabled = Some(
+            e.as_bool()
+                .ok_or_else(|| ApiError::invalid("/enabled", "enabled must be true or false"))?,
+        );
+    }
+    state
+        .sched
+        .update_account(provider, &owner, id, &spec)
+        .await
+        .map_err(account_error)?;
+    let a = state
+        .sched
+        .get_account(provider, &owner, id)
+        .await?
+        .ok_or_else(|| ApiError::account_not_found(id))?;
+    Ok(ok(view(&a)))
+}
+
+async fn remove_for(state: &Shared, owner: Owner, id: &str) -> Result<Response, ApiError> {
+    let provider = provider_of(id).ok_or_else(|| ApiError::account_not_found(id))?;
+    if !state
+        .sched
+        .set_account_state(provider, &owner, id, None)
+        .await?
+    {
+        return Err(ApiError::account_not_found(id));
+    }
+    Ok(ok(json!({"account_id": id, "deleted": true})))
+}
+
+/// `POST /api/v1/accounts`.
+pub async fn create(
+    State(s): State<Shared>,
+    Caller(t): Caller,
+    body: Body,
+) -> Result<Response, ApiError> {
+    create_for(&s, Owner::Tenant(t.tenant_id), body).await
+}
+/// `GET /api/v1/accounts`.
+pub async fn list(State(s): State<Shared>, Caller(t): Caller) -> Result<Response, ApiError> {
+    list_for(&s, Owner::Tenant(t.tenant_id)).await
+}
+/// `PATCH /api/v1/accounts/{id}`.
+pub async fn update(
+    State(s): State<Shared>,
+    Caller(t): Caller,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    update_for(&s, Owner::Tenant(t.tenant_id), &id, body).await
+}
+/// `DELETE /api/v1/accounts/{id}`.
+pub async fn remove(
+    State(s): State<Shared>,
+    Caller(t): Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    remove_for(&s, Owner::Tenant(t.tenant_id), &id).await
+}
+/// `POST /admin/v1/pool/accounts`.
+pub async fn pool_create(
+    State(s): State<Shared>,
+    _: Operator,
+    body: Body,
+) -> Result<Response, ApiError> {
+    create_for(&s, Owner::Pool, body).await
+}
+/// `GET /admin/v1/pool/accounts`.
+pub async fn pool_list(State(s): State<Shared>, _: Operator) -> Result<Response, ApiError> {
+    list_for(&s, Owner::Pool).await
+}
+/// `PATCH /admin/v1/pool/accounts/{id}`.
+pub async fn pool_update(
+    State(s): State<Shared>,
+    _: Operator,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    update_for(&s, Owner::Pool, &id, body).await
+}
+/// `DELETE /admin/v1/pool/accounts/{id}`.
+pub async fn pool_remove(
+    State(s): State<Shared>,
+    _: Operator,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    remove_for(&s, Owner::Pool, &id).await
+}

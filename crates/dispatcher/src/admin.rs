@@ -1,0 +1,310 @@
+//! The tenant's own view (`me`, settings) and the operator's routes (tenants, credits,
+//! stats).
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use serde_json::{Value, json};
+use switchyard_core::{AccountState, Plan, Provider, QuotaKind, ServiceMode};
+use switchyard_scheduler::Owner;
+
+use crate::error::{ApiError, ok};
+use crate::tasks::read_json;
+use crate::tenants::{self, Tenant};
+use crate::{Caller, Operator, Shared, webhooks};
+
+async fn balances_json(state: &Shared, tenant: &str) -> Result<(Value, Value), ApiError> {
+    let b = state.sched.balances(tenant).await?;
+    let mut avail = serde_json::Map::new();
+    let mut held = serde_json::Map::new();
+    for k in QuotaKind::ALL {
+        let v = b.get(&k).copied().unwrap_or_default();
+        avail.insert(k.as_str().into(), json!(v.available));
+        held.insert(k.as_str().into(), json!(v.held));
+    }
+    Ok((Value::Object(avail), Value::Object(held)))
+}
+
+/// `GET /api/v1/me`.
+pub async fn me(State(state): State<Shared>, Caller(t): Caller) -> Result<Response, ApiError> {
+    let (balances, held) = balances_json(&state, &t.tenant_id).await?;
+    let load = state.sched.tenant_load(&t.tenant_id).await?;
+    let limits = state.config.plans.get(t.plan);
+    let mut caps = serde_json::Map::new();
+    let mut in_flight = serde_json::Map::new();
+    let mut queued = serde_json::Map::new();
+    for l in &load {
+        let p = l.provider.as_str();
+        let cap = match l.provider {
+            Provider::Gpts if !limits.gpts_ppu => Value::Null,
+            _ => json!(limits.ppu_cap(l.provider)),
+        };
+        caps.insert(p.into(), cap);
+        in_flight.insert(p.into(), json!(l.ppu_in_flight + l.byoa_in_flight));
+        queued.insert(p.into(), json!(l.queued.max(0)));
+    }
+    Ok(ok(
+        json!({"tenant_id": t.tenant_id, "name": t.name, "plan": t.plan,
+        "default_service_mode": t.default_service_mode.api_name(),
+        "failover_max_wait_s": t.failover_max_wait_s,
+        "notification_webhook": t.notification_webhook,
+        "caps": caps, "balances": balances, "held": held,
+        "in_flight": in_flight, "queued": queued}),
+    ))
+}
+
+/// `PATCH /api/v1/me/settings`.
+pub async fn settings(
+    State(state): State<Shared>,
+    Caller(mut t): Caller,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let (v, _) = read_json(&state, body).await?;
+    let m = v
+        .as_object()
+        .ok_or_else(|| ApiError::invalid("/body", "the body must be a JSON object"))?;
+    for (k, val) in m {
+        match k.as_str() {
+            "default_service_mode" => {
+                t.default_service_mode = match val.as_str() {
+                    Some("public") => ServiceMode::Ppu,
+                    Some("private") => ServiceMode::Byoa,
+                    _ => {
+                        return Err(ApiError::invalid(
+                            "/default_service_mode",
+                            "default_service_mode must be \"public\" or \"private\"",
+                        ));
+                    }
+                }
+            }
+            "failover_max_wait_s" => {
+                t.failover_max_wait_s = val.as_u64().filter(|n| *n <= 86_400).ok_or_else(|| {
+                    ApiError::invalid(
+                        "/failover_max_wait_s",
+                        "failover_max_wait_s must be 0 to 86400 seconds",
+                    )
+                })?;
+            }
+            "notification_webhook" => match val {
+                Value::Null => {
+                    t.notification_webhook = None;
+                    t.notification_secret = None;
+                }
+                Value::Object(w) => {
+                    let endpoint = w.get("endpoint").and_then(Value::as_str).unwrap_or("");
+                    webhooks::check_endpoint(
+                        endpoint,
+                        state.config.dispatcher.allow_private_webhooks,
+                    )
+                    .map_err(|m| ApiError::invalid("/notification_webhook/endpoint", m))?;
+                    t.notification_webhook = Some(endpoint.to_string());
+                    t.notification_secret = w
+                        .get("secret")
+                        .and_then(Value::as_str)
+                        .map(|s| state.secrets.seal(s));
+                }
+                _ => {
+                    return Err(ApiError::invalid(
+                        "/notification_webhook",
+                        "notification_webhook must be {endpoint, secret?} or null",
+                    ));
+                }
+            },
+            other => {
+                return Err(ApiError::invalid(
+                    &format!("/{other}"),
+                    format!("unknown setting `{other}`"),
+                ));
+            }
+        }
+    }
+    tenants::save(&state.sched, &t).await?;
+    me(State(state), Caller(t)).await
+}
+
+fn plan_of(v: Option<&Value>) -> Result<Option<Plan>, ApiError> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => {
+            s.parse()
+                .map(Some)
+                .map_err(|e: switchyard_core::ParseEnumError| {
+                    ApiError::invalid("/plan", e.to_string())
+                })
+        }
+        Some(_) => Err(ApiError::invalid("/plan", "plan must be a string")),
+    }
+}
+
+/// `POST /admin/v1/tenants`.
+pub async fn create_tenant(
+    State(state): State<Shared>,
+    _: Operator,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let (v, _) = read_json(&state, body).await?;
+    let m = v
+        .as_object()
+        .ok_or_else(|| ApiError::invalid("/body", "the body must be a JSON object"))?;
+    if let Some(k) = m.keys().find(|k| !["name", "plan"].contains(&k.as_str())) {
+        return Err(ApiError::invalid(
+            &format!("/{k}"),
+            format!("unknown field `{k}`"),
+        ));
+    }
+    let name = m
+        .get("name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.trim().is_empty() && n.len() <= 200)
+        .ok_or_else(|| ApiError::invalid("/name", "name is required (1 to 200 characters)"))?;
+    let plan = plan_of(m.get("plan"))?.unwrap_or(state.config.defaults.plan);
+    let t = Tenant {
+        tenant_id: format!("t_{}", uuid::Uuid::now_v7().simple()),
+        name: name.to_string(),
+        plan,
+        created_at: crate::view::time(now_ms())
+            .as_str()
+            .unwrap_or("")
+            .to_string(),
+        default_service_mode: ServiceMode::Ppu,
+        failover_max_wait_s: 0,
+        notification_webhook: None,
+        notification_secret: None,
+    };
+    let key = tenants::create(&state.sched, &t).await?;
+    Ok(ok(
+        json!({"tenant_id": t.tenant_id, "name": t.name, "plan": t.plan, "api_key": key}),
+    ))
+}
+
+/// `GET /admin/v1/tenants`.
+pub async fn list_tenants(State(state): State<Shared>, _: Operator) -> Result<Response, ApiError> {
+    let all = tenants::list(&state.sched).await?;
+    Ok(ok(Value::Array(
+        all.iter()
+            .map(|t| json!({"tenant_id": t.tenant_id, "name": t.name, "plan": t.plan, "created_at": t.created_at}))
+            .collect(),
+    )))
+}
+
+/// `PATCH /admin/v1/tenants/{id}`.
+pub async fn update_tenant(
+    State(state): State<Shared>,
+    _: Operator,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let mut t = tenants::get(&state.sched, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("tenant_not_found", format!("no tenant {id}")))?;
+    let (v, _) = read_json(&state, body).await?;
+    let m = v
+        .as_object()
+        .ok_or_else(|| ApiError::invalid("/body", "the body must be a JSON object"))?;
+    if let Some(k) = m.keys().find(|k| !["name", "plan"].contains(&k.as_str())) {
+        return Err(ApiError::invalid(
+            &format!("/{k}"),
+            format!(
+                "unknown field `{k}`; Enterprise caps are set in config under [plans.enterprise]"
+            ),
+        ));
+    }
+    if let Some(p) = plan_of(m.get("plan"))? {
+        t.plan = p;
+    }
+    if let Some(n) = m.get("name").and_then(Value::as_str) {
+        t.name = n.to_string();
+    }
+    tenants::save(&state.sched, &t).await?;
+    Ok(ok(
+        json!({"tenant_id": t.tenant_id, "name": t.name, "plan": t.plan}),
+    ))
+}
+
+/// `POST /admin/v1/tenants/{id}/credits` (Idempotency-Key required).
+pub async fn credit(
+    State(state): State<Shared>,
+    _: Operator,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let t = tenants::get(&state.sched, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("tenant_not_found", format!("no tenant {id}")))?;
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "/headers/idempotency-key",
+                "top-ups need an Idempotency-Key header, so a retry cannot credit twice",
+            )
+        })?
+        .to_string();
+    let (v, _) = read_json(&state, body).await?;
+    let m = v
+        .as_object()
+        .ok_or_else(|| ApiError::invalid("/body", "the body must be a JSON object"))?;
+    let kind: QuotaKind = m
+        .get("kind")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::invalid("/kind", "kind is required"))?
+        .parse()
+        .map_err(|e: switchyard_core::ParseEnumError| ApiError::invalid("/kind", e.to_string()))?;
+    let amount = m
+        .get("amount")
+        .and_then(Value::as_i64)
+        .filter(|a| *a > 0 && *a <= 1_000_000_000)
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "/amount",
+                "amount must be a whole number from 1 to 1000000000",
+            )
+        })?;
+    state
+        .config
+        .plans
+        .top_up_entitlement(t.plan, kind)
+        .map_err(|e| ApiError::not_entitled(e.to_string()))?;
+    if let Some(first) = tenants::stored_reply(&state.sched, &format!("credit:{id}"), &key).await? {
+        return Ok(ok(first));
+    }
+    let (_, replay) = state.sched.top_up(&id, kind, amount, &key).await?;
+    let (balances, _) = balances_json(&state, &id).await?;
+    let reply = json!({"tenant_id": id, "balances": balances});
+    if !replay {
+        tenants::store_reply(&state.sched, &format!("credit:{id}"), &key, &reply).await?;
+    }
+    Ok(ok(reply))
+}
+
+/// `GET /admin/v1/stats`.
+pub async fn stats(State(state): State<Shared>, _: Operator) -> Result<Response, ApiError> {
+    let mut providers = serde_json::Map::new();
+    for p in Provider::ALL {
+        let load = state.sched.provider_load(p).await?;
+        let pool = state.sched.list_accounts(p, &Owner::Pool).await?;
+        let count = |f: &dyn Fn(&AccountState) -> bool| pool.iter().filter(|a| f(&a.state)).count();
+        let capacity: u32 = pool.iter().map(|a| a.capacity.iter().sum::<u32>()).sum();
+        providers.insert(
+            p.as_str().into(),
+            json!({
+            "queued": load.queued.max(0), "in_flight": load.in_flight,
+            "pool": {"accounts": pool.len(), "capacity": capacity,
+                     "active": count(&|s| matches!(s, AccountState::Active)),
+                     "cooling_down": count(&|s| matches!(s, AccountState::CoolingDown { .. })),
+                     "disabled": count(&|s| matches!(s, AccountState::Disabled { .. }))}}),
+        );
+    }
+    Ok(ok(json!({"providers": providers})))
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

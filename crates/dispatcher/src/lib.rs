@@ -1,0 +1,196 @@
+//! The dispatcher: the gateway-facing HTTP API (`shared/API.md`) over the scheduler.
+//!
+//! It owns authentication (API keys → tenants, the admin token), request validation and
+//! its error envelope, entitlement and pricing of each request (through
+//! `switchyard-core`), hosted-account management with credentials sealed at rest, the
+//! task view (status, meta, output), webhooks (`webhooks.rs`), and a Rust client
+//! (`client.rs`). It holds no scheduling state of its own: every change goes through one
+//! scheduler script.
+
+pub mod accounts;
+pub mod admin;
+pub mod client;
+pub mod error;
+pub mod tasks;
+pub mod tenants;
+pub mod view;
+pub mod webhooks;
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use switchyard_core::Config;
+use switchyard_core::secrets::SecretBox;
+use switchyard_scheduler::Scheduler;
+
+use crate::error::ApiError;
+use crate::tenants::Tenant;
+
+/// Shared state of every handler.
+pub struct AppState {
+    /// The scheduler.
+    pub sched: Scheduler,
+    /// Configuration.
+    pub config: Config,
+    /// Seals credentials and webhook secrets.
+    pub secrets: SecretBox,
+    limiter: DefaultKeyedRateLimiter<String>,
+}
+
+/// The state handle.
+pub type Shared = Arc<AppState>;
+
+impl AppState {
+    /// State over a scheduler.
+    pub fn new(sched: Scheduler, secrets: SecretBox) -> Shared {
+        let config = sched.config().clone();
+        let d = &config.dispatcher;
+        let quota =
+            Quota::per_second(NonZeroU32::new(d.rate_limit_per_s).unwrap_or(NonZeroU32::MIN))
+                .allow_burst(NonZeroU32::new(d.rate_limit_burst).unwrap_or(NonZeroU32::MIN));
+        Arc::new(AppState {
+            sched,
+            config,
+            secrets,
+            limiter: RateLimiter::keyed(quota),
+        })
+    }
+
+    /// Take one request from the tenant's rate budget, or say when to come back.
+    pub fn rate_check(&self, tenant: &str) -> Result<(), ApiError> {
+        match self.limiter.check_key(&tenant.to_string()) {
+            Ok(()) => Ok(()),
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                    &governor::clock::DefaultClock::default(),
+                ));
+                Err(ApiError::rate_limited(wait.as_secs() + 1))
+            }
+        }
+    }
+}
+
+/// The calling tenant, from `X-API-Key`.
+pub struct Caller(pub Tenant);
+
+impl FromRequestParts<Shared> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, ApiError> {
+        let key = parts
+            .headers
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| ApiError::unauthorized("missing X-API-Key header"))?;
+        match tenants::by_key(&state.sched, key).await? {
+            Some(t) => Ok(Caller(t)),
+            None => Err(ApiError::unauthorized("unknown API key")),
+        }
+    }
+}
+
+/// The operator, from `Authorization: Bearer <admin token>`.
+pub struct Operator;
+
+impl FromRequestParts<Shared> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, ApiError> {
+        let expected = &state.config.dispatcher.admin_token;
+        if expected.is_empty() {
+            return Err(ApiError::forbidden(
+                "the admin API is off: set dispatcher.admin_token (SWITCHYARD_DISPATCHER__ADMIN_TOKEN)",
+            ));
+        }
+        let given = parts
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer <admin token>"))?;
+        if tenants::constant_time_eq(given.trim(), expected) {
+            Ok(Operator)
+        } else {
+            Err(ApiError::unauthorized("wrong admin token"))
+        }
+    }
+}
+
+/// Every route of the API.
+pub fn router(state: Shared) -> Router {
+    Router::new()
+        .route("/api/v1/task", post(tasks::create))
+        .route("/api/v1/task/fetch", post(tasks::fetch))
+        .route(
+            "/api/v1/task/{id}",
+            get(tasks::get_one).delete(tasks::cancel),
+        )
+        .route(
+            "/api/v1/accounts",
+            post(accounts::create).get(accounts::list),
+        )
+        .route(
+            "/api/v1/accounts/{id}",
+            patch(accounts::update).delete(accounts::remove),
+        )
+        .route("/api/v1/me", get(admin::me))
+        .route("/api/v1/me/settings", patch(admin::settings))
+        .route(
+            "/admin/v1/tenants",
+            post(admin::create_tenant).get(admin::list_tenants),
+        )
+        .route("/admin/v1/tenants/{id}", patch(admin::update_tenant))
+        .route("/admin/v1/tenants/{id}/credits", post(admin::credit))
+        .route(
+            "/admin/v1/pool/accounts",
+            post(accounts::pool_create).get(accounts::pool_list),
+        )
+        .route(
+            "/admin/v1/pool/accounts/{id}",
+            patch(accounts::pool_update).delete(accounts::pool_remove),
+        )
+        .route("/admin/v1/stats", get(admin::stats))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .fallback(not_found)
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+async fn ready(State(s): State<Shared>) -> Response {
+    match s.sched.ping().await {
+        Ok(()) => "ready".into_response(),
+        Err(_) => ApiError::unavailable().into_response(),
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("not_found", "no such route; see the API reference")
+}
+
+/// Serve until `shutdown` completes; also runs the webhook deliverer.
+pub async fn serve(
+    state: Shared,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let deliverer = tokio::spawn(webhooks::run(state.clone()));
+    let app = router(state);
+    let r = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
+    deliverer.abort();
+    r
+}

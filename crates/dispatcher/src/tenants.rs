@@ -1,0 +1,169 @@
+//! Tenants and API keys. Keys are random (32 bytes), shown once, stored only as SHA-256
+//! hashes; a request's key is hashed and looked up. Tenant records live under
+//! `<prefix>:{global}:…` (one slot).
+
+use rand::RngCore;
+use redis::AsyncCommands;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use switchyard_core::{Plan, ServiceMode};
+use switchyard_scheduler::{Scheduler, SchedulerError, TenantSettings};
+
+/// A tenant as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tenant {
+    /// Id (`t_…`).
+    pub tenant_id: String,
+    /// Display name.
+    pub name: String,
+    /// Plan.
+    pub plan: Plan,
+    /// Creation time (RFC 3339).
+    pub created_at: String,
+    /// Pool used when a request leaves `service_mode` empty.
+    pub default_service_mode: ServiceMode,
+    /// Fail a waiting BYOA task over to PPU after this long (0: only when no account can
+    /// serve).
+    pub failover_max_wait_s: u64,
+    /// Account notifications go here.
+    #[serde(default)]
+    pub notification_webhook: Option<String>,
+    /// Sealed secret of the notification webhook.
+    #[serde(default)]
+    pub notification_secret: Option<String>,
+}
+
+fn global(s: &Scheduler, name: &str) -> String {
+    format!("{}:{{global}}:{name}", s.prefix())
+}
+
+/// SHA-256 of an API key, hex.
+pub fn hash_key(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+/// A new API key: `sy_` + 64 hex characters from the OS's CSPRNG.
+pub fn new_key() -> String {
+    let mut b = [0u8; 32];
+    // ThreadRng is a CSPRNG (ChaCha, seeded from the OS).
+    rand::rng().fill_bytes(&mut b);
+    format!("sy_{}", hex::encode(b))
+}
+
+/// Compare two secrets in time independent of where they differ.
+pub fn constant_time_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut diff = a.len() ^ b.len();
+    for i in 0..a.len().max(b.len()) {
+        diff |= usize::from(a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0));
+    }
+    diff == 0
+}
+
+/// The scheduler's view of a tenant.
+pub fn settings(t: &Tenant, config: &switchyard_core::Config) -> TenantSettings {
+    TenantSettings::from_plan(
+        t.plan.as_str(),
+        config.plans.get(t.plan),
+        t.failover_max_wait_s * 1000,
+    )
+}
+
+/// Store a new tenant with a new key; returns the key (shown once).
+pub async fn create(s: &Scheduler, t: &Tenant) -> Result<String, SchedulerError> {
+    let key = new_key();
+    let mut c = s.connection().await?;
+    let json = serde_json::to_string(t).unwrap_or_default();
+    let _: () = c.hset(global(s, "tenants"), &t.tenant_id, json).await?;
+    let _: () = c
+        .hset(global(s, "keys"), hash_key(&key), &t.tenant_id)
+        .await?;
+    s.upsert_tenant(&t.tenant_id, &settings(t, s.config()))
+        .await?;
+    Ok(key)
+}
+
+/// Save changes to a tenant (and its scheduling settings).
+pub async fn save(s: &Scheduler, t: &Tenant) -> Result<(), SchedulerError> {
+    let mut c = s.connection().await?;
+    let json = serde_json::to_string(t).unwrap_or_default();
+    let _: () = c.hset(global(s, "tenants"), &t.tenant_id, json).await?;
+    s.upsert_tenant(&t.tenant_id, &settings(t, s.config()))
+        .await?;
+    Ok(())
+}
+
+/// A tenant by id.
+pub async fn get(s: &Scheduler, id: &str) -> Result<Option<Tenant>, SchedulerError> {
+    let mut c = s.connection().await?;
+    let v: Option<String> = c.hget(global(s, "tenants"), id).await?;
+    Ok(v.and_then(|j| serde_json::from_str(&j).ok()))
+}
+
+/// The tenant an API key belongs to.
+pub async fn by_key(s: &Scheduler, key: &str) -> Result<Option<Tenant>, SchedulerError> {
+    let mut c = s.connection().await?;
+    let id: Option<String> = c.hget(global(s, "keys"), hash_key(key)).await?;
+    match id {
+        Some(id) => get(s, &id).await,
+        None => Ok(None),
+    }
+}
+
+/// Every tenant.
+pub async fn list(s: &Scheduler) -> Result<Vec<Tenant>, SchedulerError> {
+    let mut c = s.connection().await?;
+    let all: std::collections::HashMap<String, String> = c.hgetall(global(s, "tenants")).await?;
+    let mut v: Vec<Tenant> = all
+        .values()
+        .filter_map(|j| serde_json::from_str(j).ok())
+        .collect();
+    v.sort_by(|a, b| a.tenant_id.cmp(&b.tenant_id));
+    Ok(v)
+}
+
+fn reply_key(s: &Scheduler, scope: &str, key: &str) -> String {
+    global(s, &format!("reply:{scope}:{}", hash_key(key)))
+}
+
+/// Keep the reply given for an idempotency key (24 h), for replays.
+pub async fn store_reply(
+    s: &Scheduler,
+    scope: &str,
+    key: &str,
+    reply: &serde_json::Value,
+) -> Result<(), SchedulerError> {
+    let mut c = s.connection().await?;
+    let _: () = c
+        .set_ex(reply_key(s, scope, key), reply.to_string(), 24 * 3600)
+        .await?;
+    Ok(())
+}
+
+/// The reply first given for an idempotency key.
+pub async fn stored_reply(
+    s: &Scheduler,
+    scope: &str,
+    key: &str,
+) -> Result<Option<serde_json::Value>, SchedulerError> {
+    let mut c = s.connection().await?;
+    let v: Option<String> = c.get(reply_key(s, scope, key)).await?;
+    Ok(v.and_then(|p| serde_json::from_str(&p).ok()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_random_and_hashed() {
+        let a = new_key();
+        assert!(a.starts_with("sy_") && a.len() == 67);
+        assert_ne!(a, new_key());
+        assert_eq!(hash_key(&a).len(), 64);
+        assert!(!hash_key(&a).contains(&a[3..]));
+        assert!(constant_time_eq("abc", "abc"));
+        assert!(!constant_time_eq("abc", "abd"));
+        assert!(!constant_time_eq("abc", "abcd"));
+    }
+}
