@@ -34,6 +34,27 @@ enum Command {
     ///
     /// Example: switchyard price --model midjourney --task imagine --mode fast --prompt "a fox --v 6"
     Price(tables::PriceArgs),
+    /// Run the dispatcher (the HTTP API and webhook delivery).
+    ///
+    /// Needs SWITCHYARD_MASTER_KEY (seals account credentials) and Redis
+    /// (redis.url / REDIS_URL); the admin API needs dispatcher.admin_token.
+    Serve {
+        /// Address to listen on (default: dispatcher.listen).
+        #[arg(long)]
+        listen: Option<String>,
+        /// text or json.
+        #[arg(long, default_value = "text")]
+        log_format: String,
+    },
+    /// Run one provider's worker (the same as switchyard-worker-<provider>).
+    Worker {
+        /// midjourney | suno | luma | gpts
+        #[arg(long)]
+        provider: String,
+        /// text or json.
+        #[arg(long, default_value = "text")]
+        log_format: String,
+    },
     /// Run the four simulated upstreams alone (for multi-process setups and tests).
     ///
     /// Point workers at it with SWITCHYARD_UPSTREAMS__* (or use the demo). Its witness of
@@ -45,9 +66,92 @@ enum Command {
     },
 }
 
+fn runtime() -> Result<tokio::runtime::Runtime, tables::CliError> {
+    tokio::runtime::Runtime::new().map_err(|e| tables::CliError::Other(e.into()))
+}
+
+fn master_key() -> Result<switchyard_core::secrets::SecretBox, tables::CliError> {
+    switchyard_core::secrets::SecretBox::from_env()
+        .map_err(|e| tables::CliError::Usage(e.to_string()))
+}
+
+fn serve(
+    mut config: switchyard_core::Config,
+    listen: Option<String>,
+    log_format: &str,
+) -> Result<(), tables::CliError> {
+    if let Some(l) = listen {
+        config.dispatcher.listen = l;
+    }
+    let secrets = master_key()?;
+    switchyard_worker::init_logs(log_format == "json");
+    runtime()?.block_on(async move {
+        let sched = switchyard_scheduler::Scheduler::connect(&config)
+            .await
+            .map_err(|e| {
+                tables::CliError::Other(anyhow::anyhow!("cannot reach Redis at redis.url: {e}"))
+            })?;
+        let listener = tokio::net::TcpListener::bind(&config.dispatcher.listen)
+            .await
+            .map_err(|e| {
+                tables::CliError::Usage(format!(
+                    "cannot listen on {} ({e}); use --listen",
+                    config.dispatcher.listen
+                ))
+            })?;
+        if config.dispatcher.admin_token.is_empty() {
+            eprintln!(
+                "note: the admin API is off; set SWITCHYARD_DISPATCHER__ADMIN_TOKEN to enable it"
+            );
+        }
+        println!(
+            "switchyard dispatcher on http://{}",
+            config.dispatcher.listen
+        );
+        let state = switchyard_dispatcher::AppState::new(sched, secrets);
+        switchyard_dispatcher::serve(state, listener, switchyard_worker::wait_for_signal())
+            .await
+            .map_err(|e| tables::CliError::Other(e.into()))
+    })
+}
+
+fn worker(
+    config: switchyard_core::Config,
+    provider: &str,
+    log_format: &str,
+) -> Result<(), tables::CliError> {
+    use std::sync::Arc;
+    use switchyard_core::Provider;
+    let provider: Provider = provider
+        .parse()
+        .map_err(|e| tables::CliError::Usage(format!("--provider: {e}")))?;
+    let secrets = master_key()?;
+    switchyard_worker::init_logs(log_format == "json");
+    let upstream: Arc<dyn switchyard_worker::Upstream> = match provider {
+        Provider::Midjourney => Arc::new(switchyard_worker_midjourney::Midjourney::new(&config)),
+        Provider::Suno => Arc::new(switchyard_worker_suno::Suno::new(&config)),
+        Provider::Luma => Arc::new(switchyard_worker_luma::Luma::new(&config)),
+        Provider::Gpts => Arc::new(switchyard_worker_gpts::Gpts::new(&config)),
+    };
+    runtime()?.block_on(async move {
+        let sched = switchyard_scheduler::Scheduler::connect(&config)
+            .await
+            .map_err(|e| {
+                tables::CliError::Other(anyhow::anyhow!("cannot reach Redis at redis.url: {e}"))
+            })?;
+        let w = switchyard_worker::Worker::new(sched, upstream, &config, secrets);
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            switchyard_worker::wait_for_signal().await;
+            let _ = tx.send(true);
+        });
+        w.run(rx).await;
+        Ok(())
+    })
+}
+
 fn run_sim(listen: &str) -> Result<(), tables::CliError> {
-    let rt = tokio::runtime::Runtime::new().map_err(|e| tables::CliError::Other(e.into()))?;
-    rt.block_on(async {
+    runtime()?.block_on(async {
         let sim = switchyard_provider_sim::Sim::start(listen).await.map_err(|e| {
             tables::CliError::Usage(format!(
                 "cannot listen on {listen} ({e}); pick a free address with --listen"
@@ -77,6 +181,11 @@ fn main() -> ExitCode {
         Command::Plans { json } => tables::plans(&config, json),
         Command::Price(args) => tables::price(&config, &args),
         Command::Sim { listen } => run_sim(&listen),
+        Command::Serve { listen, log_format } => serve(config, listen, &log_format),
+        Command::Worker {
+            provider,
+            log_format,
+        } => worker(config, &provider, &log_format),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
