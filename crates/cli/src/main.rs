@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod demo;
 mod tables;
 
 /// Switchyard: a task queue and account load balancer for generative-AI providers.
@@ -34,6 +35,9 @@ enum Command {
     ///
     /// Example: switchyard price --model midjourney --task imagine --mode fast --prompt "a fox --v 6"
     Price(tables::PriceArgs),
+    /// Run everything in one process against simulated upstreams (Redis from REDIS_URL,
+    /// or a private redis-server); serves until Ctrl-C.
+    Demo(demo::DemoArgs),
     /// Run the dispatcher (the HTTP API and webhook delivery).
     ///
     /// Needs SWITCHYARD_MASTER_KEY (seals account credentials) and Redis
@@ -181,6 +185,7 @@ fn main() -> ExitCode {
         Command::Plans { json } => tables::plans(&config, json),
         Command::Price(args) => tables::price(&config, &args),
         Command::Sim { listen } => run_sim(&listen),
+        Command::Demo(args) => demo::run(config, args),
         Command::Serve { listen, log_format } => serve(config, listen, &log_format),
         Command::Worker {
             provider,

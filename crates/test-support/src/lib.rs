@@ -1,4 +1,4 @@
-//! Test support: private `redis-server` processes for tests.
+//! Private `redis-server` processes, for tests and for `switchyard demo`.
 //!
 //! Each test binary gets its own `redis-server` on a free loopback port, started on first
 //! use and shared by the binary's tests, which keep apart by using [`unique_prefix`] for
@@ -93,6 +93,43 @@ fn wait_ping(port: u16) {
             "redis-server on port {port} did not answer PING within 10 s"
         );
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Start a private single-node Redis for this process (it stops when the process ends,
+/// or with [`TestRedis::stop`]). Fails with a message saying how to install Redis when
+/// `redis-server` is not on PATH.
+pub fn start_redis(tag: &str) -> Result<TestRedis, String> {
+    let found = Command::new("redis-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !found {
+        return Err("redis-server is not on PATH: install it (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis) or set REDIS_URL".into());
+    }
+    let dir = scratch_dir(tag);
+    let port = free_port();
+    spawn_watched(&dir, port, "");
+    wait_ping(port);
+    Ok(TestRedis {
+        url: format!("redis://127.0.0.1:{port}"),
+        ports: vec![port],
+        dir,
+    })
+}
+
+impl TestRedis {
+    /// Shut the server(s) down now (their watcher then cleans up).
+    pub fn stop(&self) {
+        for p in &self.ports {
+            let _ = Command::new("redis-cli")
+                .args(["-p", &p.to_string(), "shutdown", "nosave"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
     }
 }
 

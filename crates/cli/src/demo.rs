@@ -1,0 +1,435 @@
+//! `switchyard demo`: the whole system in one process against the simulated upstreams.
+//!
+//! Redis from `REDIS_URL`, or a private `redis-server` on a free port (stopped on exit);
+//! the simulator; the dispatcher; the four workers; three seeded tenants (Hobbyist,
+//! Developer, Premium) with balances, a PPU pool larger than the sum of their caps, and
+//! sample hosted accounts. Prints everything needed to drive it, optionally runs a
+//! sample workload with live progress, and serves until SIGINT/SIGTERM.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use rand::RngCore;
+use serde_json::{Value, json};
+use switchyard_core::Config;
+use switchyard_core::config::UpstreamsConfig;
+use switchyard_core::secrets::SecretBox;
+use switchyard_worker::{Upstream, Worker};
+
+use crate::tables::CliError;
+
+/// Flags of `switchyard demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Address of the API.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// Admin token (default: a random one, printed).
+    #[arg(long)]
+    admin_token: Option<String>,
+    /// Do not submit the sample workload.
+    #[arg(long)]
+    no_workload: bool,
+    /// Allow webhook endpoints on private and loopback addresses.
+    #[arg(long)]
+    allow_private_webhooks: bool,
+}
+
+fn random_hex(n: usize) -> String {
+    let mut b = vec![0u8; n];
+    rand::rng().fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+struct Admin {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Admin {
+    async fn post(&self, path: &str, body: Value, idem: Option<&str>) -> anyhow::Result<Value> {
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .json(&body);
+        if let Some(k) = idem {
+            req = req.header("idempotency-key", k);
+        }
+        let v: Value = req.send().await?.json().await?;
+        if v["code"] != 200 {
+            anyhow::bail!("{path}: {}", v["message"]);
+        }
+        Ok(v["data"].clone())
+    }
+}
+
+/// Run the demo until a signal.
+pub fn run(mut config: Config, args: DemoArgs) -> Result<(), CliError> {
+    let rt = tokio::runtime::Runtime::new().map_err(|e| CliError::Other(e.into()))?;
+    // Redis: REDIS_URL, or our own.
+    let own_redis = match std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty()) {
+        Some(url) => {
+            config.redis.url = url;
+            config.redis.key_prefix = format!("sydemo{}", &random_hex(3));
+            None
+        }
+        None => {
+            let r = switchyard_test_support::start_redis("demo").map_err(CliError::Usage)?;
+            config.redis.url = r.url.clone();
+            Some(r)
+        }
+    };
+    let result = rt.block_on(run_async(
+        config,
+        args,
+        own_redis.as_ref().map(|r| r.ports[0]),
+    ));
+    if let Some(r) = &own_redis {
+        r.stop();
+        println!("stopped the private redis-server on port {}", r.ports[0]);
+    }
+    result
+}
+
+async fn run_async(
+    mut config: Config,
+    args: DemoArgs,
+    own_port: Option<u16>,
+) -> Result<(), CliError> {
+    let other = |e: anyhow::Error| CliError::Other(e);
+    let sim = switchyard_provider_sim::Sim::start("127.0.0.1:0")
+        .await
+        .map_err(|e| other(e.into()))?;
+    let secrets = match SecretBox::from_env() {
+        Ok(s) => s,
+        Err(_) => SecretBox::new(&random_hex(32)).map_err(|e| other(e.into()))?,
+    };
+    let admin_token = args
+        .admin_token
+        .clone()
+        .unwrap_or_else(|| format!("demo-admin-{}", random_hex(12)));
+    config.upstreams = UpstreamsConfig::all_at(&sim.url());
+    config.dispatcher.admin_token = admin_token.clone();
+    config.dispatcher.allow_private_webhooks = args.allow_private_webhooks;
+    config.worker.poll_interval_ms = 100;
+    config.worker.account_min_gap_ms = 10;
+    config.worker.shutdown_grace_s = 2;
+    config.worker.reap_interval_ms = 500;
+    config.scheduler.lease_ms = 10_000;
+    let sched = switchyard_scheduler::Scheduler::connect(&config)
+        .await
+        .map_err(|e| {
+            other(anyhow::anyhow!(
+                "cannot reach Redis at {}: {e}",
+                config.redis.url
+            ))
+        })?;
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .map_err(|e| {
+            CliError::Usage(format!(
+                "cannot listen on {} ({e}); pick another with --listen",
+                args.listen
+            ))
+        })?;
+    let addr = listener.local_addr().map_err(|e| other(e.into()))?;
+    let base = format!("http://{addr}");
+    let state = switchyard_dispatcher::AppState::new(sched.clone(), secrets.clone());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut server_stop = stop_rx.clone();
+    let server = tokio::spawn(switchyard_dispatcher::serve(state, listener, async move {
+        let _ = server_stop.wait_for(|s| *s).await;
+    }));
+    let upstreams: Vec<Arc<dyn Upstream>> = vec![
+        Arc::new(switchyard_worker_midjourney::Midjourney::new(&config)),
+        Arc::new(switchyard_worker_suno::Suno::new(&config)),
+        Arc::new(switchyard_worker_luma::Luma::new(&config)),
+        Arc::new(switchyard_worker_gpts::Gpts::new(&config)),
+    ];
+    let mut workers = Vec::new();
+    for u in upstreams {
+        let w = Worker::new(sched.clone(), u, &config, secrets.clone());
+        workers.push(tokio::spawn(w.run(stop_rx.clone())));
+    }
+
+    let admin = Admin {
+        http: reqwest::Client::new(),
+        base: base.clone(),
+        token: admin_token.clone(),
+    };
+    let seeded = seed(&admin).await.map_err(other)?;
+
+    println!("\nSwitchyard demo is running.");
+    println!("  API           {base}   (X-API-Key: <key>)");
+    println!("  admin token   {admin_token}   (Authorization: Bearer …)");
+    println!("  stats         {base}/admin/v1/stats");
+    println!(
+        "  simulator     {}   (witness: {}/_sim/stats)",
+        sim.url(),
+        sim.url()
+    );
+    match own_port {
+        Some(p) => {
+            println!("  redis         private redis-server on 127.0.0.1:{p} (stopped on exit)")
+        }
+        None => println!(
+            "  redis         {} (key prefix {})",
+            config.redis.url, config.redis.key_prefix
+        ),
+    }
+    println!(
+        "  PPU pool      midjourney 60 fast/relax/turbo, suno 60, luma 40, gpts 240 (caps: mj 3/9/30, suno 2/10/30, gpts 10/200)"
+    );
+    for (plan, key) in &seeded {
+        println!("  tenant {plan:<10} key {key}");
+    }
+    let example_key = &seeded[1].1;
+    println!("\nTry it:");
+    println!(
+        "  curl -s {base}/api/v1/task -H 'X-API-Key: {example_key}' -H 'content-type: application/json' \\"
+    );
+    println!(
+        "    -d '{{\"model\":\"midjourney\",\"task_type\":\"imagine\",\"input\":{{\"prompt\":\"a red fox --v 6\",\"process_mode\":\"fast\"}}}}'"
+    );
+    println!("  curl -s '{base}/api/v1/task/<task_id>?wait=30' -H 'X-API-Key: {example_key}'");
+    println!("Ctrl-C to stop.\n");
+
+    if !args.no_workload {
+        tokio::select! {
+            r = workload(&base, &seeded) => if let Err(e) = r { eprintln!("workload: {e:#}"); },
+            _ = switchyard_worker::wait_for_signal() => return shutdown(stop_tx, workers, server).await,
+        }
+    }
+    switchyard_worker::wait_for_signal().await;
+    shutdown(stop_tx, workers, server).await
+}
+
+async fn shutdown(
+    stop: tokio::sync::watch::Sender<bool>,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+) -> Result<(), CliError> {
+    println!("\nstopping: running tasks are handed back to the queue");
+    let _ = stop.send(true);
+    let all = async {
+        for w in workers {
+            let _ = w.await;
+        }
+        let _ = server.await;
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(6), all).await;
+    Ok(())
+}
+
+async fn seed(admin: &Admin) -> anyhow::Result<Vec<(String, String)>> {
+    let pool = [
+        (
+            "midjourney",
+            json!({"token": "sim:ok:pool-mj-1"}),
+            json!({"capacity": {"relax": 30, "fast": 30, "turbo": 30}}),
+        ),
+        (
+            "midjourney",
+            json!({"token": "sim:ok:pool-mj-2"}),
+            json!({"capacity": {"relax": 30, "fast": 30, "turbo": 30}}),
+        ),
+        (
+            "suno",
+            json!({"cookie": "sim:ok:pool-suno-1"}),
+            json!({"concurrency": 30}),
+        ),
+        (
+            "suno",
+            json!({"cookie": "sim:ok:pool-suno-2"}),
+            json!({"concurrency": 30}),
+        ),
+        (
+            "luma",
+            json!({"cookie": "sim:ok:pool-luma-1"}),
+            json!({"concurrency": 20}),
+        ),
+        (
+            "luma",
+            json!({"cookie": "sim:ok:pool-luma-2"}),
+            json!({"concurrency": 20}),
+        ),
+        (
+            "gpts",
+            json!({"access_token": "sim:ok:pool-gpts-1"}),
+            json!({"concurrency": 120}),
+        ),
+        (
+            "gpts",
+            json!({"access_token": "sim:ok:pool-gpts-2"}),
+            json!({"concurrency": 120}),
+        ),
+    ];
+    for (i, (p, creds, cap)) in pool.into_iter().enumerate() {
+        let mut body =
+            json!({"provider": p, "name": format!("pool {p} {}", i % 2 + 1), "credentials": creds});
+        for (k, v) in cap.as_object().into_iter().flatten() {
+            body[k] = v.clone();
+        }
+        admin.post("/admin/v1/pool/accounts", body, None).await?;
+    }
+    let mut out = Vec::new();
+    for plan in ["hobbyist", "developer", "premium"] {
+        let t = admin
+            .post(
+                "/admin/v1/tenants",
+                json!({"name": format!("{plan} demo"), "plan": plan}),
+                None,
+            )
+            .await?;
+        let id = t["tenant_id"].as_str().unwrap_or("").to_string();
+        for (kind, amount) in [
+            ("credits", 7000),
+            ("mj_quota", 2000),
+            ("suno_quota", 1000),
+            ("gpts_quota", 5000),
+            ("luma_quota", 600),
+        ] {
+            if plan == "hobbyist" && kind == "luma_quota" {
+                continue; // Hobbyist: Luma's free trial only
+            }
+            admin
+                .post(
+                    &format!("/admin/v1/tenants/{id}/credits"),
+                    json!({"kind": kind, "amount": amount}),
+                    Some(&format!("seed-{id}-{kind}")),
+                )
+                .await?;
+        }
+        out.push((
+            plan.to_string(),
+            t["api_key"].as_str().unwrap_or("").to_string(),
+        ));
+    }
+    // Premium brings its own Midjourney and Suno accounts (BYOA).
+    let premium_key = out[2].1.clone();
+    let http = reqwest::Client::new();
+    for body in [
+        json!({"provider": "midjourney", "name": "my discord", "credentials": {"token": "sim:ok:premium-mj"}, "capacity": {"relax": 3, "fast": 3, "turbo": 0}}),
+        json!({"provider": "suno", "name": "my suno", "credentials": {"cookie": "sim:flaky:premium-suno"}, "concurrency": 2}),
+    ] {
+        http.post(format!("{}/api/v1/accounts", admin.base))
+            .header("x-api-key", &premium_key)
+            .json(&body)
+            .send()
+            .await?;
+    }
+    Ok(out)
+}
+
+async fn workload(base: &str, tenants: &[(String, String)]) -> anyhow::Result<()> {
+    let http = reqwest::Client::new();
+    let mut ids: Vec<(String, String)> = Vec::new();
+    let jobs: Vec<(usize, Value)> = vec![
+        (
+            0,
+            json!({"model": "midjourney", "task_type": "imagine", "input": {"prompt": "a lighthouse at dawn [sim:ms=3000]", "process_mode": "relax"}}),
+        ),
+        (
+            0,
+            json!({"model": "suno", "task_type": "generate_music", "input": {"gpt_description_prompt": "a calm piano piece [sim:ms=2500]"}}),
+        ),
+        (
+            0,
+            json!({"model": "luma", "task_type": "video_generation", "input": {"prompt": "waves on a beach [sim:ms=3000]"}}),
+        ),
+        (
+            1,
+            json!({"model": "midjourney", "task_type": "imagine", "input": {"prompt": "a red fox --v 6 [sim:ms=2000]", "process_mode": "fast"}}),
+        ),
+        (
+            1,
+            json!({"model": "gpts", "task_type": "create_conversation", "input": {"message": "Say hello [sim:ms=1000]"}}),
+        ),
+        (
+            1,
+            json!({"model": "suno", "task_type": "lyrics", "input": {"prompt": "the sea"}}),
+        ),
+        (
+            2,
+            json!({"model": "midjourney", "task_type": "imagine", "input": {"prompt": "a castle in the clouds [sim:ms=2500]", "process_mode": "fast"}, "config": {"service_mode": "private"}}),
+        ),
+        (
+            2,
+            json!({"model": "suno", "task_type": "generate_music", "input": {"gpt_description_prompt": "upbeat synthwave [sim:ms=2000]"}, "config": {"service_mode": "private"}}),
+        ),
+        (
+            2,
+            json!({"model": "luma", "task_type": "video_generation", "input": {"prompt": "a cat surfing [sim:ms=2500]"}}),
+        ),
+        (
+            2,
+            json!({"model": "midjourney", "task_type": "imagine", "input": {"prompt": "forbidden thing [sim:fail] [sim:ms=800]", "process_mode": "fast"}}),
+        ),
+    ];
+    for round in 0..3 {
+        for (t, body) in &jobs {
+            let mut body = body.clone();
+            if round > 0
+                && let Some(p) = body["input"]["prompt"].as_str()
+            {
+                body["input"]["prompt"] = json!(format!("{p} #{round}"));
+            }
+            let v: Value = http
+                .post(format!("{base}/api/v1/task"))
+                .header("x-api-key", &tenants[*t].1)
+                .json(&body)
+                .send()
+                .await?
+                .json()
+                .await?;
+            if let Some(id) = v["data"]["task_id"].as_str() {
+                ids.push((tenants[*t].1.clone(), id.to_string()));
+            } else {
+                eprintln!("  not accepted: {}", v["message"]);
+            }
+        }
+    }
+    println!(
+        "sample workload: {} tasks over three tenants and four providers",
+        ids.len()
+    );
+    let start = Instant::now();
+    loop {
+        let mut counts = std::collections::BTreeMap::<String, usize>::new();
+        for (key, id) in &ids {
+            let v: Value = http
+                .get(format!("{base}/api/v1/task/{id}"))
+                .header("x-api-key", key)
+                .send()
+                .await?
+                .json()
+                .await?;
+            *counts
+                .entry(v["data"]["status"].as_str().unwrap_or("?").to_string())
+                .or_default() += 1;
+        }
+        let line: Vec<String> = counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        print!(
+            "\r  [{:>4.1}s] {:<70}",
+            start.elapsed().as_secs_f64(),
+            line.join(" · ")
+        );
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        let open = counts
+            .iter()
+            .filter(|(k, _)| !["completed", "failed", "cancelled"].contains(&k.as_str()))
+            .map(|(_, v)| v)
+            .sum::<usize>();
+        if open == 0 {
+            println!(
+                "\n  done: every task finished (the [sim:fail] ones were rejected upstream on purpose, and refunded).\n"
+            );
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
