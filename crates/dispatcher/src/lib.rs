@@ -11,6 +11,7 @@ pub mod accounts;
 pub mod admin;
 pub mod client;
 pub mod error;
+pub mod metrics;
 pub mod tasks;
 pub mod tenants;
 pub mod view;
@@ -50,6 +51,7 @@ pub type Shared = Arc<AppState>;
 impl AppState {
     /// State over a scheduler.
     pub fn new(sched: Scheduler, secrets: SecretBox) -> Shared {
+        metrics::handle();
         let config = sched.config().clone();
         let d = &config.dispatcher;
         let quota =
@@ -160,6 +162,7 @@ pub fn router(state: Shared) -> Router {
         )
         .route("/admin/v1/stats", get(admin::stats))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics_route))
         .route("/readyz", get(ready))
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::disable())
@@ -171,6 +174,14 @@ async fn ready(State(s): State<Shared>) -> Response {
         Ok(()) => "ready".into_response(),
         Err(_) => ApiError::unavailable().into_response(),
     }
+}
+
+async fn metrics_route(State(s): State<Shared>) -> Response {
+    (
+        [("content-type", "text/plain; version=0.0.4")],
+        metrics::render(&s).await,
+    )
+        .into_response()
 }
 
 async fn not_found() -> ApiError {

@@ -290,6 +290,14 @@ pub async fn create(
         SubmitError::NoTenant(_) => ApiError::unauthorized("unknown tenant"),
         SubmitError::Scheduler(e) => e.into(),
     })?;
+    if !submitted.replayed {
+        let pool = match submitted.pool {
+            Some(ServiceMode::Byoa) => "byoa",
+            _ => "ppu",
+        };
+        ::metrics::counter!("switchyard_tasks_created_total", "provider" => spec.provider().as_str(), "pool" => pool)
+            .increment(1);
+    }
     let rec = state
         .sched
         .get_task(&tenant.tenant_id, &submitted.id)

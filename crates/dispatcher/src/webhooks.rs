@@ -435,6 +435,12 @@ async fn deliver(
             }
             let _ = state.sched.append_task_log(rec, &entry.to_string()).await;
         }
+        let label = match (&outcome, Instant::now() >= give_up) {
+            (Ok(_), _) => "delivered",
+            (Err(_), true) => "given_up",
+            (Err(_), false) => "retried",
+        };
+        metrics::counter!("switchyard_webhook_attempts_total", "outcome" => label).increment(1);
         match outcome {
             Ok(_) => return Ok(()),
             Err(e) if Instant::now() >= give_up => {

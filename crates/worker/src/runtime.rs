@@ -85,10 +85,19 @@ impl Worker {
                 continue;
             }
             let n = free.min(wc.claim_batch);
+            let started = std::time::Instant::now();
             let claimed = tokio::select! {
                 r = self.sched.claim(provider, n, Duration::from_secs(1)) => r,
                 _ = shutdown.changed() => Ok(Vec::new()),
             };
+            if let Ok(t) = &claimed
+                && !t.is_empty()
+            {
+                metrics::histogram!("switchyard_claim_seconds", "provider" => provider.as_str())
+                    .record(started.elapsed().as_secs_f64());
+                metrics::counter!("switchyard_claimed_total", "provider" => provider.as_str())
+                    .increment(t.len() as u64);
+            }
             match claimed {
                 Ok(tasks) => {
                     for task in tasks {
@@ -211,6 +220,17 @@ impl Worker {
             }
             Err(e) => Err(e),
         };
+        let label = match &outcome {
+            Ok(_) => "completed",
+            Err(UpstreamError::Transient(_)) => "transient",
+            Err(UpstreamError::RateLimited { .. }) => "rate_limited",
+            Err(UpstreamError::AccountDead { .. }) => "account_dead",
+            Err(UpstreamError::BadRequest { .. }) => "bad_request",
+            Err(UpstreamError::LeaseLost) => "lease_lost",
+        };
+        metrics::counter!("switchyard_task_outcomes_total",
+            "provider" => self.upstream.provider().as_str(), "outcome" => label)
+        .increment(1);
         let result = match outcome {
             Ok(output) => self
                 .sched
