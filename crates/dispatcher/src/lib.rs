@@ -12,6 +12,7 @@ pub mod admin;
 pub mod client;
 pub mod error;
 pub mod metrics;
+pub mod openapi;
 pub mod tasks;
 pub mod tenants;
 pub mod view;
@@ -163,6 +164,10 @@ pub fn router(state: Shared) -> Router {
         .route("/admin/v1/stats", get(admin::stats))
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics_route))
+        .route(
+            "/openapi.json",
+            get(|| async { axum::Json(openapi::document()) }),
+        )
         .route("/readyz", get(ready))
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::disable())

@@ -99,3 +99,66 @@ async fn metrics_parse_and_move_when_tasks_run() {
     );
     api.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_lists_every_route_the_router_serves() {
+    let api = Api::start("openapi").await;
+    let doc: serde_json::Value = reqwest::get(format!("{}/openapi.json", api.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doc["openapi"], "3.0.3");
+    let paths = doc["paths"].as_object().unwrap();
+    for r in switchyard_dispatcher::openapi::ROUTES {
+        assert!(
+            paths[r.path].get(r.method).is_some(),
+            "{} {}",
+            r.method,
+            r.path
+        );
+        // The router serves it: anything but the fallback's `not_found` code.
+        let path = r
+            .path
+            .replace("{task_id}", "x")
+            .replace("{account_id}", "acc_suno_x")
+            .replace("{tenant_id}", "t_x");
+        let method = reqwest::Method::from_bytes(r.method.to_uppercase().as_bytes()).unwrap();
+        let resp = reqwest::Client::new()
+            .request(method, format!("{}{path}", api.url))
+            .send()
+            .await
+            .unwrap();
+        let body: serde_json::Value = resp.json().await.unwrap_or(serde_json::Value::Null);
+        assert_ne!(
+            body["data"]["error"]["code"], "not_found",
+            "{} {} is not routed",
+            r.method, r.path
+        );
+    }
+    // Every API.md route is described.
+    for p in [
+        "/api/v1/task",
+        "/api/v1/task/{task_id}",
+        "/api/v1/task/fetch",
+        "/api/v1/accounts",
+        "/api/v1/me",
+        "/admin/v1/tenants",
+        "/admin/v1/tenants/{tenant_id}/credits",
+        "/admin/v1/pool/accounts",
+        "/admin/v1/stats",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+    ] {
+        assert!(paths.contains_key(p), "{p} missing");
+    }
+    let codes = doc["components"]["schemas"]["Error"]["properties"]["data"]["properties"]["error"]
+        ["properties"]["code"]["enum"]
+        .as_array()
+        .unwrap();
+    assert!(codes.iter().any(|c| c == "idempotency_key_reused"));
+    api.stop().await;
+}
