@@ -377,6 +377,9 @@ pub async fn run_main(make: impl FnOnce(&Config) -> Arc<dyn Upstream>) -> anyhow
     let secrets = SecretBox::from_env()?;
     let sched = Scheduler::connect(&config).await?;
     let upstream = make(&config);
+    if !config.worker.metrics_listen.is_empty() {
+        serve_metrics(&config.worker.metrics_listen).await?;
+    }
     let worker = Worker::new(sched, upstream, &config, secrets);
     let (tx, rx) = watch::channel(false);
     tokio::spawn(async move {
@@ -385,6 +388,31 @@ pub async fn run_main(make: impl FnOnce(&Config) -> Arc<dyn Upstream>) -> anyhow
         let _ = tx.send(true);
     });
     worker.run(rx).await;
+    Ok(())
+}
+
+/// Serve `/metrics` (Prometheus) and `/healthz` for this worker process.
+pub async fn serve_metrics(listen: &str) -> anyhow::Result<()> {
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| anyhow::anyhow!("metrics recorder: {e}"))?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("worker.metrics_listen {listen}: {e}"))?;
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(move || {
+                let h = handle.clone();
+                async move { h.render() }
+            }),
+        )
+        .route("/healthz", axum::routing::get(|| async { "ok" }));
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            warn!(error = %e, "metrics endpoint stopped");
+        }
+    });
     Ok(())
 }
 
