@@ -10,6 +10,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod client;
+pub mod dashboard;
 pub mod error;
 pub mod metrics;
 pub mod openapi;
@@ -162,6 +163,8 @@ pub fn router(state: Shared) -> Router {
             patch(accounts::pool_update).delete(accounts::pool_remove),
         )
         .route("/admin/v1/stats", get(admin::stats))
+        .route("/admin/v1/dashboard", get(dashboard::data))
+        .route("/dashboard", get(dashboard::page))
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics_route))
         .route(

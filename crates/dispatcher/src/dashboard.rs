@@ -1,0 +1,118 @@
+//! The operator dashboard: `GET /dashboard` (a self-contained page, no build step) and
+//! the data it polls, `GET /admin/v1/dashboard`: per provider the queue, tasks in flight
+//! against each tenant's cap, every pool account with its state and load, throughput per
+//! minute over the last 15 minutes, and recent failures.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::response::{Html, Response};
+use serde_json::{Value, json};
+use switchyard_core::{AccountState, Provider};
+use switchyard_scheduler::Owner;
+
+use crate::error::{ApiError, ok};
+use crate::{Operator, Shared, tenants};
+
+const PAGE: &str = include_str!("dashboard.html");
+
+/// `GET /dashboard`.
+pub async fn page() -> Html<&'static str> {
+    Html(PAGE)
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// `GET /admin/v1/dashboard`.
+pub async fn data(State(state): State<Shared>, _: Operator) -> Result<Response, ApiError> {
+    let now = now_ms();
+    let minute = |ms: u64| ms / 60_000;
+    let mut providers = serde_json::Map::new();
+    let all_tenants = tenants::list(&state.sched).await?;
+    let mut throughput: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
+    for m in minute(now).saturating_sub(14)..=minute(now) {
+        throughput.insert(m, (0, 0));
+    }
+    let mut failures = Vec::new();
+    for p in Provider::ALL {
+        let load = state.sched.provider_load(p).await?;
+        let pool = state.sched.list_accounts(p, &Owner::Pool).await?;
+        let accounts: Vec<Value> = pool
+            .iter()
+            .map(|a| {
+                let (s, reason) = match &a.state {
+                    AccountState::Active => ("active", String::new()),
+                    AccountState::CoolingDown { reason, .. } => ("cooling_down", reason.clone()),
+                    AccountState::Disabled { reason } => ("disabled", reason.clone()),
+                };
+                json!({"account_id": a.id, "name": a.name, "state": s, "reason": reason,
+                       "in_flight": a.in_flight.iter().sum::<u32>(), "capacity": a.capacity.iter().sum::<u32>()})
+            })
+            .collect();
+        let mut tenant_rows = Vec::new();
+        for t in all_tenants.iter().take(50) {
+            if let Ok(loads) = state.sched.tenant_load(&t.tenant_id).await
+                && let Some(l) = loads.iter().find(|l| l.provider == p)
+            {
+                tenant_rows.push(
+                    json!({"tenant_id": t.tenant_id, "name": t.name, "plan": t.plan,
+                    "ppu_in_flight": l.ppu_in_flight, "byoa_in_flight": l.byoa_in_flight,
+                    "cap": l.cap, "queued": l.queued.max(0)}),
+                );
+            }
+        }
+        // Outcomes from the event streams (bounded read of the most recent entries).
+        for base in state.sched.bases(p) {
+            let mut conn = state.sched.connection().await?;
+            let recent: redis::streams::StreamRangeReply = redis::cmd("XREVRANGE")
+                .arg(format!("{base}:ev"))
+                .arg("+")
+                .arg(format!("{}", now.saturating_sub(15 * 60_000)))
+                .arg("COUNT")
+                .arg(5000)
+                .query_async(&mut conn)
+                .await
+                .map_err(switchyard_scheduler::SchedulerError::from)?;
+            for e in recent.ids {
+                let field = |k: &str| {
+                    e.map
+                        .get(k)
+                        .and_then(|v| redis::from_redis_value::<String>(v.clone()).ok())
+                        .unwrap_or_default()
+                };
+                let kind = field("type");
+                let at: u64 = field("at").parse().unwrap_or(0);
+                if let Some(slot) = throughput.get_mut(&minute(at)) {
+                    match kind.as_str() {
+                        "completed" => slot.0 += 1,
+                        "failed" => slot.1 += 1,
+                        _ => {}
+                    }
+                }
+                if kind == "failed" && failures.len() < 20 {
+                    failures.push(
+                        json!({"provider": p, "task_id": field("task"), "code": field("code"),
+                        "at": crate::view::time(at)}),
+                    );
+                }
+            }
+        }
+        providers.insert(
+            p.as_str().into(),
+            json!({"queued": load.queued.max(0), "in_flight": load.in_flight,
+            "accounts": accounts, "tenants": tenant_rows}),
+        );
+    }
+    let series: Vec<Value> = throughput
+        .iter()
+        .map(|(m, (c, f))| json!({"minute": crate::view::time(m * 60_000), "completed": c, "failed": f}))
+        .collect();
+    Ok(ok(
+        json!({"providers": providers, "throughput": series, "failures": failures}),
+    ))
+}
