@@ -34,6 +34,9 @@ pub struct DemoArgs {
     /// Allow webhook endpoints on private and loopback addresses.
     #[arg(long)]
     allow_private_webhooks: bool,
+    /// Logs (warnings and up unless RUST_LOG says otherwise): text or json.
+    #[arg(long, default_value = "text")]
+    log_format: String,
 }
 
 fn random_hex(n: usize) -> String {
@@ -68,6 +71,7 @@ impl Admin {
 
 /// Run the demo until a signal.
 pub fn run(mut config: Config, args: DemoArgs) -> Result<(), CliError> {
+    switchyard_worker::init_logs_at(args.log_format == "json", "warn");
     let rt = tokio::runtime::Runtime::new().map_err(|e| CliError::Other(e.into()))?;
     // Redis: REDIS_URL, or our own.
     let own_redis = match std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty()) {

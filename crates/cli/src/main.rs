@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod admin;
 mod demo;
 mod tables;
 
@@ -58,6 +59,35 @@ enum Command {
         /// text or json.
         #[arg(long, default_value = "text")]
         log_format: String,
+    },
+    /// Tenants: create, list, set-plan, top-up (admin token).
+    Tenant {
+        #[command(subcommand)]
+        cmd: admin::TenantCmd,
+        #[command(flatten)]
+        target: admin::Target,
+    },
+    /// Hosted and pool accounts: add, list, disable.
+    Account {
+        #[command(subcommand)]
+        cmd: admin::AccountCmd,
+        #[command(flatten)]
+        target: admin::Target,
+    },
+    /// A tenant's tasks: get, cancel (API key).
+    Task {
+        #[command(subcommand)]
+        cmd: admin::TaskCmd,
+        #[command(flatten)]
+        target: admin::Target,
+    },
+    /// Queue depth, in flight against caps per tenant, pool accounts by state and load.
+    Stats {
+        /// Refresh every 2 s.
+        #[arg(long)]
+        watch: bool,
+        #[command(flatten)]
+        target: admin::Target,
     },
     /// Run the four simulated upstreams alone (for multi-process setups and tests).
     ///
@@ -186,6 +216,10 @@ fn main() -> ExitCode {
         Command::Price(args) => tables::price(&config, &args),
         Command::Sim { listen } => run_sim(&listen),
         Command::Demo(args) => demo::run(config, args),
+        Command::Tenant { cmd, target } => admin::tenant(&target, cmd),
+        Command::Account { cmd, target } => admin::account(&target, cmd),
+        Command::Task { cmd, target } => admin::task(&target, cmd),
+        Command::Stats { watch, target } => admin::stats(&target, watch),
         Command::Serve { listen, log_format } => serve(config, listen, &log_format),
         Command::Worker {
             provider,

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 use switchyard_core::{ProcessMode, Provider, TaskBody, TaskSpec};
 
-pub use runtime::{Worker, init_logs, run_main, wait_for_signal};
+pub use runtime::{Worker, init_logs, init_logs_at, run_main, serve_metrics, wait_for_signal};
 
 /// One task as the upstream adapter sees it.
 #[derive(Debug, Clone)]

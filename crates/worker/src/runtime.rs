@@ -444,8 +444,13 @@ pub async fn wait_for_signal() {
 
 /// Human-readable logs by default, JSON with `json`; level from `RUST_LOG` (default info).
 pub fn init_logs(json: bool) {
+    init_logs_at(json, "info");
+}
+
+/// As [`init_logs`], with another default level.
+pub fn init_logs_at(json: bool, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let _ = if json {
         builder.json().try_init()

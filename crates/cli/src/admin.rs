@@ -1,0 +1,458 @@
+//! Operator commands over the HTTP API: `tenant`, `account`, `task`, `stats`.
+
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+
+use crate::tables::CliError;
+
+/// Where the API is and who is calling.
+#[derive(Debug, Args)]
+pub struct Target {
+    /// The dispatcher's base URL.
+    #[arg(
+        long,
+        global = true,
+        env = "SWITCHYARD_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    url: String,
+    /// Admin token (for tenant, pool account and stats commands).
+    #[arg(
+        long,
+        global = true,
+        env = "SWITCHYARD_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
+    admin_token: Option<String>,
+    /// A tenant's API key (for its own accounts and tasks).
+    #[arg(
+        long,
+        global = true,
+        env = "SWITCHYARD_API_KEY",
+        hide_env_values = true
+    )]
+    api_key: Option<String>,
+    /// Print the raw JSON.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+/// `switchyard tenant …`.
+#[derive(Debug, Subcommand)]
+pub enum TenantCmd {
+    /// Create a tenant; prints its API key (shown once).
+    Create {
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// hobbyist | developer | premium | enterprise
+        #[arg(long, default_value = "hobbyist")]
+        plan: String,
+    },
+    /// List tenants.
+    List,
+    /// Change a tenant's plan.
+    SetPlan {
+        /// Tenant id.
+        tenant_id: String,
+        /// The new plan.
+        plan: String,
+    },
+    /// Credit a balance (idempotent per --key).
+    TopUp {
+        /// Tenant id.
+        tenant_id: String,
+        /// credits | mj_quota | suno_quota | luma_quota | gpts_quota
+        #[arg(long)]
+        kind: String,
+        /// How much.
+        #[arg(long)]
+        amount: i64,
+        /// Idempotency key (default: a new one; pass your own to make retries safe).
+        #[arg(long)]
+        key: Option<String>,
+    },
+}
+
+/// `switchyard account …`.
+#[derive(Debug, Subcommand)]
+pub enum AccountCmd {
+    /// Add an account: the PPU pool's (--pool, admin token) or the tenant's (API key).
+    Add {
+        /// Add to the operator's PPU pool.
+        #[arg(long)]
+        pool: bool,
+        /// midjourney | suno | luma | gpts
+        #[arg(long)]
+        provider: String,
+        /// Display name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Credentials as JSON, e.g. '{"cookie": "…"}' (write-only).
+        #[arg(long)]
+        credentials: String,
+        /// Concurrency (Suno, Luma, GPTs).
+        #[arg(long)]
+        concurrency: Option<u32>,
+        /// Midjourney capacity per mode, e.g. relax=3,fast=3,turbo=0.
+        #[arg(long)]
+        capacity: Option<String>,
+    },
+    /// List accounts (pool with --pool).
+    List {
+        /// The PPU pool's.
+        #[arg(long)]
+        pool: bool,
+    },
+    /// Disable an account.
+    Disable {
+        /// Account id.
+        account_id: String,
+        /// The PPU pool's.
+        #[arg(long)]
+        pool: bool,
+    },
+}
+
+/// `switchyard task …` (with the tenant's API key).
+#[derive(Debug, Subcommand)]
+pub enum TaskCmd {
+    /// Show a task.
+    Get {
+        /// Task id.
+        task_id: String,
+        /// Wait up to this many seconds for it to finish.
+        #[arg(long, default_value_t = 0)]
+        wait: u64,
+    },
+    /// Cancel a staged or pending task.
+    Cancel {
+        /// Task id.
+        task_id: String,
+    },
+}
+
+struct Http<'a> {
+    t: &'a Target,
+    http: reqwest::blocking::Client,
+}
+
+impl<'a> Http<'a> {
+    fn new(t: &'a Target) -> Self {
+        Http {
+            t,
+            http: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(90))
+                .build()
+                .unwrap_or_default(),
+        }
+    }
+
+    fn admin(&self) -> Result<&str, CliError> {
+        self.t.admin_token.as_deref().ok_or_else(|| {
+            CliError::Usage(
+                "this needs the admin token: --admin-token or SWITCHYARD_ADMIN_TOKEN".into(),
+            )
+        })
+    }
+
+    fn key(&self) -> Result<&str, CliError> {
+        self.t.api_key.as_deref().ok_or_else(|| {
+            CliError::Usage("this needs a tenant's API key: --api-key or SWITCHYARD_API_KEY".into())
+        })
+    }
+
+    fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        admin: bool,
+        idem: Option<&str>,
+    ) -> Result<Value, CliError> {
+        let mut req = self.http.request(
+            method,
+            format!("{}{path}", self.t.url.trim_end_matches('/')),
+        );
+        req = if admin {
+            req.bearer_auth(self.admin()?)
+        } else {
+            req.header("x-api-key", self.key()?)
+        };
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        if let Some(k) = idem {
+            req = req.header("idempotency-key", k);
+        }
+        let resp = req.send().map_err(|e| {
+            CliError::Other(anyhow::anyhow!(
+                "cannot reach {} ({e}); is the dispatcher running? (--url)",
+                self.t.url
+            ))
+        })?;
+        let v: Value = resp.json().map_err(|e| CliError::Other(e.into()))?;
+        if v["code"] != 200 {
+            let field = v["data"]["error"]["field"]
+                .as_str()
+                .map(|f| format!(" ({f})"))
+                .unwrap_or_default();
+            return Err(CliError::Usage(format!(
+                "{}{field}: {}",
+                v["data"]["error"]["code"].as_str().unwrap_or("error"),
+                v["message"].as_str().unwrap_or("")
+            )));
+        }
+        Ok(v["data"].clone())
+    }
+
+    fn print(&self, v: &Value, human: impl FnOnce(&Value)) {
+        if self.t.json {
+            println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+        } else {
+            human(v);
+        }
+    }
+}
+
+/// `switchyard tenant`.
+pub fn tenant(t: &Target, cmd: TenantCmd) -> Result<(), CliError> {
+    let h = Http::new(t);
+    use reqwest::Method;
+    match cmd {
+        TenantCmd::Create { name, plan } => {
+            let v = h.call(
+                Method::POST,
+                "/admin/v1/tenants",
+                Some(json!({"name": name, "plan": plan})),
+                true,
+                None,
+            )?;
+            h.print(&v, |v| {
+                println!(
+                    "tenant  {}\nplan    {}\napi key {}   (shown once: store it now)",
+                    v["tenant_id"].as_str().unwrap_or(""),
+                    v["plan"].as_str().unwrap_or(""),
+                    v["api_key"].as_str().unwrap_or("")
+                );
+            });
+        }
+        TenantCmd::List => {
+            let v = h.call(Method::GET, "/admin/v1/tenants", None, true, None)?;
+            h.print(&v, |v| {
+                for t in v.as_array().into_iter().flatten() {
+                    println!(
+                        "{:<36} {:<11} {}",
+                        t["tenant_id"].as_str().unwrap_or(""),
+                        t["plan"].as_str().unwrap_or(""),
+                        t["name"].as_str().unwrap_or("")
+                    );
+                }
+            });
+        }
+        TenantCmd::SetPlan { tenant_id, plan } => {
+            let v = h.call(
+                Method::PATCH,
+                &format!("/admin/v1/tenants/{tenant_id}"),
+                Some(json!({"plan": plan})),
+                true,
+                None,
+            )?;
+            h.print(&v, |v| {
+                println!(
+                    "{} is now on {}",
+                    tenant_id,
+                    v["plan"].as_str().unwrap_or("")
+                )
+            });
+        }
+        TenantCmd::TopUp {
+            tenant_id,
+            kind,
+            amount,
+            key,
+        } => {
+            let key = key.unwrap_or_else(|| format!("cli-{}", uuid::Uuid::now_v7()));
+            let v = h.call(
+                Method::POST,
+                &format!("/admin/v1/tenants/{tenant_id}/credits"),
+                Some(json!({"kind": kind, "amount": amount})),
+                true,
+                Some(&key),
+            )?;
+            h.print(&v, |v| {
+                for (k, n) in v["balances"].as_object().into_iter().flatten() {
+                    println!("{k:<11} {n}");
+                }
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `switchyard account`.
+pub fn account(t: &Target, cmd: AccountCmd) -> Result<(), CliError> {
+    let h = Http::new(t);
+    use reqwest::Method;
+    let base = |pool: bool| {
+        if pool {
+            "/admin/v1/pool/accounts"
+        } else {
+            "/api/v1/accounts"
+        }
+    };
+    match cmd {
+        AccountCmd::Add {
+            pool,
+            provider,
+            name,
+            credentials,
+            concurrency,
+            capacity,
+        } => {
+            let creds: Value = serde_json::from_str(&credentials).map_err(|e| {
+                CliError::Usage(format!(
+                    "--credentials must be a JSON object ({e}), e.g. '{{\"cookie\": \"…\"}}'"
+                ))
+            })?;
+            let mut body = json!({"provider": provider, "credentials": creds});
+            if let Some(n) = name {
+                body["name"] = json!(n);
+            }
+            if let Some(c) = concurrency {
+                body["concurrency"] = json!(c);
+            }
+            if let Some(c) = capacity {
+                let mut cap = serde_json::Map::new();
+                for part in c.split(',').filter(|p| !p.is_empty()) {
+                    let (m, n) = part.split_once('=').ok_or_else(|| {
+                        CliError::Usage("--capacity looks like relax=3,fast=3,turbo=0".into())
+                    })?;
+                    let n: u32 = n
+                        .trim()
+                        .parse()
+                        .map_err(|_| CliError::Usage(format!("--capacity {m}: not a number")))?;
+                    cap.insert(m.trim().to_string(), json!(n));
+                }
+                body["capacity"] = Value::Object(cap);
+            }
+            let v = h.call(Method::POST, base(pool), Some(body), pool, None)?;
+            h.print(&v, |v| {
+                println!(
+                    "added {} ({}, {})",
+                    v["account_id"].as_str().unwrap_or(""),
+                    v["provider"].as_str().unwrap_or(""),
+                    v["state"].as_str().unwrap_or("")
+                )
+            });
+        }
+        AccountCmd::List { pool } => {
+            let v = h.call(Method::GET, base(pool), None, pool, None)?;
+            h.print(&v, |v| {
+                for a in v.as_array().into_iter().flatten() {
+                    println!(
+                        "{:<48} {:<11} {:<13} in flight {:<4} {}",
+                        a["account_id"].as_str().unwrap_or(""),
+                        a["provider"].as_str().unwrap_or(""),
+                        a["state"].as_str().unwrap_or(""),
+                        a["in_flight"],
+                        a["name"].as_str().unwrap_or("")
+                    );
+                }
+            });
+        }
+        AccountCmd::Disable { account_id, pool } => {
+            let v = h.call(
+                Method::PATCH,
+                &format!("{}/{account_id}", base(pool)),
+                Some(json!({"enabled": false})),
+                pool,
+                None,
+            )?;
+            h.print(&v, |v| {
+                println!("{} is {}", account_id, v["state"].as_str().unwrap_or(""))
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `switchyard task`.
+pub fn task(t: &Target, cmd: TaskCmd) -> Result<(), CliError> {
+    let h = Http::new(t);
+    use reqwest::Method;
+    let v = match cmd {
+        TaskCmd::Get { task_id, wait } => h.call(
+            Method::GET,
+            &format!("/api/v1/task/{task_id}?wait={wait}"),
+            None,
+            false,
+            None,
+        )?,
+        TaskCmd::Cancel { task_id } => h.call(
+            Method::DELETE,
+            &format!("/api/v1/task/{task_id}"),
+            None,
+            false,
+            None,
+        )?,
+    };
+    h.print(&v, |v| {
+        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default())
+    });
+    Ok(())
+}
+
+/// `switchyard stats [--watch]`.
+pub fn stats(t: &Target, watch: bool) -> Result<(), CliError> {
+    let h = Http::new(t);
+    loop {
+        let v = h.call(
+            reqwest::Method::GET,
+            "/admin/v1/dashboard",
+            None,
+            true,
+            None,
+        )?;
+        if watch {
+            print!("\x1b[2J\x1b[H");
+        }
+        h.print(&v, |v| {
+            for (name, p) in v["providers"].as_object().into_iter().flatten() {
+                println!(
+                    "{name}: {} queued, {} in flight",
+                    p["queued"], p["in_flight"]
+                );
+                for t in p["tenants"].as_array().into_iter().flatten() {
+                    let cap = t["cap"]
+                        .as_u64()
+                        .map_or("no cap".to_string(), |c| c.to_string());
+                    println!(
+                        "  tenant {:<28} {:<10} PPU {}/{}  BYOA {}  queued {}",
+                        t["name"].as_str().unwrap_or(""),
+                        t["plan"].as_str().unwrap_or(""),
+                        t["ppu_in_flight"],
+                        cap,
+                        t["byoa_in_flight"],
+                        t["queued"]
+                    );
+                }
+                for a in p["accounts"].as_array().into_iter().flatten() {
+                    println!(
+                        "  pool   {:<28} {:<13} load {}/{}",
+                        a["name"].as_str().unwrap_or(""),
+                        a["state"].as_str().unwrap_or(""),
+                        a["in_flight"],
+                        a["capacity"]
+                    );
+                }
+            }
+        });
+        if !watch {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
