@@ -169,7 +169,10 @@ async fn run_async(
     println!("\nSwitchyard demo is running.");
     println!("  API           {base}   (X-API-Key: <key>)");
     println!("  admin token   {admin_token}   (Authorization: Bearer …)");
-    println!("  stats         {base}/admin/v1/stats");
+    println!("  dashboard     {base}/dashboard#token={admin_token}");
+    println!(
+        "  stats         {base}/admin/v1/stats   (or: switchyard stats --url {base} --admin-token …)"
+    );
     println!(
         "  simulator     {}   (witness: {}/_sim/stats)",
         sim.url(),

@@ -52,5 +52,28 @@ pub async fn render(state: &Shared) -> String {
             metrics::gauge!("switchyard_pool_in_flight", "provider" => name).set(f64::from(busy));
         }
     }
+    // Per tenant: tasks in flight and quota held / captured / refunded (first 500 tenants).
+    if let Ok(all) = crate::tenants::list(&state.sched).await {
+        for t in all.iter().take(500) {
+            if let Ok(loads) = state.sched.tenant_load(&t.tenant_id).await {
+                for l in loads {
+                    metrics::gauge!("switchyard_tenant_in_flight", "tenant" => t.tenant_id.clone(), "provider" => l.provider.as_str())
+                        .set((l.ppu_in_flight + l.byoa_in_flight) as f64);
+                }
+            }
+            if let Ok(b) = state.sched.balances(&t.tenant_id).await {
+                for (kind, bal) in b {
+                    for (what, v) in [
+                        ("held", bal.held),
+                        ("captured", bal.captured),
+                        ("refunded", bal.refunded),
+                    ] {
+                        metrics::gauge!("switchyard_quota", "tenant" => t.tenant_id.clone(), "kind" => kind.as_str(), "ledger" => what)
+                            .set(v as f64);
+                    }
+                }
+            }
+        }
+    }
     handle().map(PrometheusHandle::render).unwrap_or_default()
 }

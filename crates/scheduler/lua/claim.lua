@@ -4,8 +4,8 @@
 -- Also does the time-driven work that is due (bounded): ended cool-downs, max-wait
 -- timers, delayed retries.
 -- ARGV: n, lease_ms, max_iterations.
--- Returns a flat array, 9 values per task:
---   id, token, account, attempt, pool, mode, body, upstream_ref, account_secret.
+-- Returns a flat array, 10 values per task:
+--   id, token, account, attempt, pool, mode, body, upstream_ref, account_secret, tenant.
 local n, lease_ms, max_iter = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 
 redis.call('LTRIM', k('wake'), 0, 63)
@@ -160,9 +160,9 @@ while claimed < n and iter < max_iter and idle < #ROTS do
     if res == 'claimed' then
       idle = 0
       claimed = claimed + 1
-      local _, pool, mode = split_lane(lane)
+      local tenant, pool, mode = split_lane(lane)
       local body = redis.call('GET', k('tb', id)) or ''
-      for _, v in ipairs({id, token, acc, attempt, pool, mode, body, upstream, secret}) do
+      for _, v in ipairs({id, token, acc, attempt, pool, mode, body, upstream, secret, tenant}) do
         out[#out + 1] = v
       end
     elseif res == 'nopool' then

@@ -26,9 +26,11 @@ pub struct ClaimedTask {
     pub upstream_ref: Option<String>,
     /// The account's stored secret (encrypted credentials).
     pub account_secret: String,
+    /// The tenant the task belongs to.
+    pub tenant: String,
 }
 
-const FIELDS: usize = 9;
+const FIELDS: usize = 10;
 /// Longest single block on the wake-up list; below the client's response timeout, and
 /// short enough that cool-downs and retry delays that fall due are seen promptly.
 const WAKE_SLICE: Duration = Duration::from_millis(400);
@@ -70,6 +72,7 @@ impl Scheduler {
                     body: chunk[6].clone(),
                     upstream_ref: Some(chunk[7].clone()).filter(|s| !s.is_empty()),
                     account_secret: chunk[8].clone(),
+                    tenant: chunk[9].clone(),
                 });
             }
         }

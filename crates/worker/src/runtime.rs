@@ -112,7 +112,7 @@ impl Worker {
                         let id = task.lease.id.clone();
                         let lease = task.lease.clone();
                         let me = self.clone();
-                        let span = info_span!("task", task_id = %id, account = %task.account, attempt = task.attempt);
+                        let span = info_span!("task", task_id = %id, tenant = %task.tenant, account = %task.account, attempt = task.attempt);
                         let handle = tokio::spawn(
                             async move {
                                 me.run_one(task).await;
