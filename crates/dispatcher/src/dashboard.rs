@@ -42,6 +42,51 @@ pub async fn data(State(state): State<Shared>, _: Operator) -> Result<Response, 
     for p in Provider::ALL {
         let load = state.sched.provider_load(p).await?;
         let pool = state.sched.list_accounts(p, &Owner::Pool).await?;
+        // Outcomes per account over the window, from the event streams (bounded reads).
+        let mut per_account: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+        let mut events = Vec::new();
+        for base in state.sched.bases(p) {
+            let mut conn = state.sched.connection().await?;
+            let recent: redis::streams::StreamRangeReply = redis::cmd("XREVRANGE")
+                .arg(format!("{base}:ev"))
+                .arg("+")
+                .arg(format!("{}", now.saturating_sub(15 * 60_000)))
+                .arg("COUNT")
+                .arg(5000)
+                .query_async(&mut conn)
+                .await
+                .map_err(switchyard_scheduler::SchedulerError::from)?;
+            events.extend(recent.ids);
+        }
+        for e in &events {
+            let field = |k: &str| {
+                e.map
+                    .get(k)
+                    .and_then(|v| redis::from_redis_value::<String>(v.clone()).ok())
+                    .unwrap_or_default()
+            };
+            let kind = field("type");
+            let at: u64 = field("at").parse().unwrap_or(0);
+            let slot = per_account.entry(field("account")).or_default();
+            match kind.as_str() {
+                "completed" => slot.0 += 1,
+                "failed" => slot.1 += 1,
+                _ => {}
+            }
+            if let Some(slot) = throughput.get_mut(&minute(at)) {
+                match kind.as_str() {
+                    "completed" => slot.0 += 1,
+                    "failed" => slot.1 += 1,
+                    _ => {}
+                }
+            }
+            if kind == "failed" && failures.len() < 20 {
+                failures.push(
+                    json!({"provider": p, "task_id": field("task"), "code": field("code"),
+                    "account": field("account"), "at": crate::view::time(at)}),
+                );
+            }
+        }
         let accounts: Vec<Value> = pool
             .iter()
             .map(|a| {
@@ -50,8 +95,10 @@ pub async fn data(State(state): State<Shared>, _: Operator) -> Result<Response, 
                     AccountState::CoolingDown { reason, .. } => ("cooling_down", reason.clone()),
                     AccountState::Disabled { reason } => ("disabled", reason.clone()),
                 };
+                let (ok_n, failed_n) = per_account.get(&a.id).copied().unwrap_or_default();
                 json!({"account_id": a.id, "name": a.name, "state": s, "reason": reason,
-                       "in_flight": a.in_flight.iter().sum::<u32>(), "capacity": a.capacity.iter().sum::<u32>()})
+                       "in_flight": a.in_flight.iter().sum::<u32>(), "capacity": a.capacity.iter().sum::<u32>(),
+                       "recent": {"completed": ok_n, "failed": failed_n}})
             })
             .collect();
         let mut tenant_rows = Vec::new();
@@ -64,42 +111,6 @@ pub async fn data(State(state): State<Shared>, _: Operator) -> Result<Response, 
                     "ppu_in_flight": l.ppu_in_flight, "byoa_in_flight": l.byoa_in_flight,
                     "cap": l.cap, "queued": l.queued.max(0)}),
                 );
-            }
-        }
-        // Outcomes from the event streams (bounded read of the most recent entries).
-        for base in state.sched.bases(p) {
-            let mut conn = state.sched.connection().await?;
-            let recent: redis::streams::StreamRangeReply = redis::cmd("XREVRANGE")
-                .arg(format!("{base}:ev"))
-                .arg("+")
-                .arg(format!("{}", now.saturating_sub(15 * 60_000)))
-                .arg("COUNT")
-                .arg(5000)
-                .query_async(&mut conn)
-                .await
-                .map_err(switchyard_scheduler::SchedulerError::from)?;
-            for e in recent.ids {
-                let field = |k: &str| {
-                    e.map
-                        .get(k)
-                        .and_then(|v| redis::from_redis_value::<String>(v.clone()).ok())
-                        .unwrap_or_default()
-                };
-                let kind = field("type");
-                let at: u64 = field("at").parse().unwrap_or(0);
-                if let Some(slot) = throughput.get_mut(&minute(at)) {
-                    match kind.as_str() {
-                        "completed" => slot.0 += 1,
-                        "failed" => slot.1 += 1,
-                        _ => {}
-                    }
-                }
-                if kind == "failed" && failures.len() < 20 {
-                    failures.push(
-                        json!({"provider": p, "task_id": field("task"), "code": field("code"),
-                        "at": crate::view::time(at)}),
-                    );
-                }
             }
         }
         providers.insert(

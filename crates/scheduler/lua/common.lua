@@ -297,7 +297,7 @@ local function finish(t, status, code, message, raw, extra)
   local ttl = tonumber(t.retention_s or '172800') or 172800
   redis.call('EXPIRE', k('t', t.id), ttl)
   redis.call('EXPIRE', k('tb', t.id), ttl)
-  emit(status, {'task', t.id, 'tenant', t.tenant, 'code', code or ''})
+  emit(status, {'task', t.id, 'tenant', t.tenant, 'code', code or '', 'account', t.account or ''})
 end
 
 -- A queued BYOA task moves to the PPU pool: hold its PPU price, requeue it there.
