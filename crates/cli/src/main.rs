@@ -109,6 +109,19 @@ fn master_key() -> Result<switchyard_core::secrets::SecretBox, tables::CliError>
         .map_err(|e| tables::CliError::Usage(e.to_string()))
 }
 
+async fn connect(
+    config: &switchyard_core::Config,
+) -> Result<switchyard_scheduler::Scheduler, tables::CliError> {
+    switchyard_scheduler::Scheduler::connect(config)
+        .await
+        .map_err(|e| {
+            tables::CliError::Other(anyhow::anyhow!(
+                "cannot reach Redis at {} ({e}); set REDIS_URL or redis.url",
+                config.redis.url
+            ))
+        })
+}
+
 fn serve(
     mut config: switchyard_core::Config,
     listen: Option<String>,
@@ -120,11 +133,7 @@ fn serve(
     let secrets = master_key()?;
     switchyard_worker::init_logs(log_format == "json");
     runtime()?.block_on(async move {
-        let sched = switchyard_scheduler::Scheduler::connect(&config)
-            .await
-            .map_err(|e| {
-                tables::CliError::Other(anyhow::anyhow!("cannot reach Redis at redis.url: {e}"))
-            })?;
+        let sched = connect(&config).await?;
         let listener = tokio::net::TcpListener::bind(&config.dispatcher.listen)
             .await
             .map_err(|e| {
@@ -168,11 +177,7 @@ fn worker(
         Provider::Gpts => Arc::new(switchyard_worker_gpts::Gpts::new(&config)),
     };
     runtime()?.block_on(async move {
-        let sched = switchyard_scheduler::Scheduler::connect(&config)
-            .await
-            .map_err(|e| {
-                tables::CliError::Other(anyhow::anyhow!("cannot reach Redis at redis.url: {e}"))
-            })?;
+        let sched = connect(&config).await?;
         let w = switchyard_worker::Worker::new(sched, upstream, &config, secrets);
         let (tx, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {

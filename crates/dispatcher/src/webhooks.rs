@@ -181,7 +181,7 @@ async fn read_shard(
     ensure_group(&state, &stream).await;
     let mut last_sweep = Instant::now();
     loop {
-        let mut entries: Vec<(String, HashMap<String, String>)> = Vec::new();
+        let mut entries: Vec<Event> = Vec::new();
         if let Ok(mut c) = state.sched.connection().await {
             let r: Result<redis::streams::StreamReadReply, _> = redis::cmd("XREADGROUP")
                 .arg("GROUP")
@@ -198,18 +198,13 @@ async fn read_shard(
                 .await;
             match r {
                 Ok(reply) => {
-                    for k in reply.keys {
-                        for e in k.ids {
-                            let fields = e
-                                .map
-                                .into_iter()
-                                .map(|(k, v)| {
-                                    (k, redis::from_redis_value::<String>(v).unwrap_or_default())
-                                })
-                                .collect();
-                            entries.push((e.id, fields));
-                        }
-                    }
+                    entries.extend(
+                        reply
+                            .keys
+                            .into_iter()
+                            .flat_map(|k| k.ids)
+                            .map(Event::from_entry),
+                    );
                 }
                 Err(e) if e.to_string().contains("NOGROUP") => ensure_group(&state, &stream).await,
                 Err(e) => {
@@ -233,29 +228,15 @@ async fn read_shard(
                         .query_async(&mut c)
                         .await;
                 if let Ok((_, claimed)) = r {
-                    for e in claimed.ids {
-                        let fields = e
-                            .map
-                            .into_iter()
-                            .map(|(k, v)| {
-                                (k, redis::from_redis_value::<String>(v).unwrap_or_default())
-                            })
-                            .collect();
-                        entries.push((e.id, fields));
-                    }
+                    entries.extend(claimed.ids.into_iter().map(Event::from_entry));
                 }
             }
         } else {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
-        for (id, fields) in entries {
-            let kind = fields.get("type").cloned().unwrap_or_default();
-            let event = Event {
-                id: id.clone(),
-                kind: kind.clone(),
-                fields,
-            };
-            let key = match kind.as_str() {
+        for event in entries {
+            let id = event.id.clone();
+            let key = match event.kind.as_str() {
                 "created" | "progress" | "completed" | "failed" | "cancelled" => {
                     event.fields.get("task").cloned()
                 }

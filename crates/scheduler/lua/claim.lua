@@ -9,16 +9,7 @@
 local n, lease_ms, max_iter = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 
 redis.call('LTRIM', k('wake'), 0, 63)
-expire_cooldowns(16)
-for _, lane in ipairs(redis.call('ZRANGEBYSCORE', k('timers'), '-inf', NOW, 'LIMIT', 0, 16)) do
-  redis.call('ZREM', k('timers'), lane)
-  activate(lane)
-end
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', k('delayed'), '-inf', NOW, 'LIMIT', 0, 32)) do
-  redis.call('ZREM', k('delayed'), id)
-  local t = load_task(id)
-  if t.status == 'delayed' then enqueue(t, true) end
-end
+due_work()
 
 local function park(rot, lane, key)
   redis.call('ZREM', k('rr', rot), lane)

@@ -317,3 +317,19 @@ local function fail_over(t)
   enqueue(t, true)
   return true
 end
+
+-- Time-driven work that is due, bounded per call: ended cool-downs, failover max-wait
+-- timers, delayed retries. Claim and reap both run it, so it happens whether or not
+-- workers are claiming.
+local function due_work()
+  expire_cooldowns(16)
+  for _, lane in ipairs(redis.call('ZRANGEBYSCORE', k('timers'), '-inf', NOW, 'LIMIT', 0, 16)) do
+    redis.call('ZREM', k('timers'), lane)
+    activate(lane)
+  end
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', k('delayed'), '-inf', NOW, 'LIMIT', 0, 32)) do
+    redis.call('ZREM', k('delayed'), id)
+    local t = load_task(id)
+    if t.status == 'delayed' then enqueue(t, true) end
+  end
+end

@@ -3,16 +3,7 @@
 -- time-driven work claim does, so it happens when no worker is claiming.
 -- ARGV: limit. Returns the number of leases reaped.
 local limit = tonumber(ARGV[1])
-expire_cooldowns(16)
-for _, lane in ipairs(redis.call('ZRANGEBYSCORE', k('timers'), '-inf', NOW, 'LIMIT', 0, 16)) do
-  redis.call('ZREM', k('timers'), lane)
-  activate(lane)
-end
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', k('delayed'), '-inf', NOW, 'LIMIT', 0, 32)) do
-  redis.call('ZREM', k('delayed'), id)
-  local t = load_task(id)
-  if t.status == 'delayed' then enqueue(t, true) end
-end
+due_work()
 local due = redis.call('ZRANGEBYSCORE', k('leases'), '-inf', NOW, 'LIMIT', 0, limit)
 for _, id in ipairs(due) do
   local t = load_task(id)

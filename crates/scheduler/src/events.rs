@@ -20,6 +20,13 @@ pub struct Event {
     pub fields: HashMap<String, String>,
 }
 
+impl Event {
+    /// An event from a stream entry (as read by XREAD, XREADGROUP, XRANGE, XAUTOCLAIM).
+    pub fn from_entry(e: redis::streams::StreamId) -> Event {
+        to_event(e.id, e.map)
+    }
+}
+
 fn to_event(id: String, map: HashMap<String, redis::Value>) -> Event {
     let fields: HashMap<String, String> = map
         .into_iter()

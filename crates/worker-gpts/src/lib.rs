@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 use switchyard_core::task::GptsTask;
 use switchyard_core::{Config, Provider, TaskSpec};
 use switchyard_worker::{
-    Control, Job, Upstream, UpstreamError, classify_http, http_client, json_or_error, retry_after,
+    Control, Job, Upstream, UpstreamError, classify_http, fetch_bytes, http_client, json_or_error,
+    retry_after,
 };
 
 /// The GPTs adapter.
@@ -214,16 +215,7 @@ impl Upstream for Gpts {
                     .await
             }
             GptsTask::UploadFile(u) => {
-                let bytes = self
-                    .http
-                    .get(&u.file_url)
-                    .send()
-                    .await
-                    .and_then(reqwest::Response::error_for_status)
-                    .map_err(|_| bad("could not fetch the file to upload"))?
-                    .bytes()
-                    .await
-                    .map_err(|_| bad("could not read the file to upload"))?;
+                let bytes = fetch_bytes(&self.http, &u.file_url, "the file to upload").await?;
                 let name = u.file_url.rsplit('/').next().unwrap_or("file");
                 let slot = json_or_error(
                     self.req(reqwest::Method::POST, "/backend-api/files", token)

@@ -8,7 +8,9 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 use switchyard_core::task::{LumaFrame, LumaFrameKind, LumaTask};
 use switchyard_core::{Config, Provider, TaskSpec};
-use switchyard_worker::{Control, Job, Upstream, UpstreamError, http_client, json_or_error};
+use switchyard_worker::{
+    Control, Job, Upstream, UpstreamError, fetch_bytes, http_client, json_or_error,
+};
 
 /// The Luma adapter.
 pub struct Luma {
@@ -53,16 +55,7 @@ impl Luma {
     /// Key frames must live on Luma's storage: fetch the image and upload it.
     async fn upload_frame(&self, frame: &LumaFrame, cookie: &str) -> Result<String, UpstreamError> {
         let url = frame.url.as_deref().unwrap_or("");
-        let bytes = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(|_| bad("could not fetch the key frame image"))?
-            .bytes()
-            .await
-            .map_err(|_| bad("could not read the key frame image"))?;
+        let bytes = fetch_bytes(&self.http, url, "the key frame image").await?;
         let slot = json_or_error(self.req(
             reqwest::Method::POST,
             "/api/photon/v1/generations/file_upload?file_type=image&filename=frame.jpg",

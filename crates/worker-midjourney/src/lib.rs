@@ -17,7 +17,9 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 use switchyard_core::task::{MjAction, PanDirection, Upscaler};
 use switchyard_core::{Config, ProcessMode, Provider, TaskSpec};
-use switchyard_worker::{Control, Job, Upstream, UpstreamError, http_client, retry_after};
+use switchyard_worker::{
+    Control, Job, Upstream, UpstreamError, fetch_bytes, http_client, retry_after,
+};
 
 use gateway::{Gateway, JobView};
 
@@ -156,16 +158,7 @@ impl Midjourney {
         url: &str,
         idx: usize,
     ) -> Result<(String, String), UpstreamError> {
-        let bytes = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(|_| bad("could not fetch the image"))?
-            .bytes()
-            .await
-            .map_err(|_| bad("could not read the image"))?;
+        let bytes = fetch_bytes(&self.http, url, "the image").await?;
         let filename = format!("image{idx}.png");
         let slot: Value = self
             .post_json(

@@ -181,6 +181,26 @@ pub async fn json_or_error(req: reqwest::RequestBuilder) -> Result<Value, Upstre
         .map_err(|_| UpstreamError::Transient("upstream sent unreadable JSON".into()))
 }
 
+/// Fetch a file the task names (an image to upload, a file for a GPT). A URL that cannot
+/// be fetched is the request's fault: `BadRequest` naming `what`.
+pub async fn fetch_bytes(
+    http: &reqwest::Client,
+    url: &str,
+    what: &str,
+) -> Result<Vec<u8>, UpstreamError> {
+    let bad = || UpstreamError::BadRequest {
+        message: format!("could not fetch {what} from its URL"),
+        raw: String::new(),
+    };
+    let resp = http
+        .get(url)
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(|_| bad())?;
+    Ok(resp.bytes().await.map_err(|_| bad())?.to_vec())
+}
+
 /// An HTTP client with the configured timeout, no redirects to other hosts' credentials.
 pub fn http_client(timeout_s: u64) -> reqwest::Client {
     reqwest::Client::builder()
