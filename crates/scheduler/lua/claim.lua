@@ -67,6 +67,28 @@ local function try_lane(rot, lane)
   local acc
   if pin ~= '' then
     local a = redis.call('HMGET', k('a', pin), 'state', 'cap_' .. mode)
+    if a[1] == false or a[1] == 'disabled' or a[1] == 'removed' then
+      -- The account is gone. A task pinned only to resume its upstream job there starts
+      -- afresh elsewhere (the job is lost with the account); a client's pin waits.
+      local head = redis.call('LINDEX', k('q', lane), 0)
+      if head then
+        local t = load_task(head)
+        if t.status ~= 'queued' then
+          redis.call('LPOP', k('q', lane))
+          return 'skipped'
+        end
+        local user_pin = redis.call('HGET', k('t', head), 'user_pin') or ''
+        if user_pin == '' then
+          redis.call('LPOP', k('q', lane))
+          count_queued(tenant, -1)
+          redis.call('HSET', k('t', head), 'pin', '')
+          redis.call('HDEL', k('t', head), 'upstream')
+          t.pin = ''
+          enqueue(t, true)
+          return 'moved'
+        end
+      end
+    end
     local free = (tonumber(a[2] or '0') or 0) - redis.call('SCARD', k('ainf', pin, mode))
     if a[1] ~= 'active' or free <= 0 then
       park(rot, lane, k('park', 'a', pin))

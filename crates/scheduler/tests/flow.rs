@@ -841,3 +841,64 @@ async fn loads_count_queued_and_in_flight() {
     let luma = l.iter().find(|l| l.provider == Provider::Luma).unwrap();
     assert_eq!(luma.cap, None);
 }
+
+#[tokio::test]
+async fn a_resume_pin_on_a_dead_account_is_dropped_a_client_pin_is_kept() {
+    let s = scheduler("deadpin").await;
+    tenant(&s, "t_p", Plan::Premium).await;
+    fund(&s, "t_p", QuotaKind::MjQuota, 1000).await;
+    account(&s, MJ, &Owner::Pool, "p1", [0, 5, 0]).await;
+    account(&s, MJ, &Owner::Pool, "p2", [0, 5, 0]).await;
+    let t = task("t_p", MJ, PPU, FAST, 14);
+    s.submit(&t).await.unwrap();
+    let c = s.claim(MJ, 1, NOW).await.unwrap().remove(0);
+    s.report(&c.lease, Some("job-1"), None, None).await.unwrap();
+    // A transient failure after the upstream accepted: retried on the same account.
+    assert_eq!(
+        s.fail(&c.lease, &FailKind::Transient, "502", "")
+            .await
+            .unwrap(),
+        FailOutcome::Retry
+    );
+    let rec = s.get_task("t_p", &t.id).await.unwrap().unwrap();
+    assert_eq!(rec.get("pin"), c.account);
+    // That account dies meanwhile: the task must not wait for it forever.
+    s.set_account_state(
+        MJ,
+        &Owner::Pool,
+        &c.account,
+        Some(&AccountState::Disabled {
+            reason: "banned".into(),
+        }),
+    )
+    .await
+    .unwrap();
+    let moved = s
+        .claim(MJ, 1, Duration::from_secs(2))
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(moved.lease.id, t.id);
+    assert_ne!(moved.account, c.account);
+    assert_eq!(moved.upstream_ref, None);
+
+    // A client's pin (bot_id) waits for its account instead.
+    let owner = Owner::Tenant("t_p".into());
+    account(&s, MJ, &owner, "mine", [0, 2, 0]).await;
+    let mut pinned = task("t_p", MJ, BYOA, FAST, 14);
+    pinned.pin = Some("mine".into());
+    s.submit(&pinned).await.unwrap();
+    s.set_account_state(
+        MJ,
+        &owner,
+        "mine",
+        Some(&AccountState::Disabled {
+            reason: "by tenant".into(),
+        }),
+    )
+    .await
+    .unwrap();
+    assert!(s.claim(MJ, 5, NOW).await.unwrap().is_empty());
+    let rec = s.get_task("t_p", &pinned.id).await.unwrap().unwrap();
+    assert_eq!((rec.status(), rec.get("pin")), ("queued", "mine"));
+}
