@@ -13,7 +13,7 @@ use switchyard_core::{Origin, Provider, ServiceMode, SpecError, TaskBody, TaskSp
 use switchyard_scheduler::{CancelOutcome, NewTask, Owner, SubmitError, TaskRecord, TenantLoad};
 
 use crate::error::{ApiError, ok};
-use crate::{Caller, Shared, view, webhooks};
+use crate::{Caller, Shared, tenants, view, webhooks};
 
 /// Read a body up to the configured limit (413 beyond), then parse JSON (400 `/body`).
 pub async fn read_json(state: &Shared, body: Body) -> Result<(Value, Vec<u8>), ApiError> {
@@ -258,6 +258,21 @@ pub async fn create(
                 hex::encode(Sha256::digest(&raw)),
             )
         });
+    if let Some((k, _)) = &idempotency
+        && let Some(first) = tenants::idempotency_provider(
+            &state.sched,
+            &tenant.tenant_id,
+            k,
+            spec.provider().as_str(),
+        )
+        .await?
+        && first != spec.provider().as_str()
+    {
+        return Err(ApiError::conflict(
+            "idempotency_key_reused",
+            format!("this Idempotency-Key was used for a {first} task with a different request"),
+        ));
+    }
     let new = NewTask {
         id: uuid::Uuid::now_v7().to_string(),
         tenant: tenant.tenant_id.clone(),

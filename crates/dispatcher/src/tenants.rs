@@ -122,6 +122,28 @@ pub async fn list(s: &Scheduler) -> Result<Vec<Tenant>, SchedulerError> {
     Ok(v)
 }
 
+/// Which provider an Idempotency-Key was first used with (the scheduler keeps keys per
+/// provider; this catches a key reused for another provider).
+pub async fn idempotency_provider(
+    s: &Scheduler,
+    tenant: &str,
+    key: &str,
+    provider: &str,
+) -> Result<Option<String>, SchedulerError> {
+    let mut c = s.connection().await?;
+    let k = global(s, &format!("idem:{tenant}:{}", hash_key(key)));
+    let prev: Option<String> = redis::cmd("SET")
+        .arg(&k)
+        .arg(provider)
+        .arg("NX")
+        .arg("GET")
+        .arg("EX")
+        .arg(s.config().scheduler.idempotency_ttl_s)
+        .query_async(&mut c)
+        .await?;
+    Ok(prev)
+}
+
 fn reply_key(s: &Scheduler, scope: &str, key: &str) -> String {
     global(s, &format!("reply:{scope}:{}", hash_key(key)))
 }

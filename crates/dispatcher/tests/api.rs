@@ -465,6 +465,13 @@ async fn cancel_idempotency_and_retention() {
         .await
         .unwrap_err();
     assert_eq!((e.status, e.code.as_str()), (409, "idempotency_key_reused"));
+    let luma = json!({"model": "luma", "task_type": "video_generation", "input": {"prompt": "p"}});
+    let e = c.create_task_idempotent("idem-1", &luma).await.unwrap_err();
+    assert_eq!(
+        (e.status, e.code.as_str()),
+        (409, "idempotency_key_reused"),
+        "same key, another provider"
+    );
     let me = c.me().await.unwrap();
     assert_eq!(
         (
