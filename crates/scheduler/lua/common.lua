@@ -12,8 +12,12 @@
 -- the script that frees the resource puts it back. Nothing ever scans all lanes.
 
 local B = KEYS[1]
-local function k(...)
-  return B .. ':' .. table.concat({...}, ':')
+-- Key names are built on every call of every script: plain concatenation, no tables.
+local function k(a, b, c, d)
+  if d ~= nil then return B .. ':' .. a .. ':' .. b .. ':' .. c .. ':' .. d end
+  if c ~= nil then return B .. ':' .. a .. ':' .. b .. ':' .. c end
+  if b ~= nil then return B .. ':' .. a .. ':' .. b end
+  return B .. ':' .. a
 end
 
 local function now_ms()
