@@ -1,84 +1,101 @@
--- Submit one task: idempotency, pool choice (BYOA, or PPU by request or failover),
--- quota hold, store, queue, wake. Nothing is written when it is refused.
--- ARGV: id, tenant, service_mode (ppu|byoa), mode, pin, ppu_price, quota_kind,
---       idempotency_key, idempotency_hash, idempotency_ttl_s, then field/value pairs.
-local id, tenant, svc, mode, pin = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local ppu_price, kind = tonumber(ARGV[6]), ARGV[7]
-local idem, idem_hash, idem_ttl = ARGV[8], ARGV[9], tonumber(ARGV[10])
+-- Submit tasks: idempotency, pool choice (BYOA, or PPU by request or failover), quota
+-- hold, store, queue, wake. Each task is all or nothing: a refused one writes nothing.
+-- ARGV: for each task, its argument count, then its arguments: id, tenant, service_mode
+--       (ppu|byoa), mode, pin, ppu_price, quota_kind, idempotency_key, idempotency_hash,
+--       idempotency_ttl_s, then field/value pairs. A batch comes from one caller and is
+--       bounded by it.
+-- Returns one reply per task: {'ok', id, pool, failover, held} | {'dup', id} |
+-- {'err', code, detail}.
+local function submit_one(A)
+  local id, tenant, svc, mode, pin = A[1], A[2], A[3], A[4], A[5]
+  local ppu_price, kind = tonumber(A[6]), A[7]
+  local idem, idem_hash, idem_ttl = A[8], A[9], tonumber(A[10])
 
-if idem ~= '' then
-  local prev = redis.call('HMGET', k('idem', tenant, idem), 'task', 'hash')
-  if prev[1] then
-    if prev[2] ~= idem_hash then return {'err', 'idempotency_key_reused', prev[1]} end
-    return {'dup', prev[1]}
-  end
-end
-local tn = redis.call('HMGET', k('tn', tenant), 'failover', 'plan', 'retention_s')
-if not tn[2] then return {'err', 'no_tenant', tenant} end
-if redis.call('EXISTS', k('t', id)) == 1 then return {'dup', id} end
-
-local pool, failover = svc, 0
-if svc == 'byoa' then
-  if pin ~= '' then
-    local a = redis.call('HMGET', k('a', pin), 'owner', 'state', 'cap_' .. mode)
-    if a[1] ~= tenant or a[2] == 'removed' then return {'err', 'account_not_found', pin} end
-    if a[2] == 'disabled' then return {'err', 'no_account', 'the pinned account ' .. pin .. ' is disabled'} end
-    if (tonumber(a[3] or '0') or 0) <= 0 then
-      return {'err', 'no_account', 'the pinned account ' .. pin .. ' has no ' .. mode .. ' capacity'}
+  if idem ~= '' then
+    local prev = redis.call('HMGET', k('idem', tenant, idem), 'task', 'hash')
+    if prev[1] then
+      if prev[2] ~= idem_hash then return {'err', 'idempotency_key_reused', prev[1]} end
+      return {'dup', prev[1]}
     end
-  else
-    local usable = redis.call('SCARD', k('use', tenant, mode))
-    if usable == 0 then
-      if tn[1] == '1' then
-        pool, failover = 'ppu', 1
-      elseif redis.call('SCARD', k('live', tenant, mode)) == 0 then
-        return {'err', 'no_account', 'no usable account serves ' .. mode .. ' mode and the plan has no failover to PPU'}
+  end
+  local tn = redis.call('HMGET', k('tn', tenant), 'failover', 'plan', 'retention_s')
+  if not tn[2] then return {'err', 'no_tenant', tenant} end
+  if redis.call('EXISTS', k('t', id)) == 1 then return {'dup', id} end
+
+  local pool, failover = svc, 0
+  if svc == 'byoa' then
+    if pin ~= '' then
+      local a = redis.call('HMGET', k('a', pin), 'owner', 'state', 'cap_' .. mode)
+      if a[1] ~= tenant or a[2] == 'removed' then return {'err', 'account_not_found', pin} end
+      if a[2] == 'disabled' then return {'err', 'no_account', 'the pinned account ' .. pin .. ' is disabled'} end
+      if (tonumber(a[3] or '0') or 0) <= 0 then
+        return {'err', 'no_account', 'the pinned account ' .. pin .. ' has no ' .. mode .. ' capacity'}
+      end
+    else
+      local usable = redis.call('SCARD', k('use', tenant, mode))
+      if usable == 0 then
+        if tn[1] == '1' then
+          pool, failover = 'ppu', 1
+        elseif redis.call('SCARD', k('live', tenant, mode)) == 0 then
+          return {'err', 'no_account', 'no usable account serves ' .. mode .. ' mode and the plan has no failover to PPU'}
+        end
       end
     end
+  elseif pin ~= '' then
+    -- A PPU task pinned to a pool account (a follow-up on its origin's account).
+    local owner = redis.call('HGET', k('a', pin), 'owner')
+    if owner ~= 'pool' then pin = '' end
   end
-elseif pin ~= '' then
-  -- A PPU task pinned to a pool account (a follow-up on its origin's account).
-  local owner = redis.call('HGET', k('a', pin), 'owner')
-  if owner ~= 'pool' then pin = '' end
-end
-if pool == 'ppu' and failover == 1 then pin = '' end
+  if pool == 'ppu' and failover == 1 then pin = '' end
 
-local held = 0
-if pool == 'ppu' then
-  local ok, avail = hold(tenant, kind, ppu_price)
-  if not ok then return {'err', 'insufficient_quota', tostring(avail)} end
-  held = ppu_price
-end
-
-local state = 'none'
-if held > 0 then state = 'held' end
--- Fields absent here read as empty or 0. The body (often longer than 64 bytes) lives in
--- its own key so that the hash keeps Redis's compact encoding.
-local fields = {'HSET', k('t', id), 'id', id, 'tenant', tenant, 'svc', svc, 'pool', pool, 'mode', mode,
-  'pin', pin, 'ppu_price', ppu_price, 'kind', kind, 'hold', held, 'hold_state', state,
-  'created_ms', NOW, 'status', 'queued', 'enq_ms', NOW, 'retention_s', tn[3] or 172800}
-if failover == 1 then
-  fields[#fields + 1] = 'failover'
-  fields[#fields + 1] = 1
-end
-if pin ~= '' then
-  -- What the client (or the origin task) pinned, as opposed to a pin for resuming.
-  fields[#fields + 1] = 'user_pin'
-  fields[#fields + 1] = pin
-end
-for i = 11, #ARGV, 2 do
-  if ARGV[i] == 'body' then
-    redis.call('SET', k('tb', id), ARGV[i + 1])
-  else
-    fields[#fields + 1] = ARGV[i]
-    fields[#fields + 1] = ARGV[i + 1]
+  local held = 0
+  if pool == 'ppu' then
+    local ok, avail = hold(tenant, kind, ppu_price)
+    if not ok then return {'err', 'insufficient_quota', tostring(avail)} end
+    held = ppu_price
   end
+
+  local state = 'none'
+  if held > 0 then state = 'held' end
+  -- Fields absent here read as empty or 0. The body (often longer than 64 bytes) lives in
+  -- its own key so that the hash keeps Redis's compact encoding.
+  local fields = {'HSET', k('t', id), 'id', id, 'tenant', tenant, 'svc', svc, 'pool', pool, 'mode', mode,
+    'pin', pin, 'ppu_price', ppu_price, 'kind', kind, 'hold', held, 'hold_state', state,
+    'created_ms', NOW, 'status', 'queued', 'enq_ms', NOW, 'retention_s', tn[3] or 172800}
+  if failover == 1 then
+    fields[#fields + 1] = 'failover'
+    fields[#fields + 1] = 1
+  end
+  if pin ~= '' then
+    -- What the client (or the origin task) pinned, as opposed to a pin for resuming.
+    fields[#fields + 1] = 'user_pin'
+    fields[#fields + 1] = pin
+  end
+  for i = 11, #A, 2 do
+    if A[i] == 'body' then
+      redis.call('SET', k('tb', id), A[i + 1])
+    else
+      fields[#fields + 1] = A[i]
+      fields[#fields + 1] = A[i + 1]
+    end
+  end
+  redis.call(unpack(fields))
+  enqueue({id = id, tenant = tenant, pool = pool, mode = mode, pin = pin}, false, true)
+  if idem ~= '' then
+    redis.call('HSET', k('idem', tenant, idem), 'task', id, 'hash', idem_hash)
+    redis.call('EXPIRE', k('idem', tenant, idem), idem_ttl)
+  end
+  emit('created', {'task', id, 'tenant', tenant})
+  return {'ok', id, pool, failover, held}
 end
-redis.call(unpack(fields))
-enqueue({id = id, tenant = tenant, pool = pool, mode = mode, pin = pin}, false, true)
-if idem ~= '' then
-  redis.call('HSET', k('idem', tenant, idem), 'task', id, 'hash', idem_hash)
-  redis.call('EXPIRE', k('idem', tenant, idem), idem_ttl)
+
+local out = {}
+local i = 1
+while i <= #ARGV do
+  local n = tonumber(ARGV[i])
+  local A = {}
+  for j = 1, n do A[j] = ARGV[i + j] end
+  out[#out + 1] = submit_one(A)
+  i = i + n + 1
 end
-emit('created', {'task', id, 'tenant', tenant})
-return {'ok', id, pool, failover, held}
+return out

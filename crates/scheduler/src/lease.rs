@@ -133,66 +133,45 @@ impl Scheduler {
         lease: &Lease,
         output: &str,
     ) -> Result<CompleteOutcome, SchedulerError> {
-        let mut inv = self.inner.scripts.complete.prepare_invoke();
-        inv.key(&lease.base)
-            .arg(&lease.id)
-            .arg(&lease.token)
-            .arg(output);
-        let mut conn = self.conn().await?;
-        let v: String = invoke(&inv, &mut conn).await?;
-        match v.as_str() {
-            "ok" => Ok(CompleteOutcome::Completed),
-            "already" => Ok(CompleteOutcome::AlreadyCompleted),
-            "stale" => Ok(CompleteOutcome::Stale),
-            _ => protocol("complete", &[v]),
-        }
+        let mut out = self
+            .complete_many(&[(lease.clone(), output.to_string())])
+            .await?;
+        out.pop().ok_or_else(|| SchedulerError::Protocol {
+            script: "complete",
+            reply: "no answer".into(),
+        })
     }
 
-    /// Complete many tasks in one pipelined round trip (one atomic script each). On a
-    /// cluster, one call per task.
+    /// Complete many tasks: one script call per shard (each task settled atomically and
+    /// exactly as `complete` would), one pipelined round trip on a single node.
     pub async fn complete_many(
         &self,
         done: &[(Lease, String)],
     ) -> Result<Vec<CompleteOutcome>, SchedulerError> {
-        if done.is_empty() {
-            return Ok(Vec::new());
+        let mut by_base: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (i, (l, _)) in done.iter().enumerate() {
+            by_base.entry(&l.base).or_default().push(i);
         }
-        if matches!(self.inner.pool, crate::RedisPool::Cluster(_)) {
-            let mut out = Vec::with_capacity(done.len());
-            for (l, o) in done {
-                out.push(self.complete(l, o).await?);
-            }
-            return Ok(out);
-        }
-        let script = &self.inner.scripts.complete;
-        let mut pipe = redis::pipe();
-        for (l, o) in done {
-            pipe.cmd("EVALSHA")
-                .arg(script.get_hash())
-                .arg(1)
-                .arg(&l.base)
-                .arg(&l.id)
-                .arg(&l.token)
-                .arg(o);
-        }
+        let mut out = vec![CompleteOutcome::Stale; done.len()];
         let mut conn = self.conn().await?;
-        let replies: Vec<String> = match pipe.query_async(&mut conn).await {
-            Ok(r) => r,
-            Err(e) if e.kind() == redis::ServerErrorKind::NoScript.into() => {
-                let _: String = script.prepare_invoke().load_async(&mut conn).await?;
-                pipe.query_async(&mut conn).await?
+        for (base, idx) in by_base {
+            let mut inv = self.inner.scripts.complete.prepare_invoke();
+            inv.key(base);
+            for i in &idx {
+                let (l, o) = &done[*i];
+                inv.arg(&l.id).arg(&l.token).arg(o);
             }
-            Err(e) => return Err(e.into()),
-        };
-        replies
-            .into_iter()
-            .map(|v| match v.as_str() {
-                "ok" => Ok(CompleteOutcome::Completed),
-                "already" => Ok(CompleteOutcome::AlreadyCompleted),
-                "stale" => Ok(CompleteOutcome::Stale),
-                _ => protocol("complete", &[v]),
-            })
-            .collect()
+            let replies: Vec<String> = invoke(&inv, &mut conn).await?;
+            for (i, v) in idx.iter().zip(replies) {
+                out[*i] = match v.as_str() {
+                    "ok" => CompleteOutcome::Completed,
+                    "already" => CompleteOutcome::AlreadyCompleted,
+                    "stale" => CompleteOutcome::Stale,
+                    _ => return protocol("complete", &[v]),
+                };
+            }
+        }
+        Ok(out)
     }
 
     /// Report a failed run. `message` is for the tenant; `raw` is the upstream's text.

@@ -1,5 +1,7 @@
 //! `submit.lua`: store a task, choose its pool, hold its PPU price, queue it.
 
+use std::collections::BTreeMap;
+
 use switchyard_core::{Cost, ProcessMode, Provider, ServiceMode};
 
 use crate::{Scheduler, SchedulerError, SubmitError, invoke};
@@ -73,58 +75,64 @@ impl Scheduler {
 
     /// Submit a task: one script stores it, holds its quota and queues it.
     pub async fn submit(&self, task: &NewTask) -> Result<Submitted, SubmitError> {
-        let (base, args) = self.submit_args(task);
-        let mut inv = self.inner.scripts.submit.prepare_invoke();
-        inv.key(&base);
-        for a in &args {
-            inv.arg(a);
-        }
-        let mut conn = self.conn().await?;
-        let reply: Vec<String> = invoke(&inv, &mut conn).await?;
+        let mut replies = self.run_submit(&[task]).await?;
+        let reply = replies.pop().unwrap_or_default();
         parse_submit(task, reply)
     }
 
-    /// Submit many tasks in one pipelined round trip; each is its own atomic script, and
-    /// each gets its own result, in order.
+    /// Submit many tasks: one script call per shard and per 256 tasks; each task is its
+    /// own all-or-nothing step and gets its own result, in order.
     pub async fn submit_batch(
         &self,
         tasks: &[NewTask],
     ) -> Result<Vec<Result<Submitted, SubmitError>>, SchedulerError> {
-        if tasks.is_empty() {
-            return Ok(Vec::new());
+        let mut by_base: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for (i, t) in tasks.iter().enumerate() {
+            by_base
+                .entry(self.base_for(t.provider, &t.tenant))
+                .or_default()
+                .push(i);
         }
-        if matches!(self.inner.pool, crate::RedisPool::Cluster(_)) {
-            // Scripts are loaded per node; keep it simple and correct on a cluster.
-            let mut out = Vec::with_capacity(tasks.len());
-            for t in tasks {
-                out.push(self.submit(t).await);
+        let mut out: Vec<Option<Result<Submitted, SubmitError>>> =
+            (0..tasks.len()).map(|_| None).collect();
+        for idx in by_base.values() {
+            for chunk in idx.chunks(256) {
+                let group: Vec<&NewTask> = chunk.iter().map(|i| &tasks[*i]).collect();
+                let replies = self.run_submit(&group).await?;
+                for (i, reply) in chunk.iter().zip(replies) {
+                    out[*i] = Some(parse_submit(&tasks[*i], reply));
+                }
             }
-            return Ok(out);
         }
-        let script = &self.inner.scripts.submit;
-        let mut conn = self.conn().await?;
-        let mut pipe = redis::pipe();
-        for t in tasks {
-            let (base, args) = self.submit_args(t);
-            pipe.cmd("EVALSHA")
-                .arg(script.get_hash())
-                .arg(1)
-                .arg(base)
-                .arg(args);
-        }
-        let replies: Vec<Vec<String>> = match pipe.query_async(&mut conn).await {
-            Ok(r) => r,
-            Err(e) if e.kind() == redis::ServerErrorKind::NoScript.into() => {
-                let _: String = script.prepare_invoke().load_async(&mut conn).await?;
-                pipe.query_async(&mut conn).await?
-            }
-            Err(e) => return Err(e.into()),
-        };
-        Ok(tasks
-            .iter()
-            .zip(replies)
-            .map(|(t, r)| parse_submit(t, r))
+        Ok(out
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(SubmitError::Scheduler(SchedulerError::Protocol {
+                        script: "submit",
+                        reply: "no answer".into(),
+                    }))
+                })
+            })
             .collect())
+    }
+
+    /// One script call for tasks of one shard.
+    async fn run_submit(&self, tasks: &[&NewTask]) -> Result<Vec<Vec<String>>, SchedulerError> {
+        let Some(first) = tasks.first() else {
+            return Ok(Vec::new());
+        };
+        let mut inv = self.inner.scripts.submit.prepare_invoke();
+        inv.key(self.base_for(first.provider, &first.tenant));
+        for t in tasks {
+            let (_, args) = self.submit_args(t);
+            inv.arg(args.len());
+            for a in &args {
+                inv.arg(a);
+            }
+        }
+        let mut conn = self.conn().await?;
+        invoke(&inv, &mut conn).await
     }
 }
 
