@@ -10,7 +10,7 @@ use switchyard_core::{AccountState, Provider};
 use switchyard_scheduler::{AccountError, AccountInfo, AccountSpec, Owner};
 
 use crate::error::{ApiError, ok};
-use crate::tasks::read_json;
+use crate::tasks::{body_object, read_json};
 use crate::{Caller, Operator, Shared};
 
 /// Credential fields per provider; the first is required and is the one hinted.
@@ -180,15 +180,7 @@ async fn create_for(state: &Shared, owner: Owner, body: Body) -> Result<Response
         "modes",
         "active_window",
     ];
-    let m = v
-        .as_object()
-        .ok_or_else(|| ApiError::invalid("/body", "the body must be a JSON object"))?;
-    if let Some(k) = m.keys().find(|k| !allowed.contains(&k.as_str())) {
-        return Err(ApiError::invalid(
-            &format!("/{k}"),
-            format!("unknown field `{k}`"),
-        ));
-    }
+    let m = body_object(&v, &allowed, "")?;
     let provider: Provider = m
         .get("provider")
         .and_then(Value::as_str)
@@ -298,9 +290,6 @@ async fn update_for(
         return Err(ApiError::account_not_found(id));
     }
     let (v, _) = read_json(state, body).await?;
-    let m = v
-        .as_object()
-        .ok_or_else(|| ApiError::invalid("/body", "the body must be a JSON object"))?;
     let allowed = [
         "enabled",
         "weight",
@@ -309,14 +298,11 @@ async fn update_for(
         "backup",
         "name",
     ];
-    if let Some(k) = m.keys().find(|k| !allowed.contains(&k.as_str())) {
-        return Err(ApiError::invalid(
-            &format!("/{k}"),
-            format!(
-                "unknown field `{k}`; credentials cannot be changed: remove the account and add it again"
-            ),
-        ));
-    }
+    let m = body_object(
+        &v,
+        &allowed,
+        "; credentials cannot be changed: remove the account and add it again",
+    )?;
     let mut spec = AccountSpec::default();
     patch_fields(provider, m, &mut spec)?;
     if let Some(e) = m.get("enabled") {

@@ -10,7 +10,7 @@ use switchyard_core::{AccountState, Plan, Provider, QuotaKind, ServiceMode};
 use switchyard_scheduler::Owner;
 
 use crate::error::{ApiError, ok};
-use crate::tasks::read_json;
+use crate::tasks::{body_object, read_json};
 use crate::tenants::{self, Tenant};
 use crate::{Caller, Operator, Shared, webhooks};
 
@@ -144,15 +144,7 @@ pub async fn create_tenant(
     body: Body,
 ) -> Result<Response, ApiError> {
     let (v, _) = read_json(&state, body).await?;
-    let m = v
-        .as_object()
-        .ok_or_else(|| ApiError::invalid("/body", "the body must be a JSON object"))?;
-    if let Some(k) = m.keys().find(|k| !["name", "plan"].contains(&k.as_str())) {
-        return Err(ApiError::invalid(
-            &format!("/{k}"),
-            format!("unknown field `{k}`"),
-        ));
-    }
+    let m = body_object(&v, &["name", "plan"], "")?;
     let name = m
         .get("name")
         .and_then(Value::as_str)
@@ -199,17 +191,11 @@ pub async fn update_tenant(
         .await?
         .ok_or_else(|| ApiError::not_found("tenant_not_found", format!("no tenant {id}")))?;
     let (v, _) = read_json(&state, body).await?;
-    let m = v
-        .as_object()
-        .ok_or_else(|| ApiError::invalid("/body", "the body must be a JSON object"))?;
-    if let Some(k) = m.keys().find(|k| !["name", "plan"].contains(&k.as_str())) {
-        return Err(ApiError::invalid(
-            &format!("/{k}"),
-            format!(
-                "unknown field `{k}`; Enterprise caps are set in config under [plans.enterprise]"
-            ),
-        ));
-    }
+    let m = body_object(
+        &v,
+        &["name", "plan"],
+        "; Enterprise caps are set in config under [plans.enterprise]",
+    )?;
     if let Some(p) = plan_of(m.get("plan"))? {
         t.plan = p;
     }

@@ -66,6 +66,28 @@ fn string_field<'a>(m: &'a Map<String, Value>, name: &str) -> Result<&'a str, Ap
     }
 }
 
+/// A request body that must be a JSON object with only `allowed` keys (`hint` is added
+/// to the unknown-field message).
+pub fn body_object<'a>(
+    v: &'a Value,
+    allowed: &[&str],
+    hint: &str,
+) -> Result<&'a Map<String, Value>, ApiError> {
+    let m = v
+        .as_object()
+        .ok_or_else(|| ApiError::invalid("/body", "the body must be a JSON object"))?;
+    if let Some(k) = m.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(ApiError::invalid(
+            &format!("/{k}"),
+            format!(
+                "unknown field `{k}`; expected one of: {}{hint}",
+                allowed.join(", ")
+            ),
+        ));
+    }
+    Ok(m)
+}
+
 /// Load for staged/pending, per provider.
 async fn loads(state: &Shared, tenant: &str) -> HashMap<Provider, TenantLoad> {
     state

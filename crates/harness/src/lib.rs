@@ -188,21 +188,10 @@ impl Harness {
 
     /// Wait until a task is completed, failed or cancelled.
     pub async fn wait_terminal(&self, tenant: &str, id: &str, timeout: Duration) -> TaskRecord {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let rec = self.sched.get_task(tenant, id).await.unwrap();
-            if let Some(r) = &rec
-                && matches!(r.status(), "completed" | "failed" | "cancelled")
-            {
-                return r.clone();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "task {id} did not finish in {timeout:?}: {:?}",
-                rec.map(|r| r.fields)
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        self.wait_task(tenant, id, "a terminal status", timeout, |r| {
+            matches!(r.status(), "completed" | "failed" | "cancelled")
+        })
+        .await
     }
 
     /// Wait until `cond` holds on a task.
@@ -216,14 +205,16 @@ impl Harness {
     ) -> TaskRecord {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(r) = self.sched.get_task(tenant, id).await.unwrap()
-                && cond(&r)
+            let rec = self.sched.get_task(tenant, id).await.unwrap();
+            if let Some(r) = &rec
+                && cond(r)
             {
-                return r;
+                return r.clone();
             }
             assert!(
                 Instant::now() < deadline,
-                "task {id}: timed out waiting for {what}"
+                "task {id}: timed out waiting for {what}: {:?}",
+                rec.map(|r| r.fields)
             );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }

@@ -60,12 +60,13 @@ impl Scheduler {
             .iter()
             .enumerate()
             .map(|(i, p)| {
-                let cap = int(&v[i * 4]);
                 TenantLoad {
                     provider: *p,
-                    cap: u32::try_from(cap)
+                    // Absent (no such tenant here) or -1 (no cap): None.
+                    cap: redis::from_redis_value::<Option<i64>>(v[i * 4].clone())
                         .ok()
-                        .filter(|_| cap >= 0 && !v[i * 4].eq(&redis::Value::Nil)),
+                        .flatten()
+                        .and_then(|c| u32::try_from(c).ok()),
                     queued: int(&v[i * 4 + 1]),
                     ppu_in_flight: int(&v[i * 4 + 2]).max(0) as u64,
                     byoa_in_flight: int(&v[i * 4 + 3]).max(0) as u64,

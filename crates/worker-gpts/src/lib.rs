@@ -23,13 +23,6 @@ pub struct Gpts {
     poll: Duration,
 }
 
-fn bad(message: &str) -> UpstreamError {
-    UpstreamError::BadRequest {
-        message: message.into(),
-        raw: String::new(),
-    }
-}
-
 impl Gpts {
     /// From the upstream config.
     pub fn new(c: &Config) -> Gpts {
@@ -164,7 +157,7 @@ impl Gpts {
         let conv = serde_json::from_str::<Value>(reference)
             .ok()
             .and_then(|v| v["conversation_id"].as_str().map(str::to_string))
-            .ok_or_else(|| bad("unreadable upstream reference"))?;
+            .ok_or_else(|| UpstreamError::rejected("unreadable upstream reference"))?;
         loop {
             let r = json_or_error(self.req(
                 reqwest::Method::GET,
@@ -189,7 +182,7 @@ impl Upstream for Gpts {
 
     async fn run(&self, job: &Job, ctl: &dyn Control) -> Result<Value, UpstreamError> {
         let TaskSpec::Gpts(task) = &job.spec else {
-            return Err(bad("not a GPTs task"));
+            return Err(UpstreamError::rejected("not a GPTs task"));
         };
         let token = job.credential("access_token");
         match task {

@@ -19,13 +19,6 @@ pub struct Luma {
     poll: Duration,
 }
 
-fn bad(message: &str) -> UpstreamError {
-    UpstreamError::BadRequest {
-        message: message.into(),
-        raw: String::new(),
-    }
-}
-
 impl Luma {
     /// From the upstream config.
     pub fn new(c: &Config) -> Luma {
@@ -105,14 +98,20 @@ impl Luma {
                     .generation_id
                     .clone()
                     .or_else(|| Self::origin_generation(job))
-                    .ok_or_else(|| bad("extend_video needs the origin task's generation id"))?;
+                    .ok_or_else(|| {
+                        UpstreamError::rejected(
+                            "extend_video needs the origin task's generation id",
+                        )
+                    })?;
                 (
                     format!("/api/photon/v1/generations/{generation}/extend"),
                     json!({"user_prompt": e.prompt.as_deref().unwrap_or(""), "expand_prompt": false}),
                 )
             }
             LumaTask::RemoveWatermark(_) => {
-                return Err(bad("remove_watermark has nothing to submit"));
+                return Err(UpstreamError::rejected(
+                    "remove_watermark has nothing to submit",
+                ));
             }
         };
         let r = json_or_error(self.req(reqwest::Method::POST, &path, cookie).json(&body)).await?;
@@ -140,13 +139,14 @@ impl Upstream for Luma {
 
     async fn run(&self, job: &Job, ctl: &dyn Control) -> Result<Value, UpstreamError> {
         let TaskSpec::Luma(task) = &job.spec else {
-            return Err(bad("not a Luma task"));
+            return Err(UpstreamError::rejected("not a Luma task"));
         };
         let cookie = job.credential("cookie");
         if let LumaTask::RemoveWatermark(_) = task {
             // A read of a finished generation: nothing to submit, nothing to resume.
-            let generation = Self::origin_generation(job)
-                .ok_or_else(|| bad("remove_watermark needs a completed Luma task"))?;
+            let generation = Self::origin_generation(job).ok_or_else(|| {
+                UpstreamError::rejected("remove_watermark needs a completed Luma task")
+            })?;
             let r = json_or_error(self.req(
                 reqwest::Method::GET,
                 &format!("/api/photon/v1/generations/{generation}/download_video_url"),

@@ -38,13 +38,6 @@ pub struct Midjourney {
     nonce: AtomicU64,
 }
 
-fn bad(message: &str) -> UpstreamError {
-    UpstreamError::BadRequest {
-        message: message.into(),
-        raw: String::new(),
-    }
-}
-
 /// What a Midjourney error embed means.
 pub fn classify_embed(title: &str, description: &str) -> UpstreamError {
     let t = title.to_ascii_lowercase();
@@ -256,14 +249,12 @@ impl Midjourney {
                 command(BLEND_COMMAND, "blend", json!(options), json!(attachments))
             }
             _ => {
-                let origin = job
-                    .body
-                    .origin
-                    .as_ref()
-                    .ok_or_else(|| bad("this action needs its origin task's result"))?;
-                let message_id = origin.output["message_id"]
-                    .as_str()
-                    .ok_or_else(|| bad("the origin task has no Midjourney message to act on"))?;
+                let origin = job.body.origin.as_ref().ok_or_else(|| {
+                    UpstreamError::rejected("this action needs its origin task's result")
+                })?;
+                let message_id = origin.output["message_id"].as_str().ok_or_else(|| {
+                    UpstreamError::rejected("the origin task has no Midjourney message to act on")
+                })?;
                 let custom = custom_id(action, &origin.output)?;
                 json!({"type": 3, "application_id": APPLICATION_ID, "guild_id": guild,
                        "channel_id": origin.output["channel_id"].as_str().unwrap_or(channel),
@@ -340,7 +331,7 @@ fn custom_id(action: &MjAction, origin: &Value) -> Result<String, UpstreamError>
                     Some(format!("MJ::JOB::upsample_{name}::1::{hash}::SOLO")),
                 )
             }
-            (None, None) => return Err(bad("upscale needs index or upscaler")),
+            (None, None) => return Err(UpstreamError::rejected("upscale needs index or upscaler")),
         },
         MjAction::Variation(v) => (format!("MJ::JOB::variation::{}::", v.index), None),
         MjAction::Reroll(_) => ("MJ::JOB::reroll::".to_string(), None),
@@ -368,11 +359,11 @@ fn custom_id(action: &MjAction, origin: &Value) -> Result<String, UpstreamError>
             "MJ::JOB::seed::".to_string(),
             Some(format!("MJ::JOB::seed::0::{hash}")),
         ),
-        _ => return Err(bad("not a follow-up action")),
+        _ => return Err(UpstreamError::rejected("not a follow-up action")),
     };
     find(&prefix)
         .or(fallback)
-        .ok_or_else(|| bad("the origin result has no button for this action"))
+        .ok_or_else(|| UpstreamError::rejected("the origin result has no button for this action"))
 }
 
 fn action_names(components: &Value) -> Vec<String> {
@@ -439,7 +430,7 @@ impl Upstream for Midjourney {
 
     async fn run(&self, job: &Job, ctl: &dyn Control) -> Result<Value, UpstreamError> {
         let TaskSpec::Midjourney(task) = &job.spec else {
-            return Err(bad("not a Midjourney task"));
+            return Err(UpstreamError::rejected("not a Midjourney task"));
         };
         let token = job.credential("token").to_string();
         let channel = job.credentials["channel_id"]
@@ -452,7 +443,7 @@ impl Upstream for Midjourney {
                 let nonce = serde_json::from_str::<Value>(r)
                     .ok()
                     .and_then(|v| v["nonce"].as_str().map(str::to_string))
-                    .ok_or_else(|| bad("unreadable upstream reference"))?;
+                    .ok_or_else(|| UpstreamError::rejected("unreadable upstream reference"))?;
                 self.recover(&gw, &token, &channel, &nonce).await?;
                 nonce
             }

@@ -94,6 +94,16 @@ pub enum UpstreamError {
     LeaseLost,
 }
 
+impl UpstreamError {
+    /// The task itself cannot be run upstream (bad input for this upstream): no retry.
+    pub fn rejected(message: &str) -> Self {
+        UpstreamError::BadRequest {
+            message: message.into(),
+            raw: String::new(),
+        }
+    }
+}
+
 impl From<LeaseLost> for UpstreamError {
     fn from(_: LeaseLost) -> Self {
         UpstreamError::LeaseLost

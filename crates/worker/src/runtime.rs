@@ -121,7 +121,6 @@ impl Worker {
                             .instrument(span),
                         );
                         self.running().insert(id, Running { lease, handle });
-                        self.running().retain(|_, r| !r.handle.is_finished());
                     }
                 }
                 Err(e) => {
