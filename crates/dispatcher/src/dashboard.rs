@@ -33,7 +33,13 @@ pub async fn data(State(state): State<Shared>, _: Operator) -> Result<Response, 
     let now = now_ms();
     let minute = |ms: u64| ms / 60_000;
     let mut providers = serde_json::Map::new();
-    let all_tenants = tenants::list(&state.sched).await?;
+    let all_tenants: Vec<_> = tenants::list(&state.sched)
+        .await?
+        .into_iter()
+        .take(50)
+        .collect();
+    let ids: Vec<String> = all_tenants.iter().map(|t| t.tenant_id.clone()).collect();
+    let tenant_loads = state.sched.tenant_loads(&ids).await?;
     let mut throughput: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
     for m in minute(now).saturating_sub(14)..=minute(now) {
         throughput.insert(m, (0, 0));
@@ -102,10 +108,8 @@ pub async fn data(State(state): State<Shared>, _: Operator) -> Result<Response, 
             })
             .collect();
         let mut tenant_rows = Vec::new();
-        for t in all_tenants.iter().take(50) {
-            if let Ok(loads) = state.sched.tenant_load(&t.tenant_id).await
-                && let Some(l) = loads.iter().find(|l| l.provider == p)
-            {
+        for (t, loads) in all_tenants.iter().zip(&tenant_loads) {
+            if let Some(l) = loads.iter().find(|l| l.provider == p) {
                 tenant_rows.push(
                     json!({"tenant_id": t.tenant_id, "name": t.name, "plan": t.plan,
                     "ppu_in_flight": l.ppu_in_flight, "byoa_in_flight": l.byoa_in_flight,

@@ -54,21 +54,24 @@ pub async fn render(state: &Shared) -> String {
     }
     // Per tenant: tasks in flight and quota held / captured / refunded (first 500 tenants).
     if let Ok(all) = crate::tenants::list(&state.sched).await {
-        for t in all.iter().take(500) {
-            if let Ok(loads) = state.sched.tenant_load(&t.tenant_id).await {
-                for l in loads {
-                    metrics::gauge!("switchyard_tenant_in_flight", "tenant" => t.tenant_id.clone(), "provider" => l.provider.as_str())
+        let ids: Vec<String> = all.iter().take(500).map(|t| t.tenant_id.clone()).collect();
+        if let Ok(loads) = state.sched.tenant_loads(&ids).await {
+            for (id, per_provider) in ids.iter().zip(loads) {
+                for l in per_provider {
+                    metrics::gauge!("switchyard_tenant_in_flight", "tenant" => id.clone(), "provider" => l.provider.as_str())
                         .set((l.ppu_in_flight + l.byoa_in_flight) as f64);
                 }
             }
-            if let Ok(b) = state.sched.balances(&t.tenant_id).await {
+        }
+        for id in &ids {
+            if let Ok(b) = state.sched.balances(id).await {
                 for (kind, bal) in b {
                     for (what, v) in [
                         ("held", bal.held),
                         ("captured", bal.captured),
                         ("refunded", bal.refunded),
                     ] {
-                        metrics::gauge!("switchyard_quota", "tenant" => t.tenant_id.clone(), "kind" => kind.as_str(), "ledger" => what)
+                        metrics::gauge!("switchyard_quota", "tenant" => id.clone(), "kind" => kind.as_str(), "ledger" => what)
                             .set(v as f64);
                     }
                 }

@@ -40,37 +40,53 @@ fn int(v: &redis::Value) -> i64 {
 impl Scheduler {
     /// A tenant's load on every provider, one round trip (per shard on a cluster).
     pub async fn tenant_load(&self, tenant: &str) -> Result<Vec<TenantLoad>, SchedulerError> {
+        Ok(self
+            .tenant_loads(&[tenant.to_string()])
+            .await?
+            .pop()
+            .unwrap_or_default())
+    }
+
+    /// Several tenants' loads in one round trip (per shard on a cluster), in order.
+    pub async fn tenant_loads(
+        &self,
+        tenants: &[String],
+    ) -> Result<Vec<Vec<TenantLoad>>, SchedulerError> {
         let mut cmds = Vec::new();
-        for p in Provider::ALL {
-            let base = self.base_for(p, tenant);
-            let mut a = redis::cmd("HGET");
-            a.arg(keys::tenant(&base, tenant)).arg("cap");
-            let mut b = redis::cmd("HGET");
-            b.arg(keys::tenant(&base, tenant)).arg("queued");
-            let mut c = redis::cmd("SCARD");
-            c.arg(keys::tenant_ppu_in_flight(&base, tenant));
-            let mut d = redis::cmd("SCARD");
-            d.arg(keys::tenant_byoa_in_flight(&base, tenant));
-            for cmd in [a, b, c, d] {
-                cmds.push((base.clone(), cmd));
+        for tenant in tenants {
+            for p in Provider::ALL {
+                let base = self.base_for(p, tenant);
+                let mut a = redis::cmd("HGET");
+                a.arg(keys::tenant(&base, tenant)).arg("cap");
+                let mut b = redis::cmd("HGET");
+                b.arg(keys::tenant(&base, tenant)).arg("queued");
+                let mut c = redis::cmd("SCARD");
+                c.arg(keys::tenant_ppu_in_flight(&base, tenant));
+                let mut d = redis::cmd("SCARD");
+                d.arg(keys::tenant_byoa_in_flight(&base, tenant));
+                for cmd in [a, b, c, d] {
+                    cmds.push((base.clone(), cmd));
+                }
             }
         }
         let v = self.query_grouped(cmds).await?;
-        Ok(Provider::ALL
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                TenantLoad {
-                    provider: *p,
-                    // Absent (no such tenant here) or -1 (no cap): None.
-                    cap: redis::from_redis_value::<Option<i64>>(v[i * 4].clone())
-                        .ok()
-                        .flatten()
-                        .and_then(|c| u32::try_from(c).ok()),
-                    queued: int(&v[i * 4 + 1]),
-                    ppu_in_flight: int(&v[i * 4 + 2]).max(0) as u64,
-                    byoa_in_flight: int(&v[i * 4 + 3]).max(0) as u64,
-                }
+        Ok(v.chunks(4 * Provider::ALL.len())
+            .map(|row| {
+                Provider::ALL
+                    .iter()
+                    .zip(row.chunks(4))
+                    .map(|(p, f)| TenantLoad {
+                        provider: *p,
+                        // Absent (no such tenant here) or -1 (no cap): None.
+                        cap: redis::from_redis_value::<Option<i64>>(f[0].clone())
+                            .ok()
+                            .flatten()
+                            .and_then(|c| u32::try_from(c).ok()),
+                        queued: int(&f[1]),
+                        ppu_in_flight: int(&f[2]).max(0) as u64,
+                        byoa_in_flight: int(&f[3]).max(0) as u64,
+                    })
+                    .collect()
             })
             .collect())
     }
