@@ -151,7 +151,7 @@ struct Row {
     p99: f64,
 }
 
-async fn scenario(url: &str, tenants: usize, accounts: usize, tasks: usize) -> Row {
+async fn scenario(url: &str, port: u16, tenants: usize, accounts: usize, tasks: usize) -> Row {
     let prefix = format!("bench{}x{}", tenants, accounts);
     let s = scheduler(url, &prefix).await;
     let names = setup(&s, tenants, accounts, 2_000_000).await;
@@ -192,9 +192,30 @@ async fn scenario(url: &str, tenants: usize, accounts: usize, tasks: usize) -> R
     }
     let single_submit = singles as f64 / t0.elapsed().as_secs_f64();
 
+    let mut total = tasks + singles;
+    if std::env::var("SWITCHYARD_BENCH_SPLIT").is_ok() {
+        // Diagnostic: one claimer, claims alone then completes alone.
+        reset_stats(port);
+        let mut leases = Vec::new();
+        for _ in 0..100 {
+            let got = s.try_claim(P, 16).await.unwrap();
+            leases.extend(got.into_iter().map(|c| (c.lease, String::new())));
+        }
+        println!("claim x16: {}", command_costs(port));
+        reset_stats(port);
+        for chunk in leases.chunks(16) {
+            s.complete_many(chunk).await.unwrap();
+        }
+        println!("complete x16: {}", command_costs(port));
+        total -= leases.len();
+    }
     // Claim + complete with no-op work: 64 claimers, 16 per claim, completes pipelined.
-    let total = tasks + singles;
     let done = Arc::new(AtomicUsize::new(0));
+    let costs = std::env::var("SWITCHYARD_BENCH_COSTS").is_ok();
+    if costs {
+        reset_stats(port);
+    }
+    let cpu0 = redis_cpu(port);
     let t0 = Instant::now();
     let mut hs = Vec::new();
     for _ in 0..64 {
@@ -224,7 +245,15 @@ async fn scenario(url: &str, tenants: usize, accounts: usize, tasks: usize) -> R
     for h in hs {
         lat.extend(h.await.unwrap());
     }
-    let claim_complete = total as f64 / t0.elapsed().as_secs_f64();
+    let wall = t0.elapsed().as_secs_f64();
+    let claim_complete = total as f64 / wall;
+    if costs {
+        println!(
+            "{tenants}x{accounts} claim+complete: redis main thread busy {:.0}% of {wall:.2}s; {}",
+            100.0 * (redis_cpu(port) - cpu0) / wall,
+            command_costs(port)
+        );
+    }
     lat.sort();
     Row {
         label: format!("{tenants} tenants, {accounts} accounts"),
@@ -326,17 +355,39 @@ fn command_costs(port: u16) -> String {
         .collect();
     rows.sort_by(|a, b| b.0.total_cmp(&a.0));
     rows.into_iter()
-        .take(8)
+        .take(14)
         .map(|r| r.1)
         .collect::<Vec<_>>()
         .join("; ")
 }
 
-fn reset_stats(port: u16) {
-    Command::new("redis-cli")
-        .args(["-p", &port.to_string(), "CONFIG", "RESETSTAT"])
+/// CPU seconds used by the Redis main thread so far.
+fn redis_cpu(port: u16) -> f64 {
+    let out = Command::new("redis-cli")
+        .args(["-p", &port.to_string(), "INFO", "cpu"])
         .output()
         .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let get = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    get("used_cpu_sys_main_thread:") + get("used_cpu_user_main_thread:")
+}
+
+fn redis_cli(port: u16, args: &[&str]) {
+    Command::new("redis-cli")
+        .arg("-p")
+        .arg(port.to_string())
+        .args(args)
+        .output()
+        .unwrap();
+}
+
+fn reset_stats(port: u16) {
+    redis_cli(port, &["CONFIG", "RESETSTAT"]);
 }
 
 fn main() {
@@ -355,11 +406,10 @@ fn main() {
     let mut rows = Vec::new();
     for (t, a) in [(10, 10), (10, 10_000), (100_000, 10), (100_000, 10_000)] {
         let t = ((t as f64 * scale.min(1.0)) as usize).max(10);
-        reset_stats(port);
-        rows.push(rt.block_on(scenario(&redis.url, t, a, tasks)));
-        if std::env::var("SWITCHYARD_BENCH_COSTS").is_ok() {
-            println!("{t}x{a}: {}", command_costs(port));
-        }
+        // Each scenario starts from an empty Redis: the comparison is between tenant and
+        // account counts, not between keyspaces grown by earlier scenarios.
+        redis_cli(port, &["FLUSHALL"]);
+        rows.push(rt.block_on(scenario(&redis.url, port, t, a, tasks)));
     }
     println!(
         "{:<32} {:>14} {:>14} {:>16} {:>9} {:>9}",
@@ -388,6 +438,7 @@ fn main() {
         "\nclaim+complete spread across tenants/accounts: {:.0}% (target ≤ 20%)",
         worst * 100.0
     );
+    redis_cli(port, &["FLUSHALL"]);
     let (early, late, late99, mem) = rt.block_on(deep_backlog(&redis.url, port, deep));
     println!(
         "deep backlog: {deep} queued for one tenant + 1,000 tenants: claim p50 {late:.3} ms (p99 {late99:.3}) vs {early:.3} ms at 20,000 queued"

@@ -53,21 +53,53 @@ local function byoa_blocked(rot, lane, tenant, mode)
   return 'blocked'
 end
 
--- Returns 'claimed', id, token, account, attempt, secret  |  'blocked' | 'empty' |
+-- What this call has read of tenants and accounts, kept up to date by its own claims:
+-- a batch reads each tenant's cap and each account's settings once.
+local TN, ACC = {}, {}
+-- Queued-task counts taken off by claims, written once per tenant at the end.
+local DEQ, DEQ_ORDER, DEQ_ALL = {}, {}, 0
+-- Accounts used by this call and their last use, written once at the end.
+local LRU, LRU_ORDER = {}, {}
+
+local function tenant_slots(tenant)
+  local t = TN[tenant]
+  if not t then
+    t = {cap = tonumber(redis.call('HGET', k('tn', tenant), 'cap') or '-1') or -1, inf = 0}
+    if t.cap >= 0 then t.inf = redis.call('SCARD', k('tinf', tenant)) end
+    TN[tenant] = t
+  end
+  return t
+end
+
+local function account(acc, mode)
+  local key = acc .. '|' .. mode
+  local a = ACC[key]
+  if not a then
+    local v = redis.call('HMGET', k('a', acc), 'owner', 'state', 'cap_' .. mode, 'weight', 'backup', 'secret', 'lru')
+    a = {owner = v[1], state = v[2], cap = tonumber(v[3] or '0') or 0, weight = tonumber(v[4] or '1') or 1,
+      backup = v[5] == '1', secret = v[6] or '', lru = tonumber(v[7] or '0') or 0, inf = 0}
+    if v[1] then a.inf = redis.call('SCARD', k('ainf', acc, mode)) end
+    ACC[key] = a
+  end
+  return a
+end
+
+-- Returns 'claimed', id, token, acc, attempt, secret, upstream  |  'blocked' | 'empty' |
 -- 'skipped' | 'moved' | 'nopool'.
-local function try_lane(rot, lane)
+local function try_lane(rot, lane, seq)
   local tenant, pool, mode, pin = split_lane(lane)
+  local tn
   if pool == 'ppu' then
-    local cap = tonumber(redis.call('HGET', k('tn', tenant), 'cap') or '-1') or -1
-    if cap >= 0 and redis.call('SCARD', k('tinf', tenant)) >= cap then
+    tn = tenant_slots(tenant)
+    if tn.cap >= 0 and tn.inf >= tn.cap then
       park(rot, lane, k('park', 'cap', tenant))
       return 'blocked'
     end
   end
   local acc
   if pin ~= '' then
-    local a = redis.call('HMGET', k('a', pin), 'state', 'cap_' .. mode)
-    if a[1] == false or a[1] == 'disabled' or a[1] == 'removed' then
+    local a = account(pin, mode)
+    if not a.owner or a.state == 'disabled' or a.state == 'removed' then
       -- The account is gone. A task pinned only to resume its upstream job there starts
       -- afresh elsewhere (the job is lost with the account); a client's pin waits.
       local head = redis.call('LINDEX', k('q', lane), 0)
@@ -89,8 +121,7 @@ local function try_lane(rot, lane)
         end
       end
     end
-    local free = (tonumber(a[2] or '0') or 0) - redis.call('SCARD', k('ainf', pin, mode))
-    if a[1] ~= 'active' or free <= 0 then
+    if a.state ~= 'active' or a.cap - a.inf <= 0 then
       park(rot, lane, k('park', 'a', pin))
       return 'blocked'
     end
@@ -126,63 +157,106 @@ local function try_lane(rot, lane)
     end
     if other then acc = other end
   end
-  count_queued(tenant, -1)
-  local seq = redis.call('INCR', k('seq'))
+  if not DEQ[tenant] then
+    DEQ[tenant] = 0
+    DEQ_ORDER[#DEQ_ORDER + 1] = tenant
+  end
+  DEQ[tenant] = DEQ[tenant] + 1
+  DEQ_ALL = DEQ_ALL + 1
+  -- Read before this claim joins the account's in-flight set.
+  local a = account(acc, mode)
   local token = tostring(seq)
   local attempt = (tonumber(t[2]) or 0) + 1
   local deadline = NOW + lease_ms
   redis.call('HSET', k('t', id), 'status', 'processing', 'account', acc, 'token', token,
-    'deadline', deadline, 'attempts', attempt, 'started_ms', t[3] or NOW)
+    'attempts', attempt, 'started_ms', t[3] or NOW)
   redis.call('SADD', k('ainf', acc, mode), id)
   if pool == 'ppu' then
     redis.call('SADD', k('tinf', tenant), id)
+    tn.inf = tn.inf + 1
   else
     redis.call('SADD', k('binf', tenant), id)
   end
   redis.call('ZADD', k('leases'), deadline, id)
-  redis.call('HSET', k('a', acc), 'lru', seq % 4294967296)
-  local _, a = acc_refresh(acc, mode)
+  -- The account's place in its free set, scored as acc_refresh scores it.
+  a.inf = a.inf + 1
+  a.lru = seq % 4294967296
+  if not LRU[acc] then LRU_ORDER[#LRU_ORDER + 1] = acc end
+  LRU[acc] = a.lru
+  local free = a.cap - a.inf
+  local zkey = k('free', a.owner, mode)
+  if a.backup then zkey = k('freeb', a.owner, mode) end
+  if a.state == 'active' and free > 0 then
+    redis.call('ZADD', zkey, -(free * a.weight) * 4294967296 + a.lru, acc)
+  else
+    redis.call('ZREM', zkey, acc)
+  end
   -- To the back of the round, or out of it when emptied.
   if redis.call('LLEN', k('q', lane)) == 0 then
     redis.call('ZREM', k('rr', rot), lane)
   else
     redis.call('ZADD', k('rr', rot), 'XX', seq, lane)
   end
-  return 'claimed', id, token, acc, attempt, a[7] or '', t[4] or ''
+  return 'claimed', id, token, acc, attempt, a.secret, t[4] or ''
 end
 
 local ROTS = {'ppu:relax', 'ppu:fast', 'ppu:turbo', 'byoa:relax', 'byoa:fast', 'byoa:turbo', 'pin'}
 local POOL_MODE = {['ppu:relax'] = 'relax', ['ppu:fast'] = 'fast', ['ppu:turbo'] = 'turbo'}
+-- Whether the pool has a free account in a mode; read again after a claim may fill one.
+local POOL_FREE = {}
+-- Rotations found empty; only a lane moved by this call can fill one again.
+local EMPTY = {}
 local out = {}
 local claimed, iter, idle = 0, 0, 0
 local r = tonumber(redis.call('INCR', k('rotseq'))) % #ROTS
+-- Tokens and round positions for this call's claims, reserved at once.
+local seq = tonumber(redis.call('INCRBY', k('seq'), n)) - n
 while claimed < n and iter < max_iter and idle < #ROTS do
   iter = iter + 1
   r = r % #ROTS + 1
   local rot = ROTS[r]
-  local lane = redis.call('ZRANGE', k('rr', rot), 0, 0)[1]
+  local lane = nil
+  if not EMPTY[rot] then
+    lane = redis.call('ZRANGE', k('rr', rot), 0, 0)[1]
+    if not lane then EMPTY[rot] = true end
+  end
   local pool_mode = POOL_MODE[rot]
-  if lane and pool_mode and redis.call('ZCARD', k('free', 'pool', pool_mode)) == 0
-      and redis.call('ZCARD', k('freeb', 'pool', pool_mode)) == 0 then
-    lane = nil
+  if lane and pool_mode then
+    if POOL_FREE[pool_mode] == nil then
+      POOL_FREE[pool_mode] = redis.call('ZCARD', k('free', 'pool', pool_mode)) > 0
+          or redis.call('ZCARD', k('freeb', 'pool', pool_mode)) > 0
+    end
+    if not POOL_FREE[pool_mode] then lane = nil end
   end
   if not lane then
     idle = idle + 1
   else
-    local res, id, token, acc, attempt, secret, upstream = try_lane(rot, lane)
+    local res, id, token, acc, attempt, secret, upstream = try_lane(rot, lane, seq + 1)
     if res == 'claimed' then
+      seq = seq + 1
       idle = 0
       claimed = claimed + 1
       local tenant, pool, mode = split_lane(lane)
+      local a = ACC[acc .. '|' .. mode]
+      if a.owner == 'pool' and a.cap - a.inf <= 0 then POOL_FREE[mode] = nil end
       local body = redis.call('GET', k('tb', id)) or ''
       for _, v in ipairs({id, token, acc, attempt, pool, mode, body, upstream, secret, tenant}) do
         out[#out + 1] = v
       end
     elseif res == 'nopool' then
       idle = idle + 1
+      POOL_FREE[pool_mode] = nil
     else
+      if res == 'moved' then EMPTY = {} end
       idle = 0
     end
   end
+end
+for _, tenant in ipairs(DEQ_ORDER) do
+  redis.call('HINCRBY', k('tn', tenant), 'queued', -DEQ[tenant])
+end
+if DEQ_ALL > 0 then redis.call('INCRBY', k('depth'), -DEQ_ALL) end
+for _, acc in ipairs(LRU_ORDER) do
+  redis.call('HSET', k('a', acc), 'lru', LRU[acc])
 end
 return out

@@ -218,30 +218,62 @@ local function keep_on_account(t)
   end
 end
 
--- Read the fields scripts need, once.
-local function load_task(id)
-  local v = redis.call('HMGET', k('t', id), unpack(TASK_FIELDS))
+-- Read the fields scripts need, once (`fields`: a shorter list for a hot path).
+local function load_task(id, fields)
+  fields = fields or TASK_FIELDS
+  local v = redis.call('HMGET', k('t', id), unpack(fields))
   local t = {id = id}
-  for i, f in ipairs(TASK_FIELDS) do t[f] = v[i] end
+  for i, f in ipairs(fields) do t[f] = v[i] end
   return t
 end
 
+-- Balance changes of a batch, added up per tenant and written once by flush_ledger.
+local function ledger()
+  return {order = {}, by = {}}
+end
+
+local function ledger_add(L, tenant, field, delta)
+  local d = L.by[tenant]
+  if not d then
+    d = {}
+    L.by[tenant] = d
+    L.order[#L.order + 1] = tenant
+  end
+  d[field] = (d[field] or 0) + delta
+end
+
+local LEDGER_FIELDS = {'held', 'avail', 'captured', 'refunded'}
+local function flush_ledger(L)
+  for _, tenant in ipairs(L.order) do
+    local d = L.by[tenant]
+    for _, f in ipairs(LEDGER_FIELDS) do
+      if d[f] and d[f] ~= 0 then redis.call('HINCRBY', k('bal', tenant), f, d[f]) end
+    end
+  end
+end
+
 -- Settle a task's hold once ('capture' or 'refund'); hold_state makes it idempotent
--- whatever is retried. Returns the task fields to write.
-local function settle(t, how)
+-- whatever is retried. Returns the task fields to write. `L`: a ledger() to add the
+-- balance changes to (the caller flushes it); written at once without one.
+local function settle(t, how, L)
   if t.hold_state ~= 'held' then return {'consume', 0} end
   local amount = tonumber(t.hold or '0') or 0
-  local bal = k('bal', t.tenant)
-  redis.call('HINCRBY', bal, 'held', -amount)
+  local own = L == nil
+  L = L or ledger()
+  ledger_add(L, t.tenant, 'held', -amount)
+  local out
   if how == 'capture' then
-    redis.call('HINCRBY', bal, 'captured', amount)
+    ledger_add(L, t.tenant, 'captured', amount)
     t.hold_state = 'captured'
-    return {'hold_state', 'captured', 'consume', amount}
+    out = {'hold_state', 'captured', 'consume', amount}
+  else
+    ledger_add(L, t.tenant, 'avail', amount)
+    ledger_add(L, t.tenant, 'refunded', amount)
+    t.hold_state = 'refunded'
+    out = {'hold_state', 'refunded', 'consume', 0}
   end
-  redis.call('HINCRBY', bal, 'avail', amount)
-  redis.call('HINCRBY', bal, 'refunded', amount)
-  t.hold_state = 'refunded'
-  return {'hold_state', 'refunded', 'consume', 0}
+  if own then flush_ledger(L) end
+  return out
 end
 
 -- Queue a task at the back (or front) of its lane and put the lane in rotation.
@@ -261,47 +293,86 @@ local function enqueue(t, front, stored)
   wake()
 end
 
--- Take a processing task off its slots (lease, account, tenant), waking what waited
--- for them. Returns its account.
-local function release(t)
-  local id, tenant, mode, acc = t.id, t.tenant, t.mode, t.account
+-- Take processing tasks off their slots (lease, account, tenant), waking what waited
+-- for them: one removal per set and one refresh per account touched, whatever the
+-- number of tasks. Returns the account of the first task.
+local function release_many(ts)
+  local ids, accs, accs_by, tns, tns_by = {}, {}, {}, {}, {}
+  for _, t in ipairs(ts) do
+    ids[#ids + 1] = t.id
+    if t.account and t.account ~= '' then
+      local key = t.account .. '|' .. t.mode
+      local g = accs_by[key]
+      if not g then
+        g = {acc = t.account, mode = t.mode, ids = {}}
+        accs_by[key] = g
+        accs[#accs + 1] = g
+      end
+      g.ids[#g.ids + 1] = t.id
+    end
+    local key = t.tenant .. '|' .. t.pool
+    local g = tns_by[key]
+    if not g then
+      g = {tenant = t.tenant, pool = t.pool, ids = {}}
+      tns_by[key] = g
+      tns[#tns + 1] = g
+    end
+    g.ids[#g.ids + 1] = t.id
+  end
+  if #ids == 0 then return nil end
   local woke = 0
-  redis.call('ZREM', k('leases'), id)
-  if acc and acc ~= '' then
-    redis.call('SREM', k('ainf', acc, mode), id)
+  redis.call('ZREM', k('leases'), unpack(ids))
+  for _, g in ipairs(accs) do
+    local acc, mode = g.acc, g.mode
+    local gone = redis.call('SREM', k('ainf', acc, mode), unpack(g.ids))
     local free, a = acc_refresh(acc, mode)
     local owner = a[1]
     if a[2] == 'removed' and redis.call('SCARD', k('ainf', acc, 'relax')) + redis.call('SCARD', k('ainf', acc, 'fast')) + redis.call('SCARD', k('ainf', acc, 'turbo')) == 0 then
       redis.call('DEL', k('a', acc))
     end
-    -- Capacity came back from none: lanes skipped for want of it may run now.
-    if free == 1 then woke = 1 end
-    woke = woke + unpark(k('park', 'a', acc), 64)
-    if owner and owner ~= 'pool' then woke = woke + unpark(k('park', 't', owner), 64) end
+    -- Capacity came back from none: lanes parked for want of it may run now. (A lane
+    -- parks on an account, or on its tenant's accounts, only when they have no free
+    -- capacity or are not active; becoming active unparks them in set_state.)
+    if free >= 1 and free - gone <= 0 then
+      woke = woke + 1 + unpark(k('park', 'a', acc), 64)
+      if owner and owner ~= 'pool' then woke = woke + unpark(k('park', 't', owner), 64) end
+    end
   end
-  if t.pool == 'ppu' then
-    redis.call('SREM', k('tinf', tenant), id)
-    woke = woke + unpark(k('park', 'cap', tenant), 64)
-  else
-    redis.call('SREM', k('binf', tenant), id)
+  for _, g in ipairs(tns) do
+    if g.pool == 'ppu' then
+      redis.call('SREM', k('tinf', g.tenant), unpack(g.ids))
+      woke = woke + unpark(k('park', 'cap', g.tenant), 64)
+    else
+      redis.call('SREM', k('binf', g.tenant), unpack(g.ids))
+    end
   end
   if woke > 0 then wake() end
-  return acc
+  return ts[1].account
+end
+
+local function release(t)
+  return release_many({t})
 end
 
 -- Finish a task: status, settlement, retention TTL, event. `extra`: more fields to set.
-local function finish(t, status, code, message, raw, extra)
-  local f = {'HSET', k('t', t.id), 'status', status, 'ended_ms', NOW,
-    'error_code', code or '', 'error_message', message or '', 'error_raw', raw or ''}
+-- `L`: a ledger() for the balance changes (the caller flushes it).
+local function finish(t, status, code, message, raw, extra, L)
+  local f = {'HSET', k('t', t.id), 'status', status, 'ended_ms', NOW}
+  code, message, raw = code or '', message or '', raw or ''
+  -- A first run that succeeds has no error fields to write or to clear (an earlier
+  -- failed run may have left error_raw).
+  if code ~= '' or message ~= '' or raw ~= '' or (tonumber(t.attempts) or 2) > 1 then
+    for _, v in ipairs({'error_code', code, 'error_message', message, 'error_raw', raw}) do f[#f + 1] = v end
+  end
   local how = 'refund'
   if status == 'completed' then how = 'capture' end
-  for _, v in ipairs(settle(t, how)) do f[#f + 1] = v end
+  for _, v in ipairs(settle(t, how, L)) do f[#f + 1] = v end
   for _, v in ipairs(extra or {}) do f[#f + 1] = v end
   redis.call(unpack(f))
   local ttl = tonumber(t.retention_s or '172800') or 172800
   redis.call('EXPIRE', k('t', t.id), ttl)
   redis.call('EXPIRE', k('tb', t.id), ttl)
-  emit(status, {'task', t.id, 'tenant', t.tenant, 'code', code or '', 'account', t.account or ''})
+  emit(status, {'task', t.id, 'tenant', t.tenant, 'code', code, 'account', t.account or ''})
 end
 
 -- A queued BYOA task moves to the PPU pool: hold its PPU price, requeue it there.

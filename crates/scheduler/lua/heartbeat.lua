@@ -6,9 +6,7 @@ for i = 2, #ARGV, 2 do
   local id, token = ARGV[i], ARGV[i + 1]
   local t = redis.call('HMGET', k('t', id), 'status', 'token')
   if t[1] == 'processing' and t[2] == token then
-    local deadline = NOW + lease_ms
-    redis.call('HSET', k('t', id), 'deadline', deadline)
-    redis.call('ZADD', k('leases'), deadline, id)
+    redis.call('ZADD', k('leases'), NOW + lease_ms, id)
     out[#out + 1] = 1
   else
     out[#out + 1] = 0

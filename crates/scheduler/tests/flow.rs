@@ -902,3 +902,95 @@ async fn a_resume_pin_on_a_dead_account_is_dropped_a_client_pin_is_kept() {
     let rec = s.get_task("t_p", &pinned.id).await.unwrap().unwrap();
     assert_eq!((rec.status(), rec.get("pin")), ("queued", "mine"));
 }
+
+#[tokio::test]
+async fn a_batch_of_completes_frees_every_slot_and_charges_each_task_once() {
+    let s = scheduler("batchdone").await;
+    tenant(&s, "t_a", Plan::Premium).await;
+    tenant(&s, "t_b", Plan::Premium).await;
+    account(&s, MJ, &Owner::Pool, "pool1", [0, 3, 0]).await;
+    account(&s, MJ, &Owner::Pool, "pool2", [0, 3, 0]).await;
+    fund(&s, "t_a", QuotaKind::MjQuota, 1000).await;
+    fund(&s, "t_b", QuotaKind::MjQuota, 1000).await;
+    for _ in 0..4 {
+        s.submit(&task("t_a", MJ, PPU, FAST, 14)).await.unwrap();
+    }
+    for _ in 0..3 {
+        s.submit(&task("t_b", MJ, PPU, FAST, 10)).await.unwrap();
+    }
+    // Six slots in all: both accounts full, one task left queued.
+    let got = s.claim(MJ, 16, NOW).await.unwrap();
+    assert_eq!(got.len(), 6);
+    assert!(s.claim(MJ, 1, NOW).await.unwrap().is_empty());
+
+    // One call: every lease once, one of them twice, plus a stale token.
+    let mut batch: Vec<_> = got
+        .iter()
+        .map(|c| (c.lease.clone(), "{}".to_string()))
+        .collect();
+    batch.push(batch[0].clone());
+    let mut stale = got[1].lease.clone();
+    stale.token = "0".into();
+    batch.push((stale, "{}".to_string()));
+    let out = s.complete_many(&batch).await.unwrap();
+    assert!(
+        out[..6].iter().all(|o| *o == CompleteOutcome::Completed),
+        "{out:?}"
+    );
+    assert_eq!(out[6], CompleteOutcome::AlreadyCompleted);
+    assert_eq!(out[7], CompleteOutcome::AlreadyCompleted);
+
+    // Charged once each, per tenant; every slot free again.
+    let a = s.balances("t_a").await.unwrap()[&QuotaKind::MjQuota];
+    let b = s.balances("t_b").await.unwrap()[&QuotaKind::MjQuota];
+    let (a_done, b_done) = got.iter().fold((0, 0), |(x, y), c| {
+        if c.tenant == "t_a" {
+            (x + 1, y)
+        } else {
+            (x, y + 1)
+        }
+    });
+    assert_eq!((a.captured, a.held), (14 * a_done, 14 * (4 - a_done)));
+    assert_eq!((b.captured, b.held), (10 * b_done, 10 * (3 - b_done)));
+    for acc in s.list_accounts(MJ, &Owner::Pool).await.unwrap() {
+        assert_eq!(acc.in_flight, [0, 0, 0], "{}", acc.id);
+    }
+    for t in ["t_a", "t_b"] {
+        let load = s.tenant_load(t).await.unwrap();
+        let mj = load.iter().find(|l| l.provider == MJ).unwrap();
+        assert_eq!(mj.ppu_in_flight, 0, "{t}");
+    }
+    // The freed capacity serves the task that was waiting.
+    let last = s.claim(MJ, 16, NOW).await.unwrap();
+    assert_eq!(last.len(), 1);
+}
+
+#[tokio::test]
+async fn a_completion_after_a_failed_run_clears_the_error() {
+    let s = scheduler("clearerr").await;
+    tenant(&s, "t_a", Plan::Developer).await;
+    account(&s, MJ, &Owner::Pool, "pool1", [0, 5, 0]).await;
+    fund(&s, "t_a", QuotaKind::MjQuota, 100).await;
+    let t = task("t_a", MJ, PPU, FAST, 14);
+    s.submit(&t).await.unwrap();
+    let c = s.claim(MJ, 1, NOW).await.unwrap().remove(0);
+    assert_eq!(
+        s.fail(&c.lease, &FailKind::Transient, "502", "bad gateway")
+            .await
+            .unwrap(),
+        FailOutcome::Retry
+    );
+    let rec = s.get_task("t_a", &t.id).await.unwrap().unwrap();
+    assert_eq!(rec.get("error_raw"), "bad gateway");
+    let c = s
+        .claim(MJ, 1, Duration::from_secs(2))
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(c.attempt, 2);
+    s.complete(&c.lease, "{}").await.unwrap();
+    let rec = s.get_task("t_a", &t.id).await.unwrap().unwrap();
+    assert_eq!(rec.status(), "completed");
+    assert_eq!(rec.get("error_raw"), "");
+    assert_eq!(rec.get("error_code"), "");
+}
