@@ -3,11 +3,14 @@
 //! On a private `redis-server`, in one run: the raw `EVALSHA` rate from `redis-benchmark`
 //! (the yardstick), then for 10 and 100,000 tenants × 10 and 10,000 pool accounts:
 //! batched and single submit rates, claim+complete throughput at 64 claimers with no-op
-//! work, claim latency p50/p99 at saturation; then Redis memory per queued task and claim
+//! work, claim latency p50/p99 at saturation; single-task claim latency back to back and
+//! in an open loop at 80% of saturation; then Redis memory per queued task and claim
 //! latency with a deep backlog. Every rate is printed next to the EVALSHA rate as a ratio.
 //!
 //! `SWITCHYARD_BENCH_SCALE` (default 1.0) scales task counts; `SWITCHYARD_BENCH_DEEP`
-//! (default 1,000,000) is the deep backlog size.
+//! (default 1,000,000) is the deep backlog size; `SWITCHYARD_BENCH_COSTS` prints Redis's
+//! busy time and command costs of each claim+complete phase; `SWITCHYARD_BENCH_SPLIT`
+//! first times 100 claims of 16 alone, then their completes alone, from one caller.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Command;
@@ -134,6 +137,14 @@ async fn setup(s: &Scheduler, tenants: usize, accounts: usize, capacity_total: u
     names
 }
 
+async fn submit_all(s: &Scheduler, batch: &[NewTask]) {
+    for chunk in batch.chunks(1000) {
+        for r in s.submit_batch(chunk).await.unwrap() {
+            r.unwrap();
+        }
+    }
+}
+
 fn pct(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -161,11 +172,7 @@ async fn scenario(url: &str, port: u16, tenants: usize, accounts: usize, tasks: 
         .map(|i| new_task(&names[i % names.len()], i))
         .collect();
     let t0 = Instant::now();
-    for chunk in batch.chunks(1000) {
-        for r in s.submit_batch(chunk).await.unwrap() {
-            r.unwrap();
-        }
-    }
+    submit_all(&s, &batch).await;
     let batched_submit = tasks as f64 / t0.elapsed().as_secs_f64();
 
     // Single submit: 64 concurrent submitters, one script call each.
@@ -275,11 +282,7 @@ async fn latency_at_load(url: &str, tasks: usize) -> (f64, f64, f64, f64, f64) {
     let batch: Vec<NewTask> = (0..tasks)
         .map(|i| new_task(&names[i % names.len()], i))
         .collect();
-    for chunk in batch.chunks(1000) {
-        for r in s.submit_batch(chunk).await.unwrap() {
-            r.unwrap();
-        }
-    }
+    submit_all(&s, &batch).await;
     let closed_n = tasks / 2;
     let counter = Arc::new(AtomicUsize::new(0));
     let t0 = Instant::now();

@@ -293,6 +293,18 @@ local function enqueue(t, front, stored)
   wake()
 end
 
+-- Add `id` to the group (a, b) of `list`, made on first use: {a, b, ids = {...}}.
+local function group_add(list, by, a, b, id)
+  local key = a .. '|' .. b
+  local g = by[key]
+  if not g then
+    g = {a, b, ids = {}}
+    by[key] = g
+    list[#list + 1] = g
+  end
+  g.ids[#g.ids + 1] = id
+end
+
 -- Take processing tasks off their slots (lease, account, tenant), waking what waited
 -- for them: one removal per set and one refresh per account touched, whatever the
 -- number of tasks. Returns the account of the first task.
@@ -300,30 +312,14 @@ local function release_many(ts)
   local ids, accs, accs_by, tns, tns_by = {}, {}, {}, {}, {}
   for _, t in ipairs(ts) do
     ids[#ids + 1] = t.id
-    if t.account and t.account ~= '' then
-      local key = t.account .. '|' .. t.mode
-      local g = accs_by[key]
-      if not g then
-        g = {acc = t.account, mode = t.mode, ids = {}}
-        accs_by[key] = g
-        accs[#accs + 1] = g
-      end
-      g.ids[#g.ids + 1] = t.id
-    end
-    local key = t.tenant .. '|' .. t.pool
-    local g = tns_by[key]
-    if not g then
-      g = {tenant = t.tenant, pool = t.pool, ids = {}}
-      tns_by[key] = g
-      tns[#tns + 1] = g
-    end
-    g.ids[#g.ids + 1] = t.id
+    if t.account and t.account ~= '' then group_add(accs, accs_by, t.account, t.mode, t.id) end
+    group_add(tns, tns_by, t.tenant, t.pool, t.id)
   end
   if #ids == 0 then return nil end
   local woke = 0
   redis.call('ZREM', k('leases'), unpack(ids))
   for _, g in ipairs(accs) do
-    local acc, mode = g.acc, g.mode
+    local acc, mode = g[1], g[2]
     local gone = redis.call('SREM', k('ainf', acc, mode), unpack(g.ids))
     local free, a = acc_refresh(acc, mode)
     local owner = a[1]
@@ -339,11 +335,12 @@ local function release_many(ts)
     end
   end
   for _, g in ipairs(tns) do
-    if g.pool == 'ppu' then
-      redis.call('SREM', k('tinf', g.tenant), unpack(g.ids))
-      woke = woke + unpark(k('park', 'cap', g.tenant), 64)
+    local tenant, pool = g[1], g[2]
+    if pool == 'ppu' then
+      redis.call('SREM', k('tinf', tenant), unpack(g.ids))
+      woke = woke + unpark(k('park', 'cap', tenant), 64)
     else
-      redis.call('SREM', k('binf', g.tenant), unpack(g.ids))
+      redis.call('SREM', k('binf', tenant), unpack(g.ids))
     end
   end
   if woke > 0 then wake() end

@@ -142,8 +142,8 @@ impl Scheduler {
         })
     }
 
-    /// Complete many tasks: one script call per shard (each task settled atomically and
-    /// exactly as `complete` would), one pipelined round trip on a single node.
+    /// Complete many tasks: one script call per shard and per 256 tasks (each task
+    /// settled atomically and exactly as `complete` would).
     pub async fn complete_many(
         &self,
         done: &[(Lease, String)],
@@ -154,10 +154,15 @@ impl Scheduler {
         }
         let mut out = vec![CompleteOutcome::Stale; done.len()];
         let mut conn = self.conn().await?;
-        for (base, idx) in by_base {
+        // Bounded calls: one script call holds Redis for its whole batch.
+        let chunks: Vec<(&str, &[usize])> = by_base
+            .iter()
+            .flat_map(|(b, idx)| idx.chunks(256).map(|c| (*b, c)))
+            .collect();
+        for (base, idx) in chunks {
             let mut inv = self.inner.scripts.complete.prepare_invoke();
             inv.key(base);
-            for i in &idx {
+            for i in idx {
                 let (l, o) = &done[*i];
                 inv.arg(&l.id).arg(&l.token).arg(o);
             }

@@ -994,3 +994,38 @@ async fn a_completion_after_a_failed_run_clears_the_error() {
     assert_eq!(rec.get("error_raw"), "");
     assert_eq!(rec.get("error_code"), "");
 }
+
+#[tokio::test]
+async fn ten_thousand_completes_in_one_request() {
+    let s = scheduler("bigbatch").await;
+    tenant(&s, "t_a", Plan::Premium).await;
+    account(&s, MJ, &Owner::Pool, "pool1", [5000, 0, 0]).await;
+    account(&s, MJ, &Owner::Pool, "pool2", [5000, 0, 0]).await;
+    fund(&s, "t_a", QuotaKind::MjQuota, 100_000).await;
+    let batch: Vec<_> = (0..10_000).map(|_| task("t_a", MJ, PPU, RELAX, 7)).collect();
+    for r in s.submit_batch(&batch).await.unwrap() {
+        r.unwrap();
+    }
+    // Lift the plan's cap so that all 10,000 can be in flight, then complete them at once.
+    let uncapped = switchyard_scheduler::TenantSettings {
+        plan: "enterprise".into(),
+        caps: Provider::ALL.map(|p| (p, None)),
+        failover: false,
+        failover_max_wait_ms: 0,
+        retention_s: 3600,
+    };
+    s.upsert_tenant("t_a", &uncapped).await.unwrap();
+    let mut leases = Vec::new();
+    while leases.len() < 10_000 {
+        let got = s.claim(MJ, 256, NOW).await.unwrap();
+        assert!(!got.is_empty(), "claimed {} of 10000", leases.len());
+        leases.extend(got.into_iter().map(|c| (c.lease, "{}".to_string())));
+    }
+    let out = s.complete_many(&leases).await.unwrap();
+    assert!(out.iter().all(|o| *o == CompleteOutcome::Completed));
+    let bal = s.balances("t_a").await.unwrap()[&QuotaKind::MjQuota];
+    assert_eq!((bal.captured, bal.held), (70_000, 0));
+    for acc in s.list_accounts(MJ, &Owner::Pool).await.unwrap() {
+        assert_eq!(acc.in_flight, [0, 0, 0], "{}", acc.id);
+    }
+}
