@@ -1002,7 +1002,9 @@ async fn ten_thousand_completes_in_one_request() {
     account(&s, MJ, &Owner::Pool, "pool1", [5000, 0, 0]).await;
     account(&s, MJ, &Owner::Pool, "pool2", [5000, 0, 0]).await;
     fund(&s, "t_a", QuotaKind::MjQuota, 100_000).await;
-    let batch: Vec<_> = (0..10_000).map(|_| task("t_a", MJ, PPU, RELAX, 7)).collect();
+    let batch: Vec<_> = (0..10_000)
+        .map(|_| task("t_a", MJ, PPU, RELAX, 7))
+        .collect();
     for r in s.submit_batch(&batch).await.unwrap() {
         r.unwrap();
     }
