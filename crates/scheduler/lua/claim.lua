@@ -47,7 +47,7 @@ local function byoa_blocked(rot, lane, tenant, mode)
       fail_over(t)
       return 'moved'
     end
-    if max_wait > 0 then redis.call('ZADD', k('timers'), enq + max_wait, lane) end
+    if max_wait > 0 then schedule('timers', enq + max_wait, lane) end
   end
   park(rot, lane, k('park', 't', tenant))
   return 'blocked'

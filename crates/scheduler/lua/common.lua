@@ -135,6 +135,16 @@ local function acc_unpark(acc)
   wake()
 end
 
+-- Time-driven work (cool-downs `cool`, failover max-wait `timers`, delayed retries
+-- `delayed`) is a sorted set each; `due` holds the earliest time any of them falls due,
+-- so that claims and reaps look at them only when something is due.
+local NOTHING_DUE = 9007199254740991
+local function schedule(zset, at, member)
+  redis.call('ZADD', k(zset), at, member)
+  local due = tonumber(redis.call('GET', k('due')) or '')
+  if due == nil or at < due then redis.call('SET', k('due'), at) end
+end
+
 local function set_state(acc, state, until_ms, reason)
   local prev = redis.call('HMGET', k('a', acc), 'state', 'owner', 'name')
   if not prev[2] then return false end
@@ -146,7 +156,7 @@ local function set_state(acc, state, until_ms, reason)
     redis.call('HSET', k('a', acc), 'state', state, 'until', until_ms or 0, 'reason', reason or '')
   end
   if state == 'cooling_down' then
-    redis.call('ZADD', k('cool'), until_ms, acc)
+    schedule('cool', until_ms, acc)
   else
     redis.call('ZREM', k('cool'), acc)
   end
@@ -391,9 +401,11 @@ local function fail_over(t)
 end
 
 -- Time-driven work that is due, bounded per call: ended cool-downs, failover max-wait
--- timers, delayed retries. Claim and reap both run it, so it happens whether or not
--- workers are claiming.
+-- timers, delayed retries; one GET when nothing is due. Claim and reap both run it, so
+-- it happens whether or not workers are claiming.
 local function due_work()
+  local due = tonumber(redis.call('GET', k('due')) or '')
+  if due ~= nil and NOW < due then return end
   expire_cooldowns(16)
   for _, lane in ipairs(redis.call('ZRANGEBYSCORE', k('timers'), '-inf', NOW, 'LIMIT', 0, 16)) do
     redis.call('ZREM', k('timers'), lane)
@@ -404,4 +416,11 @@ local function due_work()
     local t = load_task(id)
     if t.status == 'delayed' then enqueue(t, true) end
   end
+  -- The next time anything falls due (now again if work was left over).
+  local next_due = NOTHING_DUE
+  for _, z in ipairs({'cool', 'timers', 'delayed'}) do
+    local first = redis.call('ZRANGE', k(z), 0, 0, 'WITHSCORES')[2]
+    if first and tonumber(first) < next_due then next_due = tonumber(first) end
+  end
+  redis.call('SET', k('due'), next_due)
 end

@@ -30,7 +30,7 @@ if kind == 'transient' then
   local avoid = acc or ''
   if t.pin == acc then avoid = '' end
   redis.call('HSET', k('t', id), 'status', 'delayed', 'error_raw', raw, 'avoid', avoid)
-  redis.call('ZADD', k('delayed'), NOW + backoff, id)
+  schedule('delayed', NOW + backoff, id)
   return 'retry'
 end
 -- Account-level outcomes: not the task's fault.

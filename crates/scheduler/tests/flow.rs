@@ -1031,3 +1031,44 @@ async fn ten_thousand_completes_in_one_request() {
         assert_eq!(acc.in_flight, [0, 0, 0], "{}", acc.id);
     }
 }
+
+#[tokio::test]
+async fn a_retry_due_soon_is_not_held_back_by_a_cooldown_due_later() {
+    let s = scheduler("duesoon").await;
+    tenant(&s, "t_a", Plan::Developer).await;
+    account(&s, MJ, &Owner::Pool, "resting", [0, 5, 0]).await;
+    account(&s, MJ, &Owner::Pool, "working", [0, 5, 0]).await;
+    fund(&s, "t_a", QuotaKind::MjQuota, 100).await;
+    // First something due in an hour...
+    let hour = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+        + 3_600_000;
+    s.set_account_state(
+        MJ,
+        &Owner::Pool,
+        "resting",
+        Some(&AccountState::CoolingDown {
+            until_ms: hour,
+            reason: "rest".into(),
+        }),
+    )
+    .await
+    .unwrap();
+    let t = task("t_a", MJ, PPU, FAST, 14);
+    s.submit(&t).await.unwrap();
+    // ...claims look at the timers and find nothing due...
+    let c = s.claim(MJ, 1, NOW).await.unwrap().remove(0);
+    assert_eq!(c.account, "working");
+    // ...then a retry due in milliseconds: it runs now, not in an hour.
+    assert_eq!(
+        s.fail(&c.lease, &FailKind::Transient, "502", "")
+            .await
+            .unwrap(),
+        FailOutcome::Retry
+    );
+    let again = s.claim(MJ, 1, Duration::from_secs(3)).await.unwrap();
+    assert_eq!(again.len(), 1, "the retry was held back");
+    assert_eq!(again[0].attempt, 2);
+}
