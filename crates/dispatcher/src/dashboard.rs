@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::response::{Html, Response};
 use serde_json::{Value, json};
 use switchyard_core::{AccountState, Provider};
-use switchyard_scheduler::Owner;
+use switchyard_scheduler::{Event, Owner};
 
 use crate::error::{ApiError, ok};
 use crate::{Operator, Shared, tenants};
@@ -62,15 +62,10 @@ pub async fn data(State(state): State<Shared>, _: Operator) -> Result<Response, 
                 .query_async(&mut conn)
                 .await
                 .map_err(switchyard_scheduler::SchedulerError::from)?;
-            events.extend(recent.ids);
+            events.extend(recent.ids.into_iter().map(Event::from_entry));
         }
         for e in &events {
-            let field = |k: &str| {
-                e.map
-                    .get(k)
-                    .and_then(|v| redis::from_redis_value::<String>(v.clone()).ok())
-                    .unwrap_or_default()
-            };
+            let field = |k: &str| e.fields.get(k).cloned().unwrap_or_default();
             let kind = field("type");
             let at: u64 = field("at").parse().unwrap_or(0);
             let slot = per_account.entry(field("account")).or_default();

@@ -11,6 +11,8 @@
 //! (default 1,000,000) is the deep backlog size; `SWITCHYARD_BENCH_COSTS` prints Redis's
 //! busy time and command costs of each claim+complete phase; `SWITCHYARD_BENCH_SPLIT`
 //! first times 100 claims of 16 alone, then their completes alone, from one caller.
+//! `SWITCHYARD_BENCH_COUNT_URL=redis://127.0.0.1:<port>` runs only a fixed workload
+//! against that Redis, for counting (see `count_run` and docs/BENCHMARKS.md).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Command;
@@ -464,7 +466,65 @@ fn reset_stats(port: u16) {
     redis_cli(port, &["CONFIG", "RESETSTAT"]);
 }
 
+/// A fixed workload for counting instead of timing: 10 tenants × 10 accounts, 1,616
+/// tasks submitted, 16 claimed and completed to warm up, then 1,600 claimed 16 at a time
+/// by one caller, then completed 16 at a time.
+/// With `CALLGRIND_PID` (a `redis-server` run under `valgrind --tool=callgrind`), the
+/// counters are zeroed before and dumped after each phase, so the dumps hold Redis's
+/// instructions per phase: the same figure whatever else the machine is doing.
+async fn count_run(url: &str, port: u16) {
+    let callgrind = |args: &[&str]| {
+        if let Ok(pid) = std::env::var("CALLGRIND_PID") {
+            Command::new("callgrind_control")
+                .args(args)
+                .arg(&pid)
+                .output()
+                .expect("callgrind_control");
+        }
+    };
+    let s = scheduler(url, "count").await;
+    let names = setup(&s, 10, 10, 2_000_000).await;
+    let batch: Vec<NewTask> = (0..1616)
+        .map(|i| new_task(&names[i % names.len()], i))
+        .collect();
+    submit_all(&s, &batch).await;
+    // Warm up: scripts loaded, first reads done; then 100 claims of 16.
+    let warm: Vec<_> = s.try_claim(P, 16).await.unwrap();
+    let warm: Vec<_> = warm.into_iter().map(|c| (c.lease, String::new())).collect();
+    s.complete_many(&warm).await.unwrap();
+    reset_stats(port);
+    callgrind(&["-z"]);
+    let mut leases = Vec::new();
+    for _ in 0..100 {
+        let got = s.try_claim(P, 16).await.unwrap();
+        leases.extend(got.into_iter().map(|c| (c.lease, String::new())));
+    }
+    callgrind(&["--dump=claim"]);
+    println!("claim x16: {}", command_costs(port));
+    reset_stats(port);
+    callgrind(&["-z"]);
+    for chunk in leases.chunks(16) {
+        s.complete_many(chunk).await.unwrap();
+    }
+    callgrind(&["--dump=complete"]);
+    println!("complete x16: {}", command_costs(port));
+    println!("claimed and completed: {}", leases.len());
+}
+
 fn main() {
+    if let Ok(url) = std::env::var("SWITCHYARD_BENCH_COUNT_URL") {
+        let port = url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.trim_end_matches('/').parse().ok())
+            .expect("SWITCHYARD_BENCH_COUNT_URL=redis://127.0.0.1:<port>");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(count_run(&url, port));
+        return;
+    }
     let scale = env_f64("SWITCHYARD_BENCH_SCALE", 1.0);
     let deep = env_f64("SWITCHYARD_BENCH_DEEP", 1_000_000.0) as usize;
     let redis = switchyard_test_support::redis();

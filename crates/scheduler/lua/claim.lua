@@ -3,7 +3,7 @@
 -- recently used; backups only when no primary can serve), a lease with a fencing token.
 -- Also does the time-driven work that is due (bounded): ended cool-downs, max-wait
 -- timers, delayed retries.
--- ARGV: n, lease_ms, max_iterations.
+-- ARGV: n (at most 256: the caller splits larger claims), lease_ms, max_iterations.
 -- Returns a flat array, 10 values per task:
 --   id, token, account, attempt, pool, mode, body, upstream_ref, account_secret, tenant.
 local n, lease_ms, max_iter = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -11,8 +11,19 @@ local n, lease_ms, max_iter = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARG
 redis.call('LTRIM', k('wake'), 0, 63)
 due_work()
 
+-- Rotation keys, built once per call.
+local RR = {}
+local function rr_key(rot)
+  local key = RR[rot]
+  if not key then
+    key = k('rr', rot)
+    RR[rot] = key
+  end
+  return key
+end
+
 local function park(rot, lane, key)
-  redis.call('ZREM', k('rr', rot), lane)
+  redis.call('ZREM', rr_key(rot), lane)
   redis.call('SADD', key, lane)
 end
 
@@ -28,7 +39,7 @@ local function byoa_blocked(rot, lane, tenant, mode)
   local q = k('q', lane)
   local id = redis.call('LINDEX', q, 0)
   if not id then
-    redis.call('ZREM', k('rr', rot), lane)
+    redis.call('ZREM', rr_key(rot), lane)
     return 'empty'
   end
   local t = load_task(id)
@@ -60,6 +71,8 @@ local TN, ACC = {}, {}
 local DEQ, DEQ_ORDER, DEQ_ALL = {}, {}, 0
 -- Accounts used by this call and their last use, written once at the end.
 local LRU, LRU_ORDER = {}, {}
+-- This call's claims per in-flight set, and their leases (deadline, id pairs).
+local AINF, AINF_BY, TINF, TINF_BY, LEASES = {}, {}, {}, {}, {}
 
 local function tenant_slots(tenant)
   local t = TN[tenant]
@@ -135,12 +148,14 @@ local function try_lane(rot, lane, seq)
       return byoa_blocked(rot, lane, tenant, mode)
     end
   end
-  local id = redis.call('LPOP', k('q', lane))
+  local qkey = k('q', lane)
+  local id = redis.call('LPOP', qkey)
   if not id then
-    redis.call('ZREM', k('rr', rot), lane)
+    redis.call('ZREM', rr_key(rot), lane)
     return 'empty'
   end
-  local t = redis.call('HMGET', k('t', id), 'status', 'attempts', 'started_ms', 'upstream', 'avoid')
+  local tk = k('t', id)
+  local t = redis.call('HMGET', tk, 'status', 'attempts', 'started_ms', 'upstream', 'avoid')
   if t[1] ~= 'queued' then
     -- Cancelled (or expired) while queued: dropped here, lazily, in O(1).
     return 'skipped'
@@ -168,34 +183,40 @@ local function try_lane(rot, lane, seq)
   local token = tostring(seq)
   local attempt = (tonumber(t[2]) or 0) + 1
   local deadline = NOW + lease_ms
-  redis.call('HSET', k('t', id), 'status', 'processing', 'account', acc, 'token', token,
+  redis.call('HSET', tk, 'status', 'processing', 'account', acc, 'token', token,
     'attempts', attempt, 'started_ms', t[3] or NOW)
-  redis.call('SADD', k('ainf', acc, mode), id)
+  -- Slot and lease sets are written once per set at the end of the call; until then
+  -- this call's counts above stand for them.
+  group_add(AINF, AINF_BY, acc, mode, id)
   if pool == 'ppu' then
-    redis.call('SADD', k('tinf', tenant), id)
+    group_add(TINF, TINF_BY, 'tinf', tenant, id)
     tn.inf = tn.inf + 1
   else
-    redis.call('SADD', k('binf', tenant), id)
+    group_add(TINF, TINF_BY, 'binf', tenant, id)
   end
-  redis.call('ZADD', k('leases'), deadline, id)
+  LEASES[#LEASES + 1] = deadline
+  LEASES[#LEASES + 1] = id
   -- The account's place in its free set, scored as acc_refresh scores it.
   a.inf = a.inf + 1
   a.lru = seq % 4294967296
   if not LRU[acc] then LRU_ORDER[#LRU_ORDER + 1] = acc end
   LRU[acc] = a.lru
   local free = a.cap - a.inf
-  local zkey = k('free', a.owner, mode)
-  if a.backup then zkey = k('freeb', a.owner, mode) end
+  local zkey = a.zkey
+  if not zkey then
+    zkey = k(a.backup and 'freeb' or 'free', a.owner, mode)
+    a.zkey = zkey
+  end
   if a.state == 'active' and free > 0 then
     redis.call('ZADD', zkey, -(free * a.weight) * 4294967296 + a.lru, acc)
   else
     redis.call('ZREM', zkey, acc)
   end
   -- To the back of the round, or out of it when emptied.
-  if redis.call('LLEN', k('q', lane)) == 0 then
-    redis.call('ZREM', k('rr', rot), lane)
+  if redis.call('LLEN', qkey) == 0 then
+    redis.call('ZREM', rr_key(rot), lane)
   else
-    redis.call('ZADD', k('rr', rot), 'XX', seq, lane)
+    redis.call('ZADD', rr_key(rot), 'XX', seq, lane)
   end
   return 'claimed', id, token, acc, attempt, a.secret, t[4] or ''
 end
@@ -217,7 +238,7 @@ while claimed < n and iter < max_iter and idle < #ROTS do
   local rot = ROTS[r]
   local lane = nil
   if not EMPTY[rot] then
-    lane = redis.call('ZRANGE', k('rr', rot), 0, 0)[1]
+    lane = redis.call('ZRANGE', rr_key(rot), 0, 0)[1]
     if not lane then EMPTY[rot] = true end
   end
   local pool_mode = POOL_MODE[rot]
@@ -239,8 +260,8 @@ while claimed < n and iter < max_iter and idle < #ROTS do
       local tenant, pool, mode = split_lane(lane)
       local a = ACC[acc .. '|' .. mode]
       if a.owner == 'pool' and a.cap - a.inf <= 0 then POOL_FREE[mode] = nil end
-      local body = redis.call('GET', k('tb', id)) or ''
-      for _, v in ipairs({id, token, acc, attempt, pool, mode, body, upstream, secret, tenant}) do
+      -- The body is filled in below, with one MGET for the batch.
+      for _, v in ipairs({id, token, acc, attempt, pool, mode, '', upstream, secret, tenant}) do
         out[#out + 1] = v
       end
     elseif res == 'nopool' then
@@ -258,5 +279,14 @@ end
 if DEQ_ALL > 0 then redis.call('INCRBY', k('depth'), -DEQ_ALL) end
 for _, acc in ipairs(LRU_ORDER) do
   redis.call('HSET', k('a', acc), 'lru', LRU[acc])
+end
+for _, g in ipairs(AINF) do redis.call('SADD', k('ainf', g[1], g[2]), unpack(g.ids)) end
+for _, g in ipairs(TINF) do redis.call('SADD', k(g[1], g[2]), unpack(g.ids)) end
+if #LEASES > 0 then redis.call('ZADD', k('leases'), unpack(LEASES)) end
+if claimed > 0 then
+  local bodies = {}
+  for i = 1, #out, 10 do bodies[#bodies + 1] = k('tb', out[i]) end
+  bodies = redis.call('MGET', unpack(bodies))
+  for i, body in ipairs(bodies) do out[(i - 1) * 10 + 7] = body or '' end
 end
 return out

@@ -12,12 +12,30 @@
 -- the script that frees the resource puts it back. Nothing ever scans all lanes.
 
 local B = KEYS[1]
--- Key names are built on every call of every script: plain concatenation, no tables.
+-- Key names are built on every call of every script by plain concatenation (a new Lua
+-- string each time: build a key once per use site, keep it). The shard's own keys, one
+-- part after the base, are built once per call.
+local K1 = {}
 local function k(a, b, c, d)
   if d ~= nil then return B .. ':' .. a .. ':' .. b .. ':' .. c .. ':' .. d end
   if c ~= nil then return B .. ':' .. a .. ':' .. b .. ':' .. c end
   if b ~= nil then return B .. ':' .. a .. ':' .. b end
-  return B .. ':' .. a
+  local key = K1[a]
+  if not key then
+    key = B .. ':' .. a
+    K1[a] = key
+  end
+  return key
+end
+
+-- A task's hash key, built once per task table.
+local function tkey(t)
+  local key = t.key
+  if not key then
+    key = k('t', t.id)
+    t.key = key
+  end
+  return key
 end
 
 local function now_ms()
@@ -77,9 +95,17 @@ local function unpark(key, limit)
   return #lanes
 end
 
+-- An event: its entry id is its time (readers take `at` from it); empty values are left
+-- out (readers take a missing field as empty).
 local function emit(kind, fields)
-  local args = {'XADD', k('ev'), 'MAXLEN', '~', cfg('events_max_len', 100000), '*', 'type', kind, 'at', NOW}
-  for i = 1, #fields do args[#args + 1] = fields[i] end
+  local args = {'XADD', k('ev'), 'MAXLEN', '~', cfg('events_max_len', 100000), '*', 'type', kind}
+  for i = 1, #fields, 2 do
+    local v = fields[i + 1]
+    if v ~= '' then
+      args[#args + 1] = fields[i]
+      args[#args + 1] = v
+    end
+  end
   redis.call(unpack(args))
 end
 
@@ -87,9 +113,9 @@ end
 
 -- Score in free:<owner>:<mode>: lowest first = most free capacity × weight, then least
 -- recently used. Returns the free capacity and the fields read
--- (owner, state, cap, weight, backup, lru, secret).
+-- (owner, state, cap, weight, backup, lru).
 local function acc_refresh(acc, mode, fix_backup)
-  local a = redis.call('HMGET', k('a', acc), 'owner', 'state', 'cap_' .. mode, 'weight', 'backup', 'lru', 'secret')
+  local a = redis.call('HMGET', k('a', acc), 'owner', 'state', 'cap_' .. mode, 'weight', 'backup', 'lru')
   local owner = a[1]
   if not owner then return 0, a end
   local cap = tonumber(a[3] or '0') or 0
@@ -224,15 +250,16 @@ local TASK_FIELDS = {'tenant', 'pool', 'mode', 'pin', 'account', 'status', 'toke
 local function keep_on_account(t)
   if t.upstream and t.upstream ~= '' and t.account and t.account ~= '' then
     t.pin = t.account
-    redis.call('HSET', k('t', t.id), 'pin', t.account)
+    redis.call('HSET', tkey(t), 'pin', t.account)
   end
 end
 
 -- Read the fields scripts need, once (`fields`: a shorter list for a hot path).
 local function load_task(id, fields)
   fields = fields or TASK_FIELDS
-  local v = redis.call('HMGET', k('t', id), unpack(fields))
-  local t = {id = id}
+  local key = k('t', id)
+  local v = redis.call('HMGET', key, unpack(fields))
+  local t = {id = id, key = key}
   for i, f in ipairs(fields) do t[f] = v[i] end
   return t
 end
@@ -296,7 +323,7 @@ local function enqueue(t, front, stored)
     redis.call('RPUSH', k('q', lane), t.id)
   end
   if not stored then
-    redis.call('HSET', k('t', t.id), 'status', 'queued', 'enq_ms', NOW)
+    redis.call('HSET', tkey(t), 'status', 'queued', 'enq_ms', NOW)
   end
   count_queued(t.tenant, 1)
   activate(lane)
@@ -364,7 +391,7 @@ end
 -- Finish a task: status, settlement, retention TTL, event. `extra`: more fields to set.
 -- `L`: a ledger() for the balance changes (the caller flushes it).
 local function finish(t, status, code, message, raw, extra, L)
-  local f = {'HSET', k('t', t.id), 'status', status, 'ended_ms', NOW}
+  local f = {'HSET', tkey(t), 'status', status, 'ended_ms', NOW}
   code, message, raw = code or '', message or '', raw or ''
   -- A first run that succeeds has no error fields to write or to clear (an earlier
   -- failed run may have left error_raw).
@@ -377,7 +404,7 @@ local function finish(t, status, code, message, raw, extra, L)
   for _, v in ipairs(extra or {}) do f[#f + 1] = v end
   redis.call(unpack(f))
   local ttl = tonumber(t.retention_s or '172800') or 172800
-  redis.call('EXPIRE', k('t', t.id), ttl)
+  redis.call('EXPIRE', tkey(t), ttl)
   redis.call('EXPIRE', k('tb', t.id), ttl)
   emit(status, {'task', t.id, 'tenant', t.tenant, 'code', code, 'account', t.account or ''})
 end
@@ -394,7 +421,7 @@ local function fail_over(t)
   local state = 'none'
   if price > 0 then state = 'held' end
   t.pool, t.pin, t.hold, t.hold_state = 'ppu', '', price, state
-  redis.call('HSET', k('t', t.id), 'pool', 'ppu', 'pin', '', 'failover', 1, 'hold', price, 'hold_state', state)
+  redis.call('HSET', tkey(t), 'pool', 'ppu', 'pin', '', 'failover', 1, 'hold', price, 'hold_state', state)
   emit('failover', {'task', t.id, 'tenant', t.tenant})
   enqueue(t, true)
   return true

@@ -31,6 +31,8 @@ pub struct ClaimedTask {
 }
 
 const FIELDS: usize = 10;
+/// Most tasks one claim script call takes (it holds Redis for its whole batch).
+const MAX_PER_CALL: usize = 256;
 /// Longest single block on the wake-up list; below the client's response timeout, and
 /// short enough that cool-downs and retry delays that fall due are seen promptly.
 const WAKE_SLICE: Duration = Duration::from_millis(400);
@@ -44,39 +46,56 @@ impl Scheduler {
     ) -> Result<Vec<ClaimedTask>, SchedulerError> {
         let mut out = Vec::new();
         let mut conn = self.conn().await?;
-        let lease_ms = self.inner.cfg.lease_ms;
         for base in self.bases(provider) {
-            if out.len() >= n {
-                break;
-            }
-            let want = n - out.len();
-            let mut inv = self.inner.scripts.claim.prepare_invoke();
-            inv.key(&base).arg(want).arg(lease_ms).arg(want * 8 + 32);
-            let flat: Vec<String> = invoke(&inv, &mut conn).await?;
-            for chunk in flat.chunks_exact(FIELDS) {
-                out.push(ClaimedTask {
-                    lease: Lease {
-                        provider,
-                        base: base.clone(),
-                        id: chunk[0].clone(),
-                        token: chunk[1].clone(),
-                    },
-                    account: chunk[2].clone(),
-                    attempt: chunk[3].parse().unwrap_or(1),
-                    pool: if chunk[4] == "ppu" {
-                        ServiceMode::Ppu
-                    } else {
-                        ServiceMode::Byoa
-                    },
-                    mode: chunk[5].parse().unwrap_or_default(),
-                    body: chunk[6].clone(),
-                    upstream_ref: Some(chunk[7].clone()).filter(|s| !s.is_empty()),
-                    account_secret: chunk[8].clone(),
-                    tenant: chunk[9].clone(),
-                });
+            while out.len() < n {
+                // Bounded calls: one script call holds Redis for its whole batch.
+                let want = (n - out.len()).min(MAX_PER_CALL);
+                let before = out.len();
+                self.claim_once(&mut conn, provider, &base, want, &mut out)
+                    .await?;
+                if out.len() - before < want {
+                    break; // this shard has no more claimable work now
+                }
             }
         }
         Ok(out)
+    }
+
+    async fn claim_once(
+        &self,
+        conn: &mut crate::connection::Conn,
+        provider: Provider,
+        base: &str,
+        want: usize,
+        out: &mut Vec<ClaimedTask>,
+    ) -> Result<(), SchedulerError> {
+        let lease_ms = self.inner.cfg.lease_ms;
+        let mut inv = self.inner.scripts.claim.prepare_invoke();
+        inv.key(base).arg(want).arg(lease_ms).arg(want * 8 + 32);
+        let flat: Vec<String> = invoke(&inv, conn).await?;
+        for chunk in flat.chunks_exact(FIELDS) {
+            out.push(ClaimedTask {
+                lease: Lease {
+                    provider,
+                    base: base.to_string(),
+                    id: chunk[0].clone(),
+                    token: chunk[1].clone(),
+                },
+                account: chunk[2].clone(),
+                attempt: chunk[3].parse().unwrap_or(1),
+                pool: if chunk[4] == "ppu" {
+                    ServiceMode::Ppu
+                } else {
+                    ServiceMode::Byoa
+                },
+                mode: chunk[5].parse().unwrap_or_default(),
+                body: chunk[6].clone(),
+                upstream_ref: Some(chunk[7].clone()).filter(|s| !s.is_empty()),
+                account_secret: chunk[8].clone(),
+                tenant: chunk[9].clone(),
+            });
+        }
+        Ok(())
     }
 
     /// Claim up to `n` tasks, blocking on the wake-up signal up to `wait` while nothing is

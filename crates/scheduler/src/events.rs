@@ -28,10 +28,15 @@ impl Event {
 }
 
 fn to_event(id: String, map: HashMap<String, redis::Value>) -> Event {
-    let fields: HashMap<String, String> = map
+    let mut fields: HashMap<String, String> = map
         .into_iter()
         .map(|(k, v)| (k, redis::from_redis_value::<String>(v).unwrap_or_default()))
         .collect();
+    // The scripts do not write the time: the entry id (`<ms>-<seq>`) is it.
+    if !fields.contains_key("at") {
+        let ms = id.split('-').next().unwrap_or_default().to_string();
+        fields.insert("at".into(), ms);
+    }
     Event {
         id,
         kind: fields.get("type").cloned().unwrap_or_default(),

@@ -726,6 +726,19 @@ async fn events_record_the_life_of_tasks_and_accounts() {
         .expect("an account event");
     assert_eq!(acc.fields["state"], "disabled");
     assert_eq!(acc.fields["reason"], "captcha");
+    // Every event carries its time (epoch ms, from the entry id) and reads empty
+    // values as empty.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    for e in &events {
+        let at: u64 = e.fields["at"].parse().unwrap();
+        assert!(now_ms - at < 60_000, "{e:?}");
+    }
+    let completed = events.iter().find(|e| e.kind == "completed").unwrap();
+    assert_eq!(completed.fields.get("code").map_or("", String::as_str), "");
+    assert_eq!(completed.fields["account"], "p");
     // A cursor continues after what was read; blocking reads return new events.
     let last = events.last().unwrap().id.clone();
     assert!(
@@ -996,7 +1009,7 @@ async fn a_completion_after_a_failed_run_clears_the_error() {
 }
 
 #[tokio::test]
-async fn ten_thousand_completes_in_one_request() {
+async fn ten_thousand_claims_and_completes_in_one_request_each() {
     let s = scheduler("bigbatch").await;
     tenant(&s, "t_a", Plan::Premium).await;
     account(&s, MJ, &Owner::Pool, "pool1", [5000, 0, 0]).await;
@@ -1008,7 +1021,7 @@ async fn ten_thousand_completes_in_one_request() {
     for r in s.submit_batch(&batch).await.unwrap() {
         r.unwrap();
     }
-    // Lift the plan's cap so that all 10,000 can be in flight, then complete them at once.
+    // Lift the plan's cap so that all 10,000 can be in flight at once.
     let uncapped = switchyard_scheduler::TenantSettings {
         plan: "enterprise".into(),
         caps: Provider::ALL.map(|p| (p, None)),
@@ -1017,12 +1030,17 @@ async fn ten_thousand_completes_in_one_request() {
         retention_s: 3600,
     };
     s.upsert_tenant("t_a", &uncapped).await.unwrap();
-    let mut leases = Vec::new();
-    while leases.len() < 10_000 {
-        let got = s.claim(MJ, 256, NOW).await.unwrap();
-        assert!(!got.is_empty(), "claimed {} of 10000", leases.len());
-        leases.extend(got.into_iter().map(|c| (c.lease, "{}".to_string())));
-    }
+    // One request each way; the scheduler splits them into bounded script calls.
+    let got = s.claim(MJ, 10_000, NOW).await.unwrap();
+    assert_eq!(got.len(), 10_000);
+    let mut ids: Vec<_> = got.iter().map(|c| c.lease.id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 10_000, "a task was claimed twice");
+    let leases: Vec<_> = got
+        .into_iter()
+        .map(|c| (c.lease, "{}".to_string()))
+        .collect();
     let out = s.complete_many(&leases).await.unwrap();
     assert!(out.iter().all(|o| *o == CompleteOutcome::Completed));
     let bal = s.balances("t_a").await.unwrap()[&QuotaKind::MjQuota];
