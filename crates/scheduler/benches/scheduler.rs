@@ -466,7 +466,8 @@ fn reset_stats(port: u16) {
     redis_cli(port, &["CONFIG", "RESETSTAT"]);
 }
 
-/// A fixed workload for counting instead of timing: 10 tenants × 10 accounts, 1,616
+/// A fixed workload for counting instead of timing: 10 tenants × 10 accounts (or
+/// `SWITCHYARD_BENCH_COUNT_SHAPE=<tenants>,<accounts>`), 1,616
 /// tasks submitted, 16 claimed and completed to warm up, then 1,600 claimed 16 at a time
 /// by one caller, then completed 16 at a time.
 /// With `CALLGRIND_PID` (a `redis-server` run under `valgrind --tool=callgrind`), the
@@ -482,8 +483,13 @@ async fn count_run(url: &str, port: u16) {
                 .expect("callgrind_control");
         }
     };
+    let shape = std::env::var("SWITCHYARD_BENCH_COUNT_SHAPE").unwrap_or_default();
+    let (tenants, accounts) = shape
+        .split_once(',')
+        .and_then(|(t, a)| Some((t.parse().ok()?, a.parse().ok()?)))
+        .unwrap_or((10, 10));
     let s = scheduler(url, "count").await;
-    let names = setup(&s, 10, 10, 2_000_000).await;
+    let names = setup(&s, tenants, accounts, 2_000_000).await;
     let batch: Vec<NewTask> = (0..1616)
         .map(|i| new_task(&names[i % names.len()], i))
         .collect();
