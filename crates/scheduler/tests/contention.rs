@@ -128,7 +128,7 @@ async fn caps_hold_under_64_claimers_with_lease_drops() {
                 for c in &got {
                     tracker.lock().unwrap().start(&track_keys(provider, c));
                 }
-                let work = rand::rng().random_range(1..4);
+                let work = rand::rng().random_range(5..20);
                 tokio::time::sleep(Duration::from_millis(work)).await;
                 for c in got {
                     let keys = track_keys(provider, &c);
@@ -177,9 +177,16 @@ async fn caps_hold_under_64_claimers_with_lease_drops() {
         tr.max("tenant:t_d:midjourney:ppu") == 9,
         tr.max("tenant:t_d:suno:ppu") == 10,
     ];
+    let maxima = [
+        tr.max("tenant:t_h:midjourney:ppu"),
+        tr.max("tenant:t_h:suno:ppu"),
+        tr.max("tenant:t_d:midjourney:ppu"),
+        tr.max("tenant:t_d:suno:ppu"),
+    ];
+    eprintln!("in flight at most (t_h mj, t_h suno, t_d mj, t_d suno): {maxima:?}");
     assert!(
         reached.iter().filter(|r| **r).count() >= 2,
-        "caps not contended: {reached:?}"
+        "caps not contended: {reached:?}, maxima {maxima:?}"
     );
     for (acc, cap) in [
         ("account:midjourney:mj_pool_1", 30),
