@@ -71,8 +71,17 @@ local function rot_of(pool, mode, pin)
   return pool .. ':' .. mode
 end
 
+-- Batch mode (submit): queued counts and wake-ups are added up and written once by
+-- flush_batch(), and a lane is put in rotation once per call (nothing in a submit takes
+-- one out).
+local BATCH = nil
+
 -- Put a lane (back) into its rotation, at the back of the round. Idempotent.
 local function activate(lane)
+  if BATCH then
+    if BATCH.active[lane] then return end
+    BATCH.active[lane] = true
+  end
   local _, pool, mode, pin = split_lane(lane)
   local seq = redis.call('INCR', k('seq'))
   redis.call('ZADD', k('rr', rot_of(pool, mode, pin)), 'NX', seq, lane)
@@ -81,12 +90,44 @@ end
 -- Queued tasks: per tenant (`me`, staged/pending) and per shard (queue depth for
 -- autoscaling).
 local function count_queued(tenant, delta)
+  if BATCH then
+    if not BATCH.queued[tenant] then
+      BATCH.queued[tenant] = 0
+      BATCH.tenants[#BATCH.tenants + 1] = tenant
+    end
+    BATCH.queued[tenant] = BATCH.queued[tenant] + delta
+    BATCH.depth = BATCH.depth + delta
+    return
+  end
   redis.call('HINCRBY', k('tn', tenant), 'queued', delta)
   redis.call('INCRBY', k('depth'), delta)
 end
 
+-- One wake-up token per new task (up to 64): each wakes one blocked claimer.
 local function wake()
+  if BATCH then
+    BATCH.wake = BATCH.wake + 1
+    return
+  end
   redis.call('LPUSH', k('wake'), '1')
+end
+
+local function begin_batch()
+  BATCH = {active = {}, queued = {}, tenants = {}, depth = 0, wake = 0}
+end
+
+local function flush_batch()
+  local b = BATCH
+  BATCH = nil
+  for _, tenant in ipairs(b.tenants) do
+    if b.queued[tenant] ~= 0 then redis.call('HINCRBY', k('tn', tenant), 'queued', b.queued[tenant]) end
+  end
+  if b.depth ~= 0 then redis.call('INCRBY', k('depth'), b.depth) end
+  if b.wake > 0 then
+    local tokens = {}
+    for i = 1, math.min(b.wake, 64) do tokens[i] = '1' end
+    redis.call('LPUSH', k('wake'), unpack(tokens))
+  end
 end
 
 local function unpark(key, limit)

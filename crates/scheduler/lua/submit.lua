@@ -6,6 +6,9 @@
 --       bounded by it.
 -- Returns one reply per task: {'ok', id, pool, failover, held} | {'dup', id} |
 -- {'err', code, detail}.
+-- Tenant settings read by this call (a submit changes none).
+local TENANTS = {}
+
 local function submit_one(A)
   local id, tenant, svc, mode, pin = A[1], A[2], A[3], A[4], A[5]
   local ppu_price, kind = tonumber(A[6]), A[7]
@@ -18,7 +21,11 @@ local function submit_one(A)
       return {'dup', prev[1]}
     end
   end
-  local tn = redis.call('HMGET', k('tn', tenant), 'failover', 'plan', 'retention_s')
+  local tn = TENANTS[tenant]
+  if not tn then
+    tn = redis.call('HMGET', k('tn', tenant), 'failover', 'plan', 'retention_s')
+    TENANTS[tenant] = tn
+  end
   if not tn[2] then return {'err', 'no_tenant', tenant} end
   if redis.call('EXISTS', k('t', id)) == 1 then return {'dup', id} end
 
@@ -91,6 +98,7 @@ end
 
 local out = {}
 local i = 1
+begin_batch()
 while i <= #ARGV do
   local n = tonumber(ARGV[i])
   local A = {}
@@ -98,4 +106,5 @@ while i <= #ARGV do
   out[#out + 1] = submit_one(A)
   i = i + n + 1
 end
+flush_batch()
 return out

@@ -1090,3 +1090,44 @@ async fn a_retry_due_soon_is_not_held_back_by_a_cooldown_due_later() {
     assert_eq!(again.len(), 1, "the retry was held back");
     assert_eq!(again[0].attempt, 2);
 }
+
+#[tokio::test]
+async fn a_batch_submit_counts_every_accepted_task_once_and_nothing_refused() {
+    let s = scheduler("batchsub").await;
+    tenant(&s, "t_a", Plan::Premium).await;
+    tenant(&s, "t_b", Plan::Premium).await;
+    account(&s, MJ, &Owner::Pool, "p", [0, 100, 0]).await;
+    fund(&s, "t_a", QuotaKind::MjQuota, 14 * 100).await;
+    // t_b can pay for 10 of its 50: the other 40 are refused and change nothing.
+    fund(&s, "t_b", QuotaKind::MjQuota, 14 * 10).await;
+    let mut batch = Vec::new();
+    for i in 0..150 {
+        let t = if i % 3 == 2 { "t_b" } else { "t_a" };
+        batch.push(task(t, MJ, PPU, FAST, 14));
+    }
+    let res = s.submit_batch(&batch).await.unwrap();
+    let accepted = res.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(accepted, 110);
+    for (t, want) in [("t_a", 100), ("t_b", 10)] {
+        let l = s.tenant_load(t).await.unwrap();
+        let mj = l.iter().find(|l| l.provider == MJ).unwrap();
+        assert_eq!(mj.queued, want, "{t}");
+    }
+    assert_eq!(s.provider_load(MJ).await.unwrap().queued, 110);
+    // Every accepted task is claimable once (Premium's cap is 30 in flight).
+    let mut claimed = 0;
+    while claimed < 110 {
+        let got = s.claim(MJ, 30, NOW).await.unwrap();
+        assert!(!got.is_empty(), "{claimed} of 110 claimed");
+        claimed += got.len();
+        let acks: Vec<_> = got
+            .into_iter()
+            .map(|c| (c.lease, "{}".to_string()))
+            .collect();
+        s.complete_many(&acks).await.unwrap();
+    }
+    assert!(s.claim(MJ, 30, NOW).await.unwrap().is_empty());
+    assert_eq!(s.provider_load(MJ).await.unwrap().queued, 0);
+    let b = s.balances("t_b").await.unwrap()[&QuotaKind::MjQuota];
+    assert_eq!((b.available, b.held, b.captured), (0, 0, 140));
+}
