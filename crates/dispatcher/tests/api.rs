@@ -48,10 +48,11 @@ async fn every_task_type_round_trips_with_signed_webhooks() {
                 .create_task(model, tt, input, Some(cfg))
                 .await
                 .unwrap_or_else(|e| panic!("{model}/{tt}: {e}"));
+            // A fast task may already be done when the create reply is rendered.
             assert!(
                 matches!(
                     t["status"].as_str(),
-                    Some("pending" | "staged" | "processing")
+                    Some("pending" | "staged" | "processing" | "completed")
                 ),
                 "{t}"
             );
