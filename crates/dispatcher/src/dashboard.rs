@@ -54,7 +54,7 @@ pub async fn data(State(state): State<Shared>, _: Operator) -> Result<Response, 
         for base in state.sched.bases(p) {
             let mut conn = state.sched.connection().await?;
             let recent: redis::streams::StreamRangeReply = redis::cmd("XREVRANGE")
-                .arg(format!("{base}:ev"))
+                .arg(switchyard_scheduler::keys::events(&base))
                 .arg("+")
                 .arg(format!("{}", now.saturating_sub(15 * 60_000)))
                 .arg("COUNT")

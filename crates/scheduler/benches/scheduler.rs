@@ -33,11 +33,9 @@ fn env_f64(name: &str, default: f64) -> f64 {
 }
 
 fn evalsha_rate(port: u16) -> f64 {
-    let sha = Command::new("redis-cli")
-        .args(["-p", &port.to_string(), "SCRIPT", "LOAD", "return 1"])
-        .output()
-        .expect("redis-cli");
-    let sha = String::from_utf8_lossy(&sha.stdout).trim().to_string();
+    let sha = redis_cli(port, &["SCRIPT", "LOAD", "return 1"])
+        .trim()
+        .to_string();
     let out = Command::new("redis-benchmark")
         .args([
             "-p",
@@ -342,15 +340,7 @@ async fn latency_at_load(url: &str, tasks: usize) -> (f64, f64, f64, f64, f64) {
 }
 
 async fn used_memory(port: u16) -> u64 {
-    let out = Command::new("redis-cli")
-        .args(["-p", &port.to_string(), "INFO", "memory"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("used_memory:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
+    info_field(port, "memory", "used_memory") as u64
 }
 
 async fn deep_backlog(url: &str, port: u16, deep: usize) -> (f64, f64, f64, f64) {
@@ -404,11 +394,7 @@ async fn claim_latencies(s: &Scheduler, n: usize) -> Vec<Duration> {
 
 /// Per-call cost of the scripts and of the commands they run, from INFO commandstats.
 fn command_costs(port: u16) -> String {
-    let out = Command::new("redis-cli")
-        .args(["-p", &port.to_string(), "INFO", "commandstats"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let text = redis_cli(port, &["INFO", "commandstats"]);
     let mut rows: Vec<(f64, String)> = text
         .lines()
         .filter_map(|l| {
@@ -439,27 +425,28 @@ fn command_costs(port: u16) -> String {
 
 /// CPU seconds used by the Redis main thread so far.
 fn redis_cpu(port: u16) -> f64 {
-    let out = Command::new("redis-cli")
-        .args(["-p", &port.to_string(), "INFO", "cpu"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let get = |k: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(k))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    get("used_cpu_sys_main_thread:") + get("used_cpu_user_main_thread:")
+    info_field(port, "cpu", "used_cpu_sys_main_thread")
+        + info_field(port, "cpu", "used_cpu_user_main_thread")
 }
 
-fn redis_cli(port: u16, args: &[&str]) {
-    Command::new("redis-cli")
+/// One numeric field of `INFO <section>` (0 when absent).
+fn info_field(port: u16, section: &str, name: &str) -> f64 {
+    redis_cli(port, &["INFO", section])
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Run `redis-cli -p <port> <args>`; its standard output.
+fn redis_cli(port: u16, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
         .arg("-p")
         .arg(port.to_string())
         .args(args)
         .output()
-        .unwrap();
+        .expect("redis-cli (apt-get install redis-tools)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn reset_stats(port: u16) {

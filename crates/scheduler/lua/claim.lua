@@ -9,6 +9,7 @@
 local n, lease_ms, max_iter = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 
 redis.call('LTRIM', k('wake'), 0, 63)
+begin_batch()
 due_work()
 
 -- Rotation keys, built once per call.
@@ -67,8 +68,6 @@ end
 -- What this call has read of tenants and accounts, kept up to date by its own claims:
 -- a batch reads each tenant's cap and each account's settings once.
 local TN, ACC = {}, {}
--- Queued-task counts taken off by claims, written once per tenant at the end.
-local DEQ, DEQ_ORDER, DEQ_ALL = {}, {}, 0
 -- Accounts used by this call and their last use, written once at the end.
 local LRU, LRU_ORDER = {}, {}
 -- This call's claims per in-flight set, and their leases (deadline, id pairs).
@@ -172,12 +171,7 @@ local function try_lane(rot, lane, seq)
     end
     if other then acc = other end
   end
-  if not DEQ[tenant] then
-    DEQ[tenant] = 0
-    DEQ_ORDER[#DEQ_ORDER + 1] = tenant
-  end
-  DEQ[tenant] = DEQ[tenant] + 1
-  DEQ_ALL = DEQ_ALL + 1
+  count_queued(tenant, -1)
   -- Read before this claim joins the account's in-flight set.
   local a = account(acc, mode)
   local token = tostring(seq)
@@ -201,17 +195,8 @@ local function try_lane(rot, lane, seq)
   a.lru = seq % 4294967296
   if not LRU[acc] then LRU_ORDER[#LRU_ORDER + 1] = acc end
   LRU[acc] = a.lru
-  local free = a.cap - a.inf
-  local zkey = a.zkey
-  if not zkey then
-    zkey = k(a.backup and 'freeb' or 'free', a.owner, mode)
-    a.zkey = zkey
-  end
-  if a.state == 'active' and free > 0 then
-    redis.call('ZADD', zkey, -(free * a.weight) * 4294967296 + a.lru, acc)
-  else
-    redis.call('ZREM', zkey, acc)
-  end
+  if not a.zkey then a.zkey = k(a.backup and 'freeb' or 'free', a.owner, mode) end
+  place_account(a.zkey, acc, a.state == 'active', a.cap - a.inf, a.weight, a.lru)
   -- To the back of the round, or out of it when emptied.
   if redis.call('LLEN', qkey) == 0 then
     redis.call('ZREM', rr_key(rot), lane)
@@ -273,10 +258,7 @@ while claimed < n and iter < max_iter and idle < #ROTS do
     end
   end
 end
-for _, tenant in ipairs(DEQ_ORDER) do
-  redis.call('HINCRBY', k('tn', tenant), 'queued', -DEQ[tenant])
-end
-if DEQ_ALL > 0 then redis.call('INCRBY', k('depth'), -DEQ_ALL) end
+flush_batch()
 for _, acc in ipairs(LRU_ORDER) do
   redis.call('HSET', k('a', acc), 'lru', LRU[acc])
 end

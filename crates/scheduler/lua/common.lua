@@ -71,14 +71,14 @@ local function rot_of(pool, mode, pin)
   return pool .. ':' .. mode
 end
 
--- Batch mode (submit): queued counts and wake-ups are added up and written once by
--- flush_batch(), and a lane is put in rotation once per call (nothing in a submit takes
--- one out).
+-- Batch mode (submit, claim): queued counts and wake-ups are added up and written once
+-- by flush_batch(). With `lanes_once` (submit: nothing there takes a lane out of its
+-- rotation) a lane is also put in rotation once per call.
 local BATCH = nil
 
 -- Put a lane (back) into its rotation, at the back of the round. Idempotent.
 local function activate(lane)
-  if BATCH then
+  if BATCH and BATCH.active then
     if BATCH.active[lane] then return end
     BATCH.active[lane] = true
   end
@@ -112,8 +112,9 @@ local function wake()
   redis.call('LPUSH', k('wake'), '1')
 end
 
-local function begin_batch()
-  BATCH = {active = {}, queued = {}, tenants = {}, depth = 0, wake = 0}
+local function begin_batch(lanes_once)
+  BATCH = {queued = {}, tenants = {}, depth = 0, wake = 0}
+  if lanes_once then BATCH.active = {} end
 end
 
 local function flush_batch()
@@ -152,6 +153,17 @@ end
 
 -- Accounts ------------------------------------------------------------------------------
 
+-- An account's place in its free set (free:<owner>:<mode> or freeb:…): there while
+-- active with free capacity, scored lowest first = most free capacity × weight, then
+-- least recently used.
+local function place_account(zkey, acc, active, free, weight, lru)
+  if active and free > 0 then
+    redis.call('ZADD', zkey, -(free * weight) * 4294967296 + lru, acc)
+  else
+    redis.call('ZREM', zkey, acc)
+  end
+end
+
 -- Score in free:<owner>:<mode>: lowest first = most free capacity × weight, then least
 -- recently used. Returns the free capacity and the fields read
 -- (owner, state, cap, weight, backup, lru).
@@ -170,11 +182,7 @@ local function acc_refresh(acc, mode, fix_backup)
     if a[5] == '1' then other = k('free', owner, mode) end
     redis.call('ZREM', other, acc)
   end
-  if a[2] == 'active' and free > 0 then
-    redis.call('ZADD', zkey, -(free * weight) * 4294967296 + lru, acc)
-  else
-    redis.call('ZREM', zkey, acc)
-  end
+  place_account(zkey, acc, a[2] == 'active', free, weight, lru)
   return free, a
 end
 

@@ -98,7 +98,7 @@ end
 
 local out = {}
 local i = 1
-begin_batch()
+begin_batch(true)
 while i <= #ARGV do
   local n = tonumber(ARGV[i])
   local A = {}
