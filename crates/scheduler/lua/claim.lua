@@ -7,8 +7,10 @@
 -- Returns a flat array, 10 values per task:
 --   id, token, account, attempt, pool, mode, body, upstream_ref, account_secret, tenant.
 local n, lease_ms, max_iter = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+-- Every lease of this call ends at the same time.
+local DEADLINE = int(NOW + lease_ms)
 
-redis.call('LTRIM', k('wake'), 0, 63)
+redis.call('LTRIM', k('wake'), '0', '63')
 begin_batch()
 due_work()
 
@@ -29,16 +31,16 @@ local function park(rot, lane, key)
 end
 
 local function pick(owner, mode)
-  local acc = redis.call('ZRANGE', k('free', owner, mode), 0, 0)[1]
+  local acc = redis.call('ZRANGE', k('free', owner, mode), '0', '0')[1]
   if acc then return acc end
-  return redis.call('ZRANGE', k('freeb', owner, mode), 0, 0)[1]
+  return redis.call('ZRANGE', k('freeb', owner, mode), '0', '0')[1]
 end
 
 -- A BYOA lane whose tenant has no free account: fail its head over to PPU when the plan
 -- allows and no account can serve (or the head waited past max wait); else park it.
 local function byoa_blocked(rot, lane, tenant, mode)
   local q = k('q', lane)
-  local id = redis.call('LINDEX', q, 0)
+  local id = redis.call('LINDEX', q, '0')
   if not id then
     redis.call('ZREM', rr_key(rot), lane)
     return 'empty'
@@ -72,6 +74,12 @@ local TN, ACC = {}, {}
 local LRU, LRU_ORDER = {}, {}
 -- This call's claims per in-flight set, and their leases (deadline, id pairs).
 local AINF, AINF_BY, TINF, TINF_BY, LEASES = {}, {}, {}, {}, {}
+-- This call's running terms (id, terms pairs) for `running`.
+local RUNNING = {}
+-- Whether the pool has a free account in a mode; read again after a claim may fill one.
+local POOL_FREE = {}
+-- The reply: 10 values per claimed task.
+local out = {}
 
 local function tenant_slots(tenant)
   local t = TN[tenant]
@@ -96,8 +104,8 @@ local function account(acc, mode)
   return a
 end
 
--- Returns 'claimed', id, token, acc, attempt, secret, upstream  |  'blocked' | 'empty' |
--- 'skipped' | 'moved' | 'nopool'.
+-- Returns 'claimed' (the claim's row added to `out`) | 'blocked' | 'empty' | 'skipped' |
+-- 'moved' | 'nopool'.
 local function try_lane(rot, lane, seq)
   local tenant, pool, mode, pin = split_lane(lane)
   local tn
@@ -114,7 +122,7 @@ local function try_lane(rot, lane, seq)
     if not a.owner or a.state == 'disabled' or a.state == 'removed' then
       -- The account is gone. A task pinned only to resume its upstream job there starts
       -- afresh elsewhere (the job is lost with the account); a client's pin waits.
-      local head = redis.call('LINDEX', k('q', lane), 0)
+      local head = redis.call('LINDEX', k('q', lane), '0')
       if head then
         local t = load_task(head)
         if t.status ~= 'queued' then
@@ -154,19 +162,28 @@ local function try_lane(rot, lane, seq)
     return 'empty'
   end
   local tk = k('t', id)
-  local t = redis.call('HMGET', tk, 'status', 'attempts', 'started_ms', 'upstream', 'avoid')
+  -- The fields claim needs come first in the task hash (see submit.lua); what only a
+  -- task claimed before has (start time, upstream reference, an account to avoid) is read
+  -- only for those (a task submitted by an earlier version has no token field: nil).
+  local t = redis.call('HMGET', tk, 'status', 'attempts', 'hold', 'hold_state', 'retention_s', 'token')
   if t[1] ~= 'queued' then
     -- Cancelled (or expired) while queued: dropped here, lazily, in O(1).
     return 'skipped'
   end
-  if pin == '' and t[5] and t[5] == acc then
+  local started, upstream, avoid = NOW_S, nil, nil
+  if t[6] ~= '' then
+    local r = redis.call('HMGET', tk, 'started_ms', 'upstream', 'avoid')
+    if r[1] and r[1] ~= '' then started = r[1] end
+    upstream, avoid = r[2], r[3]
+  end
+  if pin == '' and avoid and avoid == acc then
     -- A retry after a transient failure goes to another account when one is free.
     local owner = tenant
     if pool == 'ppu' then owner = 'pool' end
-    local alt = redis.call('ZRANGE', k('free', owner, mode), 0, 1)
+    local alt = redis.call('ZRANGE', k('free', owner, mode), '0', '1')
     local other = alt[1] ~= acc and alt[1] or alt[2]
     if not other then
-      alt = redis.call('ZRANGE', k('freeb', owner, mode), 0, 1)
+      alt = redis.call('ZRANGE', k('freeb', owner, mode), '0', '1')
       other = alt[1] ~= acc and alt[1] or alt[2]
     end
     if other then acc = other end
@@ -174,11 +191,10 @@ local function try_lane(rot, lane, seq)
   count_queued(tenant, -1)
   -- Read before this claim joins the account's in-flight set.
   local a = account(acc, mode)
-  local token = tostring(seq)
-  local attempt = (tonumber(t[2]) or 0) + 1
-  local deadline = NOW + lease_ms
-  redis.call('HSET', tk, 'status', 'processing', 'account', acc, 'token', token,
-    'attempts', attempt, 'started_ms', t[3] or NOW)
+  local token = int(seq)
+  local attempt = int((tonumber(t[2]) or 0) + 1)
+  redis.call('HSET', tk, 'status', 'processing', 'attempts', attempt, 'token', token, 'account', acc,
+    'started_ms', started)
   -- Slot and lease sets are written once per set at the end of the call; until then
   -- this call's counts above stand for them.
   group_add(AINF, AINF_BY, acc, mode, id)
@@ -188,8 +204,10 @@ local function try_lane(rot, lane, seq)
   else
     group_add(TINF, TINF_BY, 'binf', tenant, id)
   end
-  LEASES[#LEASES + 1] = deadline
+  LEASES[#LEASES + 1] = DEADLINE
   LEASES[#LEASES + 1] = id
+  RUNNING[#RUNNING + 1] = id
+  RUNNING[#RUNNING + 1] = running_terms(token, tenant, pool, mode, acc, t[3], t[4], t[5], attempt)
   -- The account's place in its free set, scored as acc_refresh scores it.
   a.inf = a.inf + 1
   a.lru = seq % 4294967296
@@ -201,18 +219,20 @@ local function try_lane(rot, lane, seq)
   if redis.call('LLEN', qkey) == 0 then
     redis.call('ZREM', rr_key(rot), lane)
   else
-    redis.call('ZADD', rr_key(rot), 'XX', seq, lane)
+    redis.call('ZADD', rr_key(rot), 'XX', token, lane)
   end
-  return 'claimed', id, token, acc, attempt, a.secret, t[4] or ''
+  if a.owner == 'pool' and a.cap - a.inf <= 0 then POOL_FREE[mode] = nil end
+  -- The row of this claim; its body is filled in at the end, with one MGET for the batch.
+  local o = #out
+  out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5] = id, token, acc, attempt, pool
+  out[o + 6], out[o + 7], out[o + 8], out[o + 9], out[o + 10] = mode, '', upstream or '', a.secret, tenant
+  return 'claimed'
 end
 
 local ROTS = {'ppu:relax', 'ppu:fast', 'ppu:turbo', 'byoa:relax', 'byoa:fast', 'byoa:turbo', 'pin'}
 local POOL_MODE = {['ppu:relax'] = 'relax', ['ppu:fast'] = 'fast', ['ppu:turbo'] = 'turbo'}
--- Whether the pool has a free account in a mode; read again after a claim may fill one.
-local POOL_FREE = {}
 -- Rotations found empty; only a lane moved by this call can fill one again.
 local EMPTY = {}
-local out = {}
 local claimed, iter, idle = 0, 0, 0
 local r = tonumber(redis.call('INCR', k('rotseq'))) % #ROTS
 -- Tokens and round positions for this call's claims, reserved at once.
@@ -223,7 +243,7 @@ while claimed < n and iter < max_iter and idle < #ROTS do
   local rot = ROTS[r]
   local lane = nil
   if not EMPTY[rot] then
-    lane = redis.call('ZRANGE', rr_key(rot), 0, 0)[1]
+    lane = redis.call('ZRANGE', rr_key(rot), '0', '0')[1]
     if not lane then EMPTY[rot] = true end
   end
   local pool_mode = POOL_MODE[rot]
@@ -237,18 +257,11 @@ while claimed < n and iter < max_iter and idle < #ROTS do
   if not lane then
     idle = idle + 1
   else
-    local res, id, token, acc, attempt, secret, upstream = try_lane(rot, lane, seq + 1)
+    local res = try_lane(rot, lane, seq + 1)
     if res == 'claimed' then
       seq = seq + 1
       idle = 0
       claimed = claimed + 1
-      local tenant, pool, mode = split_lane(lane)
-      local a = ACC[acc .. '|' .. mode]
-      if a.owner == 'pool' and a.cap - a.inf <= 0 then POOL_FREE[mode] = nil end
-      -- The body is filled in below, with one MGET for the batch.
-      for _, v in ipairs({id, token, acc, attempt, pool, mode, '', upstream, secret, tenant}) do
-        out[#out + 1] = v
-      end
     elseif res == 'nopool' then
       idle = idle + 1
       POOL_FREE[pool_mode] = nil
@@ -260,11 +273,14 @@ while claimed < n and iter < max_iter and idle < #ROTS do
 end
 flush_batch()
 for _, acc in ipairs(LRU_ORDER) do
-  redis.call('HSET', k('a', acc), 'lru', LRU[acc])
+  redis.call('HSET', k('a', acc), 'lru', int(LRU[acc]))
 end
 for _, g in ipairs(AINF) do redis.call('SADD', k('ainf', g[1], g[2]), unpack(g.ids)) end
 for _, g in ipairs(TINF) do redis.call('SADD', k(g[1], g[2]), unpack(g.ids)) end
-if #LEASES > 0 then redis.call('ZADD', k('leases'), unpack(LEASES)) end
+if #LEASES > 0 then
+  redis.call('ZADD', k('leases'), unpack(LEASES))
+  redis.call('HSET', k('running'), unpack(RUNNING))
+end
 if claimed > 0 then
   local bodies = {}
   for i = 1, #out, 10 do bodies[#bodies + 1] = k('tb', out[i]) end

@@ -43,6 +43,11 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 local NOW = now_ms()
+-- Numbers given to redis.call are formatted with '%.17g' (costly); integers go as strings.
+local function int(x)
+  return string.format('%d', x)
+end
+local NOW_S = int(NOW)
 
 local CFG = nil
 local function cfg(name, default)
@@ -139,8 +144,10 @@ end
 
 -- An event: its entry id is its time (readers take `at` from it); empty values are left
 -- out (readers take a missing field as empty).
+local EV_MAX = nil
 local function emit(kind, fields)
-  local args = {'XADD', k('ev'), 'MAXLEN', '~', cfg('events_max_len', 100000), '*', 'type', kind}
+  if not EV_MAX then EV_MAX = tostring(cfg('events_max_len', 100000)) end
+  local args = {'XADD', k('ev'), 'MAXLEN', '~', EV_MAX, '*', 'type', kind}
   for i = 1, #fields, 2 do
     local v = fields[i + 1]
     if v ~= '' then
@@ -158,7 +165,7 @@ end
 -- least recently used.
 local function place_account(zkey, acc, active, free, weight, lru)
   if active and free > 0 then
-    redis.call('ZADD', zkey, -(free * weight) * 4294967296 + lru, acc)
+    redis.call('ZADD', zkey, int(-(free * weight) * 4294967296 + lru), acc)
   else
     redis.call('ZREM', zkey, acc)
   end
@@ -205,8 +212,8 @@ end
 -- Wake every lane that may have been waiting for this account.
 local function acc_unpark(acc)
   local owner = redis.call('HGET', k('a', acc), 'owner')
-  unpark(k('park', 'a', acc), 64)
-  if owner and owner ~= 'pool' then unpark(k('park', 't', owner), 64) end
+  unpark(k('park', 'a', acc), '64')
+  if owner and owner ~= 'pool' then unpark(k('park', 't', owner), '64') end
   wake()
 end
 
@@ -303,6 +310,24 @@ local function keep_on_account(t)
   end
 end
 
+-- What complete and heartbeat need of a running task, written by claim to the shard's
+-- `running` hash (task id -> terms) and removed with its lease: one lookup per task in a
+-- hash of the running tasks instead of many fields of the task hash. The account goes
+-- last (the one part that is not a generated id).
+local function running_terms(token, tenant, pool, mode, acc, hold, hold_state, retention_s, attempts)
+  return token .. '|' .. (hold or '0') .. '|' .. (hold_state or 'none') .. '|' .. (retention_s or '') .. '|' ..
+    attempts .. '|' .. pool .. '|' .. mode .. '|' .. tenant .. '|' .. acc
+end
+
+-- The task table of a running task from its terms (status 'processing').
+local function running_task(id, terms)
+  local token, hold, hold_state, retention_s, attempts, pool, mode, tenant, acc =
+    string.match(terms, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|(.*)$')
+  return {id = id, status = 'processing', token = token, hold = hold, hold_state = hold_state,
+    retention_s = retention_s, attempts = attempts, pool = pool, mode = mode, tenant = tenant,
+    account = acc}
+end
+
 -- Read the fields scripts need, once (`fields`: a shorter list for a hot path).
 local function load_task(id, fields)
   fields = fields or TASK_FIELDS
@@ -342,7 +367,7 @@ end
 -- whatever is retried. Returns the task fields to write. `L`: a ledger() to add the
 -- balance changes to (the caller flushes it); written at once without one.
 local function settle(t, how, L)
-  if t.hold_state ~= 'held' then return {'consume', 0} end
+  if t.hold_state ~= 'held' then return {'consume', '0'} end
   local amount = tonumber(t.hold or '0') or 0
   local own = L == nil
   L = L or ledger()
@@ -351,12 +376,12 @@ local function settle(t, how, L)
   if how == 'capture' then
     ledger_add(L, t.tenant, 'captured', amount)
     t.hold_state = 'captured'
-    out = {'hold_state', 'captured', 'consume', amount}
+    out = {'hold_state', 'captured', 'consume', tostring(t.hold)}
   else
     ledger_add(L, t.tenant, 'avail', amount)
     ledger_add(L, t.tenant, 'refunded', amount)
     t.hold_state = 'refunded'
-    out = {'hold_state', 'refunded', 'consume', 0}
+    out = {'hold_state', 'refunded', 'consume', '0'}
   end
   if own then flush_ledger(L) end
   return out
@@ -372,7 +397,7 @@ local function enqueue(t, front, stored)
     redis.call('RPUSH', k('q', lane), t.id)
   end
   if not stored then
-    redis.call('HSET', tkey(t), 'status', 'queued', 'enq_ms', NOW)
+    redis.call('HSET', tkey(t), 'status', 'queued', 'enq_ms', NOW_S)
   end
   count_queued(t.tenant, 1)
   activate(lane)
@@ -404,6 +429,7 @@ local function release_many(ts)
   if #ids == 0 then return nil end
   local woke = 0
   redis.call('ZREM', k('leases'), unpack(ids))
+  redis.call('HDEL', k('running'), unpack(ids))
   for _, g in ipairs(accs) do
     local acc, mode = g[1], g[2]
     local gone = redis.call('SREM', k('ainf', acc, mode), unpack(g.ids))
@@ -416,15 +442,15 @@ local function release_many(ts)
     -- parks on an account, or on its tenant's accounts, only when they have no free
     -- capacity or are not active; becoming active unparks them in set_state.)
     if free >= 1 and free - gone <= 0 then
-      woke = woke + 1 + unpark(k('park', 'a', acc), 64)
-      if owner and owner ~= 'pool' then woke = woke + unpark(k('park', 't', owner), 64) end
+      woke = woke + 1 + unpark(k('park', 'a', acc), '64')
+      if owner and owner ~= 'pool' then woke = woke + unpark(k('park', 't', owner), '64') end
     end
   end
   for _, g in ipairs(tns) do
     local tenant, pool = g[1], g[2]
     if pool == 'ppu' then
       redis.call('SREM', k('tinf', tenant), unpack(g.ids))
-      woke = woke + unpark(k('park', 'cap', tenant), 64)
+      woke = woke + unpark(k('park', 'cap', tenant), '64')
     else
       redis.call('SREM', k('binf', tenant), unpack(g.ids))
     end
@@ -440,7 +466,7 @@ end
 -- Finish a task: status, settlement, retention TTL, event. `extra`: more fields to set.
 -- `L`: a ledger() for the balance changes (the caller flushes it).
 local function finish(t, status, code, message, raw, extra, L)
-  local f = {'HSET', tkey(t), 'status', status, 'ended_ms', NOW}
+  local f = {'HSET', tkey(t), 'status', status, 'ended_ms', NOW_S}
   code, message, raw = code or '', message or '', raw or ''
   -- A first run that succeeds has no error fields to write or to clear (an earlier
   -- failed run may have left error_raw).
@@ -452,7 +478,8 @@ local function finish(t, status, code, message, raw, extra, L)
   for _, v in ipairs(settle(t, how, L)) do f[#f + 1] = v end
   for _, v in ipairs(extra or {}) do f[#f + 1] = v end
   redis.call(unpack(f))
-  local ttl = tonumber(t.retention_s or '172800') or 172800
+  local ttl = t.retention_s
+  if not tonumber(ttl or '') then ttl = '172800' end
   redis.call('EXPIRE', tkey(t), ttl)
   redis.call('EXPIRE', k('tb', t.id), ttl)
   emit(status, {'task', t.id, 'tenant', t.tenant, 'code', code, 'account', t.account or ''})
@@ -495,7 +522,7 @@ local function due_work()
   -- The next time anything falls due (now again if work was left over).
   local next_due = NOTHING_DUE
   for _, z in ipairs({'cool', 'timers', 'delayed'}) do
-    local first = redis.call('ZRANGE', k(z), 0, 0, 'WITHSCORES')[2]
+    local first = redis.call('ZRANGE', k(z), '0', '0', 'WITHSCORES')[2]
     if first and tonumber(first) < next_due then next_due = tonumber(first) end
   end
   redis.call('SET', k('due'), next_due)

@@ -4,26 +4,29 @@
 -- or 'stale' (the lease is not this worker's; nothing changed).
 -- The batch's slots are freed together (one removal per set, one refresh per account)
 -- and its balance changes written once per tenant.
-local FIELDS = {'tenant', 'pool', 'mode', 'account', 'status', 'token', 'hold', 'hold_state', 'retention_s', 'attempts'}
-local out, done, outputs, seen = {}, {}, {}, {}
+local out, done, outputs, seen, ids = {}, {}, {}, {}, {}
+for i = 1, #ARGV, 3 do ids[#ids + 1] = ARGV[i] end
+if #ids == 0 then return out end
+local terms = redis.call('HMGET', k('running'), unpack(ids))
 for i = 1, #ARGV, 3 do
   local id, token = ARGV[i], ARGV[i + 1]
-  local t = load_task(id, FIELDS)
-  if t.status == 'completed' or seen[id] then
-    out[#out + 1] = 'already'
-  elseif t.status ~= 'processing' or t.token ~= token then
-    out[#out + 1] = 'stale'
-  else
+  local term = terms[(i + 2) / 3]
+  local t = term and running_task(id, term)
+  if t and t.token == token and not seen[id] then
     seen[id] = true
     done[#done + 1] = t
     outputs[#done] = ARGV[i + 2]
     out[#out + 1] = 'ok'
+  elseif seen[id] or redis.call('HGET', k('t', id), 'status') == 'completed' then
+    out[#out + 1] = 'already'
+  else
+    out[#out + 1] = 'stale'
   end
 end
 release_many(done)
 local L = ledger()
 for i, t in ipairs(done) do
-  finish(t, 'completed', '', '', '', {'output', outputs[i], 'progress', 100}, L)
+  finish(t, 'completed', '', '', '', {'output', outputs[i], 'progress', '100'}, L)
 end
 flush_ledger(L)
 return out

@@ -65,10 +65,13 @@ local function submit_one(A)
   local state = 'none'
   if held > 0 then state = 'held' end
   -- Fields absent here read as empty or 0. The body (often longer than 64 bytes) lives in
-  -- its own key so that the hash keeps Redis's compact encoding.
-  local fields = {'HSET', k('t', id), 'id', id, 'tenant', tenant, 'svc', svc, 'pool', pool, 'mode', mode,
-    'pin', pin, 'ppu_price', ppu_price, 'kind', kind, 'hold', held, 'hold_state', state,
-    'created_ms', NOW, 'status', 'queued', 'enq_ms', NOW, 'retention_s', tn[3] or 172800}
+  -- its own key so that the hash keeps Redis's compact encoding, a list that Redis
+  -- searches from the front: the fields every claim reads come first (an empty token:
+  -- never claimed).
+  local fields = {'HSET', k('t', id), 'status', 'queued', 'attempts', '0', 'token', '', 'hold', held > 0 and A[6] or '0',
+    'hold_state', state, 'retention_s', tn[3] or '172800', 'id', id, 'tenant', tenant, 'svc', svc,
+    'pool', pool, 'mode', mode, 'pin', pin, 'ppu_price', A[6], 'kind', kind, 'created_ms', NOW_S,
+    'enq_ms', NOW_S}
   if failover == 1 then
     fields[#fields + 1] = 'failover'
     fields[#fields + 1] = 1

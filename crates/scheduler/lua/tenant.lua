@@ -15,8 +15,8 @@ if created then
   if initial > 0 then redis.call('HINCRBY', k('bal', tenant), 'avail', initial) end
 end
 -- A higher cap or new failover settings may let parked lanes run.
-unpark(k('park', 'cap', tenant), 64)
-unpark(k('park', 't', tenant), 64)
+unpark(k('park', 'cap', tenant), '64')
+unpark(k('park', 't', tenant), '64')
 wake()
 if created then return 'created' end
 return 'updated'

@@ -75,6 +75,12 @@ pub fn leases(base: &str) -> String {
     format!("{base}:leases")
 }
 
+/// What complete and heartbeat need of each running task (task id -> lease terms),
+/// written by claim and removed with the lease.
+pub fn running(base: &str) -> String {
+    format!("{base}:running")
+}
+
 /// The wake-up list claimers block on.
 pub fn wake(base: &str) -> String {
     format!("{base}:wake")

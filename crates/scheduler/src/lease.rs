@@ -83,20 +83,38 @@ pub enum FailOutcome {
     Stale,
 }
 
+/// Most leases one heartbeat or complete script call takes: one call holds Redis for
+/// its whole batch.
+const MAX_PER_CALL: usize = 256;
+
+/// The calls for a batch of leases, given each lease's shard base: the indices of the
+/// leases of one shard, at most `MAX_PER_CALL` per call.
+fn per_call<'a>(bases: impl Iterator<Item = &'a str>) -> Vec<(&'a str, Vec<usize>)> {
+    let mut by_base: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, b) in bases.enumerate() {
+        by_base.entry(b).or_default().push(i);
+    }
+    by_base
+        .into_iter()
+        .flat_map(|(b, idx)| {
+            idx.chunks(MAX_PER_CALL)
+                .map(|c| (b, c.to_vec()))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
 impl Scheduler {
-    /// Extend leases; one script per shard. Returns, per lease, whether it is still ours.
+    /// Extend leases; one script call per shard and per 256 leases. Returns, per lease,
+    /// whether it is still ours.
     pub async fn heartbeat(&self, leases: &[Lease]) -> Result<Vec<bool>, SchedulerError> {
-        let mut by_base: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-        for (i, l) in leases.iter().enumerate() {
-            by_base.entry(&l.base).or_default().push(i);
-        }
         let mut out = vec![false; leases.len()];
         let mut conn = self.conn().await?;
-        for (base, idx) in by_base {
+        for (base, idx) in per_call(leases.iter().map(|l| l.base.as_str())) {
             let mut inv = self.inner.scripts.heartbeat.prepare_invoke();
             inv.key(base).arg(self.inner.cfg.lease_ms);
-            for i in &idx {
-                inv.arg(&leases[*i].id).arg(&leases[*i].token);
+            for &i in &idx {
+                inv.arg(&leases[i].id).arg(&leases[i].token);
             }
             let ok: Vec<i64> = invoke(&inv, &mut conn).await?;
             for (i, v) in idx.iter().zip(ok) {
@@ -148,22 +166,13 @@ impl Scheduler {
         &self,
         done: &[(Lease, String)],
     ) -> Result<Vec<CompleteOutcome>, SchedulerError> {
-        let mut by_base: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-        for (i, (l, _)) in done.iter().enumerate() {
-            by_base.entry(&l.base).or_default().push(i);
-        }
         let mut out = vec![CompleteOutcome::Stale; done.len()];
         let mut conn = self.conn().await?;
-        // Bounded calls: one script call holds Redis for its whole batch.
-        let chunks: Vec<(&str, &[usize])> = by_base
-            .iter()
-            .flat_map(|(b, idx)| idx.chunks(256).map(|c| (*b, c)))
-            .collect();
-        for (base, idx) in chunks {
+        for (base, idx) in per_call(done.iter().map(|(l, _)| l.base.as_str())) {
             let mut inv = self.inner.scripts.complete.prepare_invoke();
             inv.key(base);
-            for i in idx {
-                let (l, o) = &done[*i];
+            for &i in &idx {
+                let (l, o) = &done[i];
                 inv.arg(&l.id).arg(&l.token).arg(o);
             }
             let replies: Vec<String> = invoke(&inv, &mut conn).await?;

@@ -214,9 +214,25 @@ async fn fencing_refuses_a_stale_worker() {
     let rec = s.get_task("t_a", &t.id).await.unwrap().unwrap();
     assert_eq!(rec.status(), "processing");
     assert_eq!(rec.get("upstream"), "");
+    // Both leases in one heartbeat: only B's is extended.
+    assert_eq!(
+        s.heartbeat(&[a.lease.clone(), b.lease.clone()])
+            .await
+            .unwrap(),
+        vec![false, true]
+    );
     assert_eq!(
         s.complete(&b.lease, "{\"from\":\"b\"}").await.unwrap(),
         CompleteOutcome::Completed
+    );
+    // A finished task's lease is gone, for its holder too.
+    assert_eq!(
+        s.heartbeat(std::slice::from_ref(&b.lease)).await.unwrap(),
+        vec![false]
+    );
+    assert_eq!(
+        s.complete(&b.lease, "{}").await.unwrap(),
+        CompleteOutcome::AlreadyCompleted
     );
     let rec = s.get_task("t_a", &t.id).await.unwrap().unwrap();
     assert_eq!(rec.get("output"), "{\"from\":\"b\"}");
@@ -802,6 +818,46 @@ async fn a_task_accepted_upstream_stays_with_its_account() {
     .unwrap();
     let rec = s.get_task("t_a", &t.id).await.unwrap().unwrap();
     assert_eq!(rec.get("upstream"), "");
+}
+
+#[tokio::test]
+async fn a_handed_back_task_resumes_its_upstream_job_on_its_first_attempt() {
+    let s = scheduler("handback").await;
+    tenant(&s, "t_a", Plan::Developer).await;
+    fund(&s, "t_a", QuotaKind::MjQuota, 100).await;
+    account(&s, MJ, &Owner::Pool, "p1", [0, 5, 0]).await;
+    account(&s, MJ, &Owner::Pool, "p2", [0, 5, 0]).await;
+    let t = task("t_a", MJ, PPU, FAST, 14);
+    s.submit(&t).await.unwrap();
+    let first = s.claim(MJ, 1, NOW).await.unwrap().remove(0);
+    assert_eq!((first.attempt, first.upstream_ref.as_deref()), (1, None));
+    let started = s
+        .get_task("t_a", &t.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .num("started_ms");
+    assert!(started > 0);
+    assert!(
+        s.report(&first.lease, Some("job-7"), None, None)
+            .await
+            .unwrap()
+    );
+    // A worker shutting down hands the task back: the attempt is not counted (the task is
+    // back at 0 attempts), yet the job upstream must be resumed, not submitted again.
+    assert_eq!(
+        s.fail(&first.lease, &FailKind::Handback, "", "")
+            .await
+            .unwrap(),
+        FailOutcome::Requeued
+    );
+    let again = s.claim(MJ, 1, NOW).await.unwrap().remove(0);
+    assert_eq!(again.attempt, 1);
+    assert_eq!(again.account, first.account);
+    assert_eq!(again.upstream_ref.as_deref(), Some("job-7"));
+    // The run started when it was first claimed.
+    let rec = s.get_task("t_a", &t.id).await.unwrap().unwrap();
+    assert_eq!(rec.num("started_ms"), started);
 }
 
 #[tokio::test]
