@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::*;
 use switchyard_core::{AccountState, Plan, ProcessMode, Provider, QuotaKind, ServiceMode};
 use switchyard_scheduler::{
-    CancelOutcome, CompleteOutcome, FailKind, FailOutcome, Owner, SubmitError,
+    CancelOutcome, ClaimedTask, CompleteOutcome, FailKind, FailOutcome, Owner, SubmitError,
 };
 
 const MJ: Provider = Provider::Midjourney;
@@ -818,6 +818,42 @@ async fn a_task_accepted_upstream_stays_with_its_account() {
     .unwrap();
     let rec = s.get_task("t_a", &t.id).await.unwrap().unwrap();
     assert_eq!(rec.get("upstream"), "");
+}
+
+#[tokio::test]
+async fn one_claim_spreads_over_more_accounts_than_it_reads_at_once() {
+    // A claim call reads a free set 16 accounts at a time; with 40 the least-loaded choice
+    // must still hold over the whole set: every account takes one task before any takes
+    // a second.
+    let s = scheduler("spread").await;
+    let owner = Owner::Tenant("t_p".into());
+    tenant(&s, "t_p", Plan::Premium).await;
+    let names: Vec<String> = (0..40).map(|i| format!("a{i:02}")).collect();
+    for n in &names {
+        account(&s, MJ, &owner, n, [0, 2, 0]).await;
+    }
+    for _ in 0..80 {
+        s.submit(&task("t_p", MJ, BYOA, FAST, 14)).await.unwrap();
+    }
+    let per_account = |c: &[ClaimedTask]| {
+        let mut m: std::collections::BTreeMap<String, usize> = Default::default();
+        for t in c {
+            *m.entry(t.account.clone()).or_default() += 1;
+        }
+        m
+    };
+    let first = s.claim(MJ, 40, NOW).await.unwrap();
+    assert_eq!(first.len(), 40);
+    let m = per_account(&first);
+    assert_eq!(m.len(), 40, "{m:?}");
+    assert!(m.values().all(|n| *n == 1), "{m:?}");
+    let second = s.claim(MJ, 40, NOW).await.unwrap();
+    let m = per_account(&second);
+    assert_eq!((second.len(), m.len()), (40, 40), "{m:?}");
+    assert!(s.claim(MJ, 1, NOW).await.unwrap().is_empty());
+    for a in s.list_accounts(MJ, &owner).await.unwrap() {
+        assert_eq!(a.in_flight, [0, 2, 0], "{}", a.id);
+    }
 }
 
 #[tokio::test]
