@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::*;
 use switchyard_core::{AccountState, Plan, ProcessMode, Provider, QuotaKind, ServiceMode};
 use switchyard_scheduler::{
-    CancelOutcome, ClaimedTask, CompleteOutcome, FailKind, FailOutcome, Owner, SubmitError,
+    CancelOutcome, ClaimedTask, CompleteOutcome, FailKind, FailOutcome, NewTask, Owner, SubmitError,
 };
 
 const MJ: Provider = Provider::Midjourney;
@@ -780,9 +780,12 @@ async fn get_task_returns_the_body() {
     assert_eq!((rec.status(), rec.num("hold")), ("queued", 14));
 }
 
-#[tokio::test]
-async fn a_task_accepted_upstream_stays_with_its_account() {
-    let s = scheduler("resume").await;
+/// A Developer tenant, two Midjourney pool accounts, and one fast task submitted and
+/// claimed.
+async fn one_claimed_of_two_pool_accounts(
+    name: &str,
+) -> (switchyard_scheduler::Scheduler, NewTask, ClaimedTask) {
+    let s = scheduler(name).await;
     tenant(&s, "t_a", Plan::Developer).await;
     fund(&s, "t_a", QuotaKind::MjQuota, 100).await;
     account(&s, MJ, &Owner::Pool, "p1", [0, 5, 0]).await;
@@ -790,6 +793,12 @@ async fn a_task_accepted_upstream_stays_with_its_account() {
     let t = task("t_a", MJ, PPU, FAST, 14);
     s.submit(&t).await.unwrap();
     let first = s.claim(MJ, 1, NOW).await.unwrap().remove(0);
+    (s, t, first)
+}
+
+#[tokio::test]
+async fn a_task_accepted_upstream_stays_with_its_account() {
+    let (s, t, first) = one_claimed_of_two_pool_accounts("resume").await;
     assert!(
         s.report(&first.lease, Some("nonce-9"), None, None)
             .await
@@ -858,14 +867,7 @@ async fn one_claim_spreads_over_more_accounts_than_it_reads_at_once() {
 
 #[tokio::test]
 async fn a_handed_back_task_resumes_its_upstream_job_on_its_first_attempt() {
-    let s = scheduler("handback").await;
-    tenant(&s, "t_a", Plan::Developer).await;
-    fund(&s, "t_a", QuotaKind::MjQuota, 100).await;
-    account(&s, MJ, &Owner::Pool, "p1", [0, 5, 0]).await;
-    account(&s, MJ, &Owner::Pool, "p2", [0, 5, 0]).await;
-    let t = task("t_a", MJ, PPU, FAST, 14);
-    s.submit(&t).await.unwrap();
-    let first = s.claim(MJ, 1, NOW).await.unwrap().remove(0);
+    let (s, t, first) = one_claimed_of_two_pool_accounts("handback").await;
     assert_eq!((first.attempt, first.upstream_ref.as_deref()), (1, None));
     let started = s
         .get_task("t_a", &t.id)
