@@ -376,7 +376,7 @@ local function settle(t, how, L)
   if how == 'capture' then
     ledger_add(L, t.tenant, 'captured', amount)
     t.hold_state = 'captured'
-    out = {'hold_state', 'captured', 'consume', tostring(t.hold)}
+    out = {'hold_state', 'captured', 'consume', tonumber(t.hold) and t.hold or int(amount)}
   else
     ledger_add(L, t.tenant, 'avail', amount)
     ledger_add(L, t.tenant, 'refunded', amount)
