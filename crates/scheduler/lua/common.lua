@@ -319,13 +319,18 @@ local function running_terms(token, tenant, pool, mode, acc, hold, hold_state, r
     attempts .. '|' .. pool .. '|' .. mode .. '|' .. tenant .. '|' .. acc
 end
 
--- The task table of a running task from its terms (status 'processing').
+-- The task table of a running task from its terms.
 local function running_task(id, terms)
   local token, hold, hold_state, retention_s, attempts, pool, mode, tenant, acc =
     string.match(terms, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|(.*)$')
-  return {id = id, status = 'processing', token = token, hold = hold, hold_state = hold_state,
+  return {id = id, token = token, hold = hold, hold_state = hold_state,
     retention_s = retention_s, attempts = attempts, pool = pool, mode = mode, tenant = tenant,
     account = acc}
+end
+
+-- Just the lease token of a running task's terms (heartbeat needs no more).
+local function running_token(terms)
+  return string.match(terms, '^[^|]*')
 end
 
 -- Read the fields scripts need, once (`fields`: a shorter list for a hot path).

@@ -6,10 +6,10 @@ local out, ids, deadlines = {}, {}, {}
 for i = 2, #ARGV, 2 do ids[#ids + 1] = ARGV[i] end
 if #ids == 0 then return out end
 local terms = redis.call('HMGET', k('running'), unpack(ids))
-local deadline = string.format('%d', NOW + lease_ms)
+local deadline = int(NOW + lease_ms)
 for i, id in ipairs(ids) do
   local term = terms[i]
-  if term and string.match(term, '^[^|]*') == ARGV[2 * i + 1] then
+  if term and running_token(term) == ARGV[2 * i + 1] then
     deadlines[#deadlines + 1] = deadline
     deadlines[#deadlines + 1] = id
     out[#out + 1] = 1

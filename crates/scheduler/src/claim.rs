@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use switchyard_core::{ProcessMode, Provider, ServiceMode};
 
 use crate::lease::Lease;
-use crate::{Scheduler, SchedulerError, invoke, keys};
+use crate::{MAX_PER_CALL, Scheduler, SchedulerError, invoke, keys};
 
 /// A task leased to a worker.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,8 +31,6 @@ pub struct ClaimedTask {
 }
 
 const FIELDS: usize = 10;
-/// Most tasks one claim script call takes (it holds Redis for its whole batch).
-const MAX_PER_CALL: usize = 256;
 /// Longest single block on the wake-up list; below the client's response timeout, and
 /// short enough that cool-downs and retry delays that fall due are seen promptly.
 const WAKE_SLICE: Duration = Duration::from_millis(400);

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use switchyard_core::Provider;
 
 use crate::submit::protocol;
-use crate::{Scheduler, SchedulerError, invoke};
+use crate::{MAX_PER_CALL, Scheduler, SchedulerError, invoke};
 
 /// A claimed task's identity and fencing token.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -83,10 +83,6 @@ pub enum FailOutcome {
     Stale,
 }
 
-/// Most leases one heartbeat or complete script call takes: one call holds Redis for
-/// its whole batch.
-const MAX_PER_CALL: usize = 256;
-
 /// The calls for a batch of leases, given each lease's shard base: the indices of the
 /// leases of one shard, at most `MAX_PER_CALL` per call.
 fn per_call<'a>(bases: impl Iterator<Item = &'a str>) -> Vec<(&'a str, Vec<usize>)> {
@@ -94,14 +90,13 @@ fn per_call<'a>(bases: impl Iterator<Item = &'a str>) -> Vec<(&'a str, Vec<usize
     for (i, b) in bases.enumerate() {
         by_base.entry(b).or_default().push(i);
     }
-    by_base
-        .into_iter()
-        .flat_map(|(b, idx)| {
-            idx.chunks(MAX_PER_CALL)
-                .map(|c| (b, c.to_vec()))
-                .collect::<Vec<_>>()
-        })
-        .collect()
+    let mut calls = Vec::new();
+    for (base, idx) in by_base {
+        for chunk in idx.chunks(MAX_PER_CALL) {
+            calls.push((base, chunk.to_vec()));
+        }
+    }
+    calls
 }
 
 impl Scheduler {

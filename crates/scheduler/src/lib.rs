@@ -32,6 +32,10 @@ use switchyard_core::config::{Config, SchedulerConfig};
 use switchyard_core::{Provider, QuotaKind};
 use thiserror::Error;
 
+/// Most tasks one claim, heartbeat or complete script call takes: a script holds Redis
+/// for its whole batch, so larger requests are split into calls of this size.
+pub(crate) const MAX_PER_CALL: usize = 256;
+
 pub use accounts::{AccountError, AccountInfo, AccountSpec, Owner};
 pub use balances::Balance;
 pub use cancel::CancelOutcome;
