@@ -76,9 +76,36 @@ local function rot_of(pool, mode, pin)
   return pool .. ':' .. mode
 end
 
+-- Balance changes of a batch, added up per tenant and written once by flush_ledger.
+local function ledger()
+  return {order = {}, by = {}}
+end
+
+local function ledger_add(L, tenant, field, delta)
+  local d = L.by[tenant]
+  if not d then
+    d = {}
+    L.by[tenant] = d
+    L.order[#L.order + 1] = tenant
+  end
+  d[field] = (d[field] or 0) + delta
+end
+
+local LEDGER_FIELDS = {'held', 'avail', 'captured', 'refunded', 'credits', 'converted_credits'}
+local function flush_ledger(L)
+  for _, tenant in ipairs(L.order) do
+    local d = L.by[tenant]
+    for _, f in ipairs(LEDGER_FIELDS) do
+      if d[f] and d[f] ~= 0 then redis.call('HINCRBY', k('bal', tenant), f, int(d[f])) end
+    end
+  end
+end
+
 -- Batch mode (submit, claim): queued counts and wake-ups are added up and written once
--- by flush_batch(). With `lanes_once` (submit: nothing there takes a lane out of its
--- rotation) a lane is also put in rotation once per call.
+-- by flush_batch(). In a submit batch (`submit`), where nothing takes a lane out of its
+-- rotation and quota is only held, a lane is also put in rotation once per call, queue
+-- pushes are gathered per lane (one RPUSH each), and each tenant's balance is read once
+-- and written once.
 local BATCH = nil
 
 -- Put a lane (back) into its rotation, at the back of the round. Idempotent.
@@ -117,14 +144,22 @@ local function wake()
   redis.call('LPUSH', k('wake'), '1')
 end
 
-local function begin_batch(lanes_once)
+local function begin_batch(submit)
   BATCH = {queued = {}, tenants = {}, depth = 0, wake = 0}
-  if lanes_once then BATCH.active = {} end
+  if submit then
+    BATCH.active = {}
+    BATCH.push, BATCH.push_order = {}, {}
+    BATCH.bal, BATCH.ledger = {}, ledger()
+  end
 end
 
 local function flush_batch()
   local b = BATCH
   BATCH = nil
+  if b.push then
+    for _, lane in ipairs(b.push_order) do redis.call('RPUSH', k('q', lane), unpack(b.push[lane])) end
+    flush_ledger(b.ledger)
+  end
   for _, tenant in ipairs(b.tenants) do
     if b.queued[tenant] ~= 0 then redis.call('HINCRBY', k('tn', tenant), 'queued', b.queued[tenant]) end
   end
@@ -266,34 +301,47 @@ end
 -- Quota ---------------------------------------------------------------------------------
 
 -- Hold `amount` of the tenant's quota; Midjourney converts credits first per the seed's
--- rule. Returns true, or false and the available amount.
+-- rule. Returns true, or false and the available amount. In a submit batch the balance is
+-- read once per tenant and its changes written by flush_batch().
 local function hold(tenant, kind, amount)
-  local bal = k('bal', tenant)
-  local avail = tonumber(redis.call('HGET', bal, 'avail') or '0') or 0
+  local cache = BATCH and BATCH.bal
+  local b = cache and cache[tenant]
+  if not b then
+    local v = redis.call('HMGET', k('bal', tenant), 'avail', 'credits')
+    b = {avail = tonumber(v[1] or '0') or 0, credits = tonumber(v[2] or '0') or 0}
+    if cache then cache[tenant] = b end
+  end
+  local L = cache and BATCH.ledger or ledger()
   if kind == 'mj_quota' then
     local below = cfg('conv_below', 100)
-    if avail < below then
-      local credits = tonumber(redis.call('HGET', bal, 'credits') or '0') or 0
+    if b.avail < below then
       local steps = tostring(cfg('conv_steps', '2100,700'))
       for step in string.gmatch(steps, '%d+') do
         local c = tonumber(step)
-        if c <= credits then
+        if c <= b.credits then
           local q = math.floor(c * cfg('conv_num', 200) / cfg('conv_den', 700))
-          redis.call('HINCRBY', bal, 'credits', -c)
-          redis.call('HINCRBY', bal, 'avail', q)
-          redis.call('HINCRBY', bal, 'converted_credits', c)
-          avail = avail + q
+          ledger_add(L, tenant, 'credits', -c)
+          ledger_add(L, tenant, 'avail', q)
+          ledger_add(L, tenant, 'converted_credits', c)
+          b.credits, b.avail = b.credits - c, b.avail + q
           emit('ledger', {'tenant', tenant, 'entry', 'convert', 'credits', c, 'quota', q, 'kind', kind})
           break
         end
       end
     end
   end
-  if amount <= 0 then return true, avail end
-  if avail < amount then return false, avail end
-  redis.call('HINCRBY', bal, 'avail', -amount)
-  redis.call('HINCRBY', bal, 'held', amount)
-  return true, avail - amount
+  local ok = true
+  if amount > 0 then
+    if b.avail < amount then
+      ok = false
+    else
+      ledger_add(L, tenant, 'avail', -amount)
+      ledger_add(L, tenant, 'held', amount)
+      b.avail = b.avail - amount
+    end
+  end
+  if not cache then flush_ledger(L) end
+  return ok, b.avail
 end
 
 -- Tasks ---------------------------------------------------------------------------------
@@ -343,31 +391,6 @@ local function load_task(id, fields)
   return t
 end
 
--- Balance changes of a batch, added up per tenant and written once by flush_ledger.
-local function ledger()
-  return {order = {}, by = {}}
-end
-
-local function ledger_add(L, tenant, field, delta)
-  local d = L.by[tenant]
-  if not d then
-    d = {}
-    L.by[tenant] = d
-    L.order[#L.order + 1] = tenant
-  end
-  d[field] = (d[field] or 0) + delta
-end
-
-local LEDGER_FIELDS = {'held', 'avail', 'captured', 'refunded'}
-local function flush_ledger(L)
-  for _, tenant in ipairs(L.order) do
-    local d = L.by[tenant]
-    for _, f in ipairs(LEDGER_FIELDS) do
-      if d[f] and d[f] ~= 0 then redis.call('HINCRBY', k('bal', tenant), f, d[f]) end
-    end
-  end
-end
-
 -- Settle a task's hold once ('capture' or 'refund'); hold_state makes it idempotent
 -- whatever is retried. Returns the task fields to write. `L`: a ledger() to add the
 -- balance changes to (the caller flushes it); written at once without one.
@@ -398,6 +421,14 @@ local function enqueue(t, front, stored)
   local lane = lane_id(t.tenant, t.pool, t.mode, t.pin)
   if front then
     redis.call('LPUSH', k('q', lane), t.id)
+  elseif BATCH and BATCH.push then
+    local ids = BATCH.push[lane]
+    if not ids then
+      ids = {}
+      BATCH.push[lane] = ids
+      BATCH.push_order[#BATCH.push_order + 1] = lane
+    end
+    ids[#ids + 1] = t.id
   else
     redis.call('RPUSH', k('q', lane), t.id)
   end

@@ -154,6 +154,40 @@ async fn midjourney_converts_2100_then_700_credits() {
     );
 }
 
+/// One batch reads the balance once and writes it once: the conversions and holds inside
+/// it must still follow task by task, exactly as single submits would.
+#[tokio::test]
+async fn a_batch_converts_and_holds_task_by_task() {
+    let s = scheduler("convbatch").await;
+    tenant(&s, "t_a", Plan::Developer).await;
+    fund(&s, "t_a", QuotaKind::Credits, 2800).await;
+    account(&s, MJ, &Owner::Pool, "p", [50, 50, 50]).await;
+    let batch: Vec<_> = (0..40)
+        .map(|_| task("t_a", MJ, PPU, ProcessMode::Turbo, 32))
+        .collect();
+    let res = s.submit_batch(&batch).await.unwrap();
+    // 2100 → 600 at the first task; 16 holds leave 88; 700 → 200 at the 17th (288 → 256);
+    // 5 more leave 96; no credits left, so 3 more (64, 32, 0) and then short.
+    let accepted: Vec<bool> = res.iter().map(|r| r.is_ok()).collect();
+    assert_eq!(accepted.iter().filter(|a| **a).count(), 25);
+    assert!(accepted[..25].iter().all(|a| *a), "{accepted:?}");
+    for r in &res[25..] {
+        assert!(
+            matches!(r, Err(SubmitError::InsufficientQuota { available: 0, .. })),
+            "{r:?}"
+        );
+    }
+    let b = s.balances("t_a").await.unwrap();
+    assert_eq!(b[&QuotaKind::Credits].available, 0);
+    let mj = b[&QuotaKind::MjQuota];
+    assert_eq!((mj.available, mj.held), (0, 25 * 32));
+    assert_eq!(s.provider_load(MJ).await.unwrap().queued, 25);
+    // The refused tasks wrote nothing.
+    for t in &batch[25..] {
+        assert!(s.get_task("t_a", &t.id).await.unwrap().is_none());
+    }
+}
+
 #[tokio::test]
 async fn idempotency_key_returns_the_same_task_and_holds_once() {
     let s = scheduler("idem").await;
