@@ -67,6 +67,34 @@ local function byoa_blocked(rot, lane, tenant, mode)
   return 'blocked'
 end
 
+-- Each rotation is read a page at a time: its first n lanes, in round order. A lane
+-- claimed from goes to the back of the round; those moves are written together, one ZADD
+-- per rotation, when the page is used up (before reading the next) or at the end.
+local PAGE, MOVED = {}, {}
+local PAGE_SIZE = int(n - 1)
+
+local function flush_moved(rot)
+  local m = MOVED[rot]
+  if m then
+    redis.call('ZADD', rr_key(rot), 'XX', unpack(m))
+    MOVED[rot] = nil
+  end
+end
+
+-- The next lane of a rotation's round, or nil when the rotation is empty.
+local function next_lane(rot)
+  local p = PAGE[rot]
+  if not p or p.at > #p then
+    flush_moved(rot)
+    p = redis.call('ZRANGE', rr_key(rot), '0', PAGE_SIZE)
+    p.at = 1
+    PAGE[rot] = p
+  end
+  local lane = p[p.at]
+  p.at = p.at + 1
+  return lane
+end
+
 -- What this call has read of tenants and accounts, kept up to date by its own claims:
 -- a batch reads each tenant's cap and each account's settings once.
 local TN, ACC = {}, {}
@@ -215,11 +243,18 @@ local function try_lane(rot, lane, seq)
   LRU[acc] = a.lru
   if not a.zkey then a.zkey = k(a.backup and 'freeb' or 'free', a.owner, mode) end
   place_account(a.zkey, acc, a.state == 'active', a.cap - a.inf, a.weight, a.lru)
-  -- To the back of the round, or out of it when emptied.
+  -- To the back of the round (written with the rotation's other moves, see next_lane), or
+  -- out of it when emptied.
   if redis.call('LLEN', qkey) == 0 then
     redis.call('ZREM', rr_key(rot), lane)
   else
-    redis.call('ZADD', rr_key(rot), 'XX', token, lane)
+    local m = MOVED[rot]
+    if not m then
+      m = {}
+      MOVED[rot] = m
+    end
+    m[#m + 1] = token
+    m[#m + 1] = lane
   end
   if a.owner == 'pool' and a.cap - a.inf <= 0 then POOL_FREE[mode] = nil end
   -- The row of this claim; its body is filled in at the end, with one MGET for the batch.
@@ -241,18 +276,16 @@ while claimed < n and iter < max_iter and idle < #ROTS do
   iter = iter + 1
   r = r % #ROTS + 1
   local rot = ROTS[r]
-  local lane = nil
-  if not EMPTY[rot] then
-    lane = redis.call('ZRANGE', rr_key(rot), '0', '0')[1]
-    if not lane then EMPTY[rot] = true end
-  end
   local pool_mode = POOL_MODE[rot]
-  if lane and pool_mode then
-    if POOL_FREE[pool_mode] == nil then
-      POOL_FREE[pool_mode] = redis.call('ZCARD', k('free', 'pool', pool_mode)) > 0
-          or redis.call('ZCARD', k('freeb', 'pool', pool_mode)) > 0
-    end
-    if not POOL_FREE[pool_mode] then lane = nil end
+  -- A PPU rotation is looked at only while the pool has a free account in its mode.
+  if pool_mode and POOL_FREE[pool_mode] == nil then
+    POOL_FREE[pool_mode] = redis.call('ZCARD', k('free', 'pool', pool_mode)) > 0
+        or redis.call('ZCARD', k('freeb', 'pool', pool_mode)) > 0
+  end
+  local lane = nil
+  if not EMPTY[rot] and not (pool_mode and not POOL_FREE[pool_mode]) then
+    lane = next_lane(rot)
+    if not lane then EMPTY[rot] = true end
   end
   if not lane then
     idle = idle + 1
@@ -266,11 +299,18 @@ while claimed < n and iter < max_iter and idle < #ROTS do
       idle = idle + 1
       POOL_FREE[pool_mode] = nil
     else
-      if res == 'moved' then EMPTY = {} end
+      if res == 'skipped' then
+        -- The lane keeps its turn: its next task is looked at next.
+        PAGE[rot].at = PAGE[rot].at - 1
+      elseif res == 'moved' then
+        -- Lanes were put in rotation: read every rotation afresh.
+        EMPTY, PAGE = {}, {}
+      end
       idle = 0
     end
   end
 end
+for _, rot in ipairs(ROTS) do flush_moved(rot) end
 flush_batch()
 for _, acc in ipairs(LRU_ORDER) do
   redis.call('HSET', k('a', acc), 'lru', int(LRU[acc]))

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use common::*;
 use rand::Rng;
 use switchyard_core::{Plan, ProcessMode, Provider, QuotaKind, ServiceMode};
-use switchyard_scheduler::{ClaimedTask, CompleteOutcome, Owner, Scheduler, TenantSettings};
+use switchyard_scheduler::{
+    CancelOutcome, ClaimedTask, CompleteOutcome, Owner, Scheduler, TenantSettings,
+};
 
 const MJ: Provider = Provider::Midjourney;
 const SUNO: Provider = Provider::Suno;
@@ -351,6 +353,43 @@ async fn ten_equal_tenants_share_claims_evenly() {
     for (t, k) in &per {
         assert!((90..=110).contains(k), "{t} got {k} of the first 1000");
     }
+}
+
+/// The round goes on task by task, within one claim and from one claim to the next; a
+/// lane whose head was cancelled keeps its turn (its next task is taken in it).
+#[tokio::test]
+async fn the_round_continues_across_claims() {
+    let s = scheduler("round").await;
+    account(&s, SUNO, &Owner::Pool, "big", [1000, 0, 0]).await;
+    let names = ["t_a", "t_b", "t_c"];
+    let mut mine: HashMap<&str, Vec<String>> = HashMap::new();
+    for t in names {
+        s.upsert_tenant(t, &no_caps("enterprise")).await.unwrap();
+        fund(&s, t, QuotaKind::SunoQuota, 1_000_000).await;
+    }
+    // Submitted in turn, so the round is a, b, c.
+    for _ in 0..10 {
+        for t in names {
+            let nt = task(t, SUNO, ServiceMode::Ppu, ProcessMode::Relax, 10);
+            mine.entry(t).or_default().push(nt.id.clone());
+            s.submit(&nt).await.unwrap();
+        }
+    }
+    let order = |got: Vec<ClaimedTask>| -> String {
+        got.iter()
+            .map(|c| c.tenant.trim_start_matches("t_").to_string())
+            .collect()
+    };
+    assert_eq!(order(s.claim(SUNO, 7, NOW).await.unwrap()), "abcabca");
+    assert_eq!(order(s.claim(SUNO, 5, NOW).await.unwrap()), "bcabc");
+    // b's next two tasks are cancelled: b still takes its turn, with its seventh task.
+    for id in &mine["t_b"][4..6] {
+        assert_eq!(s.cancel("t_b", id).await.unwrap(), CancelOutcome::Cancelled);
+    }
+    let got = s.claim(SUNO, 4, NOW).await.unwrap();
+    assert_eq!(got[1].lease.id, mine["t_b"][6]);
+    assert_eq!(order(got), "abca");
+    assert_eq!(order(s.claim(SUNO, 2, NOW).await.unwrap()), "bc");
 }
 
 #[tokio::test]
