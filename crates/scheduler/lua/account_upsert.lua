@@ -29,5 +29,5 @@ else
   acc_sync(acc)
   acc_unpark(acc)
 end
-if create then emit('account', {'account', acc, 'owner', owner, 'state', 'created'}) end
+if create then emit('account', 'account', acc, 'owner', owner, 'state', 'created') end
 return 'ok'

@@ -177,20 +177,21 @@ local function unpark(key, limit)
   return #lanes
 end
 
--- An event: its entry id is its time (readers take `at` from it); empty values are left
--- out (readers take a missing field as empty).
+-- An event: its entry id is its time (readers take `at` from it). The fields come as
+-- name, value pairs; empty values are left out (readers take a missing field as empty).
 local EV_MAX = nil
-local function emit(kind, fields)
+local function emit(kind, ...)
   if not EV_MAX then EV_MAX = tostring(cfg('events_max_len', 100000)) end
-  local args = {'XADD', k('ev'), 'MAXLEN', '~', EV_MAX, '*', 'type', kind}
-  for i = 1, #fields, 2 do
-    local v = fields[i + 1]
-    if v ~= '' then
-      args[#args + 1] = fields[i]
-      args[#args + 1] = v
+  local args = {'XADD', k('ev'), 'MAXLEN', '~', EV_MAX, '*', 'type', kind, ...}
+  local n = 8
+  for i = 9, 8 + select('#', ...), 2 do
+    local v = args[i + 1]
+    if v ~= nil and v ~= '' then
+      if n ~= i - 1 then args[n + 1], args[n + 2] = args[i], v end
+      n = n + 2
     end
   end
-  redis.call(unpack(args))
+  redis.call(unpack(args, 1, n))
 end
 
 -- Accounts ------------------------------------------------------------------------------
@@ -281,7 +282,7 @@ local function set_state(acc, state, until_ms, reason)
   -- Any change may unblock a lane: active gives capacity; unusable may trigger failover.
   acc_unpark(acc)
   if prev[1] ~= state then
-    emit('account', {'account', acc, 'owner', prev[2], 'state', state, 'until', until_ms or 0, 'reason', reason or ''})
+    emit('account', 'account', acc, 'owner', prev[2], 'state', state, 'until', until_ms or 0, 'reason', reason or '')
   end
   return true
 end
@@ -324,7 +325,7 @@ local function hold(tenant, kind, amount)
           ledger_add(L, tenant, 'avail', q)
           ledger_add(L, tenant, 'converted_credits', c)
           b.credits, b.avail = b.credits - c, b.avail + q
-          emit('ledger', {'tenant', tenant, 'entry', 'convert', 'credits', c, 'quota', q, 'kind', kind})
+          emit('ledger', 'tenant', tenant, 'entry', 'convert', 'credits', c, 'quota', q, 'kind', kind)
           break
         end
       end
@@ -392,27 +393,27 @@ local function load_task(id, fields)
 end
 
 -- Settle a task's hold once ('capture' or 'refund'); hold_state makes it idempotent
--- whatever is retried. Returns the task fields to write. `L`: a ledger() to add the
--- balance changes to (the caller flushes it); written at once without one.
+-- whatever is retried. Returns the task's hold state and consumed amount to write. `L`: a
+-- ledger() to add the balance changes to (the caller flushes it); written at once without
+-- one.
 local function settle(t, how, L)
-  if t.hold_state ~= 'held' then return {'consume', '0'} end
+  if t.hold_state ~= 'held' then return t.hold_state or 'none', '0' end
   local amount = tonumber(t.hold or '0') or 0
   local own = L == nil
   L = L or ledger()
   ledger_add(L, t.tenant, 'held', -amount)
-  local out
+  local consume = '0'
   if how == 'capture' then
     ledger_add(L, t.tenant, 'captured', amount)
     t.hold_state = 'captured'
-    out = {'hold_state', 'captured', 'consume', tonumber(t.hold) and t.hold or int(amount)}
+    consume = tonumber(t.hold) and t.hold or int(amount)
   else
     ledger_add(L, t.tenant, 'avail', amount)
     ledger_add(L, t.tenant, 'refunded', amount)
     t.hold_state = 'refunded'
-    out = {'hold_state', 'refunded', 'consume', '0'}
   end
   if own then flush_ledger(L) end
-  return out
+  return t.hold_state, consume
 end
 
 -- Queue a task at the back (or front) of its lane and put the lane in rotation.
@@ -499,26 +500,26 @@ local function release(t)
   return release_many({t})
 end
 
--- Finish a task: status, settlement, retention TTL, event. `extra`: more fields to set.
--- `L`: a ledger() for the balance changes (the caller flushes it).
-local function finish(t, status, code, message, raw, extra, L)
-  local f = {'HSET', tkey(t), 'status', status, 'ended_ms', NOW_S}
+-- Finish a task: status, settlement, retention TTL, event. `L`: a ledger() for the
+-- balance changes (the caller flushes it; nil: written at once). Then more fields to
+-- set, as name, value pairs.
+local function finish(t, status, code, message, raw, L, ...)
+  local hold_state, consume = settle(t, status == 'completed' and 'capture' or 'refund', L)
+  local f = {'HSET', tkey(t), 'status', status, 'ended_ms', NOW_S, 'hold_state', hold_state, 'consume', consume, ...}
   code, message, raw = code or '', message or '', raw or ''
   -- A first run that succeeds has no error fields to write or to clear (an earlier
   -- failed run may have left error_raw).
   if code ~= '' or message ~= '' or raw ~= '' or (tonumber(t.attempts) or 2) > 1 then
-    for _, v in ipairs({'error_code', code, 'error_message', message, 'error_raw', raw}) do f[#f + 1] = v end
+    local n = 10 + select('#', ...)
+    f[n + 1], f[n + 2], f[n + 3], f[n + 4], f[n + 5], f[n + 6] =
+      'error_code', code, 'error_message', message, 'error_raw', raw
   end
-  local how = 'refund'
-  if status == 'completed' then how = 'capture' end
-  for _, v in ipairs(settle(t, how, L)) do f[#f + 1] = v end
-  for _, v in ipairs(extra or {}) do f[#f + 1] = v end
   redis.call(unpack(f))
   local ttl = t.retention_s
   if not tonumber(ttl or '') then ttl = '172800' end
   redis.call('EXPIRE', tkey(t), ttl)
   redis.call('EXPIRE', k('tb', t.id), ttl)
-  emit(status, {'task', t.id, 'tenant', t.tenant, 'code', code, 'account', t.account or ''})
+  emit(status, 'task', t.id, 'tenant', t.tenant, 'code', code, 'account', t.account or '')
 end
 
 -- A queued BYOA task moves to the PPU pool: hold its PPU price, requeue it there.
@@ -534,7 +535,7 @@ local function fail_over(t)
   if price > 0 then state = 'held' end
   t.pool, t.pin, t.hold, t.hold_state = 'ppu', '', price, state
   redis.call('HSET', tkey(t), 'pool', 'ppu', 'pin', '', 'failover', 1, 'hold', price, 'hold_state', state)
-  emit('failover', {'task', t.id, 'tenant', t.tenant})
+  emit('failover', 'task', t.id, 'tenant', t.tenant)
   enqueue(t, true)
   return true
 end

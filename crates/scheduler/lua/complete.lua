@@ -26,7 +26,7 @@ end
 release_many(done)
 local L = ledger()
 for i, t in ipairs(done) do
-  finish(t, 'completed', '', '', '', {'output', outputs[i], 'progress', '100'}, L)
+  finish(t, 'completed', '', '', '', L, 'output', outputs[i], 'progress', '100')
 end
 flush_ledger(L)
 return out

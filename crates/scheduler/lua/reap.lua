@@ -11,7 +11,7 @@ for _, id in ipairs(due) do
     redis.call('ZREM', k('leases'), id)
   else
     release(t)
-    emit('reaped', {'task', id, 'tenant', t.tenant})
+    emit('reaped', 'task', id, 'tenant', t.tenant)
     if (tonumber(t.attempts) or 1) >= cfg('max_attempts', 3) then
       finish(t, 'failed', 'retries_exhausted', 'the worker running this task stopped responding, and the retry budget is spent', '')
     else

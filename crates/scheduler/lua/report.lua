@@ -10,6 +10,6 @@ if ARGV[5] ~= '' then redis.call('HSET', k('t', id), 'output', ARGV[5]) end
 local progress = tonumber(ARGV[4])
 if progress >= 0 and tostring(progress) ~= (t[4] or '') then
   redis.call('HSET', k('t', id), 'progress', progress)
-  emit('progress', {'task', id, 'tenant', t[3], 'progress', progress})
+  emit('progress', 'task', id, 'tenant', t[3], 'progress', progress)
 end
 return 1

@@ -95,7 +95,7 @@ local function submit_one(A)
     redis.call('HSET', k('idem', tenant, idem), 'task', id, 'hash', idem_hash)
     redis.call('EXPIRE', k('idem', tenant, idem), idem_ttl)
   end
-  emit('created', {'task', id, 'tenant', tenant})
+  emit('created', 'task', id, 'tenant', tenant)
   return {'ok', id, pool, failover, held}
 end
 

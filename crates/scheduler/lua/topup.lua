@@ -5,6 +5,6 @@ local done = redis.call('GET', k('topup', tenant, key))
 if done then return {'dup', done} end
 local v = redis.call('HINCRBY', k('bal', tenant), field, amount)
 redis.call('SET', k('topup', tenant, key), tostring(v), 'EX', ttl)
-emit('ledger', {'tenant', tenant, 'entry', 'top_up', 'field', field, 'amount', amount})
+emit('ledger', 'tenant', tenant, 'entry', 'top_up', 'field', field, 'amount', amount)
 -- Quota may unblock nothing queued (holds are taken at submit), but wake anyway.
 return {'ok', tostring(v)}
