@@ -91,7 +91,7 @@ local function ledger_add(L, tenant, field, delta)
   d[field] = (d[field] or 0) + delta
 end
 
-local LEDGER_FIELDS = {'held', 'avail', 'captured', 'refunded', 'credits', 'converted_credits'}
+local LEDGER_FIELDS = {'held', 'avail', 'captured', 'refunded'}
 local function flush_ledger(L)
   for _, tenant in ipairs(L.order) do
     local d = L.by[tenant]
@@ -101,19 +101,28 @@ local function flush_ledger(L)
   end
 end
 
+-- A tenant's balance as hold() reads it (`avail`; `credits` once a conversion needs them)
+-- with the changes to write (`d_avail`, `d_held`, `d_credits`: converted credits are the
+-- credits spent).
+local function bal_write(tenant, b)
+  local key = k('bal', tenant)
+  if b.d_credits ~= 0 then
+    redis.call('HINCRBY', key, 'credits', int(b.d_credits))
+    redis.call('HINCRBY', key, 'converted_credits', int(-b.d_credits))
+  end
+  if b.d_avail ~= 0 then redis.call('HINCRBY', key, 'avail', int(b.d_avail)) end
+  if b.d_held ~= 0 then redis.call('HINCRBY', key, 'held', int(b.d_held)) end
+end
+
 -- Batch mode (submit, claim): queued counts and wake-ups are added up and written once
 -- by flush_batch(). In a submit batch (`submit`), where nothing takes a lane out of its
--- rotation and quota is only held, a lane is also put in rotation once per call, queue
--- pushes are gathered per lane (one RPUSH each), and each tenant's balance is read once
--- and written once.
+-- rotation and quota is only held, queue pushes are also gathered per lane (one RPUSH
+-- each, and the lane put in rotation once), and each tenant's balance is read once and
+-- written once.
 local BATCH = nil
 
 -- Put a lane (back) into its rotation, at the back of the round. Idempotent.
 local function activate(lane)
-  if BATCH and BATCH.active then
-    if BATCH.active[lane] then return end
-    BATCH.active[lane] = true
-  end
   local _, pool, mode, pin = split_lane(lane)
   local seq = redis.call('INCR', k('seq'))
   redis.call('ZADD', k('rr', rot_of(pool, mode, pin)), 'NX', seq, lane)
@@ -147,9 +156,8 @@ end
 local function begin_batch(submit)
   BATCH = {queued = {}, tenants = {}, depth = 0, wake = 0}
   if submit then
-    BATCH.active = {}
     BATCH.push, BATCH.push_order = {}, {}
-    BATCH.bal, BATCH.ledger = {}, ledger()
+    BATCH.bal, BATCH.bal_order = {}, {}
   end
 end
 
@@ -157,13 +165,16 @@ local function flush_batch()
   local b = BATCH
   BATCH = nil
   if b.push then
-    for _, lane in ipairs(b.push_order) do redis.call('RPUSH', k('q', lane), unpack(b.push[lane])) end
-    flush_ledger(b.ledger)
+    local lanes, tenants = b.push_order, b.bal_order
+    for i = 1, #lanes do redis.call('RPUSH', k('q', lanes[i]), unpack(b.push[lanes[i]])) end
+    for i = 1, #tenants do bal_write(tenants[i], b.bal[tenants[i]]) end
   end
-  for _, tenant in ipairs(b.tenants) do
-    if b.queued[tenant] ~= 0 then redis.call('HINCRBY', k('tn', tenant), 'queued', b.queued[tenant]) end
+  local tenants = b.tenants
+  for i = 1, #tenants do
+    local n = b.queued[tenants[i]]
+    if n ~= 0 then redis.call('HINCRBY', k('tn', tenants[i]), 'queued', int(n)) end
   end
-  if b.depth ~= 0 then redis.call('INCRBY', k('depth'), b.depth) end
+  if b.depth ~= 0 then redis.call('INCRBY', k('depth'), int(b.depth)) end
   if b.wake > 0 then
     local tokens = {}
     for i = 1, math.min(b.wake, 64) do tokens[i] = '1' end
@@ -308,23 +319,25 @@ local function hold(tenant, kind, amount)
   local cache = BATCH and BATCH.bal
   local b = cache and cache[tenant]
   if not b then
-    local v = redis.call('HMGET', k('bal', tenant), 'avail', 'credits')
-    b = {avail = tonumber(v[1] or '0') or 0, credits = tonumber(v[2] or '0') or 0}
-    if cache then cache[tenant] = b end
+    b = {avail = tonumber(redis.call('HGET', k('bal', tenant), 'avail') or '0') or 0, d_avail = 0, d_held = 0,
+      d_credits = 0}
+    if cache then
+      cache[tenant] = b
+      BATCH.bal_order[#BATCH.bal_order + 1] = tenant
+    end
   end
-  local L = cache and BATCH.ledger or ledger()
   if kind == 'mj_quota' then
     local below = cfg('conv_below', 100)
     if b.avail < below then
+      -- Credits matter only here: read when first needed.
+      if not b.credits then b.credits = tonumber(redis.call('HGET', k('bal', tenant), 'credits') or '0') or 0 end
       local steps = tostring(cfg('conv_steps', '2100,700'))
       for step in string.gmatch(steps, '%d+') do
         local c = tonumber(step)
         if c <= b.credits then
           local q = math.floor(c * cfg('conv_num', 200) / cfg('conv_den', 700))
-          ledger_add(L, tenant, 'credits', -c)
-          ledger_add(L, tenant, 'avail', q)
-          ledger_add(L, tenant, 'converted_credits', c)
-          b.credits, b.avail = b.credits - c, b.avail + q
+          b.credits, b.d_credits = b.credits - c, b.d_credits - c
+          b.avail, b.d_avail = b.avail + q, b.d_avail + q
           emit('ledger', 'tenant', tenant, 'entry', 'convert', 'credits', c, 'quota', q, 'kind', kind)
           break
         end
@@ -336,12 +349,10 @@ local function hold(tenant, kind, amount)
     if b.avail < amount then
       ok = false
     else
-      ledger_add(L, tenant, 'avail', -amount)
-      ledger_add(L, tenant, 'held', amount)
-      b.avail = b.avail - amount
+      b.avail, b.d_avail, b.d_held = b.avail - amount, b.d_avail - amount, b.d_held + amount
     end
   end
-  if not cache then flush_ledger(L) end
+  if not cache then bal_write(tenant, b) end
   return ok, b.avail
 end
 
@@ -420,16 +431,20 @@ end
 -- `stored`: the caller already wrote status and enq_ms.
 local function enqueue(t, front, stored)
   local lane = lane_id(t.tenant, t.pool, t.mode, t.pin)
+  local new_lane = true
   if front then
     redis.call('LPUSH', k('q', lane), t.id)
   elseif BATCH and BATCH.push then
+    -- A submit batch: each lane's tasks are pushed together by flush_batch(), and the lane
+    -- is put in rotation once (nothing in a submit takes it out).
     local ids = BATCH.push[lane]
-    if not ids then
-      ids = {}
-      BATCH.push[lane] = ids
+    if ids then
+      ids[#ids + 1] = t.id
+      new_lane = false
+    else
+      BATCH.push[lane] = {t.id}
       BATCH.push_order[#BATCH.push_order + 1] = lane
     end
-    ids[#ids + 1] = t.id
   else
     redis.call('RPUSH', k('q', lane), t.id)
   end
@@ -437,7 +452,7 @@ local function enqueue(t, front, stored)
     redis.call('HSET', tkey(t), 'status', 'queued', 'enq_ms', NOW_S)
   end
   count_queued(t.tenant, 1)
-  activate(lane)
+  if new_lane then activate(lane) end
   wake()
 end
 
