@@ -117,8 +117,8 @@ end
 -- Batch mode (submit, claim): queued counts and wake-ups are added up and written once
 -- by flush_batch(). In a submit batch (`submit`), where nothing takes a lane out of its
 -- rotation and quota is only held, queue pushes are also gathered per lane (one RPUSH
--- each, and the lane put in rotation once), and each tenant's balance is read once and
--- written once.
+-- each; the batch's lanes join their rotations with one ZADD per rotation), and each
+-- tenant's balance is read once and written once.
 local BATCH = nil
 
 -- Put a lane (back) into its rotation, at the back of the round. Idempotent.
@@ -156,7 +156,7 @@ end
 local function begin_batch(submit)
   BATCH = {queued = {}, tenants = {}, depth = 0, wake = 0}
   if submit then
-    BATCH.push, BATCH.push_order = {}, {}
+    BATCH.push, BATCH.push_order, BATCH.push_rot = {}, {}, {}
     BATCH.bal, BATCH.bal_order = {}, {}
   end
 end
@@ -167,6 +167,24 @@ local function flush_batch()
   if b.push then
     local lanes, tenants = b.push_order, b.bal_order
     for i = 1, #lanes do redis.call('RPUSH', k('q', lanes[i]), unpack(b.push[lanes[i]])) end
+    -- The batch's lanes join their rotations in the order they first appeared (as
+    -- activate() would put them), one ZADD per rotation.
+    if #lanes > 0 then
+      local seq = tonumber(redis.call('INCRBY', k('seq'), int(#lanes))) - #lanes
+      local rots, order = {}, {}
+      for i = 1, #lanes do
+        local rot = b.push_rot[i]
+        local z = rots[rot]
+        if not z then
+          z = {}
+          rots[rot] = z
+          order[#order + 1] = rot
+        end
+        z[#z + 1] = int(seq + i)
+        z[#z + 1] = lanes[i]
+      end
+      for i = 1, #order do redis.call('ZADD', k('rr', order[i]), 'NX', unpack(rots[order[i]])) end
+    end
     for i = 1, #tenants do bal_write(tenants[i], b.bal[tenants[i]]) end
   end
   local tenants = b.tenants
@@ -431,20 +449,22 @@ end
 -- `stored`: the caller already wrote status and enq_ms.
 local function enqueue(t, front, stored)
   local lane = lane_id(t.tenant, t.pool, t.mode, t.pin)
-  local new_lane = true
+  local gathered = false
   if front then
     redis.call('LPUSH', k('q', lane), t.id)
   elseif BATCH and BATCH.push then
-    -- A submit batch: each lane's tasks are pushed together by flush_batch(), and the lane
-    -- is put in rotation once (nothing in a submit takes it out).
+    -- A submit batch: each lane's tasks are pushed together by flush_batch(), which also
+    -- puts the lane in rotation (nothing in a submit takes it out).
     local ids = BATCH.push[lane]
-    if ids then
-      ids[#ids + 1] = t.id
-      new_lane = false
-    else
+    if not ids then
       BATCH.push[lane] = {t.id}
-      BATCH.push_order[#BATCH.push_order + 1] = lane
+      local n = #BATCH.push_order + 1
+      BATCH.push_order[n] = lane
+      BATCH.push_rot[n] = rot_of(t.pool, t.mode, t.pin)
+    else
+      ids[#ids + 1] = t.id
     end
+    gathered = true
   else
     redis.call('RPUSH', k('q', lane), t.id)
   end
@@ -452,7 +472,7 @@ local function enqueue(t, front, stored)
     redis.call('HSET', tkey(t), 'status', 'queued', 'enq_ms', NOW_S)
   end
   count_queued(t.tenant, 1)
-  if new_lane then activate(lane) end
+  if not gathered then activate(lane) end
   wake()
 end
 

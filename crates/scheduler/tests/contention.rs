@@ -392,6 +392,35 @@ async fn the_round_continues_across_claims() {
     assert_eq!(order(s.claim(SUNO, 2, NOW).await.unwrap()), "bc");
 }
 
+/// A batch's new lanes join the round in the order their tenants first appear in it; a
+/// lane already in the round keeps its place.
+#[tokio::test]
+async fn a_batch_joins_the_round_in_order() {
+    let s = scheduler("roundbatch").await;
+    account(&s, SUNO, &Owner::Pool, "big", [1000, 0, 0]).await;
+    for t in ["t_d", "t_e", "t_f"] {
+        s.upsert_tenant(t, &no_caps("enterprise")).await.unwrap();
+        fund(&s, t, QuotaKind::SunoQuota, 1_000_000).await;
+    }
+    let new = |t: &str| task(t, SUNO, ServiceMode::Ppu, ProcessMode::Relax, 10);
+    s.submit(&new("t_f")).await.unwrap();
+    let batch: Vec<_> = ["t_e", "t_d", "t_f", "t_e", "t_d", "t_f", "t_e", "t_d"]
+        .iter()
+        .map(|t| new(t))
+        .collect();
+    for r in s.submit_batch(&batch).await.unwrap() {
+        r.unwrap();
+    }
+    let got: String = s
+        .claim(SUNO, 9, NOW)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.tenant.trim_start_matches("t_").to_string())
+        .collect();
+    assert_eq!(got, "fedfedfed");
+}
+
 #[tokio::test]
 async fn a_deep_backlog_does_not_delay_another_tenant() {
     let s = scheduler("deep").await;
