@@ -76,31 +76,6 @@ local function rot_of(pool, mode, pin)
   return pool .. ':' .. mode
 end
 
--- Balance changes of a batch, added up per tenant and written once by flush_ledger.
-local function ledger()
-  return {order = {}, by = {}}
-end
-
-local function ledger_add(L, tenant, field, delta)
-  local d = L.by[tenant]
-  if not d then
-    d = {}
-    L.by[tenant] = d
-    L.order[#L.order + 1] = tenant
-  end
-  d[field] = (d[field] or 0) + delta
-end
-
-local LEDGER_FIELDS = {'held', 'avail', 'captured', 'refunded'}
-local function flush_ledger(L)
-  for _, tenant in ipairs(L.order) do
-    local d = L.by[tenant]
-    for _, f in ipairs(LEDGER_FIELDS) do
-      if d[f] and d[f] ~= 0 then redis.call('HINCRBY', k('bal', tenant), f, int(d[f])) end
-    end
-  end
-end
-
 -- A tenant's balance as hold() reads it (`avail`; `credits` once a conversion needs them)
 -- with the changes to write (`d_avail`, `d_held`, `d_credits`: converted credits are the
 -- credits spent).
@@ -419,6 +394,31 @@ local function load_task(id, fields)
   local t = {id = id, key = key}
   for i, f in ipairs(fields) do t[f] = v[i] end
   return t
+end
+
+-- Balance changes of a batch, added up per tenant and written once by flush_ledger.
+local function ledger()
+  return {order = {}, by = {}}
+end
+
+local function ledger_add(L, tenant, field, delta)
+  local d = L.by[tenant]
+  if not d then
+    d = {}
+    L.by[tenant] = d
+    L.order[#L.order + 1] = tenant
+  end
+  d[field] = (d[field] or 0) + delta
+end
+
+local LEDGER_FIELDS = {'held', 'avail', 'captured', 'refunded'}
+local function flush_ledger(L)
+  for _, tenant in ipairs(L.order) do
+    local d = L.by[tenant]
+    for _, f in ipairs(LEDGER_FIELDS) do
+      if d[f] and d[f] ~= 0 then redis.call('HINCRBY', k('bal', tenant), f, int(d[f])) end
+    end
+  end
 end
 
 -- Settle a task's hold once ('capture' or 'refund'); hold_state makes it idempotent
