@@ -45,6 +45,7 @@ fn view(a: &AccountInfo) -> Value {
            "state_until": until, "state_reason": reason, "capacity": capacity,
            "weight": a.weight, "backup": a.backup,
            "in_flight": a.in_flight.iter().sum::<u32>(),
+           "no_fast_hours_until": a.fast_off_until_ms.map_or(Value::Null, crate::view::time),
            "credentials": {field: a.hint}})
 }
 

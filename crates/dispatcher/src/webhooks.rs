@@ -481,7 +481,7 @@ fn notification(e: &Event, at_ms: u64) -> Option<Value> {
             "the account's subscription is not active",
         ),
         "disabled" => ("account_banned", "the account was disabled"),
-        "cooling_down" if r.contains("no_fast_hours") => (
+        "active" | "cooling_down" if r.contains("no_fast_hours") => (
             "account_no_fast_hours",
             "the account has no fast hours left",
         ),
@@ -500,6 +500,49 @@ fn notification(e: &Event, at_ms: u64) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn account_event(state: &str, reason: &str) -> Event {
+        let fields = [
+            ("type", "account"),
+            ("account", "a1"),
+            ("state", state),
+            ("reason", reason),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        Event {
+            id: "1-0".into(),
+            kind: "account".into(),
+            fields,
+        }
+    }
+
+    #[test]
+    fn account_events_become_notifications() {
+        let kind = |state: &str, reason: &str| {
+            notification(&account_event(state, reason), 1_000)
+                .map(|n| n["type"].as_str().unwrap_or_default().to_string())
+        };
+        // Fast hours gone: the account stays active (relax goes on), and the tenant is told.
+        assert_eq!(
+            kind(
+                "active",
+                "no_fast_hours: the account has no fast hours left"
+            )
+            .as_deref(),
+            Some("account_no_fast_hours")
+        );
+        assert_eq!(kind("active", ""), None);
+        assert_eq!(
+            kind("cooling_down", "rate_limited").as_deref(),
+            Some("account_usage_limited")
+        );
+        assert_eq!(
+            kind("disabled", "captcha required").as_deref(),
+            Some("account_captcha_required")
+        );
+    }
 
     #[test]
     fn endpoints_are_checked() {

@@ -20,6 +20,8 @@ if #ARGV > 4 then
   end
   redis.call(unpack(fields))
 end
+-- Enabling says the account can serve everything it is set to: fast hours too.
+if enabled == '1' then end_nofast(acc) end
 local state = redis.call('HGET', k('a', acc), 'state')
 if enabled == '0' and state ~= 'disabled' then
   set_state(acc, 'disabled', 0, 'disabled by tenant')

@@ -123,8 +123,9 @@ local function account(acc, mode)
   local key = acc .. '|' .. mode
   local a = ACC[key]
   if not a then
-    local v = redis.call('HMGET', k('a', acc), 'owner', 'state', 'cap_' .. mode, 'weight', 'backup', 'secret', 'lru')
-    a = {owner = v[1], state = v[2], cap = tonumber(v[3] or '0') or 0, weight = tonumber(v[4] or '1') or 1,
+    local v = redis.call('HMGET', k('a', acc), 'owner', 'state', 'cap_' .. mode, 'weight', 'backup', 'secret', 'lru',
+      'nofast_until')
+    a = {owner = v[1], state = v[2], cap = mode_cap(v[3], mode, v[8]), weight = tonumber(v[4] or '1') or 1,
       backup = v[5] == '1', secret = v[6] or '', lru = tonumber(v[7] or '0') or 0, inf = 0}
     if v[1] then a.inf = redis.call('SCARD', k('ainf', acc, mode)) end
     ACC[key] = a

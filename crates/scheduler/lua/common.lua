@@ -200,6 +200,21 @@ end
 
 -- Accounts ------------------------------------------------------------------------------
 
+-- An account whose fast hours ran out (Midjourney's "Credits exhausted") keeps its relax
+-- capacity and takes no fast or turbo work until `nofast_until` (ms) passes; a timer
+-- (`nofast|<account>` in `cool`) gives them back then.
+local function mode_cap(cap, mode, nofast_until)
+  if mode ~= 'relax' and nofast_until and NOW < (tonumber(nofast_until) or 0) then return 0 end
+  return tonumber(cap or '0') or 0
+end
+
+-- End an account's fast-hours pause (its timer, or an operator enabling it). Returns
+-- whether there was one; the caller syncs the account.
+local function end_nofast(acc)
+  redis.call('ZREM', k('cool'), 'nofast|' .. acc)
+  return redis.call('HDEL', k('a', acc), 'nofast_until') == 1
+end
+
 -- An account's place in its free set (free:<owner>:<mode> or freeb:…): there while
 -- active with free capacity, scored lowest first = most free capacity × weight, then
 -- least recently used.
@@ -215,10 +230,10 @@ end
 -- recently used. Returns the free capacity and the fields read
 -- (owner, state, cap, weight, backup, lru).
 local function acc_refresh(acc, mode, fix_backup)
-  local a = redis.call('HMGET', k('a', acc), 'owner', 'state', 'cap_' .. mode, 'weight', 'backup', 'lru')
+  local a = redis.call('HMGET', k('a', acc), 'owner', 'state', 'cap_' .. mode, 'weight', 'backup', 'lru', 'nofast_until')
   local owner = a[1]
   if not owner then return 0, a end
-  local cap = tonumber(a[3] or '0') or 0
+  local cap = mode_cap(a[3], mode, a[7])
   local weight = tonumber(a[4] or '1') or 1
   local lru = tonumber(a[6] or '0') or 0
   local free = cap - redis.call('SCARD', k('ainf', acc, mode))
@@ -236,12 +251,14 @@ end
 -- Membership of live:<owner>:<mode> (not disabled, serves the mode) and
 -- use:<owner>:<mode> (active now, serves the mode), then the free sets.
 local function acc_sync(acc)
-  local a = redis.call('HMGET', k('a', acc), 'owner', 'state', 'cap_relax', 'cap_fast', 'cap_turbo')
+  local a = redis.call('HMGET', k('a', acc), 'owner', 'state', 'cap_relax', 'cap_fast', 'cap_turbo', 'nofast_until')
   local owner, state = a[1], a[2]
   if not owner then return end
   for i, mode in ipairs(MODES) do
-    local cap = tonumber(a[2 + i] or '0') or 0
-    local live = cap > 0 and (state == 'active' or state == 'cooling_down')
+    -- Live counts what the account is set to serve (it may be resting); use, what it can
+    -- serve now.
+    local live = (tonumber(a[2 + i] or '0') or 0) > 0 and (state == 'active' or state == 'cooling_down')
+    local cap = mode_cap(a[2 + i], mode, a[6])
     local use = cap > 0 and state == 'active'
     if live then redis.call('SADD', k('live', owner, mode), acc) else redis.call('SREM', k('live', owner, mode), acc) end
     if use then redis.call('SADD', k('use', owner, mode), acc) else redis.call('SREM', k('use', owner, mode), acc) end
@@ -295,7 +312,13 @@ end
 local function expire_cooldowns(limit)
   local due = redis.call('ZRANGEBYSCORE', k('cool'), '-inf', NOW, 'LIMIT', 0, limit)
   for _, acc in ipairs(due) do
-    if redis.call('HGET', k('a', acc), 'state') == 'cooling_down' then
+    local fast_back = string.match(acc, '^nofast|(.*)$')
+    if fast_back then
+      if end_nofast(fast_back) then
+        acc_sync(fast_back)
+        acc_unpark(fast_back)
+      end
+    elseif redis.call('HGET', k('a', acc), 'state') == 'cooling_down' then
       set_state(acc, 'active', 0, '')
     else
       redis.call('ZREM', k('cool'), acc)

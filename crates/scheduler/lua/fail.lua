@@ -5,8 +5,11 @@
 --   rate_limited  cool the account down for retry_after_ms; requeue at once.
 --   account_dead  disable the account with the message as reason; requeue at once, on
 --                 the PPU pool when the tenant's plan fails over.
+--   no_fast       the account's fast hours ran out: it takes no fast or turbo work for
+--                 retry_after_ms (relax goes on); requeue at once.
 --   handback      the worker is shutting down: requeue at once, attempt not counted.
--- Account-level kinds (rate_limited, account_dead, handback) do not spend the budget.
+-- Account-level kinds (rate_limited, account_dead, no_fast, handback) do not spend the
+-- budget.
 -- Returns 'failed', 'retry', 'requeued', 'failover' or 'stale'.
 local id, token, kind = ARGV[1], ARGV[2], ARGV[3]
 local retry_after, message, raw = tonumber(ARGV[4]) or 0, ARGV[5], ARGV[6]
@@ -53,6 +56,18 @@ elseif kind == 'account_dead' then
   if t.pool == 'byoa' and (t.pin == nil or t.pin == '') and redis.call('HGET', k('tn', t.tenant), 'failover') == '1' then
     if fail_over(t) then return 'failover' end
     return 'failed'
+  end
+elseif kind == 'no_fast' then
+  if retry_after <= 0 then retry_after = cfg('default_nofast_ms', 3600000) end
+  local until_ms = int(NOW + retry_after)
+  local owner = redis.call('HGET', k('a', acc), 'owner')
+  if owner then
+    redis.call('HSET', k('a', acc), 'nofast_until', until_ms)
+    schedule('cool', NOW + retry_after, 'nofast|' .. acc)
+    acc_sync(acc)
+    acc_unpark(acc)
+    emit('account', 'account', acc, 'owner', owner, 'state', 'active', 'until', until_ms,
+      'reason', 'no_fast_hours: ' .. (message ~= '' and message or 'no fast hours left'))
   end
 elseif kind ~= 'handback' then
   return redis.error_reply('unknown fail kind ' .. tostring(kind))

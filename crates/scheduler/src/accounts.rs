@@ -77,6 +77,9 @@ pub struct AccountInfo {
     pub backup: bool,
     /// Running tasks per mode.
     pub in_flight: Capacity,
+    /// Until when (ms since the epoch) the account takes no fast or turbo work because
+    /// its fast hours ran out; `None` when it can.
+    pub fast_off_until_ms: Option<u64>,
     /// The stored secret (encrypted); callers must never show it.
     pub secret: String,
     /// Display hint of the credential.
@@ -275,6 +278,10 @@ impl Scheduler {
         }
         let mut conn = self.conn().await?;
         let rows: Vec<redis::Value> = pipe.query_async(&mut conn).await?;
+        // Only to hide a fast-hours pause that has run out but not been cleared yet.
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
         let mut out = Vec::new();
         for (id, chunk) in ids.iter().zip(rows.chunks(4)) {
             let h: HashMap<String, String> = redis::from_redis_value(chunk[0].clone())?;
@@ -312,6 +319,10 @@ impl Scheduler {
                 weight: num("weight").max(1),
                 backup: get("backup") == "1",
                 in_flight,
+                fast_off_until_ms: get("nofast_until")
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|until| *until > now_ms),
                 secret: get("secret"),
                 hint: get("hint"),
             });

@@ -38,6 +38,13 @@ pub enum FailKind {
         /// Why, for the tenant (never a secret).
         reason: String,
     },
+    /// The account's fast hours ran out (Midjourney's "Credits exhausted"): it takes no
+    /// fast or turbo work for `retry_after_ms` (0: the configured default, an hour) but
+    /// keeps serving relax; the task is requeued at once.
+    NoFastHours {
+        /// How long fast and turbo stay off, in milliseconds.
+        retry_after_ms: u64,
+    },
     /// The upstream refused the task itself (banned prompt, invalid parameter): fail it,
     /// refund, no retry.
     BadRequest,
@@ -51,6 +58,7 @@ impl FailKind {
             FailKind::Transient => ("transient", 0, None),
             FailKind::RateLimited { retry_after_ms } => ("rate_limited", *retry_after_ms, None),
             FailKind::AccountDead { reason } => ("account_dead", 0, Some(reason)),
+            FailKind::NoFastHours { retry_after_ms } => ("no_fast", *retry_after_ms, None),
             FailKind::BadRequest => ("bad_request", 0, None),
             FailKind::Handback => ("handback", 0, None),
         }

@@ -9,7 +9,8 @@ use std::time::Duration;
 use common::*;
 use switchyard_core::{AccountState, Plan, ProcessMode, Provider, QuotaKind, ServiceMode};
 use switchyard_scheduler::{
-    CancelOutcome, ClaimedTask, CompleteOutcome, FailKind, FailOutcome, NewTask, Owner, SubmitError,
+    AccountSpec, CancelOutcome, ClaimedTask, CompleteOutcome, FailKind, FailOutcome, NewTask,
+    Owner, SubmitError,
 };
 
 const MJ: Provider = Provider::Midjourney;
@@ -427,6 +428,102 @@ async fn fail_kinds_drive_retries_cooldowns_and_accounts() {
     assert_eq!(rec.get("error_code"), "retries_exhausted");
     let bal = s.balances("t_a").await.unwrap()[&QuotaKind::MjQuota];
     assert_eq!((bal.held, bal.refunded, bal.captured), (0, 28, 0));
+}
+
+/// Midjourney's "Credits exhausted": the account takes no fast or turbo work for a while
+/// but keeps serving relax, the fast task goes to an account with fast hours, the tenant
+/// is told, and fast work comes back to the account when the pause ends.
+#[tokio::test]
+async fn no_fast_hours_keep_relax_running_and_come_back() {
+    let s = scheduler("nofast").await;
+    tenant(&s, "t_a", Plan::Premium).await;
+    fund(&s, "t_a", QuotaKind::MjQuota, 10_000).await;
+    account(&s, MJ, &Owner::Pool, "p", [2, 2, 2]).await;
+    let fast = task("t_a", MJ, PPU, FAST, 14);
+    s.submit(&fast).await.unwrap();
+    let c = s.claim(MJ, 1, NOW).await.unwrap().remove(0);
+    assert_eq!(c.account, "p");
+    let kind = FailKind::NoFastHours {
+        retry_after_ms: 1_500,
+    };
+    assert_eq!(
+        s.fail(&c.lease, &kind, "Credits exhausted", "")
+            .await
+            .unwrap(),
+        FailOutcome::Requeued
+    );
+    let p = &s.list_accounts(MJ, &Owner::Pool).await.unwrap()[0];
+    assert_eq!(p.state, AccountState::Active);
+    assert!(p.fast_off_until_ms.is_some());
+    // No fast hours anywhere: the fast task waits; relax still runs on the account.
+    assert!(s.try_claim(MJ, 5).await.unwrap().is_empty());
+    let relax = task("t_a", MJ, PPU, RELAX, 6);
+    s.submit(&relax).await.unwrap();
+    let got = s.try_claim(MJ, 5).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        (got[0].lease.id.as_str(), got[0].account.as_str()),
+        (relax.id.as_str(), "p")
+    );
+    // An account with fast hours takes the fast task at once, as its first attempt.
+    account(&s, MJ, &Owner::Pool, "q", [0, 1, 0]).await;
+    let got = s.try_claim(MJ, 5).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        (got[0].lease.id.as_str(), got[0].account.as_str()),
+        (fast.id.as_str(), "q")
+    );
+    assert_eq!(got[0].attempt, 1);
+    // The pause ends: p takes fast work again (q is full).
+    let fast2 = task("t_a", MJ, PPU, FAST, 14);
+    s.submit(&fast2).await.unwrap();
+    assert!(s.try_claim(MJ, 5).await.unwrap().is_empty());
+    tokio::time::sleep(Duration::from_millis(1_600)).await;
+    let got = s.try_claim(MJ, 5).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        (got[0].lease.id.as_str(), got[0].account.as_str()),
+        (fast2.id.as_str(), "p")
+    );
+    let p = &s.list_accounts(MJ, &Owner::Pool).await.unwrap()[0];
+    assert_eq!(p.fast_off_until_ms, None);
+    // Paused again for a minute; enabling the account by hand ends the pause at once.
+    let fast3 = task("t_a", MJ, PPU, FAST, 14);
+    s.submit(&fast3).await.unwrap();
+    let c = s.try_claim(MJ, 5).await.unwrap().remove(0);
+    assert_eq!(c.account, "p");
+    let kind = FailKind::NoFastHours {
+        retry_after_ms: 60_000,
+    };
+    s.fail(&c.lease, &kind, "Credits exhausted", "")
+        .await
+        .unwrap();
+    assert!(s.try_claim(MJ, 5).await.unwrap().is_empty());
+    let enable = AccountSpec {
+        enabled: Some(true),
+        ..AccountSpec::default()
+    };
+    s.update_account(MJ, &Owner::Pool, "p", &enable)
+        .await
+        .unwrap();
+    let got = s.try_claim(MJ, 5).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        (got[0].lease.id.as_str(), got[0].account.as_str()),
+        (fast3.id.as_str(), "p")
+    );
+    // The account event says why, for the tenant's notification.
+    let mut events = Vec::new();
+    for base in s.bases(MJ) {
+        events.extend(s.read_events(&base, "0", 1000, 0).await.unwrap());
+    }
+    assert!(events.iter().any(|e| {
+        e.kind == "account"
+            && e.fields.get("state").map(String::as_str) == Some("active")
+            && e.fields
+                .get("reason")
+                .is_some_and(|r| r.starts_with("no_fast_hours"))
+    }));
 }
 
 #[tokio::test]

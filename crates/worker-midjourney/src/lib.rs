@@ -48,11 +48,11 @@ pub fn classify_embed(title: &str, description: &str) -> UpstreamError {
             message: format!("the account's Midjourney queue is full ({title})"),
         }
     } else if t.contains("credits exhausted") {
-        // Fast hours are gone: rest the account (relax keeps working on other accounts;
-        // an operator can set its fast/turbo capacity to 0).
-        UpstreamError::RateLimited {
+        // Fast hours are gone: the account takes no fast or turbo work for an hour (then
+        // a fast job tries it again) and keeps serving relax.
+        UpstreamError::NoFastHours {
             retry_after_ms: 3_600_000,
-            message: "no_fast_hours: the account has no fast hours left".into(),
+            message: "the account has no fast hours left".into(),
         }
     } else if t.contains("action needed") {
         UpstreamError::AccountDead {
@@ -524,8 +524,8 @@ mod tests {
             UpstreamError::AccountDead { .. }
         ));
         match classify_embed("Credits exhausted", "") {
-            UpstreamError::RateLimited { message, .. } => {
-                assert!(message.starts_with("no_fast_hours"))
+            UpstreamError::NoFastHours { retry_after_ms, .. } => {
+                assert_eq!(retry_after_ms, 3_600_000)
             }
             other => panic!("{other:?}"),
         }

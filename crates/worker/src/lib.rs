@@ -75,7 +75,16 @@ pub enum UpstreamError {
         /// What the upstream said.
         message: String,
     },
-    /// 401, ban, captcha, subscription gone, no fast hours: disable the account.
+    /// The account's fast hours ran out: it takes no fast or turbo work for a while and
+    /// keeps serving relax.
+    #[error("no fast hours for {retry_after_ms} ms: {message}")]
+    NoFastHours {
+        /// How long fast and turbo stay off (0: the configured default).
+        retry_after_ms: u64,
+        /// What the upstream said.
+        message: String,
+    },
+    /// 401, ban, captcha, subscription gone: disable the account.
     #[error("account unusable: {reason}")]
     AccountDead {
         /// Why (for the tenant; never a secret).

@@ -223,6 +223,7 @@ impl Worker {
             Ok(_) => "completed",
             Err(UpstreamError::Transient(_)) => "transient",
             Err(UpstreamError::RateLimited { .. }) => "rate_limited",
+            Err(UpstreamError::NoFastHours { .. }) => "no_fast_hours",
             Err(UpstreamError::AccountDead { .. }) => "account_dead",
             Err(UpstreamError::BadRequest { .. }) => "bad_request",
             Err(UpstreamError::LeaseLost) => "lease_lost",
@@ -245,6 +246,16 @@ impl Worker {
                         message,
                     } => (
                         FailKind::RateLimited {
+                            retry_after_ms: *retry_after_ms,
+                        },
+                        message.clone(),
+                        String::new(),
+                    ),
+                    UpstreamError::NoFastHours {
+                        retry_after_ms,
+                        message,
+                    } => (
+                        FailKind::NoFastHours {
                             retry_after_ms: *retry_after_ms,
                         },
                         message.clone(),
