@@ -6,7 +6,7 @@
 --   account_dead  disable the account with the message as reason; requeue at once, on
 --                 the PPU pool when the tenant's plan fails over.
 --   no_fast       the account's fast hours ran out: it takes no fast or turbo work for
---                 retry_after_ms (relax goes on); requeue at once.
+--                 retry_after_ms (0: an hour; relax goes on); requeue at once.
 --   handback      the worker is shutting down: requeue at once, attempt not counted.
 -- Account-level kinds (rate_limited, account_dead, no_fast, handback) do not spend the
 -- budget.
@@ -58,7 +58,7 @@ elseif kind == 'account_dead' then
     return 'failed'
   end
 elseif kind == 'no_fast' then
-  if retry_after <= 0 then retry_after = cfg('default_nofast_ms', 3600000) end
+  if retry_after <= 0 then retry_after = 3600000 end
   local until_ms = int(NOW + retry_after)
   local owner = redis.call('HGET', k('a', acc), 'owner')
   if owner then

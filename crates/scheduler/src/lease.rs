@@ -39,7 +39,7 @@ pub enum FailKind {
         reason: String,
     },
     /// The account's fast hours ran out (Midjourney's "Credits exhausted"): it takes no
-    /// fast or turbo work for `retry_after_ms` (0: the configured default, an hour) but
+    /// fast or turbo work for `retry_after_ms` (0: an hour) but
     /// keeps serving relax; the task is requeued at once.
     NoFastHours {
         /// How long fast and turbo stay off, in milliseconds.

@@ -79,7 +79,7 @@ pub enum UpstreamError {
     /// keeps serving relax.
     #[error("no fast hours for {retry_after_ms} ms: {message}")]
     NoFastHours {
-        /// How long fast and turbo stay off (0: the configured default).
+        /// How long fast and turbo stay off (0: an hour).
         retry_after_ms: u64,
         /// What the upstream said.
         message: String,
