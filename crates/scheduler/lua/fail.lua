@@ -60,13 +60,16 @@ elseif kind == 'account_dead' then
 elseif kind == 'no_fast' then
   if retry_after <= 0 then retry_after = 3600000 end
   local until_ms = int(NOW + retry_after)
-  local owner = redis.call('HGET', k('a', acc), 'owner')
+  local a = redis.call('HMGET', k('a', acc), 'owner', 'state')
+  local owner = a[1]
   if owner then
     redis.call('HSET', k('a', acc), 'nofast_until', until_ms)
     schedule('cool', NOW + retry_after, 'nofast|' .. acc)
     acc_sync(acc)
     acc_unpark(acc)
-    emit('account', 'account', acc, 'owner', owner, 'state', 'active', 'until', until_ms,
+    -- The account keeps its state (active, or resting for another reason): the event
+    -- says which, with the pause as its reason.
+    emit('account', 'account', acc, 'owner', owner, 'state', a[2], 'until', until_ms,
       'reason', 'no_fast_hours: ' .. (message ~= '' and message or 'no fast hours left'))
   end
 elseif kind ~= 'handback' then

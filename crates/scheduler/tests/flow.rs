@@ -526,6 +526,52 @@ async fn no_fast_hours_keep_relax_running_and_come_back() {
     }));
 }
 
+/// A fast-hours pause on an account that is resting for another reason keeps that state,
+/// and its event says so.
+#[tokio::test]
+async fn a_fast_hours_pause_keeps_the_accounts_state() {
+    let s = scheduler("nofaststate").await;
+    tenant(&s, "t_a", Plan::Premium).await;
+    fund(&s, "t_a", QuotaKind::MjQuota, 10_000).await;
+    account(&s, MJ, &Owner::Pool, "p", [1, 1, 1]).await;
+    s.submit(&task("t_a", MJ, PPU, FAST, 14)).await.unwrap();
+    let c = s.claim(MJ, 1, NOW).await.unwrap().remove(0);
+    let resting = AccountState::CoolingDown {
+        until_ms: u64::MAX / 2,
+        reason: "rate_limited".into(),
+    };
+    s.set_account_state(MJ, &Owner::Pool, "p", Some(&resting))
+        .await
+        .unwrap();
+    let kind = FailKind::NoFastHours {
+        retry_after_ms: 60_000,
+    };
+    s.fail(&c.lease, &kind, "Credits exhausted", "")
+        .await
+        .unwrap();
+    let p = &s.list_accounts(MJ, &Owner::Pool).await.unwrap()[0];
+    assert!(
+        matches!(p.state, AccountState::CoolingDown { .. }),
+        "{:?}",
+        p.state
+    );
+    assert!(p.fast_off_until_ms.is_some());
+    let mut events = Vec::new();
+    for base in s.bases(MJ) {
+        events.extend(s.read_events(&base, "0", 1000, 0).await.unwrap());
+    }
+    let paused = events
+        .iter()
+        .filter(|e| e.kind == "account")
+        .find(|e| {
+            e.fields
+                .get("reason")
+                .is_some_and(|r| r.starts_with("no_fast_hours"))
+        })
+        .expect("an account event for the pause");
+    assert_eq!(paused.fields["state"], "cooling_down");
+}
+
 #[tokio::test]
 async fn cancel_refunds_once_and_claim_skips_it() {
     let s = scheduler("cancel").await;
