@@ -10,7 +10,8 @@
 //!   upstream refuses as the real one does ("Queue full", 429);
 //! - per task, by directives in its free text: `[sim:ms=N]` (the job takes N ms, default
 //!   300), `[sim:fail]` (the upstream rejects it), `[sim:hang]` (it never finishes),
-//!   `[sim:tag=X]` (the witness also counts it under tag X).
+//!   `[sim:tag=X]` (the witness also counts it under tag X), `[sim:task=X]` (the witness
+//!   counts the upstream jobs made for marker X, so a duplicate submission is visible).
 //!
 //! The **witness** records, per account and per tag, accepted submissions, refusals, and
 //! current and maximum concurrency as the upstream sees it (from acceptance until the job
@@ -104,6 +105,8 @@ pub struct Directives {
     pub hang: bool,
     /// Witness tag.
     pub tag: Option<String>,
+    /// Marker of the task this text belongs to: the witness counts upstream jobs per marker.
+    pub task: Option<String>,
 }
 
 impl Directives {
@@ -126,6 +129,8 @@ impl Directives {
                 d.hang = true;
             } else if let Some(tag) = body.strip_prefix("tag=") {
                 d.tag = Some(tag.to_string());
+            } else if let Some(task) = body.strip_prefix("task=") {
+                d.task = Some(task.to_string());
             }
             rest = &after[end..];
         }
@@ -153,6 +158,8 @@ pub struct Stats {
     pub accounts: BTreeMap<String, Count>,
     /// Per `[sim:tag=X]`.
     pub tags: BTreeMap<String, Count>,
+    /// Upstream jobs accepted per `[sim:task=X]` marker: more than one is a duplicate.
+    pub tasks: BTreeMap<String, u64>,
 }
 
 /// A job's state upstream.
@@ -267,6 +274,9 @@ impl SimState {
         );
         if let Some(tag) = &directives.tag {
             bump(inner.stats.tags.entry(tag.clone()).or_default());
+        }
+        if let Some(task) = &directives.task {
+            *inner.stats.tasks.entry(task.clone()).or_default() += 1;
         }
         Ok(())
     }
@@ -473,14 +483,15 @@ mod tests {
         assert_eq!(SimAccount::parse("sim:ok:x").unwrap().capacity, 1000);
         assert!(SimAccount::parse("real-token").is_none());
         assert!(SimAccount::parse("sim:weird:x").is_none());
-        let d = Directives::parse("a fox [sim:ms=50] [sim:tag=t1] [sim:fail]");
+        let d = Directives::parse("a fox [sim:ms=50] [sim:tag=t1] [sim:fail] [sim:task=k7]");
         assert_eq!(
             d,
             Directives {
                 ms: 50,
                 fail: true,
                 hang: false,
-                tag: Some("t1".into())
+                tag: Some("t1".into()),
+                task: Some("k7".into()),
             }
         );
         assert_eq!(Directives::parse("plain").ms, 300);
