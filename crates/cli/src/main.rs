@@ -112,12 +112,13 @@ fn master_key() -> Result<switchyard_core::secrets::SecretBox, tables::CliError>
 async fn connect(
     config: &switchyard_core::Config,
 ) -> Result<switchyard_scheduler::Scheduler, tables::CliError> {
-    switchyard_scheduler::Scheduler::connect(config)
+    // Waits (logging the URL, password redacted) while Redis is down or starting.
+    switchyard_scheduler::Scheduler::connect_waiting(config)
         .await
         .map_err(|e| {
             tables::CliError::Other(anyhow::anyhow!(
-                "cannot reach Redis at {} ({e}); set REDIS_URL or redis.url",
-                config.redis.url
+                "cannot use Redis at {} ({e}); set REDIS_URL or redis.url",
+                switchyard_scheduler::connection::redact_url(&config.redis.url)
             ))
         })
 }

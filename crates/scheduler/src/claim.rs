@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use switchyard_core::{ProcessMode, Provider, ServiceMode};
 
+use crate::connection::Conn;
 use crate::lease::Lease;
 use crate::{MAX_PER_CALL, Scheduler, SchedulerError, invoke, keys};
 
@@ -98,6 +99,10 @@ impl Scheduler {
 
     /// Claim up to `n` tasks, blocking on the wake-up signal up to `wait` while nothing is
     /// claimable. Returns an empty vector when `wait` passes with nothing to do.
+    ///
+    /// Dropping the future while a claim script runs may lose the tasks it leased (until
+    /// their leases expire): a caller that must stop promptly should call
+    /// [`Scheduler::try_claim`] to its end and race only [`Scheduler::wait_for_work`].
     pub async fn claim(
         &self,
         provider: Provider,
@@ -111,15 +116,84 @@ impl Scheduler {
             if !got.is_empty() || left.is_zero() {
                 return Ok(got);
             }
-            let slice = left.min(WAKE_SLICE).as_secs_f64().max(0.01);
-            let mut conn = self.conn().await?;
-            // One shard's list per block (a multi-key BLPOP would cross slots).
-            let base = self.bases(provider).swap_remove(0);
-            let _: Option<(String, String)> = redis::cmd("BLPOP")
-                .arg(keys::wake(&base))
-                .arg(slice)
-                .query_async(&mut conn)
-                .await?;
+            self.wait_for_work(provider, left).await?;
+        }
+    }
+
+    /// Block until a wake-up token arrives on any of `provider`'s shards, or for at most
+    /// `wait` (capped at a short slice, so that work falling due by time is looked at
+    /// promptly). Returns whether a token came. Safe to drop at any point: it changes
+    /// nothing but the wake-up lists, and a connection left blocked is closed, not pooled.
+    ///
+    /// A single node blocks on every shard's list with one `BLPOP`; a cluster (where one
+    /// command must not cross slots) blocks on each shard's list on its own connection at
+    /// once and returns on the first token.
+    pub async fn wait_for_work(
+        &self,
+        provider: Provider,
+        wait: Duration,
+    ) -> Result<bool, SchedulerError> {
+        let slice = wait.min(WAKE_SLICE).as_secs_f64().max(0.01);
+        let wakes: Vec<String> = self.bases(provider).iter().map(|b| keys::wake(b)).collect();
+        if matches!(self.inner.pool, crate::RedisPool::Single(_)) {
+            return blpop(self.conn().await?, wakes, slice).await;
+        }
+        let mut set = tokio::task::JoinSet::new();
+        for key in wakes {
+            let me = self.clone();
+            set.spawn(async move { blpop(me.conn().await?, vec![key], slice).await });
+        }
+        let mut woke = Ok(false);
+        while let Some(r) = set.join_next().await {
+            match r {
+                Ok(Ok(true)) => {
+                    woke = Ok(true);
+                    break;
+                }
+                Ok(Ok(false)) => {}
+                Ok(Err(e)) => {
+                    woke = Err(e);
+                    break;
+                }
+                Err(e) => {
+                    woke = Err(SchedulerError::Pool(format!("wake-up wait: {e}")));
+                    break;
+                }
+            }
+        }
+        // The others are still blocked: dropping them closes their connections.
+        set.abort_all();
+        woke
+    }
+}
+
+/// `BLPOP keys… slice` on `conn`; the connection goes back to the pool only when the
+/// command ended (if this future is dropped first, it is closed instead).
+async fn blpop(conn: Conn, keys: Vec<String>, slice: f64) -> Result<bool, SchedulerError> {
+    let mut guard = Blocked(Some(conn));
+    let mut cmd = redis::cmd("BLPOP");
+    cmd.arg(keys).arg(slice);
+    let r: Result<Option<(String, String)>, redis::RedisError> = match guard.0.as_mut() {
+        Some(c) => cmd.query_async(c).await,
+        None => Ok(None),
+    };
+    if let Some(c) = guard.0.take() {
+        if r.is_ok() {
+            drop(c); // back to the pool
+        } else {
+            c.discard();
+        }
+    }
+    Ok(r?.is_some())
+}
+
+/// A connection with a blocking command in flight.
+struct Blocked(Option<Conn>);
+
+impl Drop for Blocked {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.take() {
+            c.discard();
         }
     }
 }

@@ -91,16 +91,137 @@ impl RedisPool {
     /// A connection from the pool.
     pub async fn get(&self) -> Result<Conn, SchedulerError> {
         match self {
-            RedisPool::Single(p) => Ok(Conn::Single(
-                p.get()
-                    .await
-                    .map_err(|e| SchedulerError::Pool(e.to_string()))?,
-            )),
-            RedisPool::Cluster(p) => Ok(Conn::Cluster(
-                p.get()
-                    .await
-                    .map_err(|e| SchedulerError::Pool(e.to_string()))?,
-            )),
+            RedisPool::Single(p) => Ok(Conn::Single(p.get().await.map_err(pool_error)?)),
+            RedisPool::Cluster(p) => Ok(Conn::Cluster(p.get().await.map_err(pool_error)?)),
         }
+    }
+}
+
+/// Keep the Redis error of a failed connect (so it can be told transient or not); other
+/// pool failures as text.
+fn pool_error(e: deadpool_redis::PoolError) -> SchedulerError {
+    match e {
+        deadpool_redis::PoolError::Backend(e) => SchedulerError::Redis(e),
+        e => SchedulerError::Pool(e.to_string()),
+    }
+}
+
+impl Conn {
+    /// Take this connection out of its pool and close it. For a connection that may still
+    /// be blocked server-side (a `BLPOP` whose caller went away): back in the pool it would
+    /// hold up the next user's commands until the block ended.
+    pub(crate) fn discard(self) {
+        match self {
+            Conn::Single(c) => drop(deadpool_redis::Connection::take(c)),
+            Conn::Cluster(c) => drop(cluster::Connection::take(c)),
+        }
+    }
+}
+
+impl SchedulerError {
+    /// Whether the error is Redis being away or not ready (refused or dropped connection,
+    /// timeout, loading its data set after a restart, a cluster or replica failover): the
+    /// same call may succeed later. Script, reply and configuration errors are not.
+    pub fn is_transient(&self) -> bool {
+        use redis::{ErrorKind, ServerErrorKind};
+        match self {
+            SchedulerError::Redis(e) => {
+                e.is_io_error()
+                    || e.is_timeout()
+                    || e.is_connection_dropped()
+                    || e.is_connection_refusal()
+                    || matches!(
+                        e.kind(),
+                        ErrorKind::ClusterConnectionNotFound
+                            | ErrorKind::Server(
+                                ServerErrorKind::BusyLoading
+                                    | ServerErrorKind::TryAgain
+                                    | ServerErrorKind::ClusterDown
+                                    | ServerErrorKind::MasterDown
+                                    | ServerErrorKind::ReadOnly
+                            )
+                    )
+            }
+            SchedulerError::Pool(_) => true,
+            SchedulerError::Parse(_)
+            | SchedulerError::Config(_)
+            | SchedulerError::Protocol { .. } => false,
+        }
+    }
+}
+
+/// A Redis URL fit for logs: the password (in the user part or a `password=` query
+/// parameter) replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((s, r)) => (format!("{s}://"), r),
+        None => (String::new(), url),
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let authority = match authority.rsplit_once('@') {
+        // `user:password@host`, `:password@host`; a bare `secret@host` may be a password.
+        Some((user, host)) => match user.split_once(':') {
+            Some((name, _)) => format!("{name}:***@{host}"),
+            None => format!("***@{host}"),
+        },
+        None => authority.to_string(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let q: Vec<String> = query
+                .split('&')
+                .map(|kv| match kv.split_once('=') {
+                    Some((k, _))
+                        if k.eq_ignore_ascii_case("password") || k.eq_ignore_ascii_case("pass") =>
+                    {
+                        format!("{k}=***")
+                    }
+                    _ => kv.to_string(),
+                })
+                .collect();
+            format!("{path}?{}", q.join("&"))
+        }
+        None => tail.to_string(),
+    };
+    format!("{scheme}{authority}{tail}")
+}
+
+/// Exponential backoff with jitter: each delay is drawn between half and all of the
+/// current step, and the step doubles up to a ceiling.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    first: std::time::Duration,
+    step: std::time::Duration,
+    max: std::time::Duration,
+}
+
+impl Backoff {
+    /// Steps from `first`, doubling up to `max`.
+    pub fn new(first: std::time::Duration, max: std::time::Duration) -> Backoff {
+        Backoff {
+            first,
+            step: first,
+            max: max.max(first),
+        }
+    }
+
+    /// The next delay to wait.
+    pub fn next_delay(&mut self) -> std::time::Duration {
+        use std::hash::{BuildHasher, Hasher};
+        let step = self.step;
+        self.step = (self.step * 2).min(self.max);
+        // A fresh `RandomState` is randomly keyed: enough randomness for jitter.
+        let r = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        let half = step / 2;
+        let nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX).max(1);
+        half + std::time::Duration::from_nanos(r % nanos)
+    }
+
+    /// Start again from the first step (after a success).
+    pub fn reset(&mut self) {
+        self.step = self.first;
     }
 }

@@ -1,6 +1,7 @@
 //! The claim loop, heartbeats, the per-task pipeline, the reaper and shutdown.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -10,9 +11,11 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde_json::Value;
 use switchyard_core::secrets::SecretBox;
 use switchyard_core::{Config, ParseOptions, TaskBody};
-use switchyard_scheduler::{ClaimedTask, FailKind, Lease, Scheduler};
+use switchyard_scheduler::connection::Backoff;
+use switchyard_scheduler::{ClaimedTask, FailKind, Lease, Scheduler, SchedulerError};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::{Control, Job, LeaseLost, Upstream, UpstreamError};
@@ -30,7 +33,127 @@ pub struct Worker {
 
 struct Running {
     lease: Lease,
+    clock: Arc<LeaseClock>,
     handle: JoinHandle<()>,
+}
+
+/// When a lease runs out as far as this worker can tell: the time its claim (or its last
+/// successful heartbeat) was sent, plus `scheduler.lease_ms`. Redis calls about the task
+/// are retried until then; after it the reaper may requeue the task.
+struct LeaseClock(Mutex<Instant>);
+
+impl LeaseClock {
+    fn new(deadline: Instant) -> Arc<LeaseClock> {
+        Arc::new(LeaseClock(Mutex::new(deadline)))
+    }
+
+    fn deadline(&self) -> Instant {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn extend(&self, to: Instant) {
+        let mut d = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if to > *d {
+            *d = to;
+        }
+    }
+}
+
+/// Run `op` until it succeeds, retrying errors that say Redis is away (50 ms doubling to
+/// 1 s, with jitter) for as long as `deadline()` is ahead; other errors, and the last
+/// error once the deadline would pass, are returned.
+async fn persist<T, F, Fut>(
+    what: &'static str,
+    deadline: impl Fn() -> Instant,
+    mut op: F,
+) -> Result<T, SchedulerError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, SchedulerError>>,
+{
+    let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(1));
+    let mut failures = 0u32;
+    let mut since = None;
+    loop {
+        match op().await {
+            Ok(v) => {
+                if let Some(t) = since {
+                    info!(
+                        what,
+                        failures,
+                        waited_ms = Instant::now().duration_since(t).as_millis() as u64,
+                        "Redis answered again"
+                    );
+                }
+                return Ok(v);
+            }
+            Err(e) if e.is_transient() => {
+                let delay = backoff.next_delay();
+                if Instant::now() + delay >= deadline() {
+                    warn!(what, error = %e, failures, "Redis still unavailable and the lease is running out; giving up");
+                    return Err(e);
+                }
+                if failures.is_multiple_of(20) {
+                    warn!(what, error = %e, failures, "Redis unavailable; retrying while the lease lasts");
+                }
+                failures += 1;
+                since.get_or_insert_with(Instant::now);
+                tokio::time::sleep(delay).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Logs a loop's Redis trouble once when it starts, then every 30 s, and once when it ends.
+#[derive(Default)]
+struct Outage {
+    since: Option<Instant>,
+    said: Option<Instant>,
+}
+
+impl Outage {
+    fn failed(&mut self, what: &'static str, e: &SchedulerError) {
+        let now = Instant::now();
+        let since = *self.since.get_or_insert(now);
+        if self
+            .said
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(30))
+        {
+            warn!(what, error = %e, for_s = now.duration_since(since).as_secs(), "Redis call failed; backing off");
+            self.said = Some(now);
+        }
+    }
+
+    fn recovered(&mut self, what: &'static str) {
+        if let Some(t) = self.since.take() {
+            info!(
+                what,
+                after_ms = Instant::now().duration_since(t).as_millis() as u64,
+                "Redis answered again"
+            );
+        }
+        self.said = None;
+    }
+}
+
+/// Unregisters a run when it ends however it ends (returns, panics, is aborted), if the
+/// registered run is still this one (same lease token).
+struct Deregister {
+    worker: Arc<Worker>,
+    lease: Lease,
+}
+
+impl Drop for Deregister {
+    fn drop(&mut self) {
+        let mut running = self.worker.running();
+        if running
+            .get(&self.lease.id)
+            .is_some_and(|r| r.lease.token == self.lease.token)
+        {
+            running.remove(&self.lease.id);
+        }
+    }
 }
 
 impl Worker {
@@ -74,6 +197,9 @@ impl Worker {
         let heartbeat = tokio::spawn(self.clone().heartbeat_loop(shutdown.clone()));
         let reaper = tokio::spawn(self.clone().reap_loop(shutdown.clone()));
         info!(%provider, concurrency = wc.concurrency, "worker started");
+        let lease = Duration::from_millis(self.config.scheduler.lease_ms);
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+        let mut outage = Outage::default();
         while !*shutdown.borrow() {
             let free = slots.available_permits();
             if free == 0 {
@@ -85,48 +211,94 @@ impl Worker {
                 continue;
             }
             let n = free.min(wc.claim_batch);
-            let started = std::time::Instant::now();
-            let claimed = tokio::select! {
-                r = self.sched.claim(provider, n, Duration::from_secs(1)) => r,
-                _ = shutdown.changed() => Ok(Vec::new()),
-            };
-            if let Ok(t) = &claimed
-                && !t.is_empty()
-            {
-                metrics::histogram!("switchyard_claim_seconds", "provider" => provider.as_str())
-                    .record(started.elapsed().as_secs_f64());
-                metrics::counter!("switchyard_claimed_total", "provider" => provider.as_str())
-                    .increment(t.len() as u64);
-            }
-            match claimed {
-                Ok(tasks) => {
-                    for task in tasks {
-                        let Ok(permit) = slots.clone().try_acquire_owned() else {
-                            // Cannot happen (we asked for at most `free`); hand it back.
-                            let _ = self
-                                .sched
-                                .fail(&task.lease, &FailKind::Handback, "", "")
-                                .await;
-                            continue;
-                        };
-                        let id = task.lease.id.clone();
-                        let lease = task.lease.clone();
-                        let me = self.clone();
-                        let span = info_span!("task", task_id = %id, tenant = %task.tenant, account = %task.account, attempt = task.attempt);
-                        let handle = tokio::spawn(
-                            async move {
-                                me.run_one(task).await;
-                                drop(permit);
-                            }
-                            .instrument(span),
-                        );
-                        self.running().insert(id, Running { lease, handle });
-                    }
+            let started = Instant::now();
+            // Never raced against shutdown: a claim script that ran has leased its tasks
+            // to this worker, so its answer is always taken (and the tasks run or handed
+            // back). Only the wait for work below is cancelled.
+            let tasks = match self.sched.try_claim(provider, n).await {
+                Ok(t) => {
+                    outage.recovered("claim");
+                    backoff.reset();
+                    t
                 }
                 Err(e) => {
-                    warn!(error = %e, "claim failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    outage.failed("claim", &e);
+                    let delay = backoff.next_delay();
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    continue;
                 }
+            };
+            if tasks.is_empty() {
+                // Nothing claimable: block until a wake-up on any shard, a short slice,
+                // or shutdown (dropping the wait leaves nothing behind).
+                let woke = tokio::select! {
+                    r = self.sched.wait_for_work(provider, Duration::from_secs(1)) => r,
+                    _ = shutdown.changed() => Ok(false),
+                };
+                if let Err(e) = woke {
+                    outage.failed("claim", &e);
+                    let delay = backoff.next_delay();
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                }
+                continue;
+            }
+            metrics::histogram!("switchyard_claim_seconds", "provider" => provider.as_str())
+                .record(started.elapsed().as_secs_f64());
+            metrics::counter!("switchyard_claimed_total", "provider" => provider.as_str())
+                .increment(tasks.len() as u64);
+            let lease_deadline = started + lease;
+            if *shutdown.borrow() {
+                // Claimed as shutdown began: hand them back at once rather than start
+                // upstream work that would have to be handed back anyway.
+                let clock = LeaseClock::new(lease_deadline);
+                for task in tasks {
+                    self.hand_back(&task.lease, &clock, lease_deadline).await;
+                }
+                continue;
+            }
+            for task in tasks {
+                let clock = LeaseClock::new(lease_deadline);
+                let Ok(permit) = slots.clone().try_acquire_owned() else {
+                    // Cannot happen (we asked for at most `free`); hand it back.
+                    self.hand_back(&task.lease, &clock, lease_deadline).await;
+                    continue;
+                };
+                let lease = task.lease.clone();
+                let me = self.clone();
+                let span = info_span!("task", task_id = %lease.id, tenant = %task.tenant, account = %task.account, attempt = task.attempt);
+                let run_clock = clock.clone();
+                // The run starts only once it is registered, and unregisters itself
+                // (token-checked) however it ends, so a finished run never lingers in
+                // the map or the in-flight count.
+                let (registered, gate) = tokio::sync::oneshot::channel::<()>();
+                let guard = Deregister {
+                    worker: self.clone(),
+                    lease: lease.clone(),
+                };
+                let handle = tokio::spawn(
+                    async move {
+                        let _registered = guard;
+                        let _ = gate.await;
+                        me.run_one(task, run_clock).await;
+                        drop(permit);
+                    }
+                    .instrument(span),
+                );
+                self.running().insert(
+                    lease.id.clone(),
+                    Running {
+                        lease,
+                        clock,
+                        handle,
+                    },
+                );
+                let _ = registered.send(());
             }
         }
         self.drain().await;
@@ -150,39 +322,81 @@ impl Worker {
         if !left.is_empty() {
             info!(count = left.len(), "handing back unfinished tasks");
         }
+        // Through a Redis outage, hand-backs are retried for at most a few seconds in all;
+        // what is left the reaper requeues when its lease expires.
+        let stop_by = Instant::now() + Duration::from_secs(5);
         for r in left {
             r.handle.abort();
-            if let Err(e) = self.sched.fail(&r.lease, &FailKind::Handback, "", "").await {
-                warn!(task_id = %r.lease.id, error = %e, "hand-back failed; the reaper will requeue it");
-            }
+            self.hand_back(&r.lease, &r.clock, stop_by).await;
         }
     }
 
+    /// Hand a task back (requeued at once, attempt not counted), retrying through a Redis
+    /// outage while its lease lasts and until `stop_by`.
+    async fn hand_back(&self, lease: &Lease, clock: &LeaseClock, stop_by: Instant) {
+        let r = persist(
+            "hand_back",
+            || clock.deadline().min(stop_by),
+            || self.sched.fail(lease, &FailKind::Handback, "", ""),
+        )
+        .await;
+        if let Err(e) = r {
+            warn!(task_id = %lease.id, error = %e, "hand-back failed; the reaper will requeue it");
+        }
+    }
+
+    /// Extend every running lease each third of `scheduler.lease_ms`. A lease Redis says
+    /// is lost aborts its run. When Redis cannot be reached the runs go on (their local
+    /// lease clocks still run) and the heartbeat is retried with a short backoff.
     async fn heartbeat_loop(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
+        let lease_len = Duration::from_millis(self.config.scheduler.lease_ms);
         let every = Duration::from_millis((self.config.scheduler.lease_ms / 3).max(200));
+        let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(1));
+        let mut outage = Outage::default();
+        let mut wait = every;
         loop {
-            tokio::time::sleep(every).await;
-            let leases: Vec<Lease> = {
+            tokio::time::sleep(wait).await;
+            let leases: Vec<(Lease, Arc<LeaseClock>)> = {
                 let mut r = self.running();
                 r.retain(|_, t| !t.handle.is_finished());
-                r.values().map(|t| t.lease.clone()).collect()
+                r.values()
+                    .map(|t| (t.lease.clone(), t.clock.clone()))
+                    .collect()
             };
             if leases.is_empty() {
                 if *shutdown.borrow() {
                     return;
                 }
+                wait = every;
                 continue;
             }
-            match self.sched.heartbeat(&leases).await {
+            let sent = Instant::now();
+            let only: Vec<Lease> = leases.iter().map(|(l, _)| l.clone()).collect();
+            match self.sched.heartbeat(&only).await {
                 Ok(ok) => {
-                    for (lease, alive) in leases.iter().zip(ok) {
-                        if !alive && let Some(r) = self.running().remove(&lease.id) {
+                    outage.recovered("heartbeat");
+                    backoff.reset();
+                    wait = every;
+                    for ((lease, clock), alive) in leases.iter().zip(ok) {
+                        if alive {
+                            clock.extend(sent + lease_len);
+                            continue;
+                        }
+                        let mut running = self.running();
+                        if running
+                            .get(&lease.id)
+                            .is_some_and(|r| r.lease.token == lease.token)
+                            && let Some(r) = running.remove(&lease.id)
+                        {
                             warn!(task_id = %lease.id, "lease lost; stopping this run");
                             r.handle.abort();
                         }
                     }
                 }
-                Err(e) => warn!(error = %e, "heartbeat failed"),
+                Err(e) => {
+                    outage.failed("heartbeat", &e);
+                    wait = backoff.next_delay().min(every);
+                }
             }
         }
     }
@@ -190,16 +404,20 @@ impl Worker {
     async fn reap_loop(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
         let every = Duration::from_millis(self.config.worker.reap_interval_ms);
         let provider = self.upstream.provider();
+        let mut outage = Outage::default();
         while !*shutdown.borrow() {
-            if let Err(e) = self.sched.reap(provider, 500).await {
-                warn!(error = %e, "reap failed");
+            match self.sched.reap(provider, 500).await {
+                Ok(_) => outage.recovered("reap"),
+                Err(e) => outage.failed("reap", &e),
             }
             tokio::time::sleep(every).await;
         }
     }
 
     /// One task: read it, pace the account, run it upstream under the timeout, settle.
-    async fn run_one(&self, task: ClaimedTask) {
+    /// Redis calls about it (reference, progress, the outcome) are retried through an
+    /// outage while its lease lasts.
+    async fn run_one(&self, task: ClaimedTask, clock: Arc<LeaseClock>) {
         let lease = task.lease.clone();
         let outcome = match self.prepare(&task) {
             Ok(job) => {
@@ -207,6 +425,7 @@ impl Worker {
                 let ctl = LeaseControl {
                     sched: self.sched.clone(),
                     lease: lease.clone(),
+                    clock: clock.clone(),
                 };
                 let timeout = Duration::from_secs(self.config.worker.task_timeout_s);
                 match tokio::time::timeout(timeout, self.upstream.run(&job, &ctl)).await {
@@ -231,12 +450,16 @@ impl Worker {
         metrics::counter!("switchyard_task_outcomes_total",
             "provider" => self.upstream.provider().as_str(), "outcome" => label)
         .increment(1);
+        let deadline = || clock.deadline();
         let result = match outcome {
-            Ok(output) => self
-                .sched
-                .complete(&lease, &output.to_string())
+            Ok(output) => {
+                let output = output.to_string();
+                persist("complete", deadline, || {
+                    self.sched.complete(&lease, &output)
+                })
                 .await
-                .map(|o| info!(outcome = ?o, "completed")),
+                .map(|o| info!(outcome = ?o, "completed"))
+            }
             Err(UpstreamError::LeaseLost) => Ok(()),
             Err(e) => {
                 let (kind, message, raw) = match &e {
@@ -273,16 +496,16 @@ impl Worker {
                     }
                     UpstreamError::LeaseLost => (FailKind::Handback, String::new(), String::new()),
                 };
-                self.sched
-                    .fail(&lease, &kind, &message, &raw)
-                    .await
-                    .map(|o| info!(outcome = ?o, error = %e, "run failed"))
+                persist("fail", deadline, || {
+                    self.sched.fail(&lease, &kind, &message, &raw)
+                })
+                .await
+                .map(|o| info!(outcome = ?o, error = %e, "run failed"))
             }
         };
         if let Err(e) = result {
             warn!(error = %e, "could not record the outcome; the lease will expire and the task be retried");
         }
-        self.running().remove(&lease.id);
     }
 
     fn prepare(&self, task: &ClaimedTask) -> Result<Job, UpstreamError> {
@@ -322,22 +545,29 @@ impl Worker {
 struct LeaseControl {
     sched: Scheduler,
     lease: Lease,
+    clock: Arc<LeaseClock>,
 }
 
 #[async_trait]
 impl Control for LeaseControl {
     async fn reference(&self, upstream_ref: &str) -> Result<(), LeaseLost> {
-        match self
-            .sched
-            .report(&self.lease, Some(upstream_ref), None, None)
-            .await
+        match persist(
+            "reference",
+            || self.clock.deadline(),
+            || {
+                self.sched
+                    .report(&self.lease, Some(upstream_ref), None, None)
+            },
+        )
+        .await
         {
             Ok(true) => Ok(()),
             Ok(false) => Err(LeaseLost),
-            // Redis trouble: the reference must be stored before going on, or a retry
-            // would submit twice. Treat as lost; the lease expires and the task retries.
+            // Redis stayed away until the lease ran out: the reference must be stored
+            // before going on, or the next run would submit twice. Treat as lost; the
+            // reaper requeues the task.
             Err(e) => {
-                warn!(error = %e, "could not store the upstream reference");
+                warn!(error = %e, "could not store the upstream reference before the lease ran out");
                 Err(LeaseLost)
             }
         }
@@ -345,10 +575,15 @@ impl Control for LeaseControl {
 
     async fn progress(&self, percent: u8, partial: Option<&Value>) -> Result<(), LeaseLost> {
         let out = partial.map(Value::to_string);
-        match self
-            .sched
-            .report(&self.lease, None, Some(percent.min(100)), out.as_deref())
-            .await
+        match persist(
+            "progress",
+            || self.clock.deadline(),
+            || {
+                self.sched
+                    .report(&self.lease, None, Some(percent.min(100)), out.as_deref())
+            },
+        )
+        .await
         {
             Ok(true) => Ok(()),
             Ok(false) => Err(LeaseLost),
@@ -385,11 +620,13 @@ pub async fn run_main(make: impl FnOnce(&Config) -> Arc<dyn Upstream>) -> anyhow
     init_logs(json_logs);
     let config = Config::load(path.as_deref().map(std::path::Path::new))?;
     let secrets = SecretBox::from_env()?;
-    let sched = Scheduler::connect(&config).await?;
-    let upstream = make(&config);
+    // The process is alive while it waits for Redis: `/healthz` answers meanwhile.
     if !config.worker.metrics_listen.is_empty() {
         serve_metrics(&config.worker.metrics_listen).await?;
     }
+    // Redis may not be up yet (or be restarting): wait for it, saying where.
+    let sched = Scheduler::connect_waiting(&config).await?;
+    let upstream = make(&config);
     let worker = Worker::new(sched, upstream, &config, secrets);
     let (tx, rx) = watch::channel(false);
     tokio::spawn(async move {

@@ -1,0 +1,74 @@
+//! An idle claimer wakes promptly for work on any shard, not only the first.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use switchyard_scheduler::{Scheduler, keys};
+
+/// How many clients Redis has blocked (a claimer waiting for a wake-up).
+async fn blocked_clients(s: &Scheduler) -> u64 {
+    let mut conn = s.connection().await.unwrap();
+    let info: String = redis::cmd("INFO")
+        .arg("clients")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("blocked_clients:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_claimer_wakes_promptly_for_work_on_any_shard() {
+    let r = switchyard_test_support::redis();
+    let mut c = config(&r.url, "wake");
+    c.scheduler.shards = 4;
+    c.validate().unwrap();
+    let sched = Scheduler::connect(&c).await.unwrap();
+    // A tenant on each shard but the first.
+    let tenants: Vec<String> = (0..)
+        .map(|i| format!("tenant{i}"))
+        .filter(|t| keys::shard_of(t, 4) != 0)
+        .take(3)
+        .collect();
+    for t in &tenants {
+        tenant_only(&sched, t).await;
+    }
+    pool_accounts(&sched, 1, 8).await;
+    // Several rounds, each submitting at a different point of the claimer's wait, so a
+    // claimer that only watched one shard's list (and noticed other shards' work at the
+    // end of its 400 ms slice) would miss the bound in some round.
+    let offsets_ms = [20u64, 110, 190, 270, 350];
+    for (round, offset) in offsets_ms.iter().enumerate() {
+        let tenant = &tenants[round % tenants.len()];
+        let claimer = {
+            let s = sched.clone();
+            tokio::spawn(async move {
+                let got = s.claim(PROVIDER, 1, Duration::from_secs(10)).await.unwrap();
+                (Instant::now(), got)
+            })
+        };
+        wait_for("the claimer to block", Duration::from_secs(5), || {
+            let s = sched.clone();
+            async move { blocked_clients(&s).await >= 1 }
+        })
+        .await;
+        // A stimulus at a chosen point of the wait (not waiting for an outcome).
+        tokio::time::sleep(Duration::from_millis(*offset)).await;
+        let submitted = Instant::now();
+        let id = submit(&sched, &c, tenant, "wake").await;
+        let (claimed, got) = claimer.await.unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].lease.id, id);
+        let took = claimed.duration_since(submitted);
+        assert!(
+            took < Duration::from_millis(150),
+            "round {round} (shard {}): the claim returned {took:?} after the submit",
+            keys::shard_of(tenant, 4)
+        );
+    }
+}

@@ -1,0 +1,123 @@
+//! `Worker::in_flight` counts the runs in progress, not runs that ended: however a run
+//! ends (returns, panics), it leaves the count at once, not at the next heartbeat.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use common::*;
+use serde_json::Value;
+use switchyard_core::Provider;
+use switchyard_scheduler::Scheduler;
+use switchyard_worker::{Control, Job, Upstream, UpstreamError, Worker};
+use tokio::sync::watch;
+
+/// Answers at once, or panics for the prompt `panic`.
+struct Quick {
+    runs: AtomicU32,
+}
+
+#[async_trait]
+impl Upstream for Quick {
+    fn provider(&self) -> Provider {
+        PROVIDER
+    }
+
+    async fn run(&self, job: &Job, _: &dyn Control) -> Result<Value, UpstreamError> {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        if prompt(job) == "panic" {
+            panic!("the adapter panicked (on purpose)");
+        }
+        Ok(out(&job.task_id))
+    }
+
+    async fn probe(&self, _: &Value) -> Result<(), UpstreamError> {
+        Ok(())
+    }
+}
+
+async fn scheduler(name: &str) -> (Scheduler, switchyard_core::Config) {
+    let r = switchyard_test_support::redis();
+    let mut c = config(&r.url, name);
+    // Heartbeats every 10 s: well after the bounds below.
+    c.scheduler.lease_ms = 30_000;
+    c.worker.concurrency = 64;
+    c.validate().unwrap();
+    let sched = Scheduler::connect(&c).await.unwrap();
+    setup(&sched, "tenant", 4, 200).await;
+    (sched, c)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_panics_leaves_the_in_flight_count_at_once() {
+    let (sched, c) = scheduler("panic").await;
+    let upstream = Arc::new(Quick {
+        runs: AtomicU32::new(0),
+    });
+    let worker = Worker::new(sched.clone(), upstream.clone(), &c, secrets());
+    let (stop, rx) = watch::channel(false);
+    let running = tokio::spawn(worker.clone().run(rx));
+    submit(&sched, &c, "tenant", "panic").await;
+    wait_for("the run to start", Duration::from_secs(10), || {
+        let n = upstream.runs.load(Ordering::SeqCst);
+        async move { n == 1 }
+    })
+    .await;
+    wait_for(
+        "the panicked run to leave the count (before any heartbeat)",
+        Duration::from_secs(2),
+        || {
+            let n = worker.in_flight();
+            async move { n == 0 }
+        },
+    )
+    .await;
+    stop.send(true).unwrap();
+    running.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finished_runs_never_linger_in_the_in_flight_count() {
+    let (sched, c) = scheduler("linger").await;
+    let upstream = Arc::new(Quick {
+        runs: AtomicU32::new(0),
+    });
+    let worker = Worker::new(sched.clone(), upstream.clone(), &c, secrets());
+    let (stop, rx) = watch::channel(false);
+    let running = tokio::spawn(worker.clone().run(rx));
+    let tasks: Vec<_> = (0..1500)
+        .map(|i| task(&c, "tenant", &format!("p{i}")))
+        .collect();
+    let ids: Vec<String> = tasks.iter().map(|t| t.id.clone()).collect();
+    for r in sched.submit_batch(&tasks).await.unwrap() {
+        r.unwrap();
+    }
+    wait_for(
+        "every task to complete",
+        Duration::from_secs(60),
+        || async {
+            sched
+                .get_tasks("tenant", &ids)
+                .await
+                .unwrap()
+                .iter()
+                .all(|r| r.as_ref().is_some_and(|r| r.status() == "completed"))
+        },
+    )
+    .await;
+    wait_for(
+        "the count to drop to zero (before any heartbeat)",
+        Duration::from_secs(2),
+        || {
+            let n = worker.in_flight();
+            async move { n == 0 }
+        },
+    )
+    .await;
+    stop.send(true).unwrap();
+    running.await.unwrap();
+}
