@@ -34,8 +34,8 @@ pub struct DemoArgs {
     /// Allow webhook endpoints on private and loopback addresses.
     #[arg(long)]
     allow_private_webhooks: bool,
-    /// Logs (warnings and up unless RUST_LOG says otherwise): text or json.
-    #[arg(long, default_value = "text")]
+    /// Logs on stderr (warnings and up unless RUST_LOG says otherwise): text or json.
+    #[arg(long, env = "SWITCHYARD_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
 }
 
@@ -69,10 +69,44 @@ impl Admin {
     }
 }
 
-/// Run the demo until a signal.
+/// SIGINT and SIGTERM, caught from the moment this returns (so that a signal during
+/// start-up cannot kill the process before it has stopped what it started): the value
+/// turns true at the first one. Call it within a Tokio runtime.
+pub(crate) fn catch_signals() -> tokio::sync::watch::Receiver<bool> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+                let _ = tx.send(true);
+            });
+            return rx;
+        }
+    }
+    tokio::spawn(async move {
+        switchyard_worker::wait_for_signal().await;
+        let _ = tx.send(true);
+    });
+    rx
+}
+
+/// Run the demo until a signal; then stop the workers, the API and the private Redis,
+/// and return only once its watcher is gone too.
 pub fn run(mut config: Config, args: DemoArgs) -> Result<(), CliError> {
     switchyard_worker::init_logs_at(args.log_format == "json", "warn");
     let rt = tokio::runtime::Runtime::new().map_err(|e| CliError::Other(e.into()))?;
+    let signal = {
+        let _entered = rt.enter();
+        catch_signals()
+    };
     // Redis: REDIS_URL, or our own.
     let own_redis = match std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty()) {
         Some(url) => {
@@ -90,10 +124,17 @@ pub fn run(mut config: Config, args: DemoArgs) -> Result<(), CliError> {
         config,
         args,
         own_redis.as_ref().map(|r| r.ports[0]),
+        signal,
     ));
     if let Some(r) = &own_redis {
-        r.stop();
-        println!("stopped the private redis-server on port {}", r.ports[0]);
+        if r.stop() {
+            println!("stopped the private redis-server on port {}", r.ports[0]);
+        } else {
+            eprintln!(
+                "warning: the private redis-server on port {} did not stop within 10 s",
+                r.ports[0]
+            );
+        }
     }
     result
 }
@@ -102,6 +143,7 @@ async fn run_async(
     mut config: Config,
     args: DemoArgs,
     own_port: Option<u16>,
+    mut signal: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), CliError> {
     let other = |e: anyhow::Error| CliError::Other(e);
     let sim = switchyard_provider_sim::Sim::start("127.0.0.1:0")
@@ -164,7 +206,10 @@ async fn run_async(
         base: base.clone(),
         token: admin_token.clone(),
     };
-    let seeded = seed(&admin).await.map_err(other)?;
+    let seeded = tokio::select! {
+        r = seed(&admin) => r.map_err(other)?,
+        _ = signal.wait_for(|s| *s) => return shutdown(stop_tx, workers, server).await,
+    };
 
     println!("\nSwitchyard demo is running.");
     println!("  API           {base}   (X-API-Key: <key>)");
@@ -207,10 +252,10 @@ async fn run_async(
     if !args.no_workload {
         tokio::select! {
             r = workload(&base, &seeded) => if let Err(e) = r { eprintln!("workload: {e:#}"); },
-            _ = switchyard_worker::wait_for_signal() => return shutdown(stop_tx, workers, server).await,
+            _ = signal.wait_for(|s| *s) => return shutdown(stop_tx, workers, server).await,
         }
     }
-    switchyard_worker::wait_for_signal().await;
+    let _ = signal.wait_for(|s| *s).await;
     shutdown(stop_tx, workers, server).await
 }
 

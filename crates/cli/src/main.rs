@@ -47,8 +47,8 @@ enum Command {
         /// Address to listen on (default: dispatcher.listen).
         #[arg(long)]
         listen: Option<String>,
-        /// text or json.
-        #[arg(long, default_value = "text")]
+        /// Logs on stderr: text or json.
+        #[arg(long, env = "SWITCHYARD_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
         log_format: String,
     },
     /// Run one provider's worker (the same as switchyard-worker-<provider>).
@@ -56,8 +56,8 @@ enum Command {
         /// midjourney | suno | luma | gpts
         #[arg(long)]
         provider: String,
-        /// text or json.
-        #[arg(long, default_value = "text")]
+        /// Logs on stderr: text or json.
+        #[arg(long, env = "SWITCHYARD_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
         log_format: String,
     },
     /// Tenants: create, list, set-plan, top-up (admin token).
@@ -144,18 +144,25 @@ fn serve(
                 ))
             })?;
         if config.dispatcher.admin_token.is_empty() {
-            eprintln!(
-                "note: the admin API is off; set SWITCHYARD_DISPATCHER__ADMIN_TOKEN to enable it"
+            tracing::warn!(
+                "the admin API is off; set SWITCHYARD_DISPATCHER__ADMIN_TOKEN to enable it"
             );
         }
-        println!(
-            "switchyard dispatcher on http://{}",
-            config.dispatcher.listen
-        );
+        let addr = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|_| config.dispatcher.listen.clone());
+        // Signals are caught before the address is announced, so a SIGTERM right after it
+        // still shuts down gracefully.
+        let mut signal = demo::catch_signals();
+        tracing::info!(listen = %addr, "dispatcher listening");
+        println!("switchyard dispatcher on http://{addr}");
         let state = switchyard_dispatcher::AppState::new(sched, secrets);
-        switchyard_dispatcher::serve(state, listener, switchyard_worker::wait_for_signal())
-            .await
-            .map_err(|e| tables::CliError::Other(e.into()))
+        switchyard_dispatcher::serve(state, listener, async move {
+            let _ = signal.wait_for(|s| *s).await;
+        })
+        .await
+        .map_err(|e| tables::CliError::Other(e.into()))
     })
 }
 
@@ -180,12 +187,7 @@ fn worker(
     runtime()?.block_on(async move {
         let sched = connect(&config).await?;
         let w = switchyard_worker::Worker::new(sched, upstream, &config, secrets);
-        let (tx, rx) = tokio::sync::watch::channel(false);
-        tokio::spawn(async move {
-            switchyard_worker::wait_for_signal().await;
-            let _ = tx.send(true);
-        });
-        w.run(rx).await;
+        w.run(demo::catch_signals()).await;
         Ok(())
     })
 }
@@ -208,8 +210,32 @@ fn run_sim(listen: &str) -> Result<(), tables::CliError> {
     })
 }
 
+/// `SWITCHYARD_*` variables that are read, but not as config keys.
+const PROGRAM_ENV: &[&str] = &[
+    "SWITCHYARD_MASTER_KEY",
+    "SWITCHYARD_CONFIG",
+    "SWITCHYARD_LOG_FORMAT",
+    "SWITCHYARD_URL",
+    "SWITCHYARD_ADMIN_TOKEN",
+    "SWITCHYARD_API_KEY",
+];
+
+/// Say so when a `SWITCHYARD_*` variable is set that nothing reads (a config key needs
+/// `__` between levels: `SWITCHYARD_REDIS__URL`, not `SWITCHYARD_REDIS_URL`).
+fn warn_unread_env() {
+    for (name, _) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with("SWITCHYARD_") && !name.contains("__") && !PROGRAM_ENV.contains(&name) {
+            eprintln!(
+                "warning: {name} is not read; config variables are SWITCHYARD_<SECTION>__<KEY> (e.g. SWITCHYARD_REDIS__URL)"
+            );
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    warn_unread_env();
     let config = match switchyard_core::Config::load(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {

@@ -3,11 +3,48 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-#[test]
-fn the_demo_serves_tasks_and_stops_cleanly_on_sigint() {
+/// `/proc/<pid>/stat`: (command name, parent pid, start time).
+fn stat(pid: u32) -> Option<(String, u32, u64)> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (head, rest) = s.rsplit_once(')')?;
+    let comm = head.split_once('(')?.1.to_string();
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // After the name: state, ppid, … starttime is field 22 of the whole line.
+    Some((comm, f.get(1)?.parse().ok()?, f.get(19)?.parse().ok()?))
+}
+
+/// Every process descended from `root` now: (pid, name, start time).
+fn descendants(root: u32) -> Vec<(u32, String, u64)> {
+    let all: Vec<(u32, String, u32, u64)> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| stat(pid).map(|(c, pp, st)| (pid, c, pp, st)))
+        .collect();
+    let mut out: Vec<(u32, String, u64)> = Vec::new();
+    let mut parents = vec![root];
+    while let Some(p) = parents.pop() {
+        for (pid, comm, _, st) in all.iter().filter(|(_, _, pp, _)| *pp == p) {
+            out.push((*pid, comm.clone(), *st));
+            parents.push(*pid);
+        }
+    }
+    out
+}
+
+/// The demo as a child process, up to its "Ctrl-C to stop" line.
+struct Demo {
+    child: Child,
+    api: String,
+    redis_port: u16,
+    keys: Vec<(String, String)>,
+    /// The rest of its stdout (kept open so that its last lines can be written).
+    _stdout: std::sync::mpsc::Receiver<String>,
+}
+
+fn start_demo() -> Demo {
     let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
         .args([
             "demo",
@@ -53,6 +90,74 @@ fn the_demo_serves_tasks_and_stops_cleanly_on_sigint() {
     assert!(api.starts_with("http://127.0.0.1:"), "{api}");
     assert_eq!(keys.len(), 3);
     let redis_port = redis_port.expect("the demo started its own redis-server");
+    Demo {
+        child,
+        api,
+        redis_port,
+        keys,
+        _stdout: rx,
+    }
+}
+
+/// Send `signal` to the demo; it exits with success within 10 s, and by then every
+/// process it started (its redis-server and that server's watcher) is gone and the
+/// private Redis's scratch directory is removed.
+fn stop_demo(demo: Demo, signal: &str) {
+    let Demo {
+        mut child,
+        redis_port,
+        ..
+    } = demo;
+    let pid = child.id();
+    let started = descendants(pid);
+    assert!(
+        started.iter().any(|(_, c, _)| c == "redis-server"),
+        "the demo's redis-server is among its descendants: {started:?}"
+    );
+    assert!(
+        started.iter().any(|(_, c, _)| c == "sh"),
+        "the watcher is among its descendants: {started:?}"
+    );
+    let t0 = Instant::now();
+    assert!(
+        Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the demo did not exit within 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert!(status.success(), "{status:?}");
+    // Right when it has exited, nothing it started is alive (not even as a zombie).
+    let left: Vec<_> = started
+        .iter()
+        .filter(|(p, _, st)| stat(*p).is_some_and(|(_, _, now)| now == *st))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "still running after the demo exited: {left:?}"
+    );
+    let scratch = std::env::temp_dir().join(format!("switchyard-demo-{pid}"));
+    assert!(!scratch.exists(), "{} is left behind", scratch.display());
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", redis_port)).is_err(),
+        "the demo's redis-server still answers"
+    );
+}
+
+#[test]
+fn the_demo_serves_tasks_and_stops_cleanly_on_sigint() {
+    let demo = start_demo();
+    let (api, keys) = (demo.api.clone(), demo.keys.clone());
     let developer = &keys.iter().find(|(p, _)| p == "developer").unwrap().1;
 
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -86,32 +191,10 @@ fn the_demo_serves_tasks_and_stops_cleanly_on_sigint() {
         );
     });
 
-    let t0 = Instant::now();
-    assert!(
-        Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "the demo did not exit within 10 s"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(status.success(), "{status:?}");
-    // Its redis-server is gone.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while std::net::TcpStream::connect(("127.0.0.1", redis_port)).is_ok() {
-        assert!(
-            Instant::now() < deadline,
-            "the demo's redis-server still runs"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    stop_demo(demo, "-INT");
+}
+
+#[test]
+fn the_demo_stops_cleanly_on_sigterm() {
+    stop_demo(start_demo(), "-TERM");
 }

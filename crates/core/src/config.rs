@@ -4,6 +4,8 @@
 //! Precedence, lowest first: the defaults in this module, the TOML file, then
 //! `SWITCHYARD_<SECTION>__<KEY>` variables (`SWITCHYARD_REDIS__URL`,
 //! `SWITCHYARD_PLANS__ENTERPRISE__PPU_CAPS__MIDJOURNEY=100`), then `REDIS_URL`.
+//! Only nested names (with `__`) are config keys; other `SWITCHYARD_*` variables
+//! (`SWITCHYARD_URL`, `SWITCHYARD_MASTER_KEY`, …) belong to the programs that read them.
 //! Unknown keys and invalid values fail at start with the key and the reason.
 
 use std::path::Path;
@@ -18,9 +20,14 @@ use crate::pricing::PriceTable;
 use crate::provider::Provider;
 use crate::task::{MjVersion, ParseOptions};
 
-/// Variables with the `SWITCHYARD_` prefix that are not config keys (secrets and tooling
-/// read elsewhere).
-const NON_CONFIG_ENV: &[&str] = &["MASTER_KEY", "LOG", "LOG_FORMAT", "CONFIG"];
+/// Whether a variable name (after the `SWITCHYARD_` prefix) is a config key: only the
+/// nested `<SECTION>__<KEY>` ones are. The rest of the `SWITCHYARD_*` variables belong to
+/// programs and tooling (`SWITCHYARD_MASTER_KEY`, `SWITCHYARD_CONFIG`,
+/// `SWITCHYARD_LOG_FORMAT`, and the CLI's `SWITCHYARD_URL`, `SWITCHYARD_ADMIN_TOKEN`,
+/// `SWITCHYARD_API_KEY`) and are never read as config keys.
+fn is_config_env(name: &str) -> bool {
+    name.contains("__")
+}
 
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -308,7 +315,7 @@ impl Config {
             fig = fig
                 .merge(
                     Env::prefixed("SWITCHYARD_")
-                        .ignore(NON_CONFIG_ENV)
+                        .filter(|k| is_config_env(k.as_str()))
                         .split("__"),
                 )
                 .merge(Env::raw().only(&["REDIS_URL"]).map(|_| "redis.url".into()));

@@ -11,8 +11,8 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// A private Redis server (or cluster) for this test binary.
@@ -24,6 +24,30 @@ pub struct TestRedis {
     pub ports: Vec<u16>,
     /// Its scratch directory.
     pub dir: PathBuf,
+    /// The watcher of each node.
+    watchers: Vec<Watcher>,
+}
+
+/// The `sh` loop that watches one `redis-server`: it stops the server when this process
+/// ends (or the server is shut down), removes the scratch files, then exits.
+#[derive(Debug, Clone)]
+struct Watcher {
+    /// Its pid.
+    pid: u32,
+    /// Set once it has exited and been reaped.
+    gone: Arc<(Mutex<bool>, Condvar)>,
+}
+
+impl Watcher {
+    /// Wait until it has exited (at most `timeout`); true when it has.
+    fn wait_gone(&self, timeout: Duration) -> bool {
+        let (lock, cv) = &*self.gone;
+        let guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let (guard, _) = cv
+            .wait_timeout_while(guard, timeout, |gone| !*gone)
+            .unwrap_or_else(|p| p.into_inner());
+        *guard
+    }
 }
 
 static SINGLE: OnceLock<TestRedis> = OnceLock::new();
@@ -54,7 +78,7 @@ fn scratch_dir(tag: &str) -> PathBuf {
 }
 
 /// Start `redis-server` with `args` in `dir`, watched: it dies when this process does.
-fn spawn_watched(dir: &Path, port: u16, extra: &str) {
+fn spawn_watched(dir: &Path, port: u16, extra: &str) -> Watcher {
     let me = std::process::id();
     // The watcher polls this process; when it is gone it stops the server and removes
     // the scratch files. `exec`-free so that `$!` is the server's pid.
@@ -73,8 +97,17 @@ fn spawn_watched(dir: &Path, port: u16, extra: &str) {
         .stderr(Stdio::null())
         .spawn()
         .expect("start redis-server (is it installed? apt-get install redis-server)");
-    // Reap the watcher if it ends while this process lives (no zombie).
-    std::thread::spawn(move || watcher.wait());
+    let pid = watcher.id();
+    let gone = Arc::new((Mutex::new(false), Condvar::new()));
+    let flag = gone.clone();
+    // Reap the watcher if it ends while this process lives (no zombie), and say so.
+    std::thread::spawn(move || {
+        let _ = watcher.wait();
+        let (lock, cv) = &*flag;
+        *lock.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        cv.notify_all();
+    });
+    Watcher { pid, gone }
 }
 
 fn wait_ping(port: u16) {
@@ -111,18 +144,21 @@ pub fn start_redis(tag: &str) -> Result<TestRedis, String> {
     }
     let dir = scratch_dir(tag);
     let port = free_port();
-    spawn_watched(&dir, port, "");
+    let watcher = spawn_watched(&dir, port, "");
     wait_ping(port);
     Ok(TestRedis {
         url: format!("redis://127.0.0.1:{port}"),
         ports: vec![port],
         dir,
+        watchers: vec![watcher],
     })
 }
 
 impl TestRedis {
-    /// Shut the server(s) down now (their watcher then cleans up).
-    pub fn stop(&self) {
+    /// Shut the server(s) down now and wait (up to 10 s) until their watchers have
+    /// cleaned up and exited, so that nothing started here outlives the caller. True
+    /// when everything is gone.
+    pub fn stop(&self) -> bool {
         for p in &self.ports {
             let _ = Command::new("redis-cli")
                 .args(["-p", &p.to_string(), "shutdown", "nosave"])
@@ -130,6 +166,15 @@ impl TestRedis {
                 .stderr(Stdio::null())
                 .status();
         }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        self.watchers
+            .iter()
+            .all(|w| w.wait_gone(deadline.saturating_duration_since(Instant::now())))
+    }
+
+    /// The pids of the watcher processes (each the parent of one `redis-server`).
+    pub fn watcher_pids(&self) -> Vec<u32> {
+        self.watchers.iter().map(|w| w.pid).collect()
     }
 }
 
@@ -138,12 +183,13 @@ pub fn redis() -> &'static TestRedis {
     SINGLE.get_or_init(|| {
         let dir = scratch_dir("redis");
         let port = free_port();
-        spawn_watched(&dir, port, "");
+        let watcher = spawn_watched(&dir, port, "");
         wait_ping(port);
         TestRedis {
             url: format!("redis://127.0.0.1:{port}"),
             ports: vec![port],
             dir,
+            watchers: vec![watcher],
         }
     })
 }
@@ -155,16 +201,17 @@ pub fn cluster() -> Option<&'static TestRedis> {
         .get_or_init(|| {
             let dir = scratch_dir("cluster");
             let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+            let mut watchers = Vec::new();
             for port in &ports {
                 let node_dir = dir.join(port.to_string());
                 std::fs::create_dir_all(&node_dir).ok()?;
-                spawn_watched(
+                watchers.push(spawn_watched(
                     &node_dir,
                     *port,
                     &format!(
                         "--cluster-enabled yes --cluster-config-file nodes-{port}.conf --cluster-node-timeout 5000"
                     ),
-                );
+                ));
             }
             for port in &ports {
                 wait_ping(*port);
@@ -195,6 +242,7 @@ pub fn cluster() -> Option<&'static TestRedis> {
                 url: format!("redis://127.0.0.1:{}", ports[0]),
                 ports,
                 dir,
+                watchers,
             })
         })
         .as_ref()

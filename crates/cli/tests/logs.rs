@@ -1,0 +1,155 @@
+//! Logs of `switchyard serve` and `switchyard worker`: on stderr, JSON with
+//! `SWITCHYARD_LOG_FORMAT=json` (as for the worker binaries), and text without colour codes
+//! when stderr is not a terminal.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Run `switchyard <args>` against the test Redis until a stderr line contains `marker`,
+/// then SIGTERM it; returns (stdout, stderr lines).
+fn logs_until(args: &[&str], env: &[(&str, &str)], marker: &str) -> (String, Vec<String>) {
+    let redis = switchyard_test_support::redis();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(args)
+        .env_remove("SWITCHYARD_CONFIG")
+        .env_remove("SWITCHYARD_LOG_FORMAT")
+        .env_remove("SWITCHYARD_DISPATCHER__ADMIN_TOKEN")
+        .env("RUST_LOG", "info")
+        .env("REDIS_URL", &redis.url)
+        .env(
+            "SWITCHYARD_REDIS__KEY_PREFIX",
+            switchyard_test_support::unique_prefix("logs"),
+        )
+        .env("SWITCHYARD_MASTER_KEY", "a-master-key-for-this-test")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let out_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(line) => {
+                let found = line.contains(marker);
+                lines.push(line);
+                if found {
+                    break;
+                }
+            }
+            Err(e) => {
+                let _ = child.kill();
+                panic!("no `{marker}` on stderr ({e:?}); stderr so far: {lines:#?}")
+            }
+        }
+    }
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = child.wait().unwrap();
+    lines.extend(rx.iter());
+    assert!(status.success(), "{status:?}: {lines:#?}");
+    (out_reader.join().unwrap(), lines)
+}
+
+fn assert_json_lines(lines: &[String], message: &str) {
+    assert!(!lines.is_empty());
+    for line in lines.iter().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("a stderr line is not JSON ({e}): {line:?}"));
+        assert!(v["level"].is_string(), "{line}");
+    }
+    assert!(
+        lines.iter().any(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .is_ok_and(|v| v["fields"]["message"] == message)
+        }),
+        "{lines:#?}"
+    );
+}
+
+#[test]
+fn serve_logs_json_on_stderr_with_switchyard_log_format() {
+    let (stdout, lines) = logs_until(
+        &["serve", "--listen", "127.0.0.1:0"],
+        &[("SWITCHYARD_LOG_FORMAT", "json")],
+        "dispatcher listening",
+    );
+    assert_json_lines(&lines, "dispatcher listening");
+    assert!(
+        lines.iter().any(|l| l.contains("the admin API is off")),
+        "the admin-API note is a log line too: {lines:#?}"
+    );
+    // stdout carries only what the command prints for people and scripts.
+    assert!(
+        stdout
+            .lines()
+            .all(|l| l.starts_with("switchyard dispatcher on http://127.0.0.1:")),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn worker_logs_json_on_stderr_with_switchyard_log_format() {
+    let (stdout, lines) = logs_until(
+        &["worker", "--provider", "suno"],
+        &[("SWITCHYARD_LOG_FORMAT", "json")],
+        "worker started",
+    );
+    assert_json_lines(&lines, "worker started");
+    assert!(stdout.trim().is_empty(), "no logs on stdout: {stdout}");
+}
+
+#[test]
+fn text_logs_have_no_colour_codes_when_stderr_is_not_a_terminal() {
+    let (stdout, lines) = logs_until(
+        &["serve", "--listen", "127.0.0.1:0"],
+        &[],
+        "dispatcher listening",
+    );
+    let all = lines.join("\n");
+    assert!(!all.contains('\x1b'), "colour codes in piped logs: {all:?}");
+    assert!(
+        all.contains("INFO") && all.contains("dispatcher listening"),
+        "{all}"
+    );
+    assert!(
+        !stdout.contains("dispatcher listening"),
+        "logs go to stderr: {stdout}"
+    );
+}
+
+#[test]
+fn a_bad_log_format_is_a_usage_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["serve"])
+        .env("SWITCHYARD_LOG_FORMAT", "yaml")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("yaml") && err.contains("json"), "{err}");
+}
