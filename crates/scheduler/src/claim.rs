@@ -38,6 +38,11 @@ const WAKE_SLICE: Duration = Duration::from_millis(400);
 
 impl Scheduler {
     /// Claim up to `n` tasks of `provider` from any shard, once, without waiting.
+    ///
+    /// When a call fails after earlier calls (other shards, earlier batches) leased
+    /// tasks, those tasks are returned (the error is logged, and the next call meets it
+    /// again): they are the caller's now, and dropping them would leave them leased to
+    /// nobody until their leases expire.
     pub async fn try_claim(
         &self,
         provider: Provider,
@@ -50,8 +55,16 @@ impl Scheduler {
                 // Bounded calls: one script call holds Redis for its whole batch.
                 let want = (n - out.len()).min(MAX_PER_CALL);
                 let before = out.len();
-                self.claim_once(&mut conn, provider, &base, want, &mut out)
-                    .await?;
+                if let Err(e) = self
+                    .claim_once(&mut conn, provider, &base, want, &mut out)
+                    .await
+                {
+                    if out.is_empty() {
+                        return Err(e);
+                    }
+                    tracing::warn!(error = %e, claimed = out.len(), "claim stopped part-way; keeping what was claimed");
+                    return Ok(out);
+                }
                 if out.len() - before < want {
                     break; // this shard has no more claimable work now
                 }

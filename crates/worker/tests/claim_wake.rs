@@ -8,24 +8,43 @@ use std::time::{Duration, Instant};
 use common::*;
 use switchyard_scheduler::{Scheduler, keys};
 
-/// How many clients Redis has blocked (a claimer waiting for a wake-up).
-async fn blocked_clients(s: &Scheduler) -> u64 {
-    let mut conn = s.connection().await.unwrap();
-    let info: String = redis::cmd("INFO")
-        .arg("clients")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix("blocked_clients:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
+/// How many clients the Redis nodes on `ports` have blocked (claimers waiting for a
+/// wake-up).
+fn blocked_clients(ports: &[u16]) -> u64 {
+    ports
+        .iter()
+        .map(|p| {
+            let out = std::process::Command::new("redis-cli")
+                .args(["-p", &p.to_string(), "info", "clients"])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .find_map(|l| l.strip_prefix("blocked_clients:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0)
+        })
+        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_claimer_wakes_promptly_for_work_on_any_shard() {
     let r = switchyard_test_support::redis();
-    let mut c = config(&r.url, "wake");
+    wakes_promptly(&r.url, &r.ports, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_claimer_wakes_promptly_for_work_on_any_shard_of_a_cluster() {
+    let Some(r) = switchyard_test_support::cluster() else {
+        eprintln!("no Redis Cluster here; skipped");
+        return;
+    };
+    wakes_promptly(&r.url, &r.ports, true).await;
+}
+
+async fn wakes_promptly(url: &str, ports: &[u16], cluster: bool) {
+    let mut c = config(url, "wake");
+    c.redis.cluster = cluster;
     c.scheduler.shards = 4;
     c.validate().unwrap();
     let sched = Scheduler::connect(&c).await.unwrap();
@@ -53,8 +72,8 @@ async fn an_idle_claimer_wakes_promptly_for_work_on_any_shard() {
             })
         };
         wait_for("the claimer to block", Duration::from_secs(5), || {
-            let s = sched.clone();
-            async move { blocked_clients(&s).await >= 1 }
+            let n = blocked_clients(ports);
+            async move { n >= 1 }
         })
         .await;
         // A stimulus at a chosen point of the wait (not waiting for an outcome).
