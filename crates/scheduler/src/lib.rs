@@ -153,28 +153,30 @@ impl Scheduler {
 
     /// As [`Scheduler::connect`], but while Redis cannot be reached (not started yet,
     /// restarting, loading its data) wait for it: retry with backoff (100 ms doubling to
-    /// 5 s, with jitter), saying once at once and then every 30 s which URL it waits for
+    /// 2 s, with jitter), saying at once and then every 30 s which URL it waits for
     /// (password redacted). Errors that waiting cannot mend (a bad URL, refused
     /// credentials, a script error) are returned.
     pub async fn connect_waiting(config: &Config) -> Result<Self, SchedulerError> {
         use std::time::{Duration, Instant};
         let url = connection::redact_url(&config.redis.url);
         let mut backoff =
-            connection::Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+            connection::Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
         let started = Instant::now();
         let mut last_said: Option<Instant> = None;
         loop {
             match Scheduler::connect(config).await {
                 Ok(s) => {
                     if last_said.is_some() {
-                        tracing::info!(redis = %url, waited_s = started.elapsed().as_secs(), "Redis is up");
+                        tracing::info!(
+                            waited_s = started.elapsed().as_secs(),
+                            "Redis at {url} is up"
+                        );
                     }
                     return Ok(s);
                 }
                 Err(e) if e.is_transient() => {
                     if last_said.is_none_or(|t| t.elapsed() >= Duration::from_secs(30)) {
                         tracing::warn!(
-                            redis = %url,
                             error = %e,
                             waited_s = started.elapsed().as_secs(),
                             "waiting for Redis at {url}"

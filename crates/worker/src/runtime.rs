@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures_util::FutureExt;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde_json::Value;
 use switchyard_core::secrets::SecretBox;
@@ -428,8 +429,15 @@ impl Worker {
                     clock: clock.clone(),
                 };
                 let timeout = Duration::from_secs(self.config.worker.task_timeout_s);
-                match tokio::time::timeout(timeout, self.upstream.run(&job, &ctl)).await {
-                    Ok(r) => r,
+                // A panicking adapter is a transient failure of this run (retried within
+                // the attempt budget), not a task left leased until its lease expires.
+                let run =
+                    std::panic::AssertUnwindSafe(self.upstream.run(&job, &ctl)).catch_unwind();
+                match tokio::time::timeout(timeout, run).await {
+                    Ok(Ok(r)) => r,
+                    Ok(Err(_)) => Err(UpstreamError::Transient(
+                        "the adapter panicked (a bug in this worker)".into(),
+                    )),
                     Err(_) => Err(UpstreamError::Transient(format!(
                         "upstream_timeout: no result within {} s",
                         timeout.as_secs()

@@ -1,5 +1,6 @@
 //! `Worker::in_flight` counts the runs in progress, not runs that ended: however a run
-//! ends (returns, panics), it leaves the count at once, not at the next heartbeat.
+//! ends (returns, panics), it leaves the count at once, not at the next heartbeat. A
+//! panicking adapter fails its run like a transient error instead of stranding the task.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -53,7 +54,7 @@ async fn scheduler(name: &str) -> (Scheduler, switchyard_core::Config) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_run_that_panics_leaves_the_in_flight_count_at_once() {
+async fn a_panicking_adapter_fails_its_runs_and_leaves_no_trace() {
     let (sched, c) = scheduler("panic").await;
     let upstream = Arc::new(Quick {
         runs: AtomicU32::new(0),
@@ -61,14 +62,27 @@ async fn a_run_that_panics_leaves_the_in_flight_count_at_once() {
     let worker = Worker::new(sched.clone(), upstream.clone(), &c, secrets());
     let (stop, rx) = watch::channel(false);
     let running = tokio::spawn(worker.clone().run(rx));
-    submit(&sched, &c, "tenant", "panic").await;
-    wait_for("the run to start", Duration::from_secs(10), || {
-        let n = upstream.runs.load(Ordering::SeqCst);
-        async move { n == 1 }
-    })
-    .await;
+    let id = submit(&sched, &c, "tenant", "panic").await;
+    // Each panic is a transient failure of that run: retried at once (not after the
+    // 30 s lease), until the attempt budget is spent.
     wait_for(
-        "the panicked run to leave the count (before any heartbeat)",
+        "the task to fail after its attempts (well before a lease expires)",
+        Duration::from_secs(10),
+        || async {
+            sched
+                .get_task("tenant", &id)
+                .await
+                .unwrap()
+                .is_some_and(|r| r.status() == "failed")
+        },
+    )
+    .await;
+    let f = fields(&sched, "tenant", &id).await;
+    let budget = c.scheduler.max_attempts;
+    assert_eq!(f["attempts"], budget.to_string(), "{f:?}");
+    assert_eq!(upstream.runs.load(Ordering::SeqCst), budget);
+    wait_for(
+        "the panicked runs to leave the count (before any heartbeat)",
         Duration::from_secs(2),
         || {
             let n = worker.in_flight();
