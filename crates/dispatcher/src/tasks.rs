@@ -280,20 +280,41 @@ pub async fn create(
                 hex::encode(Sha256::digest(&raw)),
             )
         });
-    if let Some((k, _)) = &idempotency
-        && let Some(first) = tenants::idempotency_provider(
+    // A key reserved here is released below whatever the submit answers: it is kept
+    // only when a task exists for it, so a refused request can be retried with it.
+    if let Some((k, _)) = &idempotency {
+        match tenants::idempotency_reserve(
             &state.sched,
             &tenant.tenant_id,
             k,
             spec.provider().as_str(),
         )
         .await?
-        && first != spec.provider().as_str()
-    {
-        return Err(ApiError::conflict(
-            "idempotency_key_reused",
-            format!("this Idempotency-Key was used for a {first} task with a different request"),
-        ));
+        {
+            tenants::IdemClaim::Reserved => {}
+            tenants::IdemClaim::Taken {
+                provider,
+                created: true,
+            } => {
+                return Err(ApiError::conflict(
+                    "idempotency_key_reused",
+                    format!(
+                        "this Idempotency-Key was used for a {provider} task with a different request"
+                    ),
+                ));
+            }
+            tenants::IdemClaim::Taken {
+                provider,
+                created: false,
+            } => {
+                return Err(ApiError::conflict(
+                    "idempotency_key_reused",
+                    format!(
+                        "this Idempotency-Key is in use by a {provider} request in progress; retry once it has an answer"
+                    ),
+                ));
+            }
+        }
     }
     let new = NewTask {
         id: uuid::Uuid::now_v7().to_string(),
@@ -305,9 +326,19 @@ pub async fn create(
         ppu_price: state.config.prices.price(ServiceMode::Ppu, &spec),
         body: body.to_json(),
         extra,
-        idempotency,
+        idempotency: idempotency.clone(),
     };
-    let submitted = state.sched.submit(&new).await.map_err(|e| match e {
+    let outcome = state.sched.submit(&new).await;
+    // Redis failed (the task may or may not exist): the reservation is left to expire,
+    // which holds up only a retry for another provider.
+    if let Some((k, _)) = &idempotency
+        && !matches!(outcome, Err(SubmitError::Scheduler(_)))
+        && let Err(e) =
+            tenants::idempotency_release(&state.sched, &tenant.tenant_id, k, outcome.is_ok()).await
+    {
+        tracing::warn!(error = %e, "could not release an Idempotency-Key reservation");
+    }
+    let submitted = outcome.map_err(|e| match e {
         SubmitError::InsufficientQuota {
             kind,
             needed,

@@ -2,6 +2,8 @@
 //! hashes; a request's key is hashed and looked up. Tenant records live under
 //! `<prefix>:{global}:…` (one slot).
 
+use std::sync::LazyLock;
+
 use rand::RngCore;
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
@@ -122,26 +124,107 @@ pub async fn list(s: &Scheduler) -> Result<Vec<Tenant>, SchedulerError> {
     Ok(v)
 }
 
-/// Which provider an Idempotency-Key was first used with (the scheduler keeps keys per
-/// provider; this catches a key reused for another provider).
-pub async fn idempotency_provider(
+/// Which provider a task-create `Idempotency-Key` belongs to, across providers.
+///
+/// The scheduler remembers a key per provider shard, atomically with the task it
+/// created (`submit.lua`); this record only keeps a key from creating tasks with two
+/// providers. A request *reserves* the key for its provider before its submit and
+/// *releases* it after: the record stays (for `scheduler.idempotency_ttl_s`) only once a
+/// task was created with the key; a refused request leaves nothing. While a request holds
+/// the key, requests for the same provider go on (the submit script settles them: the
+/// same body gets the same task, another body 409), and requests for another provider
+/// get [`IdemClaim::Taken`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdemClaim {
+    /// Reserved for this provider: submit, then [`idempotency_release`].
+    Reserved,
+    /// The key belongs to another provider's task (`created`) or request in progress.
+    Taken {
+        /// That provider.
+        provider: String,
+        /// Whether a task was created with it (else a request is still in progress).
+        created: bool,
+    },
+}
+
+/// How long a reservation without a created task lasts if its request never releases
+/// it (the process died between reserve and release), in seconds.
+const IDEM_PENDING_TTL_S: u64 = 120;
+
+const IDEM_RESERVE: &str = r"
+local p = redis.call('HGET', KEYS[1], 'provider')
+if p and p ~= ARGV[1] then
+  return {p, redis.call('HGET', KEYS[1], 'created') or '0'}
+end
+redis.call('HSET', KEYS[1], 'provider', ARGV[1])
+redis.call('HINCRBY', KEYS[1], 'inflight', 1)
+if redis.call('HGET', KEYS[1], 'created') ~= '1' then
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+return {}
+";
+
+const IDEM_RELEASE: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local n = redis.call('HINCRBY', KEYS[1], 'inflight', -1)
+if ARGV[1] == '1' then
+  redis.call('HSET', KEYS[1], 'created', '1')
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+elseif n <= 0 and redis.call('HGET', KEYS[1], 'created') ~= '1' then
+  redis.call('DEL', KEYS[1])
+end
+return 1
+";
+
+static IDEM_RESERVE_SCRIPT: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(IDEM_RESERVE));
+static IDEM_RELEASE_SCRIPT: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(IDEM_RELEASE));
+
+fn idem_key(s: &Scheduler, tenant: &str, key: &str) -> String {
+    global(s, &format!("idemp:{tenant}:{}", hash_key(key)))
+}
+
+/// Reserve a task-create `Idempotency-Key` for `provider` (see [`IdemClaim`]).
+pub async fn idempotency_reserve(
     s: &Scheduler,
     tenant: &str,
     key: &str,
     provider: &str,
-) -> Result<Option<String>, SchedulerError> {
+) -> Result<IdemClaim, SchedulerError> {
     let mut c = s.connection().await?;
-    let k = global(s, &format!("idem:{tenant}:{}", hash_key(key)));
-    let prev: Option<String> = redis::cmd("SET")
-        .arg(&k)
+    let r: Vec<String> = IDEM_RESERVE_SCRIPT
+        .key(idem_key(s, tenant, key))
         .arg(provider)
-        .arg("NX")
-        .arg("GET")
-        .arg("EX")
-        .arg(s.config().scheduler.idempotency_ttl_s)
-        .query_async(&mut c)
+        .arg(IDEM_PENDING_TTL_S)
+        .invoke_async(&mut c)
         .await?;
-    Ok(prev)
+    Ok(match r.as_slice() {
+        [p, created, ..] => IdemClaim::Taken {
+            provider: p.clone(),
+            created: created == "1",
+        },
+        _ => IdemClaim::Reserved,
+    })
+}
+
+/// End a reservation: with `created` (a task exists for the key, new or replayed) the
+/// key stays for `scheduler.idempotency_ttl_s`; without, and with no other request
+/// holding it, the key is forgotten.
+pub async fn idempotency_release(
+    s: &Scheduler,
+    tenant: &str,
+    key: &str,
+    created: bool,
+) -> Result<(), SchedulerError> {
+    let mut c = s.connection().await?;
+    let _: i64 = IDEM_RELEASE_SCRIPT
+        .key(idem_key(s, tenant, key))
+        .arg(if created { "1" } else { "0" })
+        .arg(s.config().scheduler.idempotency_ttl_s)
+        .invoke_async(&mut c)
+        .await?;
+    Ok(())
 }
 
 fn reply_key(s: &Scheduler, scope: &str, key: &str) -> String {
