@@ -94,8 +94,9 @@ where
                     warn!(what, error = %e, failures, "Redis still unavailable and the lease is running out; giving up");
                     return Err(e);
                 }
-                if failures.is_multiple_of(20) {
-                    warn!(what, error = %e, failures, "Redis unavailable; retrying while the lease lasts");
+                // Once per call: the loops say every 30 s that Redis is still away.
+                if failures == 0 {
+                    warn!(what, error = %e, "Redis unavailable; retrying while the lease lasts");
                 }
                 failures += 1;
                 since.get_or_insert_with(Instant::now);
