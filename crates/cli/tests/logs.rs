@@ -153,3 +153,67 @@ fn a_bad_log_format_is_a_usage_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("yaml") && err.contains("json"), "{err}");
 }
+
+#[test]
+fn serve_started_before_redis_waits_for_it_and_says_where() {
+    let port = switchyard_test_support::free_port();
+    let url = format!("redis://127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env_remove("SWITCHYARD_CONFIG")
+        .env("SWITCHYARD_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .env("REDIS_URL", &url)
+        .env("SWITCHYARD_MASTER_KEY", "a-master-key-for-this-test")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let (out, err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let tx2 = tx.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(("out", line));
+        }
+    });
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = tx2.send(("err", line));
+        }
+    });
+    let mut seen = Vec::new();
+    let mut wait_for = |stream: &str, what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok((s, line)) => {
+                    let hit = s == stream && line.contains(what);
+                    seen.push(line);
+                    if hit {
+                        return;
+                    }
+                }
+                Err(e) => panic!("no `{what}` on std{stream} ({e:?}): {seen:#?}"),
+            }
+        }
+    };
+    wait_for("err", &format!("waiting for Redis at {url}"));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "serve exited while Redis was down"
+    );
+    let redis = switchyard_test_support::start_redis_at("servewaits", port).unwrap();
+    wait_for("out", "switchyard dispatcher on http://127.0.0.1:");
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(redis.stop());
+}

@@ -133,6 +133,11 @@ fn wait_ping(port: u16) {
 /// or with [`TestRedis::stop`]). Fails with a message saying how to install Redis when
 /// `redis-server` is not on PATH.
 pub fn start_redis(tag: &str) -> Result<TestRedis, String> {
+    start_redis_at(tag, free_port())
+}
+
+/// As [`start_redis`], on a given port (for tests of programs that start before Redis).
+pub fn start_redis_at(tag: &str, port: u16) -> Result<TestRedis, String> {
     let found = Command::new("redis-server")
         .arg("--version")
         .stdout(Stdio::null())
@@ -143,7 +148,6 @@ pub fn start_redis(tag: &str) -> Result<TestRedis, String> {
         return Err("redis-server is not on PATH: install it (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis) or set REDIS_URL".into());
     }
     let dir = scratch_dir(tag);
-    let port = free_port();
     let watcher = spawn_watched(&dir, port, "");
     wait_ping(port);
     Ok(TestRedis {
