@@ -210,24 +210,33 @@ fn run_sim(listen: &str) -> Result<(), tables::CliError> {
     })
 }
 
-/// `SWITCHYARD_*` variables that are read, but not as config keys.
-const PROGRAM_ENV: &[&str] = &[
-    "SWITCHYARD_MASTER_KEY",
-    "SWITCHYARD_CONFIG",
-    "SWITCHYARD_LOG_FORMAT",
-    "SWITCHYARD_URL",
-    "SWITCHYARD_ADMIN_TOKEN",
-    "SWITCHYARD_API_KEY",
+/// The sections of the config (`SWITCHYARD_<SECTION>__<KEY>`).
+const CONFIG_SECTIONS: &[&str] = &[
+    "REDIS",
+    "SCHEDULER",
+    "DEFAULTS",
+    "DISPATCHER",
+    "WORKER",
+    "UPSTREAMS",
+    "PLANS",
+    "PRICES",
 ];
 
-/// Say so when a `SWITCHYARD_*` variable is set that nothing reads (a config key needs
-/// `__` between levels: `SWITCHYARD_REDIS__URL`, not `SWITCHYARD_REDIS_URL`).
+/// Say so when a variable looks like a config key written with one underscore where two
+/// are needed (`SWITCHYARD_REDIS_URL` for `SWITCHYARD_REDIS__URL`): nothing reads it.
+/// Other `SWITCHYARD_*` variables (the CLI's own, test and benchmark tooling) are not
+/// config and are left alone.
 fn warn_unread_env() {
     for (name, _) in std::env::vars_os() {
-        let Some(name) = name.to_str() else { continue };
-        if name.starts_with("SWITCHYARD_") && !name.contains("__") && !PROGRAM_ENV.contains(&name) {
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("SWITCHYARD_")) else {
+            continue;
+        };
+        let looks_like_config = CONFIG_SECTIONS
+            .iter()
+            .any(|s| rest.strip_prefix(s).is_some_and(|k| k.starts_with('_')));
+        if looks_like_config && !rest.contains("__") {
             eprintln!(
-                "warning: {name} is not read; config variables are SWITCHYARD_<SECTION>__<KEY> (e.g. SWITCHYARD_REDIS__URL)"
+                "warning: SWITCHYARD_{rest} is not read; config variables are SWITCHYARD_<SECTION>__<KEY> (e.g. SWITCHYARD_REDIS__URL)"
             );
         }
     }
