@@ -167,10 +167,13 @@ return {}
 const IDEM_RELEASE: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local n = redis.call('HINCRBY', KEYS[1], 'inflight', -1)
-if ARGV[1] == '1' then
+local created = redis.call('HGET', KEYS[1], 'created') == '1'
+if ARGV[1] == '1' and not created then
+  -- Kept from the first creation on, as long as the scheduler keeps the key (a replay
+  -- does not extend it).
   redis.call('HSET', KEYS[1], 'created', '1')
   redis.call('EXPIRE', KEYS[1], ARGV[2])
-elseif n <= 0 and redis.call('HGET', KEYS[1], 'created') ~= '1' then
+elseif n <= 0 and not created and ARGV[1] ~= '1' then
   redis.call('DEL', KEYS[1])
 end
 return 1
