@@ -1,7 +1,22 @@
 //! Discord as Midjourney is reached through it: REST interactions (type 2 slash commands,
-//! type 3 buttons), attachment upload, channel messages, and the gateway websocket that
-//! carries the Midjourney bot's messages (start with our nonce, progress updates, the
-//! final message with image and buttons, error embeds).
+//! type 3 buttons), attachment upload, channel history and single messages, and the
+//! gateway websocket that carries the interaction events and the Midjourney bot's messages.
+//!
+//! As strict as the real service where resuming a job depends on it:
+//! - message ids are snowflakes (time-ordered); the history answers `limit` (at most 100),
+//!   `before`, `after` and `around`, newest first, and keeps every message, so a busy
+//!   channel has far more than one page;
+//! - only the gateway's MESSAGE_CREATE of an interaction's first reply carries the
+//!   client's nonce; the history never does. That reply names the interaction
+//!   (`interaction_metadata.id`), whose id the gateway's INTERACTION_CREATE /
+//!   INTERACTION_SUCCESS pair with the nonce;
+//! - progress edits the job message in place (MESSAGE_UPDATE, same id) with a preview whose
+//!   file name carries the Midjourney job id (`<job>_grid_0.webp`);
+//! - the result is a new message with no nonce; it names the job only through its image
+//!   file name and its buttons' `custom_id`s (and, for a button's job, replies to the message
+//!   the button was on); the job message is then deleted, and a fetch of it answers
+//!   404 Unknown Message;
+//! - a job that fails after it started gets an error embed replying to the job message.
 
 use axum::Router;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -10,18 +25,24 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post, put};
 use serde_json::{Value, json};
+use std::sync::atomic::Ordering;
 
 use crate::{Behaviour, Directives, JobState, Refusal, Shared, SimAccount, err};
 
 const MJ_BOT: &str = "936929561302675456";
 const ERROR_RED: u64 = 16_711_680;
 const WARN_YELLOW: u64 = 16_776_960;
+/// Discord's epoch (2015-01-01) in Unix milliseconds.
+const DISCORD_EPOCH_MS: u64 = 1_420_070_400_000;
+/// The user every simulated account is (mentioned in the bot's messages).
+const USER_ID: &str = "1";
 
 pub(crate) fn routes() -> Router<Shared> {
     Router::new()
         .route("/api/v9/interactions", post(interaction))
         .route("/api/v9/channels/{channel}/attachments", post(attachments))
         .route("/api/v9/channels/{channel}/messages", get(messages))
+        .route("/api/v9/channels/{channel}/messages/{id}", get(message))
         .route("/_upload/{id}", put(upload))
         .route("/gateway", get(gateway))
 }
@@ -41,22 +62,42 @@ fn unauthorized() -> Response {
     )
 }
 
-/// Push a gateway dispatch to every connection of this token, and keep MESSAGE_CREATEs
-/// in the channel history.
+/// A Discord snowflake: milliseconds since Discord's epoch, then a sequence.
+fn snowflake(s: &Shared) -> u64 {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+        .saturating_sub(DISCORD_EPOCH_MS);
+    (ms << 22) | (s.seq.fetch_add(1, Ordering::Relaxed) & 0x3F_FFFF)
+}
+
+fn id_of(m: &Value) -> u64 {
+    m["id"].as_str().and_then(|i| i.parse().ok()).unwrap_or(0)
+}
+
+/// Push a gateway dispatch to every connection of this token, and keep the channel's
+/// history as Discord does (no nonce there; edits in place; deletions gone).
 fn dispatch(s: &Shared, token: &str, t: &str, d: Value) {
-    if t == "MESSAGE_CREATE" || t == "MESSAGE_UPDATE" {
-        let channel = d["channel_id"].as_str().unwrap_or("").to_string();
+    let channel = d["channel_id"].as_str().unwrap_or("").to_string();
+    {
         let mut inner = s.lock();
         let hist = inner.messages.entry(channel).or_default();
-        if t == "MESSAGE_UPDATE" {
-            if let Some(m) = hist.iter_mut().find(|m| m["id"] == d["id"]) {
-                *m = d.clone();
+        let id = id_of(&d);
+        match t {
+            "MESSAGE_CREATE" | "MESSAGE_UPDATE" => {
+                let mut kept = d.clone();
+                if let Some(m) = kept.as_object_mut() {
+                    m.remove("nonce");
+                }
+                if t == "MESSAGE_CREATE" || hist.contains_key(&id) {
+                    hist.insert(id, kept);
+                }
             }
-        } else {
-            hist.push_back(d.clone());
-            while hist.len() > 200 {
-                hist.pop_front();
+            "MESSAGE_DELETE" => {
+                hist.remove(&id);
             }
+            _ => {}
         }
     }
     let _ = s
@@ -64,16 +105,70 @@ fn dispatch(s: &Shared, token: &str, t: &str, d: Value) {
         .send((token.to_string(), json!({"op": 0, "t": t, "d": d})));
 }
 
-fn error_embed(s: &Shared, token: &str, channel: &str, nonce: &str, title: &str, color: u64) {
-    let id = s.next_id("9");
-    dispatch(
-        s,
-        token,
-        "MESSAGE_CREATE",
-        json!({"id": id, "channel_id": channel, "nonce": nonce, "author": {"id": MJ_BOT},
-               "content": "", "embeds": [{"title": title, "description": format!("{title}. (simulated)"), "color": color}],
-               "attachments": [], "components": []}),
-    );
+/// Messages from another user, straight into a channel's history.
+pub(crate) fn chatter(s: &Shared, channel: &str, n: usize) {
+    for i in 0..n {
+        let id = snowflake(s);
+        s.lock().messages.entry(channel.to_string()).or_default().insert(
+            id,
+            json!({"id": id.to_string(), "channel_id": channel, "author": {"id": "42", "username": "someone"},
+                   "content": format!("chatter {i}"), "attachments": [], "components": [], "embeds": []}),
+        );
+    }
+}
+
+/// The Midjourney job id the simulator gives a job (a UUID, as Midjourney's are).
+fn job_uuid(job: &str) -> String {
+    let n: u64 = job
+        .trim_start_matches(|c: char| !c.is_ascii_digit())
+        .parse()
+        .unwrap_or(0);
+    let h = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    format!(
+        "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
+        (h >> 32) as u32,
+        (h >> 16) as u16,
+        (h >> 4) & 0xfff,
+        n & 0xfff,
+        n
+    )
+}
+
+/// An error embed from the bot: for an interaction (with its nonce and interaction), or
+/// replying to a job message that failed after it started.
+fn error_embed(
+    s: &Shared,
+    token: &str,
+    channel: &str,
+    about: ErrorAbout<'_>,
+    title: &str,
+    color: u64,
+) {
+    let id = snowflake(s).to_string();
+    let mut m = json!({"id": id, "channel_id": channel, "author": {"id": MJ_BOT},
+           "content": "", "embeds": [{"title": title, "description": format!("{title}. (simulated)"), "color": color}],
+           "attachments": [], "components": []});
+    match about {
+        ErrorAbout::Interaction { nonce, interaction } => {
+            m["nonce"] = json!(nonce);
+            m["interaction_metadata"] =
+                json!({"id": interaction, "type": 2, "user": {"id": USER_ID}});
+        }
+        ErrorAbout::Job { message } => {
+            m["message_reference"] = json!({"message_id": message, "channel_id": channel});
+        }
+    }
+    dispatch(s, token, "MESSAGE_CREATE", m);
+}
+
+enum ErrorAbout<'a> {
+    Interaction {
+        nonce: &'a str,
+        interaction: &'a str,
+    },
+    Job {
+        message: &'a str,
+    },
 }
 
 async fn interaction(
@@ -91,7 +186,7 @@ async fn interaction(
         .unwrap_or(&format!("c-{}", account.name))
         .to_string();
     // What is asked: a slash command, or a button on an earlier message.
-    let (kind, prompt) = match body["type"].as_u64() {
+    let (kind, prompt, reply_to) = match body["type"].as_u64() {
         Some(2) => {
             let name = body["data"]["name"].as_str().unwrap_or("").to_string();
             let prompt = body["data"]["options"]
@@ -100,18 +195,18 @@ async fn interaction(
                 .and_then(|o| o["value"].as_str())
                 .unwrap_or("")
                 .to_string();
-            (name, prompt)
+            (name, prompt, None)
         }
         Some(3) => {
             let custom = body["data"]["custom_id"].as_str().unwrap_or("").to_string();
-            let origin = body["message_id"].as_str().unwrap_or("");
+            let origin = body["message_id"].as_str().unwrap_or("").to_string();
             let prompt = {
                 let inner = s.lock();
-                inner
+                let exists = inner
                     .messages
                     .get(&channel)
-                    .and_then(|h| h.iter().find(|m| m["id"] == origin))
-                    .map(|m| m["x_prompt"].as_str().unwrap_or("").to_string())
+                    .is_some_and(|h| h.contains_key(&origin.parse().unwrap_or(0)));
+                inner.prompts.get(&origin).filter(|_| exists).cloned()
             };
             let Some(prompt) = prompt else {
                 return err(
@@ -119,7 +214,7 @@ async fn interaction(
                     json!({"message": "Unknown Message", "code": 10008}),
                 );
             };
-            (custom, prompt)
+            (custom, prompt, Some(origin))
         }
         _ => {
             return err(
@@ -129,6 +224,21 @@ async fn interaction(
         }
     };
     let d = Directives::parse(&prompt);
+    let interaction = snowflake(&s).to_string();
+    let refused = |title: &str, color: u64| {
+        dispatch(
+            &s,
+            &token,
+            "INTERACTION_CREATE",
+            json!({"id": interaction, "nonce": nonce}),
+        );
+        let about = ErrorAbout::Interaction {
+            nonce: &nonce,
+            interaction: &interaction,
+        };
+        error_embed(&s, &token, &channel, about, title, color);
+        StatusCode::NO_CONTENT.into_response()
+    };
     match s.admit(&account, &d, false) {
         Err(Refusal::Unauthorized) => return unauthorized(),
         Err(Refusal::RateLimited) => {
@@ -146,10 +256,7 @@ async fn interaction(
                 json!({"message": "502: Bad Gateway", "code": 0}),
             );
         }
-        Err(Refusal::Full) => {
-            error_embed(&s, &token, &channel, &nonce, "Queue full", WARN_YELLOW);
-            return StatusCode::NO_CONTENT.into_response();
-        }
+        Err(Refusal::Full) => return refused("Queue full", WARN_YELLOW),
         // Discord itself never refuses for a captcha; the bot answers with an embed.
         Err(Refusal::Captcha) | Ok(()) => {}
     }
@@ -161,15 +268,43 @@ async fn interaction(
     };
     if let Some(title) = refusal {
         s.end(&account.name, d.tag.as_deref());
-        error_embed(&s, &token, &channel, &nonce, title, ERROR_RED);
-        return StatusCode::NO_CONTENT.into_response();
+        return refused(title, ERROR_RED);
     }
     let job = s.next_id("job");
-    let start_id = s.next_id("1");
+    let start_id = snowflake(&s).to_string();
     let data = json!({"kind": kind, "prompt": prompt, "nonce": nonce, "channel": channel,
-                      "start_id": start_id, "token": token});
+                      "start_id": start_id, "token": token, "interaction": interaction,
+                      "reply_to": reply_to, "user": account.name, "job_uuid": job_uuid(&job)});
+    dispatch(
+        &s,
+        &token,
+        "INTERACTION_CREATE",
+        json!({"id": interaction, "nonce": nonce}),
+    );
     s.start_job(&job, &account, &d, data, on_step);
+    dispatch(
+        &s,
+        &token,
+        "INTERACTION_SUCCESS",
+        json!({"id": interaction, "nonce": nonce}),
+    );
     StatusCode::NO_CONTENT.into_response()
+}
+
+/// A file-name-safe stem of a prompt, as Midjourney names its images.
+fn slug(prompt: &str) -> String {
+    prompt
+        .split_whitespace()
+        .filter(|w| !w.starts_with("--") && !w.starts_with('['))
+        .take(6)
+        .map(|w| {
+            w.chars()
+                .filter(char::is_ascii_alphanumeric)
+                .collect::<String>()
+        })
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join("_")
 }
 
 fn on_step(s: &Shared, job_id: &str, state: &JobState) {
@@ -180,6 +315,7 @@ fn on_step(s: &Shared, job_id: &str, state: &JobState) {
     let prompt = d["prompt"].as_str().unwrap_or("");
     let start_id = d["start_id"].as_str().unwrap_or("");
     let nonce = d["nonce"].as_str().unwrap_or("");
+    let uuid = d["job_uuid"].as_str().unwrap_or("");
     let speed = if prompt.contains("--turbo") {
         "turbo"
     } else if prompt.contains("--fast") {
@@ -194,7 +330,8 @@ fn on_step(s: &Shared, job_id: &str, state: &JobState) {
             token,
             "MESSAGE_CREATE",
             json!({"id": start_id, "channel_id": channel, "nonce": nonce, "author": {"id": MJ_BOT},
-                   "content": format!("**{prompt}** - <@1> (Waiting to start)"),
+                   "interaction_metadata": {"id": d["interaction"], "type": 2, "user": {"id": USER_ID}},
+                   "content": format!("**{prompt}** - <@{USER_ID}> (Waiting to start)"),
                    "attachments": [], "components": [], "embeds": []}),
         ),
         JobState::Running(p) => dispatch(
@@ -202,63 +339,81 @@ fn on_step(s: &Shared, job_id: &str, state: &JobState) {
             token,
             "MESSAGE_UPDATE",
             json!({"id": start_id, "channel_id": channel, "author": {"id": MJ_BOT},
-                   "content": format!("**{prompt}** - <@1> ({p}%) ({speed})"),
-                   "attachments": [{"url": format!("{base}/_cdn/{job_id}_progress_{p}.webp"), "width": 512, "height": 512}],
+                   "interaction_metadata": {"id": d["interaction"], "type": 2, "user": {"id": USER_ID}},
+                   "content": format!("**{prompt}** - <@{USER_ID}> ({p}%) ({speed})"),
+                   "attachments": [{"url": format!("{base}/_cdn/{uuid}_grid_0.webp"), "filename": format!("{uuid}_grid_0.webp"), "width": 512, "height": 512}],
                    "components": [], "embeds": []}),
         ),
         JobState::Failed(reason) => {
-            error_embed(s, token, channel, nonce, reason, ERROR_RED);
-            let _ = s.gateway.send((
-                token.to_string(),
-                json!({"op": 0, "t": "MESSAGE_DELETE", "d": {"id": start_id, "channel_id": channel}}),
-            ));
+            error_embed(
+                s,
+                token,
+                channel,
+                ErrorAbout::Job { message: start_id },
+                reason,
+                ERROR_RED,
+            );
+            dispatch(
+                s,
+                token,
+                "MESSAGE_DELETE",
+                json!({"id": start_id, "channel_id": channel}),
+            );
         }
         JobState::Done => {
-            let hash = format!("{:08x}-sim-{job_id}", job_id.len() * 7919);
             let kind = d["kind"].as_str().unwrap_or("");
             let upscaled = kind.contains("upsample") || kind.contains("upscale");
             let components = if upscaled {
                 json!([{"type": 1, "components": [
-                    {"type": 2, "custom_id": format!("MJ::JOB::high_variation::1::{hash}"), "label": "Vary (Strong)"},
-                    {"type": 2, "custom_id": format!("MJ::JOB::low_variation::1::{hash}"), "label": "Vary (Subtle)"},
-                    {"type": 2, "custom_id": format!("MJ::Outpaint::50::1::{hash}::SOLO"), "label": "Zoom Out 2x"},
-                    {"type": 2, "custom_id": format!("MJ::JOB::pan_left::1::{hash}::SOLO"), "label": "⬅️"},
-                    {"type": 2, "custom_id": format!("MJ::Inpaint::1::{hash}::SOLO"), "label": "Vary (Region)"}]}])
+                    {"type": 2, "custom_id": format!("MJ::JOB::high_variation::1::{uuid}"), "label": "Vary (Strong)"},
+                    {"type": 2, "custom_id": format!("MJ::JOB::low_variation::1::{uuid}"), "label": "Vary (Subtle)"},
+                    {"type": 2, "custom_id": format!("MJ::Outpaint::50::1::{uuid}::SOLO"), "label": "Zoom Out 2x"},
+                    {"type": 2, "custom_id": format!("MJ::JOB::pan_left::1::{uuid}::SOLO"), "label": "⬅️"},
+                    {"type": 2, "custom_id": format!("MJ::Inpaint::1::{uuid}::SOLO"), "label": "Vary (Region)"}]}])
             } else {
                 let mut row1: Vec<Value> = (1..=4)
-                    .map(|i| json!({"type": 2, "custom_id": format!("MJ::JOB::upsample::{i}::{hash}"), "label": format!("U{i}")}))
+                    .map(|i| json!({"type": 2, "custom_id": format!("MJ::JOB::upsample::{i}::{uuid}"), "label": format!("U{i}")}))
                     .collect();
-                row1.push(json!({"type": 2, "custom_id": format!("MJ::JOB::reroll::0::{hash}::SOLO"), "label": "🔄"}));
+                row1.push(json!({"type": 2, "custom_id": format!("MJ::JOB::reroll::0::{uuid}::SOLO"), "label": "🔄"}));
                 let row2: Vec<Value> = (1..=4)
-                    .map(|i| json!({"type": 2, "custom_id": format!("MJ::JOB::variation::{i}::{hash}"), "label": format!("V{i}")}))
+                    .map(|i| json!({"type": 2, "custom_id": format!("MJ::JOB::variation::{i}::{uuid}"), "label": format!("V{i}")}))
                     .collect();
                 json!([{"type": 1, "components": row1}, {"type": 1, "components": row2}])
             };
-            let final_id = s.next_id("2");
+            let final_id = snowflake(s).to_string();
             let embeds = if kind.contains("describe") {
                 json!([{"description": "1️⃣ a simulated description --ar 1:1\n\n2️⃣ another reading --ar 1:1\n\n3️⃣ a third --ar 1:1\n\n4️⃣ a fourth --ar 1:1", "color": 0}])
             } else {
                 json!([])
             };
             let content = if kind.contains("seed") {
-                format!("**{prompt}** - <@1> seed 1234567890")
+                format!("**{prompt}** - <@{USER_ID}> seed 1234567890")
             } else {
-                format!("**{prompt}** - <@1> ({speed})")
+                format!("**{prompt}** - <@{USER_ID}> ({speed})")
             };
+            let file = format!(
+                "{}_{}_{uuid}.png",
+                d["user"].as_str().unwrap_or("user"),
+                slug(prompt)
+            );
+            let mut m = json!({"id": final_id, "channel_id": channel, "author": {"id": MJ_BOT},
+                   "content": content,
+                   "attachments": [{"url": format!("{base}/_cdn/{file}"), "filename": file, "width": 2048, "height": 2048}],
+                   "components": components, "embeds": embeds});
+            // A button's job replies to the message the button was on; a command's does not.
+            if let Some(origin) = d["reply_to"].as_str() {
+                m["message_reference"] = json!({"message_id": origin, "channel_id": channel});
+            }
+            s.lock()
+                .prompts
+                .insert(final_id.clone(), prompt.to_string());
+            dispatch(s, token, "MESSAGE_CREATE", m);
             dispatch(
                 s,
                 token,
-                "MESSAGE_CREATE",
-                json!({"id": final_id, "channel_id": channel, "author": {"id": MJ_BOT},
-                       "content": content, "x_prompt": prompt,
-                       "message_reference": {"message_id": start_id},
-                       "attachments": [{"url": format!("{base}/_cdn/{hash}.png"), "filename": format!("sim_{hash}.png"), "width": 2048, "height": 2048}],
-                       "components": components, "embeds": embeds}),
+                "MESSAGE_DELETE",
+                json!({"id": start_id, "channel_id": channel}),
             );
-            let _ = s.gateway.send((
-                token.to_string(),
-                json!({"op": 0, "t": "MESSAGE_DELETE", "d": {"id": start_id, "channel_id": channel}}),
-            ));
         }
     }
 }
@@ -289,28 +444,81 @@ async fn upload(Path(_id): Path<String>) -> StatusCode {
     StatusCode::OK
 }
 
+/// The history query Discord takes.
 #[derive(serde::Deserialize)]
-struct Limit {
+struct HistoryQuery {
     limit: Option<usize>,
+    before: Option<u64>,
+    after: Option<u64>,
+    around: Option<u64>,
 }
 
+/// A page of a channel's history, newest first, at most 100 messages.
 async fn messages(
     State(s): State<Shared>,
     headers: HeaderMap,
     Path(channel): Path<String>,
-    Query(q): Query<Limit>,
+    Query(q): Query<HistoryQuery>,
 ) -> Response {
     if SimAccount::parse(&token(&headers)).is_none() {
         return unauthorized();
     }
-    let limit = q.limit.unwrap_or(50).min(100);
+    let limit = q.limit.unwrap_or(50).clamp(1, 100);
     let inner = s.lock();
-    let list: Vec<Value> = inner
+    let Some(h) = inner.messages.get(&channel) else {
+        return Json(json!([])).into_response();
+    };
+    let mut page: Vec<Value> = if let Some(after) = q.after {
+        let mut v: Vec<Value> = h
+            .range(after + 1..)
+            .take(limit)
+            .map(|(_, m)| m.clone())
+            .collect();
+        v.reverse();
+        v
+    } else if let Some(around) = q.around {
+        let half = limit / 2;
+        let mut newer: Vec<Value> = h
+            .range(around..)
+            .take(limit - half)
+            .map(|(_, m)| m.clone())
+            .collect();
+        newer.reverse();
+        newer.extend(h.range(..around).rev().take(half).map(|(_, m)| m.clone()));
+        newer
+    } else {
+        let before = q.before.unwrap_or(u64::MAX);
+        h.range(..before)
+            .rev()
+            .take(limit)
+            .map(|(_, m)| m.clone())
+            .collect()
+    };
+    page.truncate(limit);
+    Json(Value::Array(page)).into_response()
+}
+
+/// One message by id; a deleted or unknown one is 404 Unknown Message.
+async fn message(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Path((channel, id)): Path<(String, String)>,
+) -> Response {
+    if SimAccount::parse(&token(&headers)).is_none() {
+        return unauthorized();
+    }
+    let found = s
+        .lock()
         .messages
         .get(&channel)
-        .map(|h| h.iter().rev().take(limit).cloned().collect())
-        .unwrap_or_default();
-    Json(Value::Array(list)).into_response()
+        .and_then(|h| h.get(&id.parse().unwrap_or(0)).cloned());
+    match found {
+        Some(m) => Json(m).into_response(),
+        None => err(
+            StatusCode::NOT_FOUND,
+            json!({"message": "Unknown Message", "code": 10008}),
+        ),
+    }
 }
 
 async fn gateway(State(s): State<Shared>, ws: WebSocketUpgrade) -> Response {

@@ -22,7 +22,7 @@ mod discord;
 mod luma;
 mod suno;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -184,8 +184,11 @@ pub(crate) struct Inner {
     pub jobs: HashMap<String, Job>,
     /// Per-account submission counter (flaky).
     pub attempts: HashMap<String, u64>,
-    /// Discord messages per channel, newest last (for resume).
-    pub messages: HashMap<String, VecDeque<Value>>,
+    /// Discord channel histories: per channel, messages by snowflake id (oldest first).
+    /// They carry no nonce, as Discord's history does not.
+    pub messages: HashMap<String, BTreeMap<u64, Value>>,
+    /// The prompt behind each Midjourney bot message, by message id (for buttons).
+    pub prompts: HashMap<String, String>,
 }
 
 pub(crate) struct SimState {
@@ -409,6 +412,7 @@ impl Sim {
                 jobs: HashMap::new(),
                 attempts: HashMap::new(),
                 messages: HashMap::new(),
+                prompts: HashMap::new(),
             }),
             gateway: tx,
             base_url: Mutex::new(format!("http://{addr}")),
@@ -435,6 +439,12 @@ impl Sim {
     /// The witness now.
     pub fn stats(&self) -> Stats {
         self.state.lock().stats.clone()
+    }
+
+    /// Post `n` messages from another user in a Discord channel, as a busy server does:
+    /// they push a job's messages out of the channel's most recent page.
+    pub fn discord_chatter(&self, channel: &str, n: usize) {
+        discord::chatter(&self.state, channel, n);
     }
 }
 

@@ -1,6 +1,18 @@
 //! One Discord gateway connection per account: identify, heartbeat, and the Midjourney
-//! bot's messages matched to our jobs — the first message carries our nonce, updates to
-//! it carry progress, the final message references it; error embeds carry the nonce.
+//! bot's messages matched to our jobs.
+//!
+//! How a message is matched to a job (Discord gives no single key for all of them):
+//! - the interaction's first reply carries our nonce on the gateway (never in the channel
+//!   history) and names the interaction, whose id INTERACTION_CREATE / INTERACTION_SUCCESS
+//!   pair with the nonce; read back from the history it is found by that interaction id
+//!   or, for a command whose interaction id was never seen, by the prompt it echoes;
+//! - that reply is the job message: progress edits it in place, and its preview's file
+//!   name carries the Midjourney job id;
+//! - the result is a new message that names the job only by its image's file name and
+//!   its buttons' `custom_id`s; an error after the start replies to the job message.
+//!
+//! The same [`Gateway::observe`] reads live events and pages of the channel's history,
+//! so a resumed run rebuilds a job's state with the code that follows it live.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,20 +32,152 @@ const ERROR_COLORS: [u64; 2] = [16_711_680, 16_776_960];
 /// What we know of one job.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct JobView {
-    /// The bot's first message for it.
+    /// The interaction Discord created for our command or button.
+    pub interaction_id: Option<String>,
+    /// The bot's job message (its first reply, edited with progress).
     pub start_id: Option<String>,
+    /// Midjourney's job id.
+    pub job_id: Option<String>,
+    /// The job message was deleted: the job ended upstream.
+    pub start_gone: bool,
     /// Last progress seen.
     pub progress: u8,
-    /// The final message.
+    /// The result message.
     pub done: Option<Value>,
     /// An error embed: title, description.
     pub error: Option<(String, String)>,
 }
 
+/// What is known of a job before this session saw anything (a resumed run).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Known {
+    /// The prompt a command's first reply echoes (`**<prompt>** - …`), when it has one.
+    pub echo: Option<String>,
+    /// The interaction id, once seen.
+    pub interaction_id: Option<String>,
+    /// The job message id, once seen.
+    pub start_id: Option<String>,
+    /// The Midjourney job id, once seen.
+    pub job_id: Option<String>,
+}
+
 #[derive(Default)]
 struct State {
     jobs: HashMap<String, JobView>,
+    echoes: HashMap<String, String>,
     by_message: HashMap<String, String>,
+    by_job: HashMap<String, String>,
+    by_interaction: HashMap<String, String>,
+}
+
+impl State {
+    fn set_start(&mut self, nonce: &str, id: &str) {
+        self.by_message.insert(id.to_string(), nonce.to_string());
+        if let Some(v) = self.jobs.get_mut(nonce) {
+            v.start_id = Some(id.to_string());
+        }
+    }
+
+    fn set_job(&mut self, nonce: &str, job: Option<String>) {
+        let Some(job) = job else { return };
+        self.by_job.insert(job.clone(), nonce.to_string());
+        if let Some(v) = self.jobs.get_mut(nonce) {
+            v.job_id.get_or_insert(job);
+        }
+    }
+
+    fn set_interaction(&mut self, nonce: &str, id: &str) {
+        self.by_interaction
+            .insert(id.to_string(), nonce.to_string());
+        if let Some(v) = self.jobs.get_mut(nonce) {
+            v.interaction_id = Some(id.to_string());
+        }
+    }
+
+    /// The job whose first reply this is: by nonce (live), by interaction id, or by the
+    /// prompt it echoes for a job whose first reply is still unknown.
+    fn first_reply_of(&self, d: &Value) -> Option<String> {
+        if let Some(n) = d["nonce"].as_str().filter(|n| self.jobs.contains_key(*n)) {
+            return Some(n.to_string());
+        }
+        let meta = d["interaction_metadata"]["id"]
+            .as_str()
+            .or(d["interaction"]["id"].as_str());
+        if let Some(n) = meta.and_then(|i| self.by_interaction.get(i)) {
+            return Some(n.clone());
+        }
+        let content = d["content"].as_str().unwrap_or("");
+        self.echoes
+            .iter()
+            .find(|(nonce, echo)| {
+                self.jobs
+                    .get(*nonce)
+                    .is_some_and(|v| v.start_id.is_none() && v.done.is_none())
+                    && content.starts_with(&format!("**{echo}**"))
+            })
+            .map(|(n, _)| n.clone())
+    }
+}
+
+/// The Midjourney job id a message names: in its buttons' `custom_id`s or its image's
+/// file name (`<job>_grid_0.webp` while it runs, `<user>_<prompt>_<job>.png` at the end).
+pub(crate) fn job_id_of(m: &Value) -> Option<String> {
+    let ids = m["components"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|r| r["components"].as_array().cloned().unwrap_or_default())
+        .filter_map(|c| c["custom_id"].as_str().map(str::to_string));
+    let files = m["attachments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| {
+            a["filename"]
+                .as_str()
+                .or(a["url"].as_str().and_then(|u| u.rsplit('/').next()))
+                .map(|f| f.split('?').next().unwrap_or(f).to_string())
+        });
+    ids.chain(files).find_map(|text| {
+        text.split(['_', '.', ':'])
+            .find(|part| is_uuid(part))
+            .map(str::to_string)
+    })
+}
+
+fn is_uuid(s: &str) -> bool {
+    s.len() == 36
+        && s.char_indices().all(|(i, c)| {
+            if [8, 13, 18, 23].contains(&i) {
+                c == '-'
+            } else {
+                c.is_ascii_hexdigit()
+            }
+        })
+}
+
+/// A finished job's message: buttons under it, and neither "Waiting to start" nor a
+/// progress percentage in its text.
+fn is_result(m: &Value) -> bool {
+    let content = m["content"].as_str().unwrap_or("");
+    !is_error(m)
+        && m["components"].as_array().is_some_and(|c| !c.is_empty())
+        && !content.contains("(Waiting to start)")
+        && percent(content).is_none()
+}
+
+fn is_error(m: &Value) -> bool {
+    m["embeds"][0]["color"]
+        .as_u64()
+        .is_some_and(|c| ERROR_COLORS.contains(&c))
+}
+
+fn embed_error(m: &Value) -> (String, String) {
+    let embed = &m["embeds"][0];
+    (
+        embed["title"].as_str().unwrap_or("error").to_string(),
+        embed["description"].as_str().unwrap_or("").to_string(),
+    )
 }
 
 /// A live gateway session.
@@ -134,6 +278,16 @@ impl Gateway {
         Ok(gw)
     }
 
+    /// A session with no connection (tests of the matcher).
+    #[cfg(test)]
+    fn detached() -> Gateway {
+        Gateway {
+            state: Mutex::new(State::default()),
+            notify: Notify::new(),
+            alive: AtomicBool::new(false),
+        }
+    }
+
     /// Whether the session still reads events.
     pub fn alive(&self) -> bool {
         self.alive.load(Ordering::Relaxed)
@@ -143,9 +297,31 @@ impl Gateway {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Start tracking a nonce (before the command is sent, so no event is missed).
-    pub fn ensure(&self, nonce: &str) {
-        self.lock().jobs.entry(nonce.to_string()).or_default();
+    /// Start tracking a job (before its command is sent, so no event is missed), with
+    /// whatever an earlier run learnt of it.
+    pub fn track(&self, nonce: &str, known: &Known) {
+        let mut s = self.lock();
+        s.jobs.entry(nonce.to_string()).or_default();
+        if let Some(e) = &known.echo {
+            s.echoes.insert(nonce.to_string(), e.clone());
+        }
+        if let Some(i) = &known.interaction_id {
+            s.set_interaction(nonce, i);
+        }
+        if let Some(m) = &known.start_id {
+            s.set_start(nonce, m);
+        }
+        s.set_job(nonce, known.job_id.clone());
+    }
+
+    /// Stop tracking a job.
+    pub fn forget(&self, nonce: &str) {
+        let mut s = self.lock();
+        s.jobs.remove(nonce);
+        s.echoes.remove(nonce);
+        s.by_message.retain(|_, n| n != nonce);
+        s.by_job.retain(|_, n| n != nonce);
+        s.by_interaction.retain(|_, n| n != nonce);
     }
 
     /// What we know of a job now.
@@ -158,42 +334,73 @@ impl Gateway {
         let _ = tokio::time::timeout(max, self.notify.notified()).await;
     }
 
-    /// Apply one dispatch (or one message read from the channel history).
+    /// Apply one dispatch, or one message read from the channel history (as
+    /// MESSAGE_CREATE; history carries no nonce).
     pub fn observe(&self, t: &str, d: &Value) {
         let mut s = self.lock();
         let id = d["id"].as_str().unwrap_or("").to_string();
         match t {
-            "MESSAGE_CREATE" => {
-                if let Some(nonce) = d["nonce"].as_str().filter(|n| s.jobs.contains_key(*n)) {
-                    let nonce = nonce.to_string();
-                    let embed = &d["embeds"][0];
-                    let is_error = embed["color"]
-                        .as_u64()
-                        .is_some_and(|c| ERROR_COLORS.contains(&c));
-                    let view = s.jobs.entry(nonce.clone()).or_default();
-                    if is_error {
-                        view.error = Some((
-                            embed["title"].as_str().unwrap_or("error").to_string(),
-                            embed["description"].as_str().unwrap_or("").to_string(),
-                        ));
-                    } else {
-                        view.start_id = Some(id.clone());
-                        s.by_message.insert(id, nonce);
+            "INTERACTION_CREATE" | "INTERACTION_SUCCESS" => {
+                let Some(nonce) = d["nonce"].as_str().filter(|n| s.jobs.contains_key(*n)) else {
+                    return;
+                };
+                let nonce = nonce.to_string();
+                s.set_interaction(&nonce, &id);
+            }
+            "MESSAGE_CREATE" | "MESSAGE_UPDATE" => {
+                if let Some(nonce) = s.by_message.get(&id).cloned() {
+                    // The job message again (an edit, or read back from the history).
+                    s.set_job(&nonce, job_id_of(d));
+                    if let Some(v) = s.jobs.get_mut(&nonce)
+                        && let Some(p) = percent(d["content"].as_str().unwrap_or(""))
+                    {
+                        v.progress = v.progress.max(p);
                     }
-                } else if let Some(origin) = d["message_reference"]["message_id"].as_str()
-                    && let Some(nonce) = s.by_message.get(origin).cloned()
-                    && let Some(view) = s.jobs.get_mut(&nonce)
+                } else if t == "MESSAGE_CREATE"
+                    && let Some(nonce) = s.first_reply_of(d)
                 {
-                    view.done = Some(d.clone());
-                    view.progress = 100;
+                    if is_error(d) {
+                        if let Some(v) = s.jobs.get_mut(&nonce) {
+                            v.error = Some(embed_error(d));
+                        }
+                    } else if is_result(d) {
+                        // A job that answers at once, with no job message first.
+                        s.set_job(&nonce, job_id_of(d));
+                        if let Some(v) = s.jobs.get_mut(&nonce) {
+                            v.done = Some(d.clone());
+                            v.progress = 100;
+                        }
+                    } else {
+                        s.set_start(&nonce, &id);
+                        s.set_job(&nonce, job_id_of(d));
+                    }
+                } else if t == "MESSAGE_CREATE" {
+                    let by_job = job_id_of(d).and_then(|j| s.by_job.get(&j).cloned());
+                    let replied = d["message_reference"]["message_id"]
+                        .as_str()
+                        .and_then(|m| s.by_message.get(m).cloned());
+                    if let Some(nonce) = by_job.filter(|_| is_result(d)).or(replied)
+                        && let Some(v) = s.jobs.get_mut(&nonce)
+                    {
+                        if is_error(d) {
+                            v.error = Some(embed_error(d));
+                        } else if is_result(d) {
+                            v.done = Some(d.clone());
+                            v.progress = 100;
+                        }
+                    } else {
+                        return;
+                    }
+                } else {
+                    return;
                 }
             }
-            "MESSAGE_UPDATE" => {
-                if let Some(nonce) = s.by_message.get(&id).cloned()
-                    && let Some(view) = s.jobs.get_mut(&nonce)
-                    && let Some(p) = percent(d["content"].as_str().unwrap_or(""))
-                {
-                    view.progress = view.progress.max(p);
+            "MESSAGE_DELETE" => {
+                let Some(nonce) = s.by_message.get(&id).cloned() else {
+                    return;
+                };
+                if let Some(v) = s.jobs.get_mut(&nonce) {
+                    v.start_gone = true;
                 }
             }
             _ => return,
@@ -228,6 +435,58 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn job_ids_are_read_from_buttons_and_file_names() {
+        let id = "1b2c3d4e-0000-4abc-a123-00000000002a";
+        let preview =
+            json!({"attachments": [{"url": format!("http://cdn/x/{id}_grid_0.webp?ex=1")}]});
+        assert_eq!(job_id_of(&preview).as_deref(), Some(id));
+        let result = json!({"attachments": [{"filename": format!("me_a_red_fox_{id}.png")}]});
+        assert_eq!(job_id_of(&result).as_deref(), Some(id));
+        let buttons = json!({"components": [{"components": [{"custom_id": format!("MJ::JOB::upsample::1::{id}")}]}]});
+        assert_eq!(job_id_of(&buttons).as_deref(), Some(id));
+        assert_eq!(
+            job_id_of(&json!({"attachments": [{"filename": "image0.png"}]})),
+            None
+        );
+    }
+
+    #[test]
+    fn a_resumed_job_is_rebuilt_from_history_without_nonces() {
+        let gw = Gateway::detached();
+        let id = "1b2c3d4e-0000-4abc-a123-00000000002a";
+        gw.track(
+            "n1",
+            &Known {
+                echo: Some("a fox --fast".into()),
+                ..Known::default()
+            },
+        );
+        // The history's copy of the first reply: no nonce; found by the echoed prompt.
+        gw.observe(
+            "MESSAGE_CREATE",
+            &json!({"id": "10", "content": "**a fox --fast** - <@1> (Waiting to start)",
+            "attachments": [], "components": []}),
+        );
+        assert_eq!(gw.view("n1").start_id.as_deref(), Some("10"));
+        gw.observe(
+            "MESSAGE_UPDATE",
+            &json!({"id": "10", "content": "**a fox --fast** - <@1> (50%) (fast)",
+            "attachments": [{"url": format!("http://cdn/{id}_grid_0.webp")}], "components": []}),
+        );
+        let v = gw.view("n1");
+        assert_eq!((v.progress, v.job_id.as_deref()), (50, Some(id)));
+        // Someone else's result with the same prompt is not ours.
+        gw.observe("MESSAGE_CREATE", &json!({"id": "11", "content": "**a fox --fast** - <@1> (fast)",
+            "attachments": [{"filename": "me_a_fox_00000000-0000-4000-a000-000000000001.png"}],
+            "components": [{"components": [{"custom_id": "MJ::JOB::upsample::1::00000000-0000-4000-a000-000000000001"}]}]}));
+        assert!(gw.view("n1").done.is_none());
+        gw.observe("MESSAGE_CREATE", &json!({"id": "12", "content": "**a fox --fast** - <@1> (fast)",
+            "attachments": [{"filename": format!("me_a_fox_{id}.png")}],
+            "components": [{"components": [{"custom_id": format!("MJ::JOB::upsample::1::{id}")}]}]}));
+        assert_eq!(gw.view("n1").done.unwrap()["id"], "12");
+    }
 
     #[test]
     fn progress_is_read_from_content() {

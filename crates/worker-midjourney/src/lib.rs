@@ -1,17 +1,25 @@
 //! The Midjourney adapter: Discord REST interactions (type 2 slash commands for imagine,
 //! describe and blend — with attachment upload — and type 3 buttons for upscale,
 //! variation, reroll, pan, zoom, vary-region, seed) and one gateway websocket per account
-//! (identify, heartbeat, message create/update/delete matched to our nonce). The upstream
-//! reference is the interaction nonce, stored as soon as Discord accepts it; a resumed run
-//! reads the channel's recent messages to find where the job got to instead of sending
-//! the command again. The bot's error embeds map to outcomes (UPSTREAMS.md §7.1).
+//! (identify, heartbeat, interaction events and message create/update/delete matched to
+//! our jobs, see `gateway.rs`).
+//!
+//! The upstream reference ([`MjReference`]) is stored as soon as Discord accepts the
+//! interaction (nonce, channel) and again as each of its keys appears: the interaction id,
+//! the job message id, the Midjourney job id. A resumed run never sends the command again
+//! while the job can exist: it fetches the job message by id (still there: the job runs;
+//! gone: it ended) and reads the channel forward from the job message (or from the nonce's
+//! time), page by page, until it has the result or the error, then follows it live. Only
+//! when no reply to the interaction appears within [`REPLY_WINDOW`] of the nonce's time
+//! — Discord accepted the interaction but the bot never answered it — does it submit
+//! again. The bot's error embeds map to outcomes (UPSTREAMS.md §7.1).
 
 mod gateway;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
@@ -21,7 +29,90 @@ use switchyard_worker::{
     Control, Job, Upstream, UpstreamError, fetch_bytes, http_client, retry_after,
 };
 
-use gateway::{Gateway, JobView};
+use gateway::{Gateway, JobView, Known};
+use tracing::warn;
+
+/// How long after a command the bot's first reply may still come; a resumed run that finds
+/// none by then submits again.
+pub const REPLY_WINDOW: Duration = Duration::from_secs(60);
+/// Pages of 100 messages a resumed run reads forward from the job at most, per catch-up.
+const HISTORY_PAGES: usize = 100;
+/// Discord's epoch (2015-01-01) in Unix milliseconds.
+const DISCORD_EPOCH_MS: u64 = 1_420_070_400_000;
+
+/// What finds a Midjourney job again: stored through `Control::reference` as soon as
+/// Discord accepts the interaction, and again as each key appears.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MjReference {
+    /// Our interaction nonce (time-ordered: it dates the command).
+    pub nonce: String,
+    /// The channel the job runs in.
+    pub channel_id: String,
+    /// Discord's id for our interaction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interaction_id: Option<String>,
+    /// The bot's job message (edited with progress, deleted when the job ends).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    /// Midjourney's job id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+}
+
+impl MjReference {
+    /// Take what a view learnt; true when something new was learnt.
+    fn learn(&mut self, v: &JobView) -> bool {
+        let before = self.clone();
+        if self.interaction_id.is_none() {
+            self.interaction_id.clone_from(&v.interaction_id);
+        }
+        if self.message_id.is_none() {
+            self.message_id.clone_from(&v.start_id);
+        }
+        if self.job_id.is_none() {
+            self.job_id.clone_from(&v.job_id);
+        }
+        *self != before
+    }
+
+    /// When the command was sent, from the nonce (microseconds, then four digits).
+    fn sent_at_ms(&self) -> Option<u64> {
+        let n = self.nonce.len().checked_sub(4)?;
+        self.nonce[..n].parse::<u64>().ok().map(|us| us / 1000)
+    }
+}
+
+/// A Discord snowflake at Unix time `ms` (messages after it were sent after then).
+fn snowflake_at(ms: u64) -> u64 {
+    ms.saturating_sub(DISCORD_EPOCH_MS) << 22
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// How following a job ended, short of a result.
+enum Followed {
+    /// The bot never answered the interaction: nothing runs upstream.
+    NeverAnswered,
+    /// The job failed, or the account or the network did.
+    Failed(UpstreamError),
+}
+
+impl From<UpstreamError> for Followed {
+    fn from(e: UpstreamError) -> Self {
+        Followed::Failed(e)
+    }
+}
+
+impl From<switchyard_worker::LeaseLost> for Followed {
+    fn from(e: switchyard_worker::LeaseLost) -> Self {
+        Followed::Failed(e.into())
+    }
+}
 
 const APPLICATION_ID: &str = "936929561302675456";
 const IMAGINE_COMMAND: (&str, &str) = ("938956540159881230", "1237876415471554623");
@@ -188,39 +279,19 @@ impl Midjourney {
     ) -> Result<Value, UpstreamError> {
         let token = job.credential("token");
         let guild = job.credentials["guild_id"].clone();
-        let flag = match mode {
-            ProcessMode::Relax => "--relax",
-            ProcessMode::Fast => "--fast",
-            ProcessMode::Turbo => "--turbo",
-        };
         let command = |cmd: (&str, &str), name: &str, options: Value, attachments: Value| {
             json!({"type": 2, "application_id": APPLICATION_ID, "guild_id": guild, "channel_id": channel,
                    "session_id": "switchyard", "nonce": nonce,
                    "data": {"version": cmd.1, "id": cmd.0, "name": name, "type": 1,
                             "options": options, "attachments": attachments}})
         };
-        let with_flag = |p: &str| {
-            if p.contains(flag) {
-                p.to_string()
-            } else {
-                format!("{p} {flag}")
-            }
-        };
         Ok(match action {
-            MjAction::Imagine(a) => {
-                let mut prompt = with_flag(&a.prompt);
-                if let Some(ar) = &a.aspect_ratio
-                    && !prompt.contains("--ar")
-                {
-                    prompt = format!("{prompt} --ar {ar}");
-                }
-                command(
-                    IMAGINE_COMMAND,
-                    "imagine",
-                    json!([{"type": 3, "name": "prompt", "value": prompt}]),
-                    json!([]),
-                )
-            }
+            MjAction::Imagine(_) => command(
+                IMAGINE_COMMAND,
+                "imagine",
+                json!([{"type": 3, "name": "prompt", "value": echo(action, mode)}]),
+                json!([]),
+            ),
             MjAction::Describe(a) => {
                 let (name, up) = self.upload(channel, token, &a.image_url, 0).await?;
                 command(
@@ -264,36 +335,195 @@ impl Midjourney {
         })
     }
 
-    /// Rebuild what happened to a job from the channel's recent messages (resume).
-    async fn recover(
-        &self,
-        gw: &Gateway,
-        token: &str,
-        channel: &str,
-        nonce: &str,
-    ) -> Result<(), UpstreamError> {
+    async fn get_json(&self, path: &str, token: &str) -> Result<Option<Value>, UpstreamError> {
         let resp = self
             .http
-            .get(format!(
-                "{}/api/v9/channels/{channel}/messages?limit=100",
-                self.api
-            ))
+            .get(format!("{}{path}", self.api))
             .header("authorization", token)
             .send()
             .await?;
         let status = resp.status().as_u16();
+        if status == 404 {
+            return Ok(None);
+        }
         if !(200..300).contains(&status) {
             let ra = retry_after(&resp);
             let text = resp.text().await.unwrap_or_default();
             return Err(switchyard_worker::classify_http(status, &text, ra));
         }
-        let msgs: Vec<Value> = resp.json().await.unwrap_or_default();
-        // Oldest first, as they happened.
-        for m in msgs.iter().rev() {
-            gw.observe("MESSAGE_CREATE", m);
+        resp.json()
+            .await
+            .map(Some)
+            .map_err(|_| UpstreamError::Transient("discord sent unreadable JSON".into()))
+    }
+
+    /// Catch a job up from Discord (a resumed run, or a reconnected gateway): fetch the job
+    /// message by id (gone means the job ended), then read the channel forward from the
+    /// job message — or from the command's time — page by page, until the job's result or
+    /// error is found or the channel's end is reached.
+    async fn catch_up(
+        &self,
+        gw: &Gateway,
+        token: &str,
+        reference: &MjReference,
+    ) -> Result<(), UpstreamError> {
+        let channel = &reference.channel_id;
+        let v = gw.view(&reference.nonce);
+        let start = v.start_id.clone().or(reference.message_id.clone());
+        if let Some(start) = &start {
+            match self
+                .get_json(
+                    &format!("/api/v9/channels/{channel}/messages/{start}"),
+                    token,
+                )
+                .await?
+            {
+                Some(m) => gw.observe("MESSAGE_UPDATE", &m),
+                None => gw.observe("MESSAGE_DELETE", &json!({"id": start})),
+            }
         }
-        gw.ensure(nonce);
+        let mut after = match (&start, reference.sent_at_ms()) {
+            (Some(s), _) => s.parse().unwrap_or(0),
+            // A little before the nonce's time: clocks differ between hosts.
+            (None, Some(ms)) => snowflake_at(ms.saturating_sub(10_000)),
+            (None, None) => snowflake_at(now_ms().saturating_sub(15 * 60_000)),
+        };
+        for _ in 0..HISTORY_PAGES {
+            let v = gw.view(&reference.nonce);
+            if v.done.is_some() || v.error.is_some() {
+                return Ok(());
+            }
+            let page: Vec<Value> = self
+                .get_json(
+                    &format!("/api/v9/channels/{channel}/messages?after={after}&limit=100"),
+                    token,
+                )
+                .await?
+                .and_then(|v| serde_json::from_value(v).ok())
+                .unwrap_or_default();
+            // Newest first: apply oldest first, as they happened.
+            for m in page.iter().rev() {
+                gw.observe("MESSAGE_CREATE", m);
+            }
+            let newest = page
+                .iter()
+                .filter_map(|m| m["id"].as_str()?.parse::<u64>().ok())
+                .max();
+            match newest {
+                Some(n) if page.len() == 100 => after = n,
+                _ => return Ok(()),
+            }
+        }
+        warn!(channel = %channel, "the channel's history is longer than a catch-up reads; following live");
         Ok(())
+    }
+
+    /// Follow a job to its end: live gateway events, catch-ups when in doubt, the
+    /// reference stored again as each key appears.
+    async fn follow(
+        &self,
+        job: &Job,
+        ctl: &dyn Control,
+        token: &str,
+        mut reference: MjReference,
+        resumed: bool,
+    ) -> Result<Value, Followed> {
+        let mut gw = self.gateway(&job.account_id, token).await?;
+        let known = |r: &MjReference| Known {
+            echo: job_echo(job),
+            interaction_id: r.interaction_id.clone(),
+            start_id: r.message_id.clone(),
+            job_id: r.job_id.clone(),
+        };
+        gw.track(&reference.nonce, &known(&reference));
+        let nonce = reference.nonce.clone();
+        let result = async {
+            if resumed {
+                self.catch_up(&gw, token, &reference).await?;
+            }
+            let mut last_progress = 0u8;
+            let mut last_catch_up = Instant::now();
+            loop {
+                let view = gw.view(&nonce);
+                if reference.learn(&view) {
+                    ctl.reference(&serde_json::to_string(&reference).unwrap_or_default())
+                        .await?;
+                }
+                if let Some((title, description)) = &view.error {
+                    return Err(classify_embed(title, description).into());
+                }
+                if view.done.is_some() {
+                    return Ok(output(&view, &reference));
+                }
+                if view.progress > last_progress {
+                    last_progress = view.progress;
+                    ctl.progress(view.progress, None).await?;
+                }
+                if !gw.alive() {
+                    // Reconnect and catch up from the channel.
+                    gw = self.gateway(&job.account_id, token).await?;
+                    gw.track(&nonce, &known(&reference));
+                    self.catch_up(&gw, token, &reference).await?;
+                    last_catch_up = Instant::now();
+                    continue;
+                }
+                let unanswered = view.start_id.is_none() && view.interaction_id.is_none();
+                if unanswered
+                    && reference.sent_at_ms().is_none_or(|t| {
+                        now_ms().saturating_sub(t) > REPLY_WINDOW.as_millis() as u64
+                    })
+                {
+                    return Err(Followed::NeverAnswered);
+                }
+                // In doubt (nothing seen yet, or the job message is gone with no result
+                // seen): look at the channel again now and then.
+                if (unanswered || view.start_gone) && last_catch_up.elapsed() > CATCH_UP_EVERY {
+                    self.catch_up(&gw, token, &reference).await?;
+                    last_catch_up = Instant::now();
+                    continue;
+                }
+                gw.changed(self.poll).await;
+            }
+        }
+        .await;
+        gw.forget(&nonce);
+        result
+    }
+}
+
+/// How often a job in doubt is caught up from the channel.
+const CATCH_UP_EVERY: Duration = Duration::from_secs(5);
+
+/// The prompt a command's first reply echoes (`**<prompt>** - …`): the imagine prompt as
+/// sent, with its speed flag and aspect ratio.
+fn echo(action: &MjAction, mode: ProcessMode) -> String {
+    let MjAction::Imagine(a) = action else {
+        return String::new();
+    };
+    let flag = match mode {
+        ProcessMode::Relax => "--relax",
+        ProcessMode::Fast => "--fast",
+        ProcessMode::Turbo => "--turbo",
+    };
+    let mut prompt = if a.prompt.contains(flag) {
+        a.prompt.clone()
+    } else {
+        format!("{} {flag}", a.prompt)
+    };
+    if let Some(ar) = &a.aspect_ratio
+        && !prompt.contains("--ar")
+    {
+        prompt = format!("{prompt} --ar {ar}");
+    }
+    prompt
+}
+
+fn job_echo(job: &Job) -> Option<String> {
+    match &job.spec {
+        TaskSpec::Midjourney(t) if matches!(t.action, MjAction::Imagine(_)) => {
+            Some(echo(&t.action, t.process_mode))
+        }
+        _ => None,
     }
 }
 
@@ -396,7 +626,8 @@ fn action_names(components: &Value) -> Vec<String> {
 }
 
 /// The task output from the final message (fields per UPSTREAMS.md §2.1).
-fn output(view: &JobView, channel: &str) -> Value {
+fn output(view: &JobView, reference: &MjReference) -> Value {
+    let channel = reference.channel_id.as_str();
     let m = view.done.clone().unwrap_or(Value::Null);
     let url = m["attachments"][0]["url"]
         .as_str()
@@ -419,6 +650,7 @@ fn output(view: &JobView, channel: &str) -> Value {
            "discord_image_url": url, "progress": 100, "actions": action_names(&m["components"]),
            "seed": seed, "description": description,
            "message_id": m["id"], "channel_id": m["channel_id"].as_str().unwrap_or(channel),
+           "job_id": view.job_id.clone().or(reference.job_id.clone()),
            "components": m["components"]})
 }
 
@@ -437,49 +669,48 @@ impl Upstream for Midjourney {
             .as_str()
             .unwrap_or("0")
             .to_string();
-        let mut gw = self.gateway(&job.account_id, &token).await?;
-        let nonce = match &job.upstream_ref {
-            Some(r) => {
-                let nonce = serde_json::from_str::<Value>(r)
-                    .ok()
-                    .and_then(|v| v["nonce"].as_str().map(str::to_string))
-                    .ok_or_else(|| UpstreamError::rejected("unreadable upstream reference"))?;
-                self.recover(&gw, &token, &channel, &nonce).await?;
-                nonce
-            }
-            None => {
-                let nonce = self.new_nonce();
-                let body = self
-                    .interaction(job, &task.action, task.process_mode, &nonce, &channel)
-                    .await?;
-                gw.ensure(&nonce);
-                self.post_json("/api/v9/interactions", &token, &body)
-                    .await?;
-                ctl.reference(&json!({"nonce": nonce, "channel_id": channel}).to_string())
-                    .await?;
-                nonce
-            }
+        let mut resumed = match &job.upstream_ref {
+            Some(r) => Some(
+                serde_json::from_str::<MjReference>(r)
+                    .map_err(|_| UpstreamError::rejected("unreadable upstream reference"))?,
+            ),
+            None => None,
         };
-        let mut last_progress = 0u8;
         loop {
-            let view = gw.view(&nonce);
-            if let Some((title, description)) = &view.error {
-                return Err(classify_embed(title, description));
+            let (reference, resuming) = match resumed.take() {
+                Some(r) => (r, true),
+                None => {
+                    let nonce = self.new_nonce();
+                    let body = self
+                        .interaction(job, &task.action, task.process_mode, &nonce, &channel)
+                        .await?;
+                    // Track before sending, so the first reply is not missed.
+                    let gw = self.gateway(&job.account_id, &token).await?;
+                    gw.track(&nonce, &Known::default());
+                    self.post_json("/api/v9/interactions", &token, &body)
+                        .await?;
+                    let reference = MjReference {
+                        nonce,
+                        channel_id: channel.clone(),
+                        ..MjReference::default()
+                    };
+                    ctl.reference(&serde_json::to_string(&reference).unwrap_or_default())
+                        .await?;
+                    (reference, false)
+                }
+            };
+            match self.follow(job, ctl, &token, reference, resuming).await {
+                Ok(out) => return Ok(out),
+                Err(Followed::Failed(e)) => return Err(e),
+                Err(Followed::NeverAnswered) if resuming => {
+                    warn!("the bot never answered the interaction; sending the command again");
+                }
+                Err(Followed::NeverAnswered) => {
+                    return Err(UpstreamError::Transient(
+                        "Midjourney never answered the command".into(),
+                    ));
+                }
             }
-            if view.done.is_some() {
-                return Ok(output(&view, &channel));
-            }
-            if view.progress > last_progress {
-                last_progress = view.progress;
-                ctl.progress(view.progress, None).await?;
-            }
-            if !gw.alive() {
-                // Reconnect and catch up from the channel history.
-                gw = self.gateway(&job.account_id, &token).await?;
-                self.recover(&gw, &token, &channel, &nonce).await?;
-                continue;
-            }
-            gw.changed(self.poll).await;
         }
     }
 

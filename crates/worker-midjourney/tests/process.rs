@@ -1,0 +1,178 @@
+//! Real Midjourney worker processes killed with SIGKILL: a second process finishes the job
+//! the first started, from the upstream reference alone, with one upstream job, although the
+//! channel has moved on by more than a page of messages.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use switchyard_core::{Plan, Provider, QuotaKind, ServiceMode};
+use switchyard_harness::{Harness, output};
+use switchyard_scheduler::{Owner, TaskRecord};
+
+/// The channel the worker uses when the account names none.
+const CHANNEL: &str = "0";
+
+/// A worker process, SIGKILLed if a failing test drops it still running.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+fn spawn_worker(h: &Harness) -> Proc {
+    Proc(
+        Command::new(env!("CARGO_BIN_EXE_switchyard-worker-midjourney"))
+            .envs(h.worker_env())
+            .env_remove("SWITCHYARD_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start switchyard-worker-midjourney"),
+    )
+}
+
+fn stop(mut p: Proc) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &p.0.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while p.0.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "worker did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn reference(r: &TaskRecord) -> Value {
+    serde_json::from_str(r.get("upstream")).unwrap_or(Value::Null)
+}
+
+async fn setup(name: &str) -> Harness {
+    let h = Harness::with(name, |c| c.scheduler.lease_ms = 1500).await;
+    h.tenant("t_p", Plan::Premium).await;
+    h.fund("t_p", QuotaKind::MjQuota, 10_000).await;
+    h.account(
+        Provider::Midjourney,
+        &Owner::Pool,
+        "pool1",
+        "sim:ok:mjcrash",
+        [5, 5, 5],
+    )
+    .await;
+    h
+}
+
+async fn imagine(h: &Harness, text: &str) -> String {
+    h.submit(
+        "t_p",
+        ServiceMode::Ppu,
+        "midjourney",
+        "imagine",
+        json!({"prompt": text, "process_mode": "fast"}),
+        None,
+    )
+    .await
+}
+
+/// Kill the worker once the job message and the job id are stored; returns the reference.
+async fn kill_when_referenced(h: &Harness, id: &str, mut worker: Proc) -> Value {
+    let r = h
+        .wait_task(
+            "t_p",
+            id,
+            "a reference with the job message and job id",
+            Duration::from_secs(20),
+            |r| {
+                let v = reference(r);
+                v["message_id"].is_string() && v["job_id"].is_string()
+            },
+        )
+        .await;
+    worker.0.kill().unwrap(); // SIGKILL: no hand-back
+    worker.0.wait().unwrap();
+    reference(&r)
+}
+
+fn assert_resumed(h: &Harness, r: &TaskRecord, marker: &str, job_id: &str) {
+    assert_eq!(r.status(), "completed", "{:?}", r.fields);
+    assert_eq!(r.num("attempts"), 2, "claimed again after the crash");
+    let out = output(r);
+    assert_eq!(out["job_id"], job_id, "the result of the first job: {out}");
+    assert!(out["image_url"].as_str().unwrap().contains(job_id), "{out}");
+    assert_eq!(out["progress"], 100);
+    let stats = h.sim.stats();
+    assert_eq!(stats.tasks[marker], 1, "one upstream job for the task");
+    assert_eq!(stats.accounts["mjcrash"].submissions, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_still_running_is_finished_by_the_next_process() {
+    let h = setup("mj_resume_running").await;
+    let id = imagine(&h, "a heron at dawn [sim:ms=6000] [sim:task=run1]").await;
+    let a = spawn_worker(&h);
+    let before = kill_when_referenced(&h, &id, a).await;
+    // The channel moves on: the job message is far beyond the most recent page.
+    h.sim.discord_chatter(CHANNEL, 150);
+    let b = spawn_worker(&h);
+    let r = h.wait_terminal("t_p", &id, Duration::from_secs(30)).await;
+    stop(b);
+    assert_resumed(&h, &r, "run1", before["job_id"].as_str().unwrap());
+    assert_eq!(reference(&r)["message_id"], before["message_id"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_ended_while_no_one_watched_is_found_in_the_channel() {
+    let h = setup("mj_resume_ended").await;
+    let id = imagine(&h, "a lighthouse in fog [sim:ms=2000] [sim:task=end1]").await;
+    let a = spawn_worker(&h);
+    let before = kill_when_referenced(&h, &id, a).await;
+    // The job ends upstream while no worker runs, and then more than a page of messages
+    // lands on top of its result.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while h.sim.stats().accounts["mjcrash"].current > 0 {
+        assert!(Instant::now() < deadline, "the upstream job never ended");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    h.sim.discord_chatter(CHANNEL, 250);
+    let b = spawn_worker(&h);
+    let r = h.wait_terminal("t_p", &id, Duration::from_secs(30)).await;
+    stop(b);
+    assert_resumed(&h, &r, "end1", before["job_id"].as_str().unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_failed_while_no_one_watched_fails_once() {
+    let h = setup("mj_resume_failed").await;
+    let id = imagine(&h, "a bad prompt [sim:ms=2000] [sim:fail] [sim:task=fail1]").await;
+    let a = spawn_worker(&h);
+    kill_when_referenced(&h, &id, a).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while h.sim.stats().accounts["mjcrash"].current > 0 {
+        assert!(Instant::now() < deadline, "the upstream job never ended");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    h.sim.discord_chatter(CHANNEL, 150);
+    let b = spawn_worker(&h);
+    let r = h.wait_terminal("t_p", &id, Duration::from_secs(30)).await;
+    stop(b);
+    assert_eq!(r.status(), "failed", "{:?}", r.fields);
+    assert!(
+        r.get("error_message").contains("Banned prompt"),
+        "{:?}",
+        r.fields
+    );
+    assert_eq!(h.sim.stats().tasks["fail1"], 1, "not submitted again");
+    let bal = h.sched.balances("t_p").await.unwrap()[&QuotaKind::MjQuota];
+    assert_eq!(
+        (bal.captured, bal.held),
+        (0, 0),
+        "a failed task is refunded"
+    );
+}
