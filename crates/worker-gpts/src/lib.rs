@@ -1,8 +1,29 @@
 //! The ChatGPT (GPTs) adapter: conversations over server-sent events (create and
 //! continue, with a GPT's `gizmo_id`), files, GPT create/modify, models and gizmos.
-//! The upstream reference of a conversation is its id, stored from the first event; a
-//! resumed run reads the conversation back instead of sending the message again. A
-//! usage-limit answer cools the account down until the time the upstream gives.
+//! A usage-limit answer cools the account down until the time the upstream gives.
+//!
+//! **Resume.** The upstream reference of a conversation turn is JSON: our user message's
+//! id (a fresh UUID per task, chosen by us as the web client does) and its parent, stored
+//! *before* the message is sent; the conversation id (known up front for a continue,
+//! from the first event for a new conversation) and the answer's message id, added as
+//! soon as the stream shows them. A resumed run reads the conversation back
+//! (`GET /backend-api/conversation/{id}`, its `mapping` of message nodes) and waits for
+//! the assistant message whose parent is *our* message — never the conversation's
+//! latest answer, which may be the previous turn's. When the reference has no
+//! conversation id yet (the run died between sending and the first event), the resume
+//! reads the account's [`RECENT`] most recently updated conversations for our message id,
+//! as ChatGPT has no lookup by message id. Only when our message is in none of them is it
+//! sent again (with the same id). What remains: a conversation pushed out of those
+//! [`RECENT`] by other traffic on the account between the crash and the resume is not
+//! found, and the message is sent twice.
+//!
+//! **Single calls.** Models, gizmos and `download_file` only read: repeating them is
+//! harmless. `upload_file` is not resumed: a run that dies mid-way leaves at most an
+//! unused file in the account's storage and the retry uploads again. `modify_gpts` writes
+//! the GPT it names, so repeating it writes the same thing. `create_gpts` would make a
+//! second GPT: its result is stored as the reference before the task completes, and a
+//! resumed run returns that result without calling again (the window left is between
+//! ChatGPT's answer and that store).
 
 use std::time::Duration;
 
@@ -56,7 +77,57 @@ impl Gpts {
         classify_http(status, body, header)
     }
 
-    async fn converse(
+    /// Read a conversation back: its mapping of message nodes (parent, children, status
+    /// of each message) and its current node. Another account's conversation, or one that
+    /// does not exist, is a 404: the task asked for a conversation this account cannot see.
+    async fn read_conversation(&self, token: &str, id: &str) -> Result<Value, UpstreamError> {
+        json_or_error(self.req(
+            reqwest::Method::GET,
+            &format!("/backend-api/conversation/{id}"),
+            token,
+        ))
+        .await
+        .map_err(|e| match e {
+            UpstreamError::BadRequest { raw, .. } if raw.contains("not found") => {
+                UpstreamError::BadRequest {
+                    message: "conversation not found on this account".into(),
+                    raw,
+                }
+            }
+            e => e,
+        })
+    }
+
+    /// Find the conversation that holds our message, when the run that sent it died before
+    /// the stream named the conversation. ChatGPT has no lookup by message id, so this reads
+    /// the account's most recently updated conversations ([`RECENT`] of them) and looks for
+    /// the message in each one's mapping. `None`: the message was never accepted.
+    async fn find_conversation(
+        &self,
+        token: &str,
+        message_id: &str,
+    ) -> Result<Option<String>, UpstreamError> {
+        let list = json_or_error(self.req(
+            reqwest::Method::GET,
+            &format!("/backend-api/conversations?offset=0&limit={RECENT}&order=updated"),
+            token,
+        ))
+        .await?;
+        for item in list["items"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
+            let Some(id) = item["id"].as_str() else {
+                continue;
+            };
+            let conv = self.read_conversation(token, id).await?;
+            if conv["mapping"].get(message_id).is_some() {
+                return Ok(Some(id.to_string()));
+            }
+        }
+        Ok(None)
+    }
+
+    /// A first run: choose our message's id, store the reference (before the message is
+    /// sent, so that a crash at any point after leaves a way to find it), then send.
+    async fn start_turn(
         &self,
         job: &Job,
         message: &str,
@@ -66,11 +137,50 @@ impl Gpts {
         ctl: &dyn Control,
     ) -> Result<Value, UpstreamError> {
         let token = job.credential("access_token");
-        let mut body = json!({"action": "next", "parent_message_id": job.task_id,
-            "messages": [{"id": job.task_id, "author": {"role": "user"},
+        let turn = match conversation {
+            Some(c) => {
+                // The new message goes under the conversation's latest one, as the web
+                // client sends it.
+                let conv = self.read_conversation(token, c).await?;
+                let parent = conv["current_node"].as_str().ok_or_else(|| {
+                    UpstreamError::Transient("the conversation has no current message".into())
+                })?;
+                Turn {
+                    conversation_id: Some(c.to_string()),
+                    message_id: new_message_id(),
+                    parent_message_id: parent.to_string(),
+                    answer_id: None,
+                }
+            }
+            None => Turn {
+                conversation_id: None,
+                message_id: new_message_id(),
+                // A new conversation starts under a root the client names.
+                parent_message_id: new_message_id(),
+                answer_id: None,
+            },
+        };
+        ctl.reference(&turn.to_reference()).await?;
+        self.send(job, message, turn, gizmo, model, ctl).await
+    }
+
+    /// Send our message and follow the answer's server-sent events; the reference is
+    /// completed with the conversation id and the answer's id as soon as they show.
+    async fn send(
+        &self,
+        job: &Job,
+        message: &str,
+        mut turn: Turn,
+        gizmo: Option<&str>,
+        model: Option<&str>,
+        ctl: &dyn Control,
+    ) -> Result<Value, UpstreamError> {
+        let token = job.credential("access_token");
+        let mut body = json!({"action": "next", "parent_message_id": turn.parent_message_id,
+            "messages": [{"id": turn.message_id, "author": {"role": "user"},
                           "content": {"content_type": "text", "parts": [message]}}],
             "model": model.unwrap_or(if gizmo.is_some() { "gpt-4-gizmo" } else { "gpt-4o" })});
-        if let Some(c) = conversation {
+        if let Some(c) = &turn.conversation_id {
             body["conversation_id"] = json!(c);
         }
         if let Some(g) = gizmo {
@@ -91,12 +201,6 @@ impl Gpts {
         }
         let mut stream = resp.bytes_stream();
         let mut buf = String::new();
-        let mut conv = conversation.map(str::to_string);
-        let mut referenced = conversation.is_some();
-        if let Some(c) = conversation {
-            ctl.reference(&json!({"conversation_id": c}).to_string())
-                .await?;
-        }
         let mut last: Option<Value> = None;
         while let Some(chunk) = stream.next().await {
             let chunk = chunk?;
@@ -109,7 +213,7 @@ impl Gpts {
                 };
                 let data = data.trim();
                 if data == "[DONE]" {
-                    return self.finish(conv, last);
+                    return finish(turn.conversation_id, last);
                 }
                 let Ok(ev) = serde_json::from_str::<Value>(data) else {
                     continue;
@@ -120,58 +224,209 @@ impl Gpts {
                         raw: err.to_string(),
                     });
                 }
-                if let Some(c) = ev["conversation_id"].as_str() {
-                    conv = Some(c.to_string());
-                    if !referenced {
-                        ctl.reference(&json!({"conversation_id": c}).to_string())
-                            .await?;
-                        referenced = true;
-                    }
+                let mut learned = false;
+                if turn.conversation_id.is_none()
+                    && let Some(c) = ev["conversation_id"].as_str()
+                {
+                    turn.conversation_id = Some(c.to_string());
+                    learned = true;
                 }
                 if ev["message"]["author"]["role"] == "assistant" {
+                    if turn.answer_id.is_none()
+                        && let Some(a) = ev["message"]["id"].as_str()
+                    {
+                        turn.answer_id = Some(a.to_string());
+                        learned = true;
+                    }
                     last = Some(ev["message"].clone());
+                }
+                if learned {
+                    ctl.reference(&turn.to_reference()).await?;
+                }
+                if last.is_some() {
                     ctl.progress(50, None).await?;
                 }
             }
         }
-        self.finish(conv, last)
+        finish(turn.conversation_id, last)
     }
 
-    fn finish(&self, conv: Option<String>, last: Option<Value>) -> Result<Value, UpstreamError> {
-        let msg = last
-            .ok_or_else(|| UpstreamError::Transient("the stream ended without an answer".into()))?;
-        let content = msg["content"]["parts"]
-            .as_array()
-            .map(|p| {
-                p.iter()
-                    .filter_map(Value::as_str)
-                    .collect::<Vec<_>>()
-                    .join("")
-            })
-            .unwrap_or_default();
-        Ok(json!({"conversation_id": conv, "message": {"role": "assistant", "content": content}}))
-    }
-
-    /// A resumed conversation: read it back until the answer is there.
-    async fn read_back(&self, job: &Job, reference: &str) -> Result<Value, UpstreamError> {
-        let conv = serde_json::from_str::<Value>(reference)
-            .ok()
-            .and_then(|v| v["conversation_id"].as_str().map(str::to_string))
-            .ok_or_else(|| UpstreamError::rejected("unreadable upstream reference"))?;
+    /// A resumed run: find our message upstream and wait for the answer whose parent it is.
+    /// Only when our message is not there (the earlier run died before ChatGPT accepted it)
+    /// is it sent, with the same id.
+    #[allow(clippy::too_many_arguments)]
+    async fn resume(
+        &self,
+        job: &Job,
+        mut turn: Turn,
+        message: &str,
+        continues: bool,
+        gizmo: Option<&str>,
+        model: Option<&str>,
+        ctl: &dyn Control,
+    ) -> Result<Value, UpstreamError> {
+        let token = job.credential("access_token");
+        let conv_id = match turn.conversation_id.clone() {
+            Some(c) => c,
+            None => match self.find_conversation(token, &turn.message_id).await? {
+                Some(c) => {
+                    turn.conversation_id = Some(c.clone());
+                    ctl.reference(&turn.to_reference()).await?;
+                    c
+                }
+                None => return self.send(job, message, turn, gizmo, model, ctl).await,
+            },
+        };
         loop {
-            let r = json_or_error(self.req(
-                reqwest::Method::GET,
-                &format!("/backend-api/conversation/{conv}"),
-                job.credential("access_token"),
-            ))
-            .await?;
-            if r["status"] == "finished" {
-                return Ok(json!({"conversation_id": conv,
-                    "message": {"role": "assistant", "content": r["last_message"]["content"]}}));
+            let conv = self.read_conversation(token, &conv_id).await?;
+            let mapping = &conv["mapping"];
+            let Some(ours) = mapping.get(&turn.message_id) else {
+                // Never accepted: send it now, under the conversation's latest message
+                // (a continue) or as a new conversation.
+                if continues {
+                    if let Some(p) = conv["current_node"].as_str() {
+                        turn.parent_message_id = p.to_string();
+                    }
+                } else {
+                    turn.conversation_id = None;
+                }
+                return self.send(job, message, turn, gizmo, model, ctl).await;
+            };
+            let answer = turn
+                .answer_id
+                .as_deref()
+                .and_then(|a| mapping.get(a))
+                .filter(|n| n["parent"] == json!(turn.message_id))
+                .or_else(|| {
+                    ours["children"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|c| c.as_str().and_then(|c| mapping.get(c)))
+                        .rfind(|n| n["message"]["author"]["role"] == "assistant")
+                });
+            if let Some(node) = answer {
+                let msg = &node["message"];
+                match msg["status"].as_str() {
+                    Some("finished_successfully") | Some("finished_partial_completion") => {
+                        return finish(Some(conv_id), Some(msg.clone()));
+                    }
+                    Some("in_progress") => {
+                        if turn.answer_id.is_none()
+                            && let Some(a) = msg["id"].as_str()
+                        {
+                            turn.answer_id = Some(a.to_string());
+                            ctl.reference(&turn.to_reference()).await?;
+                        }
+                        ctl.progress(50, None).await?;
+                    }
+                    other => {
+                        let raw = msg["metadata"]["error"]
+                            .as_str()
+                            .or(other)
+                            .unwrap_or("no status")
+                            .to_string();
+                        return Err(UpstreamError::BadRequest {
+                            message: "ChatGPT did not answer the message".into(),
+                            raw,
+                        });
+                    }
+                }
+            } else {
+                ctl.progress(10, None).await?;
             }
             tokio::time::sleep(self.poll).await;
         }
     }
+}
+
+/// How many of the account's most recently updated conversations a resume reads to find
+/// a message whose conversation it never learned.
+pub const RECENT: usize = 28;
+
+/// What finds one conversation turn again (the upstream reference, as JSON): our user
+/// message's id and its parent, stored before the message is sent; the conversation id
+/// once known (at once for a continue, from the first event for a new conversation); the
+/// answer's id once seen.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Turn {
+    conversation_id: Option<String>,
+    message_id: String,
+    parent_message_id: String,
+    answer_id: Option<String>,
+}
+
+impl Turn {
+    fn to_reference(&self) -> String {
+        let mut r = json!({"message_id": self.message_id,
+                           "parent_message_id": self.parent_message_id});
+        if let Some(c) = &self.conversation_id {
+            r["conversation_id"] = json!(c);
+        }
+        if let Some(a) = &self.answer_id {
+            r["answer_id"] = json!(a);
+        }
+        r.to_string()
+    }
+
+    /// Read a stored reference. One written before message ids were stored holds only the
+    /// conversation id; its message id was the task id.
+    fn parse(reference: &str, task_id: &str) -> Option<Turn> {
+        let v: Value = serde_json::from_str(reference).ok()?;
+        let text = |f: &str| v[f].as_str().map(str::to_string);
+        let turn = Turn {
+            conversation_id: text("conversation_id"),
+            message_id: text("message_id").unwrap_or_else(|| task_id.to_string()),
+            parent_message_id: text("parent_message_id").unwrap_or_else(new_message_id),
+            answer_id: text("answer_id"),
+        };
+        (v.is_object()).then_some(turn)
+    }
+}
+
+/// A fresh message id in the UUID form the web client uses (random, version 4).
+fn new_message_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let word = |i: u64| {
+        // Each RandomState is keyed afresh from the process's random seed.
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(nanos);
+        h.write_u64(seq);
+        h.write_u64(i);
+        u128::from(h.finish())
+    };
+    let mut b = (word(0) << 64) | word(1);
+    b = (b & !(0xf << 76)) | (0x4 << 76);
+    b = (b & !(0x3 << 62)) | (0x2 << 62);
+    format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        b >> 96,
+        (b >> 80) & 0xffff,
+        (b >> 64) & 0xffff,
+        (b >> 48) & 0xffff,
+        b & 0xffff_ffff_ffff
+    )
+}
+
+fn finish(conv: Option<String>, last: Option<Value>) -> Result<Value, UpstreamError> {
+    let msg =
+        last.ok_or_else(|| UpstreamError::Transient("the stream ended without an answer".into()))?;
+    let content = msg["content"]["parts"]
+        .as_array()
+        .map(|p| {
+            p.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join("")
+        })
+        .unwrap_or_default();
+    Ok(json!({"conversation_id": conv, "message": {"role": "assistant", "content": content}}))
 }
 
 #[async_trait]
@@ -187,26 +442,34 @@ impl Upstream for Gpts {
         let token = job.credential("access_token");
         match task {
             GptsTask::CreateConversation(c) => {
-                if let Some(r) = &job.upstream_ref {
-                    return self.read_back(job, r).await;
+                let (gizmo, model) = (c.gizmo_id.as_deref(), c.model.as_deref());
+                match job.upstream_ref.as_deref() {
+                    Some(r) => {
+                        let turn = Turn::parse(r, &job.task_id).ok_or_else(|| {
+                            UpstreamError::rejected("unreadable upstream reference")
+                        })?;
+                        self.resume(job, turn, &c.message, false, gizmo, model, ctl)
+                            .await
+                    }
+                    None => {
+                        self.start_turn(job, &c.message, None, gizmo, model, ctl)
+                            .await
+                    }
                 }
-                self.converse(
-                    job,
-                    &c.message,
-                    None,
-                    c.gizmo_id.as_deref(),
-                    c.model.as_deref(),
-                    ctl,
-                )
-                .await
             }
-            GptsTask::ContinueConversation(c) => {
-                if let Some(r) = &job.upstream_ref {
-                    return self.read_back(job, r).await;
+            GptsTask::ContinueConversation(c) => match job.upstream_ref.as_deref() {
+                Some(r) => {
+                    let mut turn = Turn::parse(r, &job.task_id)
+                        .ok_or_else(|| UpstreamError::rejected("unreadable upstream reference"))?;
+                    turn.conversation_id = Some(c.conversation_id.clone());
+                    self.resume(job, turn, &c.message, true, None, None, ctl)
+                        .await
                 }
-                self.converse(job, &c.message, Some(&c.conversation_id), None, None, ctl)
-                    .await
-            }
+                None => {
+                    self.start_turn(job, &c.message, Some(&c.conversation_id), None, None, ctl)
+                        .await
+                }
+            },
             GptsTask::UploadFile(u) => {
                 let bytes = fetch_bytes(&self.http, &u.file_url, "the file to upload").await?;
                 let name = u.file_url.rsplit('/').next().unwrap_or("file");
@@ -243,6 +506,15 @@ impl Upstream for Gpts {
                 )
             }
             GptsTask::CreateGpts(g) | GptsTask::ModifyGpts(g) => {
+                // Creating a GPT twice makes two GPTs: the result is the reference, and a
+                // resumed run hands it back without calling again. Modify names its GPT,
+                // so repeating it writes the same thing again.
+                if let Some(r) = &job.upstream_ref
+                    && let Ok(out) = serde_json::from_str::<Value>(r)
+                    && out["gizmo_id"].is_string()
+                {
+                    return Ok(out);
+                }
                 let r = json_or_error(
                     self.req(
                         reqwest::Method::POST,
@@ -255,7 +527,11 @@ impl Upstream for Gpts {
                             "instructions": g.instructions})),
                 )
                 .await?;
-                Ok(json!({"gizmo_id": r["gizmo"]["id"], "gizmo": r["gizmo"]}))
+                let out = json!({"gizmo_id": r["gizmo"]["id"], "gizmo": r["gizmo"]});
+                if matches!(task, GptsTask::CreateGpts(_)) {
+                    ctl.reference(&out.to_string()).await?;
+                }
+                Ok(out)
             }
             GptsTask::Models(_) => {
                 json_or_error(self.req(reqwest::Method::GET, "/backend-api/models", token)).await

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use switchyard_core::{Plan, Provider, QuotaKind, ServiceMode};
-use switchyard_harness::Harness;
+use switchyard_harness::{Harness, output};
 use switchyard_scheduler::Owner;
 
 fn spawn_worker(h: &Harness, extra: &[(&str, &str)]) -> Child {
@@ -232,4 +232,115 @@ async fn four_processes_never_exceed_caps_by_the_witness() {
     }
     let total: u64 = stats.accounts.values().map(|c| c.submissions).sum();
     assert_eq!(total, 500);
+}
+
+/// Lyrics and an upload still running upstream, and a continue that finished upstream
+/// while no worker was alive: a second process resumes all three from their references
+/// (the lyrics id, the upload id, the clip ids) and submits none of them again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lyrics_upload_and_continue_are_resumed_by_their_ids_after_a_kill() {
+    let h = Harness::with("suno_crash_kinds", |c| c.scheduler.lease_ms = 1500).await;
+    h.tenant("t_d", Plan::Developer).await;
+    h.fund("t_d", QuotaKind::SunoQuota, 1000).await;
+    h.account(
+        Provider::Suno,
+        &Owner::Pool,
+        "pool1",
+        "sim:ok:kinds1",
+        [5, 0, 0],
+    )
+    .await;
+    let submit = |task_type: &'static str, input: serde_json::Value| {
+        h.submit("t_d", ServiceMode::Ppu, "suno", task_type, input, None)
+    };
+    let lyrics = submit(
+        "lyrics",
+        json!({"prompt": "a lighthouse keeper [sim:ms=4000] [sim:task=l1]"}),
+    )
+    .await;
+    let upload = submit(
+        "upload",
+        json!({"audio_url": format!("{}/_cdn/demo.mp3?x=[sim:ms=4000][sim:task=u1]", h.sim.url())}),
+    )
+    .await;
+    let cont = submit(
+        "generate_music_custom",
+        json!({"prompt": "[Verse] and the sea goes on [sim:ms=1200] [sim:task=k1]",
+               "continue_clip_id": "sjob0-a", "continue_at": 30.5}),
+    )
+    .await;
+    let mut a = spawn_worker(&h, &[]);
+    let mut refs = Vec::new();
+    for id in [&lyrics, &upload, &cont] {
+        refs.push(
+            h.wait_task(
+                "t_d",
+                id,
+                "an upstream reference",
+                Duration::from_secs(15),
+                |r| r.status() == "processing" && !r.get("upstream").is_empty(),
+            )
+            .await
+            .get("upstream")
+            .to_string(),
+        );
+    }
+    a.kill().unwrap(); // SIGKILL: no hand-back, no goodbye
+    a.wait().unwrap();
+    // The continue's clips complete upstream while nothing runs it; the lyrics and the
+    // upload are still being made when the next process resumes them.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let ended = h.sim.stats().accounts["kinds1"].current == 2;
+        if ended {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the continue never ended upstream"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut b = spawn_worker(&h, &[]);
+    let l = h
+        .wait_terminal("t_d", &lyrics, Duration::from_secs(20))
+        .await;
+    let u = h
+        .wait_terminal("t_d", &upload, Duration::from_secs(20))
+        .await;
+    let c = h.wait_terminal("t_d", &cont, Duration::from_secs(20)).await;
+    signal(&b, "-TERM");
+    wait_exit(&mut b, Duration::from_secs(10));
+    for r in [&l, &u, &c] {
+        assert_eq!(r.status(), "completed", "{:?}", r.fields);
+        assert_eq!(r.num("attempts"), 2, "claimed again after the crash");
+    }
+    assert!(refs[0].contains("lyr"), "{}", refs[0]);
+    assert!(
+        output(&l)["text"]
+            .as_str()
+            .unwrap()
+            .contains("a lighthouse keeper")
+    );
+    assert!(refs[1].contains("upl"), "{}", refs[1]);
+    assert!(
+        output(&u)["audio_url"]
+            .as_str()
+            .unwrap()
+            .contains("demo.mp3")
+    );
+    let clips = output(&c)["clips"].as_array().unwrap().clone();
+    assert_eq!(clips.len(), 2);
+    for clip in &clips {
+        assert!(
+            refs[2].contains(clip["id"].as_str().unwrap()),
+            "{}",
+            refs[2]
+        );
+        assert_eq!(clip["metadata"]["type"], "extend");
+    }
+    let stats = h.sim.stats();
+    for marker in ["l1", "u1", "k1"] {
+        assert_eq!(stats.tasks[marker], 1, "{marker}: resumed, not resubmitted");
+    }
 }

@@ -1,0 +1,218 @@
+//! Real worker processes killed with SIGKILL mid-conversation: the second process finds
+//! the turn by the reference the first stored (our message id, the conversation id) and
+//! completes the task with the answer to our message, without sending it again (the
+//! simulator's witness counts one upstream job per task marker).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use switchyard_core::{Plan, Provider, QuotaKind, ServiceMode};
+use switchyard_harness::{Harness, output};
+use switchyard_scheduler::{Owner, TaskRecord};
+
+const T: Duration = Duration::from_secs(20);
+
+/// A worker process, killed (SIGKILL) when dropped so that a failed test leaves none
+/// behind.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+fn spawn_worker(h: &Harness) -> Proc {
+    Proc(
+        Command::new(env!("CARGO_BIN_EXE_switchyard-worker-gpts"))
+            .envs(h.worker_env())
+            .env_remove("SWITCHYARD_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start switchyard-worker-gpts"),
+    )
+}
+
+/// SIGTERM, and wait for the exit.
+fn stop(mut p: Proc) {
+    let ok = Command::new("kill")
+        .args(["-TERM", &p.0.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -TERM failed");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while p.0.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "worker did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Wait until the simulator's witness counts `n` upstream jobs for the task `marker`.
+async fn wait_accepted(h: &Harness, marker: &str, n: u64) {
+    let deadline = Instant::now() + T;
+    loop {
+        let s = h.sim.stats();
+        if s.tasks.get(marker) == Some(&n) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {n} upstream jobs of {marker}: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn reference(r: &TaskRecord) -> Value {
+    serde_json::from_str(r.get("upstream")).unwrap_or(Value::Null)
+}
+
+async fn setup(name: &str) -> Harness {
+    let h = Harness::with(name, |c| c.scheduler.lease_ms = 1500).await;
+    h.tenant("t_d", Plan::Developer).await;
+    h.fund("t_d", QuotaKind::GptsQuota, 1000).await;
+    h.account(
+        Provider::Gpts,
+        &Owner::Pool,
+        "pool1",
+        "sim:ok:gpt1",
+        [5, 0, 0],
+    )
+    .await;
+    h
+}
+
+async fn create(h: &Harness, message: &str) -> String {
+    h.submit(
+        "t_d",
+        ServiceMode::Ppu,
+        "gpts",
+        "create_conversation",
+        json!({"message": message}),
+        None,
+    )
+    .await
+}
+
+/// Kill the first process, start a second and wait for the task's end; the second is
+/// stopped (SIGTERM) before returning.
+async fn kill_and_resume(h: &Harness, first: Proc, id: &str) -> TaskRecord {
+    let mut first = first;
+    first.0.kill().unwrap(); // SIGKILL: no hand-back, no goodbye
+    first.0.wait().unwrap();
+    let second = spawn_worker(h);
+    let r = h.wait_terminal("t_d", id, T).await;
+    stop(second);
+    r
+}
+
+fn answer(r: &TaskRecord) -> String {
+    output(r)["message"]["content"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_conversation_is_resumed_by_its_conversation_and_answer_ids() {
+    let h = setup("gpts_kill_create").await;
+    let id = create(&h, "tell me about otters [sim:ms=3000] [sim:task=c1]").await;
+    let a = spawn_worker(&h);
+    let seen = h
+        .wait_task(
+            "t_d",
+            &id,
+            "the conversation and answer in the reference",
+            T,
+            |r| {
+                r.status() == "processing"
+                    && reference(r)["conversation_id"].is_string()
+                    && reference(r)["answer_id"].is_string()
+            },
+        )
+        .await;
+    let r = kill_and_resume(&h, a, &id).await;
+    assert_eq!(r.status(), "completed", "{:?}", r.fields);
+    assert_eq!(r.num("attempts"), 2, "claimed again after the crash");
+    assert_eq!(
+        output(&r)["conversation_id"],
+        reference(&seen)["conversation_id"]
+    );
+    assert!(
+        answer(&r).contains("tell me about otters"),
+        "{}",
+        r.get("output")
+    );
+    assert_eq!(h.sim.stats().tasks["c1"], 1, "resumed, not sent again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_killed_before_the_first_event_finds_its_conversation_by_our_message_id() {
+    let h = setup("gpts_kill_window").await;
+    let id = create(&h, "what do herons eat [sim:ms=4000] [sim:task=w1]").await;
+    let a = spawn_worker(&h);
+    // ChatGPT has accepted the message; its first event (the conversation id) comes a
+    // second later, so the reference holds only our message id.
+    wait_accepted(&h, "w1", 1).await;
+    let rec = h.sched.get_task("t_d", &id).await.unwrap().unwrap();
+    let stored = reference(&rec);
+    assert!(stored["message_id"].is_string(), "{:?}", rec.fields);
+    assert!(stored["conversation_id"].is_null(), "{:?}", rec.fields);
+    let r = kill_and_resume(&h, a, &id).await;
+    assert_eq!(r.status(), "completed", "{:?}", r.fields);
+    assert_eq!(r.num("attempts"), 2);
+    assert!(
+        answer(&r).contains("what do herons eat"),
+        "{}",
+        r.get("output")
+    );
+    assert!(output(&r)["conversation_id"].is_string());
+    assert_eq!(h.sim.stats().tasks["w1"], 1, "found, not sent again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_continued_conversation_resumes_with_the_answer_to_our_message() {
+    let h = setup("gpts_kill_continue").await;
+    let first = create(&h, "first question [sim:ms=100] [sim:task=q1]").await;
+    let a = spawn_worker(&h);
+    let done = h.wait_terminal("t_d", &first, T).await;
+    assert_eq!(done.status(), "completed", "{:?}", done.fields);
+    let conv = output(&done)["conversation_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let id = h
+        .submit(
+            "t_d",
+            ServiceMode::Ppu,
+            "gpts",
+            "continue_conversation",
+            json!({"conversation_id": conv, "message": "second question [sim:ms=3000] [sim:task=q2]"}),
+            None,
+        )
+        .await;
+    // Killed as soon as ChatGPT accepted our message, before any of its answer exists:
+    // the conversation's latest answer is still the first question's.
+    wait_accepted(&h, "q2", 1).await;
+    let rec = h.sched.get_task("t_d", &id).await.unwrap().unwrap();
+    assert_eq!(reference(&rec)["conversation_id"], json!(conv));
+    assert!(reference(&rec)["message_id"].is_string());
+    let r = kill_and_resume(&h, a, &id).await;
+    assert_eq!(r.status(), "completed", "{:?}", r.fields);
+    assert_eq!(r.num("attempts"), 2);
+    assert_eq!(output(&r)["conversation_id"], json!(conv));
+    assert!(
+        answer(&r).contains("second question"),
+        "the answer to our message, not the previous one: {}",
+        r.get("output")
+    );
+    assert_eq!(h.sim.stats().tasks["q2"], 1, "resumed, not sent again");
+}

@@ -1,0 +1,149 @@
+//! Real worker processes killed with SIGKILL while Luma renders: the second process
+//! resumes by the generation id the first stored (a generation and an extend) and never
+//! submits again (the simulator's witness counts one upstream job per task marker).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use switchyard_core::{Plan, Provider, QuotaKind, ServiceMode};
+use switchyard_harness::{Harness, output};
+use switchyard_scheduler::{Owner, TaskRecord};
+
+const T: Duration = Duration::from_secs(20);
+
+/// A worker process, killed (SIGKILL) when dropped so that a failed test leaves none
+/// behind.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+fn spawn_worker(h: &Harness) -> Proc {
+    Proc(
+        Command::new(env!("CARGO_BIN_EXE_switchyard-worker-luma"))
+            .envs(h.worker_env())
+            .env_remove("SWITCHYARD_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start switchyard-worker-luma"),
+    )
+}
+
+/// SIGTERM, and wait for the exit.
+fn stop(mut p: Proc) {
+    let ok = Command::new("kill")
+        .args(["-TERM", &p.0.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -TERM failed");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while p.0.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "worker did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+async fn setup(name: &str) -> Harness {
+    let h = Harness::with(name, |c| c.scheduler.lease_ms = 1500).await;
+    h.tenant("t_p", Plan::Premium).await;
+    h.fund("t_p", QuotaKind::LumaQuota, 1000).await;
+    h.account(
+        Provider::Luma,
+        &Owner::Pool,
+        "pool1",
+        "sim:ok:luma1",
+        [5, 0, 0],
+    )
+    .await;
+    h
+}
+
+/// Wait until the task runs with a generation id stored, SIGKILL `first`, start a second
+/// process and wait for the task's end.
+async fn kill_and_resume(h: &Harness, mut first: Proc, id: &str) -> (String, TaskRecord) {
+    let seen = h
+        .wait_task("t_p", id, "a generation id", T, |r| {
+            r.status() == "processing" && !r.get("upstream").is_empty()
+        })
+        .await;
+    first.0.kill().unwrap(); // SIGKILL: no hand-back, no goodbye
+    first.0.wait().unwrap();
+    let second = spawn_worker(h);
+    let r = h.wait_terminal("t_p", id, T).await;
+    stop(second);
+    (seen.get("upstream").to_string(), r)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_generation_is_resumed_by_its_generation_id() {
+    let h = setup("luma_kill_gen").await;
+    let id = h
+        .submit(
+            "t_p",
+            ServiceMode::Ppu,
+            "luma",
+            "video_generation",
+            json!({"prompt": "a slow tide [sim:ms=3000] [sim:task=g1]"}),
+            None,
+        )
+        .await;
+    let a = spawn_worker(&h);
+    let (generation, r) = kill_and_resume(&h, a, &id).await;
+    assert_eq!(r.status(), "completed", "{:?}", r.fields);
+    assert_eq!(r.num("attempts"), 2, "claimed again after the crash");
+    let out = output(&r);
+    assert_eq!(out["generation_id"], json!(generation));
+    assert!(out["video"]["url"].as_str().unwrap().contains(&generation));
+    assert_eq!(h.sim.stats().tasks["g1"], 1, "resumed, not resubmitted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_extend_is_resumed_by_its_generation_id() {
+    let h = setup("luma_kill_ext").await;
+    let origin = h
+        .submit(
+            "t_p",
+            ServiceMode::Ppu,
+            "luma",
+            "video_generation",
+            json!({"prompt": "a harbour [sim:ms=100]"}),
+            None,
+        )
+        .await;
+    let a = spawn_worker(&h);
+    let o = h.wait_terminal("t_p", &origin, T).await;
+    assert_eq!(o.status(), "completed", "{:?}", o.fields);
+    let id = h
+        .submit(
+            "t_p",
+            ServiceMode::Ppu,
+            "luma",
+            "extend_video",
+            json!({"origin_task_id": origin, "prompt": "boats leave [sim:ms=3000] [sim:task=e1]"}),
+            Some(&o),
+        )
+        .await;
+    let (generation, r) = kill_and_resume(&h, a, &id).await;
+    assert_eq!(r.status(), "completed", "{:?}", r.fields);
+    assert_eq!(r.num("attempts"), 2);
+    let out = output(&r);
+    assert_eq!(out["generation_id"], json!(generation));
+    assert_ne!(
+        out["generation_id"],
+        output(&o)["generation_id"],
+        "the extension, not its origin"
+    );
+    assert!(out["prompt"].as_str().unwrap().contains("boats leave"));
+    assert_eq!(h.sim.stats().tasks["e1"], 1, "resumed, not resubmitted");
+}
