@@ -248,7 +248,14 @@ impl Gpts {
                 }
             }
         }
-        finish(turn.conversation_id, last)
+        // The stream ended without [DONE]: only a finished answer is an answer. Anything
+        // else is retried, and the retry resumes from the reference.
+        match &last {
+            Some(m) if m["status"] == "finished_successfully" => finish(turn.conversation_id, last),
+            _ => Err(UpstreamError::Transient(
+                "the stream ended before the answer was finished".into(),
+            )),
+        }
     }
 
     /// A resumed run: find our message upstream and wait for the answer whose parent it is.

@@ -1,6 +1,11 @@
 //! The Luma Dream Machine adapter: generations (text, key frames — uploaded through a
 //! presigned URL first — and extend), polling, watermark-free download. The upstream
-//! reference is the generation id, stored as soon as Luma accepts the task.
+//! reference is the new generation's id (for an extend, the extension's, not its
+//! origin's), stored as soon as Luma answers the submission; a resumed run polls
+//! `GET /api/photon/v1/generations/{id}` until it is completed and never submits again.
+//! What remains: a crash between Luma's answer and the store submits again (key frames
+//! uploaded before make no generation). `remove_watermark` only reads a finished
+//! generation, so it is safe to repeat.
 
 use std::time::Duration;
 

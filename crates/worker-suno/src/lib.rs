@@ -1,7 +1,12 @@
 //! The Suno adapter: Clerk session → JWT (cached per account), the captcha check,
 //! `generate/v2` (two clips per generation, custom mode and continue), feed polling,
-//! lyrics, audio upload. The upstream reference is the clip ids (or the lyrics/upload
-//! id), stored as soon as Suno accepts the task.
+//! lyrics, audio upload. The upstream reference is the clip ids (`{"clips": [..]}`), or
+//! the lyrics or upload id (`{"lyrics": id}`, `{"upload": id}`), stored as soon as Suno
+//! answers the submission. A resumed run polls the feed (or the lyrics / upload) by those
+//! ids — whether the clips are still submitted, queued or streaming, or already complete —
+//! and never submits again. What remains: a crash between Suno's answer and the store (one
+//! HTTP reply and one Redis call) submits again; Suno has no lookup of a generation by
+//! anything we chose before sending it.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -195,7 +200,11 @@ impl Suno {
                 _ => 10,
             };
             let least = clips.iter().map(|c| rank(&c["status"])).min().unwrap_or(10);
-            if least == 100 && !clips.is_empty() {
+            // Done only when every clip we hold is in the answer and complete.
+            let all = ids
+                .iter()
+                .all(|id| clips.iter().any(|c| c["id"].as_str() == Some(id)));
+            if least == 100 && all && !clips.is_empty() {
                 let clips: Vec<Value> = clips
                     .iter()
                     .map(|c| json!({"id": c["id"], "audio_url": c["audio_url"], "video_url": c["video_url"],
