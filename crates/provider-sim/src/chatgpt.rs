@@ -191,7 +191,11 @@ async fn conversation(
         "Simulated answer to: {}",
         text.chars().take(200).collect::<String>()
     );
+    // `[sim:cut]` (ChatGPT only): the stream breaks off after the second event, without
+    // `[DONE]`, as a dropped connection does; the answer is still written to its end.
+    let cut = text.contains("[sim:cut]");
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Event, Infallible>>(16);
+    let mut tx = Some(tx);
     let state = s.clone();
     tokio::spawn(async move {
         let steps = 4u64;
@@ -240,10 +244,17 @@ async fn conversation(
                 json!({"message": msg, "conversation_id": conv, "error": null})
             };
             // The client may be gone: the answer is written on regardless.
-            let _ = tx.send(Ok(Event::default().data(ev.to_string()))).await;
+            if let Some(t) = &tx {
+                let _ = t.send(Ok(Event::default().data(ev.to_string()))).await;
+            }
+            if cut && i == 2 {
+                tx = None;
+            }
         }
         state.end(&a.name, d.tag.as_deref());
-        let _ = tx.send(Ok(Event::default().data("[DONE]"))).await;
+        if let Some(t) = &tx {
+            let _ = t.send(Ok(Event::default().data("[DONE]"))).await;
+        }
     });
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))

@@ -168,3 +168,44 @@ async fn a_usage_limit_cools_the_account_until_the_time_given() {
     }
     w.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_cut_mid_answer_is_resumed_not_returned_half_written() {
+    let h = Harness::new("gpts_cut").await;
+    h.tenant("t_d", Plan::Developer).await;
+    h.fund("t_d", QuotaKind::GptsQuota, 1000).await;
+    h.account(
+        Provider::Gpts,
+        &Owner::Pool,
+        "pool1",
+        "sim:ok:cut1",
+        [5, 0, 0],
+    )
+    .await;
+    let w = h.start_worker(Arc::new(Gpts::new(&h.config)));
+    let text = "a long question about tides [sim:ms=800] [sim:cut] [sim:task=x1]";
+    let id = h
+        .submit(
+            "t_d",
+            ServiceMode::Ppu,
+            "gpts",
+            "create_conversation",
+            json!({"message": text}),
+            None,
+        )
+        .await;
+    let r = h.wait_terminal("t_d", &id, T).await;
+    w.stop().await;
+    assert_eq!(r.status(), "completed", "{:?}", r.fields);
+    assert_eq!(
+        output(&r)["message"]["content"],
+        json!(format!("Simulated answer to: {text}")),
+        "the whole answer"
+    );
+    assert_eq!(
+        r.num("attempts"),
+        2,
+        "retried after the cut, from the reference"
+    );
+    assert_eq!(h.sim.stats().tasks["x1"], 1, "resumed, not sent again");
+}
