@@ -117,9 +117,13 @@ impl Gpts {
             let Some(id) = item["id"].as_str() else {
                 continue;
             };
-            let conv = self.read_conversation(token, id).await?;
-            if conv["mapping"].get(message_id).is_some() {
-                return Ok(Some(id.to_string()));
+            match self.read_conversation(token, id).await {
+                Ok(conv) if conv["mapping"].get(message_id).is_some() => {
+                    return Ok(Some(id.to_string()));
+                }
+                // Gone since the listing (deleted): not ours to find.
+                Ok(_) | Err(UpstreamError::BadRequest { .. }) => {}
+                Err(e) => return Err(e),
             }
         }
         Ok(None)
