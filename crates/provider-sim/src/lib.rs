@@ -11,7 +11,9 @@
 //! - per task, by directives in its free text: `[sim:ms=N]` (the job takes N ms, default
 //!   300), `[sim:fail]` (the upstream rejects it), `[sim:hang]` (it never finishes),
 //!   `[sim:tag=X]` (the witness also counts it under tag X), `[sim:task=X]` (the witness
-//!   counts the upstream jobs made for marker X, so a duplicate submission is visible).
+//!   counts the upstream jobs made for marker X, so a duplicate submission is visible),
+//!   `[sim:cut]` (ChatGPT: the stream breaks off early while the answer is written on); a
+//!   Suno upload's only text is its audio URL, so its directives ride in the URL.
 //!
 //! The **witness** records, per account and per tag, accepted submissions, refusals, and
 //! current and maximum concurrency as the upstream sees it (from acceptance until the job
