@@ -308,3 +308,96 @@ impl RunningWorker {
 pub fn output(r: &TaskRecord) -> Value {
     serde_json::from_str(r.get("output")).unwrap_or(Value::Null)
 }
+
+/// A worker binary running as a child process with a harness's environment. Dropped while
+/// it still runs (a failing test), it is SIGKILLed, so no test leaves one behind.
+pub struct WorkerProcess {
+    child: std::process::Child,
+}
+
+impl Harness {
+    /// Start the worker binary `exe` (e.g. `env!("CARGO_BIN_EXE_switchyard-worker-suno")`)
+    /// with [`Harness::worker_env`] and `extra` on top.
+    pub fn spawn_worker_binary(&self, exe: &str, extra: &[(&str, &str)]) -> WorkerProcess {
+        let mut cmd = std::process::Command::new(exe);
+        cmd.envs(self.worker_env())
+            .env_remove("SWITCHYARD_CONFIG")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit());
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        WorkerProcess {
+            child: cmd.spawn().unwrap_or_else(|e| panic!("start {exe}: {e}")),
+        }
+    }
+
+    /// Wait until the simulator's witness counts `n` upstream jobs for `[sim:task=marker]`.
+    pub async fn wait_upstream_jobs(&self, marker: &str, n: u64, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let s = self.sim.stats();
+            if s.tasks.get(marker) == Some(&n) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {n} upstream jobs of {marker}: {s:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+impl WorkerProcess {
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Send a signal (`-TERM`, `-KILL`, …) with `kill`.
+    pub fn signal(&self, sig: &str) {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill {sig} {} failed", self.child.id());
+    }
+
+    /// SIGKILL (no hand-back, no goodbye) and reap it.
+    pub fn kill(&mut self) {
+        self.child.kill().expect("SIGKILL the worker");
+        self.child.wait().expect("reap the worker");
+    }
+
+    /// Wait for it to exit by itself within `within`.
+    pub fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(s) = self.child.try_wait().expect("worker status") {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "worker did not exit within {within:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM (graceful: hand back what runs) and wait for the exit.
+    pub fn terminate(mut self, within: Duration) -> std::process::ExitStatus {
+        self.signal("-TERM");
+        self.wait_exit(within)
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

@@ -4,71 +4,17 @@
 //! simulator's witness counts one upstream job per task marker).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use switchyard_core::{Plan, Provider, QuotaKind, ServiceMode};
-use switchyard_harness::{Harness, output};
+use switchyard_harness::{Harness, WorkerProcess, output};
 use switchyard_scheduler::{Owner, TaskRecord};
 
 const T: Duration = Duration::from_secs(20);
 
-/// A worker process, killed (SIGKILL) when dropped so that a failed test leaves none
-/// behind.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if matches!(self.0.try_wait(), Ok(None)) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
-fn spawn_worker(h: &Harness) -> Proc {
-    Proc(
-        Command::new(env!("CARGO_BIN_EXE_switchyard-worker-gpts"))
-            .envs(h.worker_env())
-            .env_remove("SWITCHYARD_CONFIG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start switchyard-worker-gpts"),
-    )
-}
-
-/// SIGTERM, and wait for the exit.
-fn stop(mut p: Proc) {
-    let ok = Command::new("kill")
-        .args(["-TERM", &p.0.id().to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "kill -TERM failed");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while p.0.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "worker did not exit");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Wait until the simulator's witness counts `n` upstream jobs for the task `marker`.
-async fn wait_accepted(h: &Harness, marker: &str, n: u64) {
-    let deadline = Instant::now() + T;
-    loop {
-        let s = h.sim.stats();
-        if s.tasks.get(marker) == Some(&n) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {n} upstream jobs of {marker}: {s:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+fn spawn_worker(h: &Harness) -> WorkerProcess {
+    h.spawn_worker_binary(env!("CARGO_BIN_EXE_switchyard-worker-gpts"), &[])
 }
 
 fn reference(r: &TaskRecord) -> Value {
@@ -104,13 +50,12 @@ async fn create(h: &Harness, message: &str) -> String {
 
 /// Kill the first process, start a second and wait for the task's end; the second is
 /// stopped (SIGTERM) before returning.
-async fn kill_and_resume(h: &Harness, first: Proc, id: &str) -> TaskRecord {
+async fn kill_and_resume(h: &Harness, first: WorkerProcess, id: &str) -> TaskRecord {
     let mut first = first;
-    first.0.kill().unwrap(); // SIGKILL: no hand-back, no goodbye
-    first.0.wait().unwrap();
+    first.kill(); // SIGKILL: no hand-back, no goodbye
     let second = spawn_worker(h);
     let r = h.wait_terminal("t_d", id, T).await;
-    stop(second);
+    second.terminate(Duration::from_secs(10));
     r
 }
 
@@ -161,7 +106,7 @@ async fn a_run_killed_before_the_first_event_finds_its_conversation_by_our_messa
     let a = spawn_worker(&h);
     // ChatGPT has accepted the message; its first event (the conversation id) comes a
     // second later, so the reference holds only our message id.
-    wait_accepted(&h, "w1", 1).await;
+    h.wait_upstream_jobs("w1", 1, T).await;
     let rec = h.sched.get_task("t_d", &id).await.unwrap().unwrap();
     let stored = reference(&rec);
     assert!(stored["message_id"].is_string(), "{:?}", rec.fields);
@@ -201,7 +146,7 @@ async fn a_continued_conversation_resumes_with_the_answer_to_our_message() {
         .await;
     // Killed as soon as ChatGPT accepted our message, before any of its answer exists:
     // the conversation's latest answer is still the first question's.
-    wait_accepted(&h, "q2", 1).await;
+    h.wait_upstream_jobs("q2", 1, T).await;
     let rec = h.sched.get_task("t_d", &id).await.unwrap().unwrap();
     assert_eq!(reference(&rec)["conversation_id"], json!(conv));
     assert!(reference(&rec)["message_id"].is_string());

@@ -3,55 +3,17 @@
 //! submits again (the simulator's witness counts one upstream job per task marker).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 use switchyard_core::{Plan, Provider, QuotaKind, ServiceMode};
-use switchyard_harness::{Harness, output};
+use switchyard_harness::{Harness, WorkerProcess, output};
 use switchyard_scheduler::{Owner, TaskRecord};
 
 const T: Duration = Duration::from_secs(20);
 
-/// A worker process, killed (SIGKILL) when dropped so that a failed test leaves none
-/// behind.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if matches!(self.0.try_wait(), Ok(None)) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
-fn spawn_worker(h: &Harness) -> Proc {
-    Proc(
-        Command::new(env!("CARGO_BIN_EXE_switchyard-worker-luma"))
-            .envs(h.worker_env())
-            .env_remove("SWITCHYARD_CONFIG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start switchyard-worker-luma"),
-    )
-}
-
-/// SIGTERM, and wait for the exit.
-fn stop(mut p: Proc) {
-    let ok = Command::new("kill")
-        .args(["-TERM", &p.0.id().to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "kill -TERM failed");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while p.0.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "worker did not exit");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+fn spawn_worker(h: &Harness) -> WorkerProcess {
+    h.spawn_worker_binary(env!("CARGO_BIN_EXE_switchyard-worker-luma"), &[])
 }
 
 async fn setup(name: &str) -> Harness {
@@ -71,17 +33,16 @@ async fn setup(name: &str) -> Harness {
 
 /// Wait until the task runs with a generation id stored, SIGKILL `first`, start a second
 /// process and wait for the task's end.
-async fn kill_and_resume(h: &Harness, mut first: Proc, id: &str) -> (String, TaskRecord) {
+async fn kill_and_resume(h: &Harness, mut first: WorkerProcess, id: &str) -> (String, TaskRecord) {
     let seen = h
         .wait_task("t_p", id, "a generation id", T, |r| {
             r.status() == "processing" && !r.get("upstream").is_empty()
         })
         .await;
-    first.0.kill().unwrap(); // SIGKILL: no hand-back, no goodbye
-    first.0.wait().unwrap();
+    first.kill(); // SIGKILL: no hand-back, no goodbye
     let second = spawn_worker(h);
     let r = h.wait_terminal("t_p", id, T).await;
-    stop(second);
+    second.terminate(Duration::from_secs(10));
     (seen.get("upstream").to_string(), r)
 }
 

@@ -3,51 +3,18 @@
 //! channel has moved on by more than a page of messages.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use switchyard_core::{Plan, Provider, QuotaKind, ServiceMode};
-use switchyard_harness::{Harness, output};
+use switchyard_harness::{Harness, WorkerProcess, output};
 use switchyard_scheduler::{Owner, TaskRecord};
 
 /// The channel the worker uses when the account names none.
 const CHANNEL: &str = "0";
 
-/// A worker process, SIGKILLed if a failing test drops it still running.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if matches!(self.0.try_wait(), Ok(None)) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
-fn spawn_worker(h: &Harness) -> Proc {
-    Proc(
-        Command::new(env!("CARGO_BIN_EXE_switchyard-worker-midjourney"))
-            .envs(h.worker_env())
-            .env_remove("SWITCHYARD_CONFIG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start switchyard-worker-midjourney"),
-    )
-}
-
-fn stop(mut p: Proc) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &p.0.id().to_string()])
-        .status();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while p.0.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "worker did not stop");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+fn spawn_worker(h: &Harness) -> WorkerProcess {
+    h.spawn_worker_binary(env!("CARGO_BIN_EXE_switchyard-worker-midjourney"), &[])
 }
 
 fn reference(r: &TaskRecord) -> Value {
@@ -82,7 +49,7 @@ async fn imagine(h: &Harness, text: &str) -> String {
 }
 
 /// Kill the worker once the job message and the job id are stored; returns the reference.
-async fn kill_when_referenced(h: &Harness, id: &str, mut worker: Proc) -> Value {
+async fn kill_when_referenced(h: &Harness, id: &str, mut worker: WorkerProcess) -> Value {
     let r = h
         .wait_task(
             "t_p",
@@ -95,8 +62,7 @@ async fn kill_when_referenced(h: &Harness, id: &str, mut worker: Proc) -> Value 
             },
         )
         .await;
-    worker.0.kill().unwrap(); // SIGKILL: no hand-back
-    worker.0.wait().unwrap();
+    worker.kill(); // SIGKILL: no hand-back
     reference(&r)
 }
 
@@ -122,7 +88,7 @@ async fn a_job_still_running_is_finished_by_the_next_process() {
     h.sim.discord_chatter(CHANNEL, 150);
     let b = spawn_worker(&h);
     let r = h.wait_terminal("t_p", &id, Duration::from_secs(30)).await;
-    stop(b);
+    b.terminate(Duration::from_secs(10));
     assert_resumed(&h, &r, "run1", before["job_id"].as_str().unwrap());
     assert_eq!(reference(&r)["message_id"], before["message_id"]);
 }
@@ -143,7 +109,7 @@ async fn a_job_that_ended_while_no_one_watched_is_found_in_the_channel() {
     h.sim.discord_chatter(CHANNEL, 250);
     let b = spawn_worker(&h);
     let r = h.wait_terminal("t_p", &id, Duration::from_secs(30)).await;
-    stop(b);
+    b.terminate(Duration::from_secs(10));
     assert_resumed(&h, &r, "end1", before["job_id"].as_str().unwrap());
 }
 
@@ -161,7 +127,7 @@ async fn a_job_that_failed_while_no_one_watched_fails_once() {
     h.sim.discord_chatter(CHANNEL, 150);
     let b = spawn_worker(&h);
     let r = h.wait_terminal("t_p", &id, Duration::from_secs(30)).await;
-    stop(b);
+    b.terminate(Duration::from_secs(10));
     assert_eq!(r.status(), "failed", "{:?}", r.fields);
     assert!(
         r.get("error_message").contains("Banned prompt"),

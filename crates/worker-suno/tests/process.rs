@@ -2,48 +2,15 @@
 //! shutdown (SIGTERM), and caps checked by the simulator's witness with four processes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use switchyard_core::{Plan, Provider, QuotaKind, ServiceMode};
-use switchyard_harness::{Harness, output};
+use switchyard_harness::{Harness, WorkerProcess, output};
 use switchyard_scheduler::Owner;
 
-fn spawn_worker(h: &Harness, extra: &[(&str, &str)]) -> Child {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchyard-worker-suno"));
-    cmd.envs(h.worker_env())
-        .env_remove("SWITCHYARD_CONFIG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
-    for (k, v) in extra {
-        cmd.env(k, v);
-    }
-    cmd.spawn().expect("start switchyard-worker-suno")
-}
-
-fn signal(child: &Child, sig: &str) {
-    let ok = Command::new("kill")
-        .args([sig, &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "kill {sig} failed");
-}
-
-fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "worker did not exit within {within:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+fn spawn_worker(h: &Harness, extra: &[(&str, &str)]) -> WorkerProcess {
+    h.spawn_worker_binary(env!("CARGO_BIN_EXE_switchyard-worker-suno"), extra)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -78,12 +45,10 @@ async fn a_killed_worker_is_resumed_without_a_second_submission() {
         |r| r.status() == "processing" && !r.get("upstream").is_empty(),
     )
     .await;
-    a.kill().unwrap(); // SIGKILL: no hand-back, no goodbye
-    a.wait().unwrap();
-    let mut b = spawn_worker(&h, &[]);
+    a.kill(); // SIGKILL: no hand-back, no goodbye
+    let b = spawn_worker(&h, &[]);
     let r = h.wait_terminal("t_d", &id, Duration::from_secs(20)).await;
-    signal(&b, "-TERM");
-    wait_exit(&mut b, Duration::from_secs(10));
+    b.terminate(Duration::from_secs(10));
     assert_eq!(r.status(), "completed", "{:?}", r.fields);
     assert_eq!(r.num("attempts"), 2, "claimed again after the crash");
     assert_eq!(
@@ -128,7 +93,7 @@ async fn sigterm_hands_back_running_tasks_at_once() {
             .await,
         );
     }
-    let mut w = spawn_worker(&h, &[]);
+    let w = spawn_worker(&h, &[]);
     for id in &ids {
         h.wait_task(
             "t_p",
@@ -139,8 +104,7 @@ async fn sigterm_hands_back_running_tasks_at_once() {
         )
         .await;
     }
-    signal(&w, "-TERM");
-    let status = wait_exit(&mut w, Duration::from_secs(10));
+    let status = w.terminate(Duration::from_secs(10));
     assert!(status.success(), "worker exit: {status:?}");
     // Handed back at once: queued again, the attempt not counted, nothing lost.
     let recs = h.sched.get_tasks("t_p", &ids).await.unwrap();
@@ -150,7 +114,7 @@ async fn sigterm_hands_back_running_tasks_at_once() {
         assert_eq!(r.num("attempts"), 0);
     }
     // Another worker resumes them from their references: no second submission.
-    let mut w2 = spawn_worker(&h, &[]);
+    let w2 = spawn_worker(&h, &[]);
     for id in &ids {
         assert_eq!(
             h.wait_terminal("t_p", id, Duration::from_secs(30))
@@ -159,8 +123,7 @@ async fn sigterm_hands_back_running_tasks_at_once() {
             "completed"
         );
     }
-    signal(&w2, "-TERM");
-    wait_exit(&mut w2, Duration::from_secs(10));
+    w2.terminate(Duration::from_secs(10));
     assert_eq!(h.sim.stats().accounts["term1"].submissions, 50);
 }
 
@@ -203,16 +166,16 @@ async fn four_processes_never_exceed_caps_by_the_witness() {
             .await,
         ));
     }
-    let mut workers: Vec<Child> = (0..4).map(|_| spawn_worker(&h, &[])).collect();
+    let workers: Vec<WorkerProcess> = (0..4).map(|_| spawn_worker(&h, &[])).collect();
     for (t, id) in &ids {
         let r = h.wait_terminal(t, id, Duration::from_secs(120)).await;
         assert_eq!(r.status(), "completed", "{:?}", r.fields);
     }
-    for w in &mut workers {
-        signal(w, "-TERM");
+    for w in &workers {
+        w.signal("-TERM");
     }
-    for w in &mut workers {
-        wait_exit(w, Duration::from_secs(10));
+    for mut w in workers {
+        w.wait_exit(Duration::from_secs(10));
     }
     let stats = h.sim.stats();
     for (t, _, cap) in tenants {
@@ -285,8 +248,7 @@ async fn lyrics_upload_and_continue_are_resumed_by_their_ids_after_a_kill() {
             .to_string(),
         );
     }
-    a.kill().unwrap(); // SIGKILL: no hand-back, no goodbye
-    a.wait().unwrap();
+    a.kill(); // SIGKILL: no hand-back, no goodbye
     // The continue's clips complete upstream while nothing runs it; the lyrics and the
     // upload are still being made when the next process resumes them.
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -301,7 +263,7 @@ async fn lyrics_upload_and_continue_are_resumed_by_their_ids_after_a_kill() {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let mut b = spawn_worker(&h, &[]);
+    let b = spawn_worker(&h, &[]);
     let l = h
         .wait_terminal("t_d", &lyrics, Duration::from_secs(20))
         .await;
@@ -309,8 +271,7 @@ async fn lyrics_upload_and_continue_are_resumed_by_their_ids_after_a_kill() {
         .wait_terminal("t_d", &upload, Duration::from_secs(20))
         .await;
     let c = h.wait_terminal("t_d", &cont, Duration::from_secs(20)).await;
-    signal(&b, "-TERM");
-    wait_exit(&mut b, Duration::from_secs(10));
+    b.terminate(Duration::from_secs(10));
     for r in [&l, &u, &c] {
         assert_eq!(r.status(), "completed", "{:?}", r.fields);
         assert_eq!(r.num("attempts"), 2, "claimed again after the crash");
