@@ -815,6 +815,16 @@ fn chaos(
                 .collect();
             if let Some(&i) = alive.get(rng.random_range(0..alive.len().max(1))) {
                 let mut p = f.workers[i].2.take().unwrap();
+                if let Some(s) = p.child.try_wait().unwrap() {
+                    let msg = format!(
+                        "{} {} exited on its own ({s}) after {:.1}s, found when about to SIGTERM it; log tail:\n    {}",
+                        f.elapsed(),
+                        p.name,
+                        p.started.elapsed().as_secs_f64(),
+                        tail(&f.log_path(&p.name), 5)
+                    );
+                    log.lock().unwrap().unexpected_exits.push(msg);
+                }
                 signal(p.child.id(), "-TERM");
                 let t = Instant::now();
                 let within = Duration::from_secs(2 + 15);
