@@ -74,12 +74,16 @@ pub fn settings(t: &Tenant, config: &switchyard_core::Config) -> TenantSettings 
 /// Store a new tenant with a new key; returns the key (shown once).
 pub async fn create(s: &Scheduler, t: &Tenant) -> Result<String, SchedulerError> {
     let key = new_key();
-    let mut c = s.connection().await?;
-    let json = serde_json::to_string(t).unwrap_or_default();
-    let _: () = c.hset(global(s, "tenants"), &t.tenant_id, json).await?;
-    let _: () = c
-        .hset(global(s, "keys"), hash_key(&key), &t.tenant_id)
-        .await?;
+    {
+        // One pooled connection at a time: holding one while the scheduler takes another
+        // deadlocks a busy pool.
+        let mut c = s.connection().await?;
+        let json = serde_json::to_string(t).unwrap_or_default();
+        let _: () = c.hset(global(s, "tenants"), &t.tenant_id, json).await?;
+        let _: () = c
+            .hset(global(s, "keys"), hash_key(&key), &t.tenant_id)
+            .await?;
+    }
     s.upsert_tenant(&t.tenant_id, &settings(t, s.config()))
         .await?;
     Ok(key)
@@ -87,9 +91,11 @@ pub async fn create(s: &Scheduler, t: &Tenant) -> Result<String, SchedulerError>
 
 /// Save changes to a tenant (and its scheduling settings).
 pub async fn save(s: &Scheduler, t: &Tenant) -> Result<(), SchedulerError> {
-    let mut c = s.connection().await?;
-    let json = serde_json::to_string(t).unwrap_or_default();
-    let _: () = c.hset(global(s, "tenants"), &t.tenant_id, json).await?;
+    {
+        let mut c = s.connection().await?;
+        let json = serde_json::to_string(t).unwrap_or_default();
+        let _: () = c.hset(global(s, "tenants"), &t.tenant_id, json).await?;
+    }
     s.upsert_tenant(&t.tenant_id, &settings(t, s.config()))
         .await?;
     Ok(())
@@ -104,8 +110,10 @@ pub async fn get(s: &Scheduler, id: &str) -> Result<Option<Tenant>, SchedulerErr
 
 /// The tenant an API key belongs to.
 pub async fn by_key(s: &Scheduler, key: &str) -> Result<Option<Tenant>, SchedulerError> {
-    let mut c = s.connection().await?;
-    let id: Option<String> = c.hget(global(s, "keys"), hash_key(key)).await?;
+    let id: Option<String> = {
+        let mut c = s.connection().await?;
+        c.hget(global(s, "keys"), hash_key(key)).await?
+    };
     match id {
         Some(id) => get(s, &id).await,
         None => Ok(None),

@@ -182,6 +182,7 @@ async fn read_shard(
     let mut last_sweep = Instant::now();
     loop {
         let mut entries: Vec<Event> = Vec::new();
+        let mut regroup = false;
         if let Ok(mut c) = state.sched.connection().await {
             let r: Result<redis::streams::StreamReadReply, _> = redis::cmd("XREADGROUP")
                 .arg("GROUP")
@@ -206,7 +207,7 @@ async fn read_shard(
                             .map(Event::from_entry),
                     );
                 }
-                Err(e) if e.to_string().contains("NOGROUP") => ensure_group(&state, &stream).await,
+                Err(e) if e.to_string().contains("NOGROUP") => regroup = true,
                 Err(e) => {
                     debug!(error = %e, "event read failed");
                     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -233,6 +234,10 @@ async fn read_shard(
             }
         } else {
             tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        if regroup {
+            // With the read's connection back in the pool: one at a time.
+            ensure_group(&state, &stream).await;
         }
         for event in entries {
             let id = event.id.clone();
