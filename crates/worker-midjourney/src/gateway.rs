@@ -119,6 +119,29 @@ impl State {
     }
 }
 
+impl State {
+    /// The job whose result this is when neither its job id nor a reply names it: a job
+    /// whose job message is known but whose job id never was (it ended before its first
+    /// progress was seen), and whose prompt the result echoes, posted after the job message.
+    fn result_by_echo(&self, d: &Value) -> Option<String> {
+        let content = d["content"].as_str().unwrap_or("");
+        let id: u64 = d["id"].as_str().and_then(|i| i.parse().ok()).unwrap_or(0);
+        self.echoes
+            .iter()
+            .find(|(nonce, echo)| {
+                self.jobs.get(*nonce).is_some_and(|v| {
+                    v.job_id.is_none()
+                        && v.done.is_none()
+                        && v.start_id
+                            .as_deref()
+                            .and_then(|s| s.parse::<u64>().ok())
+                            .is_some_and(|start| start < id)
+                }) && content.starts_with(&format!("**{echo}**"))
+            })
+            .map(|(n, _)| n.clone())
+    }
+}
+
 /// The Midjourney job id a message names: in its buttons' `custom_id`s or its image's
 /// file name (`<job>_grid_0.webp` while it runs, `<user>_<prompt>_<job>.png` at the end).
 pub(crate) fn job_id_of(m: &Value) -> Option<String> {
@@ -379,17 +402,22 @@ impl Gateway {
                     let replied = d["message_reference"]["message_id"]
                         .as_str()
                         .and_then(|m| s.by_message.get(m).cloned());
-                    if let Some(nonce) = by_job.filter(|_| is_result(d)).or(replied)
-                        && let Some(v) = s.jobs.get_mut(&nonce)
-                    {
-                        if is_error(d) {
-                            v.error = Some(embed_error(d));
-                        } else if is_result(d) {
-                            v.done = Some(d.clone());
-                            v.progress = 100;
-                        }
-                    } else {
+                    let echoed = || s.result_by_echo(d).filter(|_| is_result(d));
+                    let Some(nonce) = by_job.filter(|_| is_result(d)).or(replied).or_else(echoed)
+                    else {
                         return;
+                    };
+                    if is_result(d) {
+                        s.set_job(&nonce, job_id_of(d));
+                    }
+                    let Some(v) = s.jobs.get_mut(&nonce) else {
+                        return;
+                    };
+                    if is_error(d) {
+                        v.error = Some(embed_error(d));
+                    } else if is_result(d) {
+                        v.done = Some(d.clone());
+                        v.progress = 100;
                     }
                 } else {
                     return;
@@ -486,6 +514,30 @@ mod tests {
             "attachments": [{"filename": format!("me_a_fox_{id}.png")}],
             "components": [{"components": [{"custom_id": format!("MJ::JOB::upsample::1::{id}")}]}]}));
         assert_eq!(gw.view("n1").done.unwrap()["id"], "12");
+    }
+
+    #[test]
+    fn a_result_is_found_by_its_prompt_when_only_the_job_message_was_seen() {
+        let gw = Gateway::detached();
+        let id = "1b2c3d4e-0000-4abc-a123-00000000002a";
+        let known = Known {
+            echo: Some("an owl --relax".into()),
+            start_id: Some("100".into()),
+            ..Known::default()
+        };
+        gw.track("n2", &known);
+        let result = |mid: &str| {
+            json!({"id": mid, "content": "**an owl --relax** - <@1> (relaxed)",
+                "attachments": [{"filename": format!("me_an_owl_{id}.png")}],
+                "components": [{"components": [{"custom_id": format!("MJ::JOB::upsample::1::{id}")}]}]})
+        };
+        // An older result with the same prompt is not ours.
+        gw.observe("MESSAGE_CREATE", &result("90"));
+        assert!(gw.view("n2").done.is_none());
+        gw.observe("MESSAGE_CREATE", &result("120"));
+        let v = gw.view("n2");
+        assert_eq!(v.done.unwrap()["id"], "120");
+        assert_eq!(v.job_id.as_deref(), Some(id));
     }
 
     #[test]

@@ -142,3 +142,39 @@ async fn a_job_that_failed_while_no_one_watched_fails_once() {
         "a failed task is refunded"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_seen_only_as_its_message_is_found_by_its_prompt_after_it_ended() {
+    let h = setup("mj_resume_no_job_id").await;
+    // The first progress (which names the job id) comes 2 s after the job message.
+    let id = imagine(&h, "a fox in snow [sim:ms=8000] [sim:task=early1]").await;
+    let mut a = spawn_worker(&h);
+    let r = h
+        .wait_task(
+            "t_p",
+            &id,
+            "a reference with the job message",
+            Duration::from_secs(20),
+            |r| reference(r)["message_id"].is_string(),
+        )
+        .await;
+    a.kill();
+    assert!(
+        reference(&r)["job_id"].is_null(),
+        "killed before the job id was seen: {}",
+        r.get("upstream")
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while h.sim.stats().accounts["mjcrash"].current > 0 {
+        assert!(Instant::now() < deadline, "the upstream job never ended");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    h.sim.discord_chatter(CHANNEL, 150);
+    let b = spawn_worker(&h);
+    let r = h.wait_terminal("t_p", &id, Duration::from_secs(30)).await;
+    b.terminate(Duration::from_secs(10));
+    assert_eq!(r.status(), "completed", "{:?}", r.fields);
+    assert_eq!(r.num("attempts"), 2);
+    assert!(output(&r)["job_id"].is_string(), "{}", r.get("output"));
+    assert_eq!(h.sim.stats().tasks["early1"], 1, "one upstream job");
+}
