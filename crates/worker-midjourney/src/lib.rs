@@ -4,8 +4,9 @@
 //! (identify, heartbeat, interaction events and message create/update/delete matched to
 //! our jobs, see `gateway.rs`).
 //!
-//! The upstream reference ([`MjReference`]) is stored as soon as Discord accepts the
-//! interaction (nonce, channel) and again as each of its keys appears: the interaction id,
+//! The upstream reference ([`MjReference`]) is stored before the command is sent (the
+//! nonce is ours), marked refused when Discord answers with an error, and stored again as
+//! each of its keys appears: the interaction id,
 //! the job message id, the Midjourney job id. A resumed run never sends the command again
 //! while the job can exist: it fetches the job message by id (still there: the job runs;
 //! gone: it ended) and reads the channel forward from the job message (or from the nonce's
@@ -57,6 +58,16 @@ pub struct MjReference {
     /// Midjourney's job id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_id: Option<String>,
+    /// Discord refused the command (an HTTP error, or no connection): nothing runs.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub refused: bool,
+}
+
+/// Sending a command failed.
+struct SendFailed {
+    error: UpstreamError,
+    /// Discord may have taken it (the reply was lost): only a look at the channel can tell.
+    maybe_taken: bool,
 }
 
 impl MjReference {
@@ -73,6 +84,10 @@ impl MjReference {
             self.job_id.clone_from(&v.job_id);
         }
         *self != before
+    }
+
+    fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
     }
 
     /// When the command was sent, from the nonce (microseconds, then four digits).
@@ -232,6 +247,36 @@ impl Midjourney {
         let ra = retry_after(&resp);
         let text = resp.text().await.unwrap_or_default();
         Err(switchyard_worker::classify_http(status, &text, ra))
+    }
+
+    /// Send an interaction (a command or a button press).
+    async fn send_interaction(&self, token: &str, body: &Value) -> Result<(), SendFailed> {
+        let sent = self
+            .http
+            .post(format!("{}/api/v9/interactions", self.api))
+            .header("authorization", token)
+            .json(body)
+            .send()
+            .await;
+        let resp = match sent {
+            Ok(r) => r,
+            Err(e) => {
+                return Err(SendFailed {
+                    maybe_taken: !e.is_connect(),
+                    error: e.into(),
+                });
+            }
+        };
+        let status = resp.status().as_u16();
+        if (200..300).contains(&status) {
+            return Ok(());
+        }
+        let ra = retry_after(&resp);
+        let text = resp.text().await.unwrap_or_default();
+        Err(SendFailed {
+            error: switchyard_worker::classify_http(status, &text, ra),
+            maybe_taken: false,
+        })
     }
 
     /// Upload an image from a URL as a Discord attachment; returns the uploaded filename.
@@ -446,8 +491,7 @@ impl Midjourney {
             loop {
                 let view = gw.view(&nonce);
                 if reference.learn(&view) {
-                    ctl.reference(&serde_json::to_string(&reference).unwrap_or_default())
-                        .await?;
+                    ctl.reference(&reference.to_json()).await?;
                 }
                 if let Some((title, description)) = &view.error {
                     return Err(classify_embed(title, description).into());
@@ -673,7 +717,8 @@ impl Upstream for Midjourney {
             Some(r) => Some(
                 serde_json::from_str::<MjReference>(r)
                     .map_err(|_| UpstreamError::rejected("unreadable upstream reference"))?,
-            ),
+            )
+            .filter(|r| !r.refused),
             None => None,
         };
         loop {
@@ -687,15 +732,22 @@ impl Upstream for Midjourney {
                     // Track before sending, so the first reply is not missed.
                     let gw = self.gateway(&job.account_id, &token).await?;
                     gw.track(&nonce, &Known::default());
-                    self.post_json("/api/v9/interactions", &token, &body)
-                        .await?;
-                    let reference = MjReference {
+                    // The nonce is ours: store it before sending, so that no crash after
+                    // Discord took the command can lead to sending it twice.
+                    let mut reference = MjReference {
                         nonce,
                         channel_id: channel.clone(),
                         ..MjReference::default()
                     };
-                    ctl.reference(&serde_json::to_string(&reference).unwrap_or_default())
-                        .await?;
+                    ctl.reference(&reference.to_json()).await?;
+                    if let Err(sent) = self.send_interaction(&token, &body).await {
+                        if !sent.maybe_taken {
+                            // Discord did not take it: a resumed run may send at once.
+                            reference.refused = true;
+                            ctl.reference(&reference.to_json()).await?;
+                        }
+                        return Err(sent.error);
+                    }
                     (reference, false)
                 }
             };

@@ -216,3 +216,31 @@ async fn error_embeds_and_bad_tokens_drive_outcomes() {
     assert!(nofast.fast_off_until_ms.is_some());
     w.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_discord_refused_is_sent_again_at_once_on_retry() {
+    let h = Harness::new("mj_refused").await;
+    h.tenant("t_p", Plan::Premium).await;
+    h.fund("t_p", QuotaKind::MjQuota, 10_000).await;
+    // Every second command gets a 502: the first attempt is refused outright.
+    h.account(MJ, &Owner::Pool, "flaky", "sim:flaky:fl", [5, 5, 5])
+        .await;
+    let w = h.start_worker(Arc::new(Midjourney::new(&h.config)));
+    let id = h
+        .submit(
+            "t_p",
+            ServiceMode::Ppu,
+            "midjourney",
+            "imagine",
+            json!({"prompt": "a moth [sim:ms=100] [sim:task=moth]", "process_mode": "fast"}),
+            None,
+        )
+        .await;
+    // Well inside the 60 s a resumed run waits for a reply to a command Discord may have
+    // taken: this one it refused, so the retry sends at once.
+    let r = h.wait_terminal("t_p", &id, Duration::from_secs(15)).await;
+    w.stop().await;
+    assert_eq!(r.status(), "completed", "{:?}", r.fields);
+    assert_eq!(r.num("attempts"), 2);
+    assert_eq!(h.sim.stats().tasks["moth"], 1);
+}
