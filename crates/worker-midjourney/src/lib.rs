@@ -33,9 +33,10 @@ use switchyard_worker::{
 use gateway::{Gateway, JobView, Known};
 use tracing::warn;
 
-/// How long after a command the bot's first reply may still come; a resumed run that finds
-/// none by then submits again.
-pub const REPLY_WINDOW: Duration = Duration::from_secs(60);
+/// How long after a command its first reply may still come; a resumed run that finds none
+/// by then sends the command again. Discord fails an interaction its application has not
+/// answered within 3 s; the rest is room for clocks that differ between hosts.
+pub const REPLY_WINDOW: Duration = Duration::from_secs(15);
 /// Pages of 100 messages a resumed run reads forward from the job at most, per catch-up.
 const HISTORY_PAGES: usize = 100;
 /// Discord's epoch (2015-01-01) in Unix milliseconds.

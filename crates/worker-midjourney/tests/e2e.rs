@@ -236,9 +236,10 @@ async fn a_command_discord_refused_is_sent_again_at_once_on_retry() {
             None,
         )
         .await;
-    // Well inside the 60 s a resumed run waits for a reply to a command Discord may have
-    // taken: this one it refused, so the retry sends at once.
-    let r = h.wait_terminal("t_p", &id, Duration::from_secs(15)).await;
+    // Well inside the REPLY_WINDOW a resumed run waits for a reply to a command Discord
+    // may have taken: this one it refused, so the retry sends at once.
+    assert!(switchyard_worker_midjourney::REPLY_WINDOW >= Duration::from_secs(15));
+    let r = h.wait_terminal("t_p", &id, Duration::from_secs(8)).await;
     w.stop().await;
     assert_eq!(r.status(), "completed", "{:?}", r.fields);
     assert_eq!(r.num("attempts"), 2);
