@@ -11,11 +11,10 @@
 //! the assistant message whose parent is *our* message — never the conversation's
 //! latest answer, which may be the previous turn's. When the reference has no
 //! conversation id yet (the run died between sending and the first event), the resume
-//! reads the account's [`RECENT`] most recently updated conversations for our message id,
-//! as ChatGPT has no lookup by message id. Only when our message is in none of them is it
-//! sent again (with the same id). What remains: a conversation pushed out of those
-//! [`RECENT`] by other traffic on the account between the crash and the resume is not
-//! found, and the message is sent twice.
+//! pages through the account's conversations, most recently updated first, for our
+//! message id (ChatGPT has no lookup by message id), down to those last updated before the
+//! message was sent (the reference carries that time). Only when our message is in none of
+//! them is it sent again (with the same id).
 //!
 //! **Single calls.** Models, gizmos and `download_file` only read: repeating them is
 //! harmless. `upload_file` is not resumed: a run that dies mid-way leaves at most an
@@ -99,31 +98,56 @@ impl Gpts {
     }
 
     /// Find the conversation that holds our message, when the run that sent it died before
-    /// the stream named the conversation. ChatGPT has no lookup by message id, so this reads
-    /// the account's most recently updated conversations ([`RECENT`] of them) and looks for
-    /// the message in each one's mapping. `None`: the message was never accepted.
+    /// the stream named the conversation. ChatGPT has no lookup by message id, so this pages
+    /// through the account's conversations, most recently updated first, and looks for the
+    /// message in each one's mapping, down to the first conversation last updated before
+    /// the message was sent (a conversation that took it was updated then): however much
+    /// other traffic the account had since, ours is among those. A reference without the
+    /// sending time (written by an older version) reads the first [`RECENT`] only.
+    /// `None`: the message was never accepted.
     async fn find_conversation(
         &self,
         token: &str,
-        message_id: &str,
+        turn: &Turn,
     ) -> Result<Option<String>, UpstreamError> {
-        let list = json_or_error(self.req(
-            reqwest::Method::GET,
-            &format!("/backend-api/conversations?offset=0&limit={RECENT}&order=updated"),
-            token,
-        ))
-        .await?;
-        for item in list["items"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
-            let Some(id) = item["id"].as_str() else {
-                continue;
-            };
-            match self.read_conversation(token, id).await {
-                Ok(conv) if conv["mapping"].get(message_id).is_some() => {
-                    return Ok(Some(id.to_string()));
+        // Room for clocks that differ between this host and ChatGPT's.
+        let since = turn.sent_at.map(|t| t - 300.0);
+        let (page_size, pages) = if since.is_some() {
+            (100, MAX_PAGES)
+        } else {
+            (RECENT, 1)
+        };
+        for page in 0..pages {
+            let list = json_or_error(self.req(
+                reqwest::Method::GET,
+                &format!(
+                    "/backend-api/conversations?offset={}&limit={page_size}&order=updated",
+                    page * page_size
+                ),
+                token,
+            ))
+            .await?;
+            let items = list["items"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+            for item in items {
+                if let (Some(since), Some(updated)) = (since, item["update_time"].as_f64())
+                    && updated < since
+                {
+                    return Ok(None);
                 }
-                // Gone since the listing (deleted): not ours to find.
-                Ok(_) | Err(UpstreamError::BadRequest { .. }) => {}
-                Err(e) => return Err(e),
+                let Some(id) = item["id"].as_str() else {
+                    continue;
+                };
+                match self.read_conversation(token, id).await {
+                    Ok(conv) if conv["mapping"].get(&turn.message_id).is_some() => {
+                        return Ok(Some(id.to_string()));
+                    }
+                    // Gone since the listing (deleted): not ours to find.
+                    Ok(_) | Err(UpstreamError::BadRequest { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if items.len() < page_size {
+                return Ok(None);
             }
         }
         Ok(None)
@@ -154,6 +178,7 @@ impl Gpts {
                     message_id: new_message_id(),
                     parent_message_id: parent.to_string(),
                     answer_id: None,
+                    sent_at: Some(now_s()),
                 }
             }
             None => Turn {
@@ -162,6 +187,7 @@ impl Gpts {
                 // A new conversation starts under a root the client names.
                 parent_message_id: new_message_id(),
                 answer_id: None,
+                sent_at: Some(now_s()),
             },
         };
         ctl.reference(&turn.to_reference()).await?;
@@ -279,7 +305,7 @@ impl Gpts {
         let token = job.credential("access_token");
         let conv_id = match turn.conversation_id.clone() {
             Some(c) => c,
-            None => match self.find_conversation(token, &turn.message_id).await? {
+            None => match self.find_conversation(token, &turn).await? {
                 Some(c) => {
                     turn.conversation_id = Some(c.clone());
                     ctl.reference(&turn.to_reference()).await?;
@@ -352,19 +378,32 @@ impl Gpts {
 }
 
 /// How many of the account's most recently updated conversations a resume reads to find
-/// a message whose conversation it never learned.
+/// a message whose conversation it never learned, when it does not know when the message
+/// was sent.
 pub const RECENT: usize = 28;
+/// Pages of 100 conversations a resume reads at most to find a message it knows the
+/// sending time of.
+const MAX_PAGES: usize = 50;
+
+fn now_s() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
 
 /// What finds one conversation turn again (the upstream reference, as JSON): our user
 /// message's id and its parent, stored before the message is sent; the conversation id
 /// once known (at once for a continue, from the first event for a new conversation); the
 /// answer's id once seen.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 struct Turn {
     conversation_id: Option<String>,
     message_id: String,
     parent_message_id: String,
     answer_id: Option<String>,
+    /// When the message was first sent (Unix seconds): a conversation updated before then
+    /// cannot hold it.
+    sent_at: Option<f64>,
 }
 
 impl Turn {
@@ -376,6 +415,9 @@ impl Turn {
         }
         if let Some(a) = &self.answer_id {
             r["answer_id"] = json!(a);
+        }
+        if let Some(t) = self.sent_at {
+            r["sent_at"] = json!(t);
         }
         r.to_string()
     }
@@ -390,6 +432,7 @@ impl Turn {
             message_id: text("message_id").unwrap_or_else(|| task_id.to_string()),
             parent_message_id: text("parent_message_id").unwrap_or_else(new_message_id),
             answer_id: text("answer_id"),
+            sent_at: v["sent_at"].as_f64(),
         };
         (v.is_object()).then_some(turn)
     }
@@ -397,32 +440,7 @@ impl Turn {
 
 /// A fresh message id in the UUID form the web client uses (random, version 4).
 fn new_message_id() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let word = |i: u64| {
-        // Each RandomState is keyed afresh from the process's random seed.
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u128(nanos);
-        h.write_u64(seq);
-        h.write_u64(i);
-        u128::from(h.finish())
-    };
-    let mut b = (word(0) << 64) | word(1);
-    b = (b & !(0xf << 76)) | (0x4 << 76);
-    b = (b & !(0x3 << 62)) | (0x2 << 62);
-    format!(
-        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-        b >> 96,
-        (b >> 80) & 0xffff,
-        (b >> 64) & 0xffff,
-        (b >> 48) & 0xffff,
-        b & 0xffff_ffff_ffff
-    )
+    uuid::Uuid::new_v4().to_string()
 }
 
 fn finish(conv: Option<String>, last: Option<Value>) -> Result<Value, UpstreamError> {

@@ -161,3 +161,54 @@ async fn a_continued_conversation_resumes_with_the_answer_to_our_message() {
     );
     assert_eq!(h.sim.stats().tasks["q2"], 1, "resumed, not sent again");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_conversation_is_found_past_a_page_of_newer_ones() {
+    let h = setup("gpts_kill_busy").await;
+    let id = create(&h, "how do owls sleep [sim:ms=4000] [sim:task=o1]").await;
+    let mut a = spawn_worker(&h);
+    h.wait_upstream_jobs("o1", 1, T).await;
+    let rec = h.sched.get_task("t_d", &id).await.unwrap().unwrap();
+    assert!(
+        reference(&rec)["conversation_id"].is_null(),
+        "{:?}",
+        rec.fields
+    );
+    a.kill();
+    // The answer is written to its end (which updates the conversation last)...
+    let deadline = std::time::Instant::now() + T;
+    while h.sim.stats().accounts["gpt1"].current > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the answer never ended"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // ...then other traffic on the account: more conversations than a page of the list.
+    let http = reqwest::Client::new();
+    for i in 0..40 {
+        let body = json!({"action": "next", "parent_message_id": uuid::Uuid::new_v4().to_string(),
+            "model": "gpt-4o",
+            "messages": [{"id": uuid::Uuid::new_v4().to_string(), "author": {"role": "user"},
+                          "content": {"content_type": "text", "parts": [format!("chatter {i} [sim:ms=10]")]}}]});
+        let r = http
+            .post(format!("{}/backend-api/conversation", h.sim.url()))
+            .header("authorization", "Bearer sim:ok:gpt1")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+        r.bytes().await.unwrap();
+    }
+    let b = spawn_worker(&h);
+    let r = h.wait_terminal("t_d", &id, T).await;
+    b.terminate(Duration::from_secs(10));
+    assert_eq!(r.status(), "completed", "{:?}", r.fields);
+    assert!(
+        answer(&r).contains("how do owls sleep"),
+        "{}",
+        r.get("output")
+    );
+    assert_eq!(h.sim.stats().tasks["o1"], 1, "found, not sent again");
+}
