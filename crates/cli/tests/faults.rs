@@ -91,7 +91,9 @@ impl Params {
                     .expect("SWITCHYARD_FAULTS_KILL_EVERY_MS=A-B");
                 (a.min(b), a.max(b))
             }
-            Err(_) => (3000, 6000),
+            // The small run's chaos lasts ~20 s: kill more often to get several kills in.
+            Err(_) if full => (3000, 6000),
+            Err(_) => (1500, 3000),
         };
         let seed = env_num("SWITCHYARD_FAULTS_SEED").unwrap_or_else(|| {
             std::time::SystemTime::now()
@@ -1931,7 +1933,7 @@ fn check(
     );
     let _ = writeln!(
         s,
-        "tasks {} (accepted {}, refused {}), seed {}, rate {}/s, lease {} ms, max_attempts {}, task timeout {} s",
+        "tasks {} (accepted {}, submits unanswered or refused {}), seed {}, rate {}/s, lease {} ms, max_attempts {}, task timeout {} s",
         params.tasks,
         accepted.len(),
         refused.len(),
