@@ -1,19 +1,28 @@
 //! Luma Dream Machine's web API: generations (create, extend, poll), image upload
 //! (presigned URL), watermark-free download.
+//!
+//! `GET /api/photon/v1/user/generations/?offset=&limit=` lists the account's own
+//! generations, newest first (at most 100 a page), as Luma's web client reads them: each
+//! with its `prompt` (the `user_prompt` sent), `created_at` (ISO 8601, UTC), `state`, and
+//! for an extension `parent_generation_id` (the generation it extends; null otherwise).
+//! `[sim:reply_ms=N]` in the prompt delays the answer of a creation by N ms: the generation
+//! exists (and the witness counts it) at once, as when a reply is slow to come back.
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post, put};
 use serde_json::{Value, json};
 
+use crate::suno::{iso, now_ms, own_jobs, reply_delay};
 use crate::{Directives, JobState, Shared, SimAccount, err, refusal_reply};
 
 pub(crate) fn routes() -> Router<Shared> {
     Router::new()
         .route("/api/photon/v1/generations/", post(create))
         .route("/api/photon/v1/generations/{id}", get(poll))
+        .route("/api/photon/v1/user/generations/", get(list))
         .route("/api/photon/v1/generations/{id}/extend", post(extend))
         .route(
             "/api/photon/v1/generations/{id}/download_video_url",
@@ -54,7 +63,8 @@ fn generation(s: &Shared, id: &str) -> Value {
             Value::Null
         }
     };
-    json!({"id": id, "prompt": data["user_prompt"], "state": state, "created_at": "2026-01-01T00:00:00Z",
+    json!({"id": id, "prompt": data["user_prompt"], "state": state,
+           "created_at": data["created_ms"].as_u64().map(iso), "parent_generation_id": data["extends"],
            "video": media(".mp4", 1360, 752), "video_raw": media("_raw.mp4", 1360, 752),
            "thumbnail": media(".jpg", 1360, 752), "last_frame": media("_last.jpg", 1360, 752),
            "failure_reason": failure, "estimate_wait_seconds": 0})
@@ -64,13 +74,39 @@ async fn start(s: &Shared, headers: &HeaderMap, body: Value) -> Response {
     let Some(a) = account(headers) else {
         return unauthorized();
     };
-    let d = Directives::parse(body["user_prompt"].as_str().unwrap_or(""));
+    let text = body["user_prompt"].as_str().unwrap_or("");
+    let d = Directives::parse(text);
+    let delay = reply_delay(text);
     if let Err(r) = s.admit(&a, &d, true) {
         return refusal_reply(r);
     }
     let id = s.next_id("gen");
-    s.start_job(&id, &a, &d, body, |_, _, _| {});
+    let mut data = body;
+    data["created_ms"] = json!(now_ms());
+    s.start_job(&id, &a, &d, data, |_, _, _| {});
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
     Json(json!([generation(s, &id)])).into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct Page {
+    offset: Option<usize>,
+    limit: Option<usize>,
+}
+
+async fn list(State(s): State<Shared>, headers: HeaderMap, Query(p): Query<Page>) -> Response {
+    let Some(a) = account(&headers) else {
+        return unauthorized();
+    };
+    let page: Vec<Value> = own_jobs(&s, &a.name, "gen")
+        .iter()
+        .skip(p.offset.unwrap_or(0))
+        .take(p.limit.unwrap_or(20).min(100))
+        .map(|(id, _)| generation(&s, id))
+        .collect();
+    Json(json!(page)).into_response()
 }
 
 async fn create(State(s): State<Shared>, headers: HeaderMap, Json(body): Json<Value>) -> Response {

@@ -1,5 +1,14 @@
 //! Suno: Clerk (cookie → session → JWT), `generate/v2` (two clips), feed polling, lyrics,
 //! audio upload, the captcha check.
+//!
+//! The feed without `ids` (`GET /api/feed/v2?page=N`) lists the account's own clips, newest
+//! first, 20 a page, as Suno's web client reads it: each clip with `created_at` (ISO 8601,
+//! UTC, milliseconds), `model_name`, `batch_index` (0 or 1: the two clips of one generation
+//! share their `created_at` and `metadata`) and the `metadata` Suno shows — for description
+//! mode `gpt_description_prompt`, with the lyrics and tags Suno wrote in `prompt` and `tags`
+//! and a title of its own; for custom mode the `prompt` (lyrics), `tags` and `title` sent.
+//! `[sim:reply_ms=N]` in the text delays the answer of a generation by N ms: the job exists
+//! (and the witness counts it) at once, as when a reply is slow to come back.
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -7,8 +16,66 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::{Behaviour, Directives, JobState, Shared, SimAccount, err, refusal_reply};
+use crate::{Behaviour, Directives, Job, JobState, Shared, SimAccount, err, refusal_reply};
+
+/// Clips a feed page holds.
+const FEED_PAGE: usize = 20;
+
+/// Unix time in ms on the simulator's clock.
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Unix ms as the ISO 8601 UTC string the real APIs show (`2026-01-07T01:36:08.845Z`).
+pub(crate) fn iso(ms: u64) -> String {
+    let secs = (ms / 1000) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms % 1000
+    )
+}
+
+/// `[sim:reply_ms=N]` in a task's text: how long the answer to its submission is held back
+/// after the job was made.
+pub(crate) fn reply_delay(text: &str) -> Option<Duration> {
+    let at = text.find("[sim:reply_ms=")? + "[sim:reply_ms=".len();
+    let end = text[at..].find(']')?;
+    text[at..at + end].parse().ok().map(Duration::from_millis)
+}
+
+/// The jobs of `account` whose id starts with `prefix`, newest first (ids count up).
+pub(crate) fn own_jobs(s: &Shared, account: &str, prefix: &str) -> Vec<(String, Job)> {
+    let mut jobs: Vec<(u64, String, Job)> = s
+        .lock()
+        .jobs
+        .iter()
+        .filter(|(id, j)| j.account == account && id.starts_with(prefix))
+        .filter_map(|(id, j)| {
+            let n = id[prefix.len()..].parse().ok()?;
+            Some((n, id.clone(), j.clone()))
+        })
+        .collect();
+    jobs.sort_by_key(|j| std::cmp::Reverse(j.0));
+    jobs.into_iter().map(|(_, id, j)| (id, j)).collect()
+}
 
 pub(crate) fn routes() -> Router<Shared> {
     Router::new()
@@ -86,15 +153,35 @@ fn clip(s: &Shared, id: &str, job: &str) -> Value {
     };
     let data = j.map(|j| j.data).unwrap_or(Value::Null);
     let streaming = status == "streaming" || status == "complete";
+    // Description mode: Suno shows the description, and writes the lyrics, tags and title
+    // itself; custom mode shows what was sent.
+    let (prompt, tags, title) = match data["gpt_description_prompt"].as_str() {
+        Some(d) if !d.is_empty() => (
+            json!(if status == "submitted" {
+                String::new()
+            } else {
+                format!("[Verse]\nA simulated song about {d}\n[Chorus]\nLa la la")
+            }),
+            json!("simulated pop"),
+            "Simulated Song",
+        ),
+        _ => (
+            data["prompt"].clone(),
+            data["tags"].clone(),
+            data["title"].as_str().unwrap_or(""),
+        ),
+    };
     json!({
         "id": id, "status": status,
-        "title": data["title"].as_str().unwrap_or("Simulated Song"),
+        "title": title,
         "audio_url": if streaming { json!(format!("{base}/_cdn/{id}.mp3")) } else { json!("") },
         "video_url": if status == "complete" { json!(format!("{base}/_cdn/{id}.mp4")) } else { json!("") },
         "image_url": format!("{base}/_cdn/{id}.jpeg"),
         "model_name": data["mv"].as_str().unwrap_or("chirp-v3-5"),
-        "metadata": {"prompt": data["prompt"], "gpt_description_prompt": data["gpt_description_prompt"],
-                     "tags": data["tags"], "duration": if status == "complete" { json!(120.5) } else { Value::Null },
+        "created_at": data["created_ms"].as_u64().map(iso),
+        "batch_index": u8::from(id.ends_with("-b")),
+        "metadata": {"prompt": prompt, "gpt_description_prompt": data["gpt_description_prompt"],
+                     "tags": tags, "duration": if status == "complete" { json!(120.5) } else { Value::Null },
                      "type": if data["continue_clip_id"].is_string() { "extend" } else { "gen" },
                      "error_message": error},
     })
@@ -117,11 +204,17 @@ async fn generate(
     if let Err(r) = s.admit(&a, &d, true) {
         return refusal_reply(r);
     }
+    let delay = reply_delay(text);
     let job = s.next_id("sjob");
     let c1 = format!("{job}-a");
     let c2 = format!("{job}-b");
+    let mut data = body;
+    data["created_ms"] = json!(now_ms());
     // Both clips follow the one job (clip id = `<job>-a|b`).
-    s.start_job(&job, &a, &d, body.clone(), |_, _, _| {});
+    s.start_job(&job, &a, &d, data, |_, _, _| {});
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
     Json(
         json!({"id": job, "clips": [clip(&s, &c1, &job), clip(&s, &c2, &job)],
                 "status": "complete", "batch_size": 2}),
@@ -130,16 +223,32 @@ async fn generate(
 }
 
 #[derive(serde::Deserialize)]
-struct Ids {
-    ids: String,
+struct FeedQuery {
+    ids: Option<String>,
+    page: Option<usize>,
 }
 
-async fn feed(State(s): State<Shared>, headers: HeaderMap, Query(q): Query<Ids>) -> Response {
-    if jwt_account(&headers).is_none() {
+async fn feed(State(s): State<Shared>, headers: HeaderMap, Query(q): Query<FeedQuery>) -> Response {
+    let Some(a) = jwt_account(&headers) else {
         return unauthorized();
-    }
-    let clips: Vec<Value> = q
-        .ids
+    };
+    let Some(ids) = q.ids else {
+        // The account's own clips, newest first, a page at a time.
+        let jobs = own_jobs(&s, &a.name, "sjob");
+        let page = q.page.unwrap_or(0);
+        let clips: Vec<Value> = jobs
+            .iter()
+            .flat_map(|(job, _)| [format!("{job}-b"), format!("{job}-a")].map(|c| (c, job.clone())))
+            .skip(page.saturating_mul(FEED_PAGE))
+            .take(FEED_PAGE)
+            .map(|(c, job)| clip(&s, &c, &job))
+            .collect();
+        return Json(
+            json!({"clips": clips, "num_total_results": jobs.len() * 2, "current_page": page}),
+        )
+        .into_response();
+    };
+    let clips: Vec<Value> = ids
         .split(',')
         .filter(|i| !i.is_empty())
         .map(|id| {
@@ -232,4 +341,21 @@ async fn upload_get(
                 "title": "Uploaded audio", "audio_url": j.data["url"]}),
     )
     .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_iso_utc_with_milliseconds_and_replies_can_be_held() {
+        assert_eq!(iso(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(iso(1_767_749_768_845), "2026-01-07T01:36:08.845Z");
+        assert_eq!(iso(1_709_208_000_500), "2024-02-29T12:00:00.500Z");
+        assert_eq!(
+            reply_delay("a song [sim:ms=10] [sim:reply_ms=2500]"),
+            Some(Duration::from_millis(2500))
+        );
+        assert_eq!(reply_delay("a song [sim:ms=10]"), None);
+    }
 }

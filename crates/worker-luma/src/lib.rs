@@ -3,11 +3,30 @@
 //! reference is the new generation's id (for an extend, the extension's, not its
 //! origin's), stored as soon as Luma answers the submission; a resumed run polls
 //! `GET /api/photon/v1/generations/{id}` until it is completed and never submits again.
-//! What remains: a crash between Luma's answer and the store submits again (key frames
-//! uploaded before make no generation). `remove_watermark` only reads a finished
-//! generation, so it is safe to repeat.
+//!
+//! A creation is preceded by an intent: just before the `POST` (after any key frames are
+//! uploaded: they make no generation) the reference becomes `{"submitting": {"at": <Unix
+//! ms, this host>, "prompt": <user_prompt>, "extends": <origin generation id, for an
+//! extend>}}`. A run resumed with only the intent (the last one died between sending and
+//! storing the id) reads the account's generations, newest first
+//! (`GET /api/photon/v1/user/generations/?offset=&limit=`), back to those created before
+//! the intent's time less [`CLOCK_SKEW_MS`], and adopts the oldest there whose `prompt`
+//! equals ours exactly and which extends the same generation (or none, for a creation);
+//! it stores its id and follows it. Only when there is none (Luma never took the request)
+//! does it submit, with a fresh intent. A submission that failed transiently keeps its
+//! intent: the retry (on the same account) looks before it sends again, since a 5xx or a
+//! timeout may come after Luma made the generation.
+//!
+//! What remains: two tasks with the same prompt (and origin) on the same account within
+//! the skew window, one of which died in that window, may adopt the same generation (Luma
+//! shows nothing of ours that tells them apart — key frames are matched by nothing, as
+//! each upload gets a new URL); a generation Luma made but does not yet list when the
+//! resumed run looks is made again. `parent_generation_id` is the simulator's name for an
+//! extension's origin (the web API's is not recorded in UPSTREAMS.md): an extend intent
+//! adopts nothing when the list does not show it, and submits again as before.
+//! `remove_watermark` only reads a finished generation, so it is safe to repeat.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
@@ -16,6 +35,84 @@ use switchyard_core::{Config, Provider, TaskSpec};
 use switchyard_worker::{
     Control, Job, Upstream, UpstreamError, fetch_bytes, http_client, json_or_error,
 };
+
+/// How far before an intent's time (this host's clock) a generation may be dated by
+/// Luma's clock and still be taken for the one the intent sent.
+pub const CLOCK_SKEW_MS: u64 = 5_000;
+
+/// Generations a page of the list holds, and the pages read back at most when looking for
+/// an intent's generation (an intent is seconds old when it is looked for).
+const LIST_PAGE: usize = 50;
+const MAX_LIST_PAGES: usize = 20;
+
+/// Unix time in ms on this host.
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Unix ms of an ISO 8601 / RFC 3339 time (`2026-01-07T01:36:08.845Z`, or with an offset
+/// `+02:00`); `None` when it is not one.
+pub fn parse_iso_ms(t: &str) -> Option<u64> {
+    let num = |a: usize, b: usize| -> Option<i64> {
+        let p = t.get(a..b)?;
+        p.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| p.parse().ok())?
+    };
+    let (y, mo, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
+    let (h, mi, sec) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
+    if t.get(4..5)? != "-" || t.get(7..8)? != "-" || !matches!(t.get(10..11)?, "T" | "t" | " ") {
+        return None;
+    }
+    let mut rest = t.get(19..)?;
+    let mut ms = 0;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        let f = &frac[..digits];
+        ms = format!("{f:0<3}").get(..3)?.parse().ok()?;
+        rest = &frac[digits..];
+    }
+    let offset_s = match rest {
+        "Z" | "z" | "" => 0,
+        _ => {
+            let sign = match rest.get(..1)? {
+                "+" => 1,
+                "-" => -1,
+                _ => return None,
+            };
+            let oh: i64 = rest.get(1..3)?.parse().ok()?;
+            let om: i64 = rest.get(rest.len() - 2..)?.parse().ok()?;
+            sign * (oh * 3600 + om * 60)
+        }
+    };
+    // Days since 1970-01-01 of a civil date (H. Hinnant's algorithm).
+    let yy = if mo <= 2 { y - 1 } else { y };
+    let era = yy.div_euclid(400);
+    let yoe = yy - era * 400;
+    let doy = (153 * ((mo + 9) % 12) + 2) / 5 + d - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset_s;
+    u64::try_from(secs * 1000 + ms).ok()
+}
+
+/// The id of the generation to adopt for an intent (`{"at", "prompt", "extends"?}`) among
+/// listed generations created at or after `since` (Unix ms): the oldest whose `prompt`
+/// equals ours and which extends the same generation (none for a creation).
+pub fn adopt_from_list(generations: &[Value], intent: &Value, since: u64) -> Option<String> {
+    generations
+        .iter()
+        .filter_map(|g| {
+            let at = parse_iso_ms(g["created_at"].as_str()?)?;
+            let same = g["prompt"].as_str().unwrap_or("")
+                == intent["prompt"].as_str().unwrap_or("")
+                && g["parent_generation_id"].as_str() == intent["extends"].as_str();
+            (at >= since && same).then_some((at, g["id"].as_str()?))
+        })
+        .min()
+        .map(|(_, id)| id.to_string())
+}
 
 /// The Luma adapter.
 pub struct Luma {
@@ -80,9 +177,16 @@ impl Luma {
             .map(str::to_string)
     }
 
-    async fn submit(&self, job: &Job, task: &LumaTask) -> Result<String, UpstreamError> {
+    /// Submit: key frames first, then the intent, then the creation; stores the new
+    /// generation's id as the reference.
+    async fn submit(
+        &self,
+        job: &Job,
+        task: &LumaTask,
+        ctl: &dyn Control,
+    ) -> Result<String, UpstreamError> {
         let cookie = job.credential("cookie");
-        let (path, body) = match task {
+        let (path, body, extends) = match task {
             LumaTask::VideoGeneration(v) => {
                 let mut body = json!({"user_prompt": v.prompt, "aspect_ratio": v.aspect_ratio.as_deref().unwrap_or("16:9"),
                                       "expand_prompt": v.expand_prompt.unwrap_or(false), "loop": v.loop_.unwrap_or(false)});
@@ -96,7 +200,7 @@ impl Luma {
                         }
                     }
                 }
-                ("/api/photon/v1/generations/".to_string(), body)
+                ("/api/photon/v1/generations/".to_string(), body, None)
             }
             LumaTask::ExtendVideo(e) => {
                 let generation = e
@@ -111,6 +215,7 @@ impl Luma {
                 (
                     format!("/api/photon/v1/generations/{generation}/extend"),
                     json!({"user_prompt": e.prompt.as_deref().unwrap_or(""), "expand_prompt": false}),
+                    Some(generation),
                 )
             }
             LumaTask::RemoveWatermark(_) => {
@@ -119,12 +224,61 @@ impl Luma {
                 ));
             }
         };
+        let intent = json!({"submitting": {"at": now_ms(), "prompt": body["user_prompt"], "extends": extends}});
+        ctl.reference(&intent.to_string()).await?;
         let r = json_or_error(self.req(reqwest::Method::POST, &path, cookie).json(&body)).await?;
-        r[0]["id"]
+        let id = r[0]["id"]
             .as_str()
             .or(r["id"].as_str())
             .map(str::to_string)
-            .ok_or_else(|| UpstreamError::Transient("Luma returned no generation".into()))
+            .ok_or_else(|| UpstreamError::Transient("Luma returned no generation".into()))?;
+        ctl.reference(&id).await?;
+        Ok(id)
+    }
+
+    /// Look in the account's generations for the one an intent sent: `Some(id)` to adopt,
+    /// `None` when Luma never made it.
+    async fn find_generation(
+        &self,
+        intent: &Value,
+        cookie: &str,
+    ) -> Result<Option<String>, UpstreamError> {
+        let since = intent["at"]
+            .as_u64()
+            .unwrap_or(0)
+            .saturating_sub(CLOCK_SKEW_MS);
+        let mut seen = Vec::new();
+        for page in 0..MAX_LIST_PAGES {
+            let r = json_or_error(self.req(
+                reqwest::Method::GET,
+                &format!(
+                    "/api/photon/v1/user/generations/?offset={}&limit={LIST_PAGE}",
+                    page * LIST_PAGE
+                ),
+                cookie,
+            ))
+            .await?;
+            let list = r
+                .as_array()
+                .or(r["generations"].as_array())
+                .cloned()
+                .unwrap_or_default();
+            // Newest first: a generation older than the window ends the search.
+            let older = list.iter().any(|g| {
+                g["created_at"]
+                    .as_str()
+                    .and_then(parse_iso_ms)
+                    .is_some_and(|at| at < since)
+            });
+            let last = list.len() < LIST_PAGE;
+            seen.extend(list);
+            if older || last {
+                return Ok(adopt_from_list(&seen, intent, since));
+            }
+        }
+        Err(UpstreamError::Transient(
+            "the Luma list is too long to find an earlier submission in".into(),
+        ))
     }
 }
 
@@ -162,13 +316,23 @@ impl Upstream for Luma {
                 json!({"generation_id": generation, "video": {"url": r["url"]}, "video_raw": {"url": r["url"]}}),
             );
         }
-        let generation = match &job.upstream_ref {
-            Some(r) => r.clone(),
-            None => {
-                let id = self.submit(job, task).await?;
-                ctl.reference(&id).await?;
-                id
-            }
+        let intent = job
+            .upstream_ref
+            .as_deref()
+            .filter(|r| r.starts_with('{'))
+            .and_then(|r| serde_json::from_str::<Value>(r).ok())
+            .map(|r| r["submitting"].clone())
+            .filter(Value::is_object);
+        let generation = match (&job.upstream_ref, intent) {
+            (_, Some(intent)) => match self.find_generation(&intent, cookie).await? {
+                Some(id) => {
+                    ctl.reference(&id).await?;
+                    id
+                }
+                None => self.submit(job, task, ctl).await?,
+            },
+            (Some(r), None) => r.clone(),
+            (None, None) => self.submit(job, task, ctl).await?,
         };
         loop {
             let g = json_or_error(self.req(
@@ -204,5 +368,56 @@ impl Upstream for Luma {
         json_or_error(self.req(reqwest::Method::GET, "/api/users/v1/me", cookie))
             .await
             .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso_times_parse_to_unix_ms() {
+        assert_eq!(parse_iso_ms("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            parse_iso_ms("2026-01-07T01:36:08.845Z"),
+            Some(1_767_749_768_845)
+        );
+        assert_eq!(
+            parse_iso_ms("2026-01-06T20:36:08.845-05:00"),
+            Some(1_767_749_768_845)
+        );
+        assert_eq!(parse_iso_ms("not a time"), None);
+    }
+
+    #[test]
+    fn the_oldest_generation_with_our_prompt_and_origin_in_the_window_is_adopted() {
+        let at = parse_iso_ms("2026-01-07T01:36:10.000Z").unwrap();
+        let since = at - CLOCK_SKEW_MS;
+        let g = |id: &str, t: &str, prompt: &str, parent: Value| {
+            json!({"id": id, "created_at": t, "prompt": prompt, "state": "pending",
+                   "parent_generation_id": parent})
+        };
+        let list = vec![
+            g("later", "2026-01-07T01:36:13.000Z", "gulls", Value::Null),
+            g("ext", "2026-01-07T01:36:12.000Z", "gulls", json!("origin")),
+            g("other", "2026-01-07T01:36:11.000Z", "gulls!", Value::Null),
+            g("ours", "2026-01-07T01:36:09.000Z", "gulls", Value::Null),
+            g("old", "2026-01-07T01:36:01.000Z", "gulls", Value::Null),
+        ];
+        let create = json!({"at": at, "prompt": "gulls", "extends": null});
+        assert_eq!(
+            adopt_from_list(&list, &create, since).as_deref(),
+            Some("ours")
+        );
+        let extend = json!({"at": at, "prompt": "gulls", "extends": "origin"});
+        assert_eq!(
+            adopt_from_list(&list, &extend, since).as_deref(),
+            Some("ext")
+        );
+        let elsewhere = json!({"at": at, "prompt": "gulls", "extends": "another"});
+        assert_eq!(adopt_from_list(&list, &elsewhere, since), None);
+        assert_eq!(adopt_from_list(&list[2..3], &create, since), None);
+        assert_eq!(adopt_from_list(&list[4..], &create, since), None);
     }
 }

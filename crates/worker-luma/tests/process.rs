@@ -12,6 +12,12 @@ use switchyard_scheduler::{Owner, TaskRecord};
 
 const T: Duration = Duration::from_secs(20);
 
+/// The task holds the upstream's ids (not only the intent stored before submitting).
+fn accepted(r: &TaskRecord) -> bool {
+    let upstream = r.get("upstream");
+    !upstream.is_empty() && !upstream.contains("submitting")
+}
+
 fn spawn_worker(h: &Harness) -> WorkerProcess {
     h.spawn_worker_binary(env!("CARGO_BIN_EXE_switchyard-worker-luma"), &[])
 }
@@ -36,7 +42,7 @@ async fn setup(name: &str) -> Harness {
 async fn kill_and_resume(h: &Harness, mut first: WorkerProcess, id: &str) -> (String, TaskRecord) {
     let seen = h
         .wait_task("t_p", id, "a generation id", T, |r| {
-            r.status() == "processing" && !r.get("upstream").is_empty()
+            r.status() == "processing" && accepted(r)
         })
         .await;
     first.kill(); // SIGKILL: no hand-back, no goodbye
@@ -107,4 +113,79 @@ async fn a_killed_extend_is_resumed_by_its_generation_id() {
     );
     assert!(out["prompt"].as_str().unwrap().contains("boats leave"));
     assert_eq!(h.sim.stats().tasks["e1"], 1, "resumed, not resubmitted");
+}
+
+/// SIGKILL while Luma has made the generation but its answer has not come back (the
+/// simulator holds the reply 5 s): the task holds only the intent. The second process
+/// finds the generation in the account's list by its prompt (and, for an extend, its
+/// origin), adopts it and never submits again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_before_luma_answers_adopts_the_generation_from_the_list() {
+    let h = setup("luma_window").await;
+    let a = spawn_worker(&h);
+    let origin = h
+        .submit(
+            "t_p",
+            ServiceMode::Ppu,
+            "luma",
+            "video_generation",
+            json!({"prompt": "a quay [sim:ms=100]"}),
+            None,
+        )
+        .await;
+    let o = h.wait_terminal("t_p", &origin, T).await;
+    assert_eq!(o.status(), "completed", "{:?}", o.fields);
+    let window = "[sim:ms=1500] [sim:reply_ms=5000]";
+    let created = h
+        .submit(
+            "t_p",
+            ServiceMode::Ppu,
+            "luma",
+            "video_generation",
+            json!({"prompt": format!("gulls rise {window} [sim:task=wg]")}),
+            None,
+        )
+        .await;
+    let extended = h
+        .submit(
+            "t_p",
+            ServiceMode::Ppu,
+            "luma",
+            "extend_video",
+            json!({"origin_task_id": origin, "prompt": format!("ferries turn {window} [sim:task=we]")}),
+            Some(&o),
+        )
+        .await;
+    h.wait_upstream_jobs("wg", 1, T).await;
+    h.wait_upstream_jobs("we", 1, T).await;
+    let recs = h
+        .sched
+        .get_tasks("t_p", &[created.clone(), extended.clone()])
+        .await
+        .unwrap();
+    for r in recs {
+        let r = r.unwrap();
+        assert!(
+            r.get("upstream").contains("submitting"),
+            "only the intent is stored: {:?}",
+            r.fields
+        );
+    }
+    let mut a = a;
+    a.kill(); // inside the window: Luma made them, their ids were never stored
+    let b = spawn_worker(&h);
+    let g = h.wait_terminal("t_p", &created, T).await;
+    let e = h.wait_terminal("t_p", &extended, T).await;
+    b.terminate(Duration::from_secs(10));
+    for (r, text) in [(&g, "gulls rise"), (&e, "ferries turn")] {
+        assert_eq!(r.status(), "completed", "{:?}", r.fields);
+        assert_eq!(r.num("attempts"), 2, "claimed again after the crash");
+        let out = output(r);
+        assert_eq!(out["generation_id"].as_str(), Some(r.get("upstream")));
+        assert!(out["prompt"].as_str().unwrap().contains(text));
+    }
+    assert_ne!(output(&e)["generation_id"], output(&o)["generation_id"]);
+    let stats = h.sim.stats();
+    assert_eq!(stats.tasks["wg"], 1, "adopted, not submitted again");
+    assert_eq!(stats.tasks["we"], 1, "adopted, not submitted again");
 }

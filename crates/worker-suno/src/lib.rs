@@ -4,13 +4,32 @@
 //! the lyrics or upload id (`{"lyrics": id}`, `{"upload": id}`), stored as soon as Suno
 //! answers the submission. A resumed run polls the feed (or the lyrics / upload) by those
 //! ids — whether the clips are still submitted, queued or streaming, or already complete —
-//! and never submits again. What remains: a crash between Suno's answer and the store (one
-//! HTTP reply and one Redis call) submits again; Suno has no lookup of a generation by
-//! anything we chose before sending it.
+//! and never submits again.
+//!
+//! A generation is preceded by an intent: just before `generate/v2` the reference becomes
+//! `{"submitting": {"at": <Unix ms, this host>, "mv": .., and what the feed will show of
+//! it}}` — `gpt_description_prompt` in description mode; `prompt` (the lyrics), `tags` and
+//! `title` in custom mode. A run resumed with only the intent (the last one died between
+//! sending and storing the clip ids) reads the account's feed, newest first
+//! (`GET /api/feed/v2?page=N`), back to the clips created before the intent's time less
+//! [`CLOCK_SKEW_MS`], and adopts the oldest generation there whose shown input equals ours
+//! exactly (its clips: those sharing its `created_at`, ordered by `batch_index`); it stores
+//! their ids and follows them. Only when there is none (Suno never took the request) does it
+//! generate, with a fresh intent. A submission that failed transiently keeps its intent:
+//! the retry (on the same account) looks before it sends again, since a 5xx or a timeout
+//! may come after Suno made the clips.
+//!
+//! What remains: two tasks with identical input on the same account within the skew
+//! window, one of which died in that window, may adopt the same generation (the feed shows
+//! nothing of ours that tells them apart); a generation Suno made but does not yet list in
+//! the feed when the resumed run looks is made again. Lyrics and uploads take no intent:
+//! Suno lists neither (lyrics are a free, unlisted text generation; an upload shows in the
+//! feed only once processed, as a clip that names no URL of ours), so a crash between
+//! Suno's answer and the store submits them again — they cost no generation credits.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
@@ -20,6 +39,114 @@ use switchyard_worker::{Control, Job, Upstream, UpstreamError, http_client, json
 
 /// How long a Clerk JWT is reused (they live about an hour; refresh well before).
 const JWT_REUSE: Duration = Duration::from_secs(25 * 60);
+
+/// How far before an intent's time (this host's clock) a generation may be dated by
+/// Suno's clock and still be taken for the one the intent sent.
+pub const CLOCK_SKEW_MS: u64 = 5_000;
+
+/// The feed pages read back at most when looking for an intent's generation (20 clips
+/// each): an intent is seconds old when it is looked for.
+const MAX_FEED_PAGES: usize = 50;
+
+/// Unix time in ms on this host.
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Unix ms of an ISO 8601 / RFC 3339 time (`2026-01-07T01:36:08.845Z`, or with an offset
+/// `+02:00`); `None` when it is not one.
+pub fn parse_iso_ms(t: &str) -> Option<u64> {
+    let num = |a: usize, b: usize| -> Option<i64> {
+        let p = t.get(a..b)?;
+        p.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| p.parse().ok())?
+    };
+    let (y, mo, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
+    let (h, mi, sec) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
+    if t.get(4..5)? != "-" || t.get(7..8)? != "-" || !matches!(t.get(10..11)?, "T" | "t" | " ") {
+        return None;
+    }
+    let mut rest = t.get(19..)?;
+    let mut ms = 0;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        let f = &frac[..digits];
+        ms = format!("{f:0<3}").get(..3)?.parse().ok()?;
+        rest = &frac[digits..];
+    }
+    let offset_s = match rest {
+        "Z" | "z" | "" => 0,
+        _ => {
+            let sign = match rest.get(..1)? {
+                "+" => 1,
+                "-" => -1,
+                _ => return None,
+            };
+            let oh: i64 = rest.get(1..3)?.parse().ok()?;
+            let om: i64 = rest.get(rest.len() - 2..)?.parse().ok()?;
+            sign * (oh * 3600 + om * 60)
+        }
+    };
+    // Days since 1970-01-01 of a civil date (H. Hinnant's algorithm).
+    let yy = if mo <= 2 { y - 1 } else { y };
+    let era = yy.div_euclid(400);
+    let yoe = yy - era * 400;
+    let doy = (153 * ((mo + 9) % 12) + 2) / 5 + d - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset_s;
+    u64::try_from(secs * 1000 + ms).ok()
+}
+
+/// Text fields compare equal when both are absent or empty, or both the same text.
+fn same_text(shown: &Value, ours: &Value) -> bool {
+    shown.as_str().unwrap_or("") == ours.as_str().unwrap_or("")
+}
+
+/// Whether a feed clip shows exactly the input an intent (`{"at", "mv", …}`) sent.
+pub fn clip_shows_intent(clip: &Value, intent: &Value) -> bool {
+    let meta = &clip["metadata"];
+    let model = clip["model_name"].is_null() || same_text(&clip["model_name"], &intent["mv"]);
+    let input = if intent["gpt_description_prompt"].is_string() {
+        same_text(
+            &meta["gpt_description_prompt"],
+            &intent["gpt_description_prompt"],
+        )
+    } else {
+        meta["gpt_description_prompt"]
+            .as_str()
+            .unwrap_or("")
+            .is_empty()
+            && same_text(&meta["prompt"], &intent["prompt"])
+            && same_text(&meta["tags"], &intent["tags"])
+            && same_text(&clip["title"], &intent["title"])
+    };
+    model && input
+}
+
+/// The adopted reference (`{"clips": [..]}`) from the clips of a feed that show an
+/// intent's input and were created at or after `since` (Unix ms): the oldest such
+/// generation's clips, by `batch_index`. `None` when there are none.
+pub fn adopt_from_feed(clips: &[Value], intent: &Value, since: u64) -> Option<Value> {
+    let mut found: Vec<(u64, u64, &str)> = clips
+        .iter()
+        .filter_map(|c| {
+            let at = parse_iso_ms(c["created_at"].as_str()?)?;
+            (at >= since && clip_shows_intent(c, intent)).then_some((
+                at,
+                c["batch_index"].as_u64().unwrap_or(0),
+                c["id"].as_str()?,
+            ))
+        })
+        .collect();
+    let oldest = found.iter().map(|f| f.0).min()?;
+    found.retain(|f| f.0 == oldest);
+    found.sort_unstable();
+    found.dedup();
+    Some(json!({"clips": found.iter().map(|f| f.2).collect::<Vec<_>>()}))
+}
 
 /// The Suno adapter.
 pub struct Suno {
@@ -91,7 +218,24 @@ impl Suno {
         Ok(jwt)
     }
 
-    async fn submit(&self, task: &SunoTask, jwt: &str) -> Result<Value, UpstreamError> {
+    /// Submit, storing the intent (generations) before and the reference after.
+    async fn submit(
+        &self,
+        task: &SunoTask,
+        jwt: &str,
+        ctl: &dyn Control,
+    ) -> Result<Value, UpstreamError> {
+        let r = self.submit_inner(task, jwt, ctl).await?;
+        ctl.reference(&r.to_string()).await?;
+        Ok(r)
+    }
+
+    async fn submit_inner(
+        &self,
+        task: &SunoTask,
+        jwt: &str,
+        ctl: &dyn Control,
+    ) -> Result<Value, UpstreamError> {
         let auth = format!("Bearer {jwt}");
         let check = json_or_error(
             self.http
@@ -111,7 +255,7 @@ impl Suno {
                     "make_instrumental": g.make_instrumental.unwrap_or(false),
                     "mv": g.model_version.as_deref().unwrap_or("chirp-v3-5"),
                     "generation_type": "TEXT", "token": null});
-                self.generate(&auth, body).await
+                self.generate(&auth, body, ctl).await
             }
             SunoTask::GenerateMusicCustom(g) => {
                 let mut body = json!({"prompt": g.prompt, "title": g.title, "tags": g.tags,
@@ -123,7 +267,7 @@ impl Suno {
                     body["continue_at"] = json!(g.continue_at);
                     body["task"] = json!("extend");
                 }
-                self.generate(&auth, body).await
+                self.generate(&auth, body, ctl).await
             }
             SunoTask::Lyrics(l) => {
                 let r = json_or_error(
@@ -148,7 +292,24 @@ impl Suno {
         }
     }
 
-    async fn generate(&self, auth: &str, body: Value) -> Result<Value, UpstreamError> {
+    async fn generate(
+        &self,
+        auth: &str,
+        body: Value,
+        ctl: &dyn Control,
+    ) -> Result<Value, UpstreamError> {
+        // The intent: what finds these clips again in the feed if we die before their ids
+        // are stored.
+        let mut intent = json!({"at": now_ms(), "mv": body["mv"]});
+        if body["gpt_description_prompt"].is_string() {
+            intent["gpt_description_prompt"] = body["gpt_description_prompt"].clone();
+        } else {
+            for field in ["prompt", "tags", "title"] {
+                intent[field] = body[field].clone();
+            }
+        }
+        ctl.reference(&json!({ "submitting": intent }).to_string())
+            .await?;
         let r = json_or_error(
             self.http
                 .post(format!("{}/api/generate/v2/", self.api))
@@ -164,6 +325,45 @@ impl Suno {
             return Err(UpstreamError::Transient("Suno accepted no clips".into()));
         }
         Ok(json!({"clips": ids}))
+    }
+
+    /// Look in the account's feed for the generation an intent sent: `Some(reference)` to
+    /// adopt, `None` when Suno never made it.
+    async fn find_generation(
+        &self,
+        intent: &Value,
+        jwt: &str,
+    ) -> Result<Option<Value>, UpstreamError> {
+        let auth = format!("Bearer {jwt}");
+        let since = intent["at"]
+            .as_u64()
+            .unwrap_or(0)
+            .saturating_sub(CLOCK_SKEW_MS);
+        let mut seen = Vec::new();
+        for page in 0..MAX_FEED_PAGES {
+            let r = json_or_error(
+                self.http
+                    .get(format!("{}/api/feed/v2?page={page}", self.api))
+                    .header("authorization", &auth),
+            )
+            .await?;
+            let clips = r["clips"].as_array().cloned().unwrap_or_default();
+            // Newest first: a clip older than the window ends the search.
+            let older = clips.iter().any(|c| {
+                c["created_at"]
+                    .as_str()
+                    .and_then(parse_iso_ms)
+                    .is_some_and(|at| at < since)
+            });
+            let last = clips.is_empty();
+            seen.extend(clips);
+            if older || last {
+                return Ok(adopt_from_feed(&seen, intent, since));
+            }
+        }
+        Err(UpstreamError::Transient(
+            "the Suno feed is too long to find an earlier submission in".into(),
+        ))
     }
 
     /// One look at the task upstream: `Some(output)` when done.
@@ -270,13 +470,22 @@ impl Upstream for Suno {
             });
         };
         let jwt = self.jwt(&job.account_id, job.credential("cookie")).await?;
-        let reference = match &job.upstream_ref {
-            Some(r) => serde_json::from_str(r).unwrap_or(Value::Null),
-            None => {
-                let r = self.submit(task, &jwt).await?;
-                ctl.reference(&r.to_string()).await?;
-                r
+        let stored: Option<Value> = job
+            .upstream_ref
+            .as_deref()
+            .map(|r| serde_json::from_str(r).unwrap_or(Value::Null));
+        let reference = match stored {
+            Some(r) if r["submitting"].is_object() => {
+                match self.find_generation(&r["submitting"], &jwt).await? {
+                    Some(found) => {
+                        ctl.reference(&found.to_string()).await?;
+                        found
+                    }
+                    None => self.submit(task, &jwt, ctl).await?,
+                }
             }
+            Some(r) => r,
+            None => self.submit(task, &jwt, ctl).await?,
         };
         loop {
             if let Some(out) = self.poll_once(&reference, &jwt, ctl).await? {
@@ -289,5 +498,111 @@ impl Upstream for Suno {
     async fn probe(&self, credentials: &Value) -> Result<(), UpstreamError> {
         let cookie = credentials["cookie"].as_str().unwrap_or("");
         self.jwt("probe", cookie).await.map(|_| ())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso_times_parse_to_unix_ms() {
+        assert_eq!(parse_iso_ms("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            parse_iso_ms("2026-01-07T01:36:08.845Z"),
+            Some(1_767_749_768_845)
+        );
+        assert_eq!(
+            parse_iso_ms("2026-01-07T03:36:08.845123+02:00"),
+            Some(1_767_749_768_845)
+        );
+        assert_eq!(
+            parse_iso_ms("2024-02-29T12:00:00.5Z"),
+            Some(1_709_208_000_500)
+        );
+        assert_eq!(parse_iso_ms("yesterday"), None);
+        assert_eq!(parse_iso_ms("2026-01-07"), None);
+    }
+
+    fn clip(id: &str, at: &str, batch: u64, meta: Value, title: &str) -> Value {
+        json!({"id": id, "created_at": at, "batch_index": batch, "model_name": "chirp-v3-5",
+               "title": title, "metadata": meta})
+    }
+
+    #[test]
+    fn the_oldest_generation_showing_the_intent_in_the_window_is_adopted() {
+        let at = parse_iso_ms("2026-01-07T01:36:10.000Z").unwrap();
+        let since = at - CLOCK_SKEW_MS;
+        let described = json!({"at": at, "mv": "chirp-v3-5", "gpt_description_prompt": "a tide"});
+        let meta = json!({"gpt_description_prompt": "a tide", "prompt": "[Verse] Suno's words", "tags": "pop"});
+        // Newest first, as the feed lists them.
+        let feed = vec![
+            clip("new-b", "2026-01-07T01:36:12.000Z", 1, meta.clone(), "Tide"),
+            clip("new-a", "2026-01-07T01:36:12.000Z", 0, meta.clone(), "Tide"),
+            clip(
+                "oth-b",
+                "2026-01-07T01:36:11.000Z",
+                1,
+                json!({"gpt_description_prompt": "a tide!"}),
+                "x",
+            ),
+            clip(
+                "oth-a",
+                "2026-01-07T01:36:11.000Z",
+                0,
+                json!({"gpt_description_prompt": "a tide!"}),
+                "x",
+            ),
+            clip(
+                "ours-b",
+                "2026-01-07T01:36:09.500Z",
+                1,
+                meta.clone(),
+                "Tide",
+            ),
+            clip(
+                "ours-a",
+                "2026-01-07T01:36:09.500Z",
+                0,
+                meta.clone(),
+                "Tide",
+            ),
+            clip("old-b", "2026-01-07T01:36:04.000Z", 1, meta.clone(), "Tide"),
+            clip("old-a", "2026-01-07T01:36:04.000Z", 0, meta.clone(), "Tide"),
+        ];
+        assert_eq!(
+            adopt_from_feed(&feed, &described, since),
+            Some(json!({"clips": ["ours-a", "ours-b"]}))
+        );
+        // Nothing in the window shows it: nothing to adopt, generate.
+        assert_eq!(adopt_from_feed(&feed[2..4], &described, since), None);
+        assert_eq!(adopt_from_feed(&feed[6..], &described, since), None);
+        // Another model is another generation.
+        let v4 = json!({"at": at, "mv": "chirp-v4", "gpt_description_prompt": "a tide"});
+        assert_eq!(adopt_from_feed(&feed, &v4, since), None);
+    }
+
+    #[test]
+    fn custom_mode_matches_lyrics_tags_and_title_exactly() {
+        let at = 1_767_749_770_000;
+        let custom = json!({"at": at, "mv": "chirp-v3-5", "prompt": "[Verse] rails", "tags": "folk", "title": null});
+        let t = "2026-01-07T01:36:10.000Z";
+        let shown = |prompt: &str, tags: &str, title: &str, gdp: Value| {
+            clip(
+                "c-a",
+                t,
+                0,
+                json!({"prompt": prompt, "tags": tags, "gpt_description_prompt": gdp}),
+                title,
+            )
+        };
+        let adopt = |c: Value| adopt_from_feed(&[c], &custom, at - CLOCK_SKEW_MS);
+        assert!(adopt(shown("[Verse] rails", "folk", "", Value::Null)).is_some());
+        assert!(adopt(shown("[Verse] rails", "rock", "", Value::Null)).is_none());
+        assert!(adopt(shown("[Verse] rails", "folk", "Rails", Value::Null)).is_none());
+        assert!(adopt(shown("[Verse] rails ", "folk", "", Value::Null)).is_none());
+        // A description-mode song whose written lyrics happen to be ours is not ours.
+        assert!(adopt(shown("[Verse] rails", "folk", "", json!("rails"))).is_none());
     }
 }

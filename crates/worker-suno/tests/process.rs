@@ -7,7 +7,13 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use switchyard_core::{Plan, Provider, QuotaKind, ServiceMode};
 use switchyard_harness::{Harness, WorkerProcess, output};
-use switchyard_scheduler::Owner;
+use switchyard_scheduler::{Owner, TaskRecord};
+
+/// The task holds the upstream's ids (not only the intent stored before submitting).
+fn accepted(r: &TaskRecord) -> bool {
+    let upstream = r.get("upstream");
+    !upstream.is_empty() && !upstream.contains("submitting")
+}
 
 fn spawn_worker(h: &Harness, extra: &[(&str, &str)]) -> WorkerProcess {
     h.spawn_worker_binary(env!("CARGO_BIN_EXE_switchyard-worker-suno"), extra)
@@ -42,7 +48,7 @@ async fn a_killed_worker_is_resumed_without_a_second_submission() {
         &id,
         "an upstream reference",
         Duration::from_secs(15),
-        |r| r.status() == "processing" && !r.get("upstream").is_empty(),
+        |r| r.status() == "processing" && accepted(r),
     )
     .await;
     a.kill(); // SIGKILL: no hand-back, no goodbye
@@ -100,7 +106,7 @@ async fn sigterm_hands_back_running_tasks_at_once() {
             id,
             "processing with a reference",
             Duration::from_secs(20),
-            |r| r.status() == "processing" && !r.get("upstream").is_empty(),
+            |r| r.status() == "processing" && accepted(r),
         )
         .await;
     }
@@ -241,7 +247,7 @@ async fn lyrics_upload_and_continue_are_resumed_by_their_ids_after_a_kill() {
                 id,
                 "an upstream reference",
                 Duration::from_secs(15),
-                |r| r.status() == "processing" && !r.get("upstream").is_empty(),
+                |r| r.status() == "processing" && accepted(r),
             )
             .await
             .get("upstream")
@@ -303,5 +309,148 @@ async fn lyrics_upload_and_continue_are_resumed_by_their_ids_after_a_kill() {
     let stats = h.sim.stats();
     for marker in ["l1", "u1", "k1"] {
         assert_eq!(stats.tasks[marker], 1, "{marker}: resumed, not resubmitted");
+    }
+}
+
+/// SIGKILL while Suno has made the clips but its answer has not come back (the simulator
+/// holds the reply 5 s): the task holds only the intent. The second process finds the
+/// generation in the account's feed by what the intent says Suno shows of it, adopts its
+/// two clips and never generates again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_before_suno_answers_adopts_the_generation_from_the_feed() {
+    let h = Harness::with("suno_window", |c| c.scheduler.lease_ms = 1500).await;
+    h.tenant("t_d", Plan::Developer).await;
+    h.fund("t_d", QuotaKind::SunoQuota, 1000).await;
+    h.account(
+        Provider::Suno,
+        &Owner::Pool,
+        "pool1",
+        "sim:ok:window1",
+        [5, 0, 0],
+    )
+    .await;
+    let submit = |task_type: &'static str, input: serde_json::Value| {
+        h.submit("t_d", ServiceMode::Ppu, "suno", task_type, input, None)
+    };
+    let described = submit(
+        "generate_music",
+        json!({"gpt_description_prompt": "a night train [sim:ms=1500] [sim:reply_ms=5000] [sim:task=w1]"}),
+    )
+    .await;
+    let custom = submit(
+        "generate_music_custom",
+        json!({"prompt": "[Verse] rails hum [sim:ms=1500] [sim:reply_ms=5000] [sim:task=w2]",
+               "tags": "folk", "title": "Rails"}),
+    )
+    .await;
+    let mut a = spawn_worker(&h, &[]);
+    h.wait_upstream_jobs("w1", 1, Duration::from_secs(15)).await;
+    h.wait_upstream_jobs("w2", 1, Duration::from_secs(15)).await;
+    for id in [&described, &custom] {
+        let r = h
+            .sched
+            .get_tasks("t_d", std::slice::from_ref(id))
+            .await
+            .unwrap()[0]
+            .clone()
+            .unwrap();
+        assert!(
+            r.get("upstream").contains("submitting"),
+            "only the intent is stored: {:?}",
+            r.fields
+        );
+    }
+    a.kill(); // inside the window: Suno made the clips, their ids were never stored
+    let b = spawn_worker(&h, &[]);
+    let d = h
+        .wait_terminal("t_d", &described, Duration::from_secs(30))
+        .await;
+    let c = h
+        .wait_terminal("t_d", &custom, Duration::from_secs(30))
+        .await;
+    b.terminate(Duration::from_secs(10));
+    for (r, text) in [(&d, "a night train"), (&c, "rails hum")] {
+        assert_eq!(r.status(), "completed", "{:?}", r.fields);
+        assert_eq!(r.num("attempts"), 2, "claimed again after the crash");
+        let clips = output(r)["clips"].as_array().unwrap().clone();
+        assert_eq!(clips.len(), 2, "both clips of the generation");
+        assert_ne!(clips[0]["id"], clips[1]["id"]);
+        let job = |c: &serde_json::Value| {
+            c["id"]
+                .as_str()
+                .unwrap()
+                .rsplit_once('-')
+                .unwrap()
+                .0
+                .to_string()
+        };
+        assert_eq!(job(&clips[0]), job(&clips[1]), "of one generation");
+        for clip in &clips {
+            let shown = clip["metadata"].to_string();
+            assert!(shown.contains(text), "{shown}");
+            assert!(r.get("upstream").contains(clip["id"].as_str().unwrap()));
+        }
+    }
+    assert_eq!(output(&c)["clips"][0]["title"], "Rails");
+    let stats = h.sim.stats();
+    assert_eq!(stats.tasks["w1"], 1, "adopted, not generated again");
+    assert_eq!(stats.tasks["w2"], 1, "adopted, not generated again");
+}
+
+/// A generation Suno never took (the flaky account answers the first submission 502)
+/// leaves an intent; the retry finds nothing of its own in the feed — not the identical
+/// generation another account made just before — and generates once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_intent_suno_never_took_generates_once() {
+    let h = Harness::new("suno_intent_new").await;
+    h.tenant("t_d", Plan::Developer).await;
+    h.fund("t_d", QuotaKind::SunoQuota, 1000).await;
+    h.account(
+        Provider::Suno,
+        &Owner::Pool,
+        "pool1",
+        "sim:flaky:fresh1",
+        [5, 0, 0],
+    )
+    .await;
+    let text = "a harbour bell [sim:ms=200] [sim:task=n1]";
+    // The same input, sent by another account of the upstream a moment before.
+    let other: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/api/generate/v2/", h.sim.url()))
+        .header("authorization", "Bearer simjwt.sim:ok:someone")
+        .json(
+            &json!({"prompt": "", "gpt_description_prompt": text, "make_instrumental": false,
+                       "mv": "chirp-v3-5", "generation_type": "TEXT", "token": null}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = h
+        .submit(
+            "t_d",
+            ServiceMode::Ppu,
+            "suno",
+            "generate_music",
+            json!({"gpt_description_prompt": text}),
+            None,
+        )
+        .await;
+    let w = spawn_worker(&h, &[]);
+    let r = h.wait_terminal("t_d", &id, Duration::from_secs(20)).await;
+    w.terminate(Duration::from_secs(10));
+    assert_eq!(r.status(), "completed", "{:?}", r.fields);
+    assert_eq!(r.num("attempts"), 2, "the 502, then the generation");
+    let stats = h.sim.stats();
+    assert_eq!(stats.accounts["fresh1"].refused, 1);
+    assert_eq!(stats.accounts["fresh1"].submissions, 1, "generated once");
+    assert_eq!(stats.tasks["n1"], 2, "the other account's and ours");
+    for clip in output(&r)["clips"].as_array().unwrap() {
+        assert!(
+            !other.to_string().contains(clip["id"].as_str().unwrap()),
+            "adopted another account's clip {clip}"
+        );
     }
 }
