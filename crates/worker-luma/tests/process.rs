@@ -189,3 +189,52 @@ async fn a_kill_before_luma_answers_adopts_the_generation_from_the_list() {
     assert_eq!(stats.tasks["wg"], 1, "adopted, not submitted again");
     assert_eq!(stats.tasks["we"], 1, "adopted, not submitted again");
 }
+
+/// A creation Luma never took (the flaky account answers the first one 502) leaves an
+/// intent; the retry finds nothing of its own in the list — not the generation with the
+/// same prompt another account made just before — and submits once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_intent_luma_never_took_submits_once() {
+    let h = Harness::new("luma_intent_new").await;
+    h.tenant("t_p", Plan::Premium).await;
+    h.fund("t_p", QuotaKind::LumaQuota, 1000).await;
+    h.account(
+        Provider::Luma,
+        &Owner::Pool,
+        "pool1",
+        "sim:flaky:fresh1",
+        [5, 0, 0],
+    )
+    .await;
+    let prompt = "a lantern [sim:ms=200] [sim:task=n1]";
+    let other: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/api/photon/v1/generations/", h.sim.url()))
+        .header("cookie", "access_token=sim:ok:someone")
+        .json(&json!({"user_prompt": prompt, "aspect_ratio": "16:9", "expand_prompt": false}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = h
+        .submit(
+            "t_p",
+            ServiceMode::Ppu,
+            "luma",
+            "video_generation",
+            json!({"prompt": prompt}),
+            None,
+        )
+        .await;
+    let w = spawn_worker(&h);
+    let r = h.wait_terminal("t_p", &id, T).await;
+    w.terminate(Duration::from_secs(10));
+    assert_eq!(r.status(), "completed", "{:?}", r.fields);
+    assert_eq!(r.num("attempts"), 2, "the 502, then the creation");
+    let stats = h.sim.stats();
+    assert_eq!(stats.accounts["fresh1"].refused, 1);
+    assert_eq!(stats.accounts["fresh1"].submissions, 1, "submitted once");
+    assert_eq!(stats.tasks["n1"], 2, "the other account's and ours");
+    assert_ne!(output(&r)["generation_id"], other[0]["id"]);
+}
