@@ -1,6 +1,8 @@
 //! Real worker processes killed with SIGKILL while Luma renders: the second process
 //! resumes by the generation id the first stored (a generation and an extend) and never
-//! submits again (the simulator's witness counts one upstream job per task marker).
+//! submits again (the simulator's witness counts one upstream job per task marker) — also
+//! when killed after Luma made the generation but before its id was stored (adopted from
+//! the account's list by the intent), while an intent Luma never took submits once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
