@@ -1,18 +1,11 @@
 //! The `switchyard plans` and `switchyard price` commands, run as a user runs them.
 
-use std::process::Command;
+mod common;
+
+use common::FAST_V6_IMAGINE;
 
 fn switchyard(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .args(args)
-        .env_remove("SWITCHYARD_CONFIG")
-        .output()
-        .expect("run switchyard");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::run(args, &[])
 }
 
 #[test]
@@ -47,18 +40,7 @@ fn plans_json_is_the_whole_table() {
 
 #[test]
 fn price_of_a_fast_v6_imagine() {
-    let (code, out, err) = switchyard(&[
-        "price",
-        "--model",
-        "midjourney",
-        "--task",
-        "imagine",
-        "--mode",
-        "fast",
-        "--prompt",
-        "a red fox --v 6",
-        "--json",
-    ]);
+    let (code, out, err) = switchyard(&FAST_V6_IMAGINE);
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["ppu"]["amount"], 14);

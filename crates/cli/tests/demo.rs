@@ -2,9 +2,12 @@
 //! it prints, stopped with SIGINT; nothing it started outlives it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
+
+use common::{lines, signal, switchyard};
 
 /// `/proc/<pid>/stat`: (command name, parent pid, start time).
 fn stat(pid: u32) -> Option<(String, u32, u64)> {
@@ -45,7 +48,7 @@ struct Demo {
 }
 
 fn start_demo() -> Demo {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+    let mut child = switchyard()
         .args([
             "demo",
             "--no-workload",
@@ -54,22 +57,11 @@ fn start_demo() -> Demo {
             "--admin-token",
             "demo-test-admin",
         ])
-        .env_remove("REDIS_URL")
-        .env_remove("SWITCHYARD_CONFIG")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = lines(child.stdout.take().unwrap());
     let (mut api, mut redis_port, mut keys) = (String::new(), None, Vec::new());
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -99,10 +91,10 @@ fn start_demo() -> Demo {
     }
 }
 
-/// Send `signal` to the demo; it exits with success within 10 s, and by then every
+/// Send `sig` to the demo; it exits with success within 10 s, and by then every
 /// process it started (its redis-server and that server's watcher) is gone and the
 /// private Redis's scratch directory is removed.
-fn stop_demo(demo: Demo, signal: &str) {
+fn stop_demo(demo: Demo, sig: &str) {
     let Demo {
         mut child,
         redis_port,
@@ -119,13 +111,7 @@ fn stop_demo(demo: Demo, signal: &str) {
         "the watcher is among its descendants: {started:?}"
     );
     let t0 = Instant::now();
-    assert!(
-        Command::new("kill")
-            .args([signal, &pid.to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    assert!(signal(pid, sig), "kill {sig} {pid}");
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
             break s;

@@ -4,9 +4,13 @@
 //! config, and an unknown one still stops the program with the key and the reason.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
+
+use std::process::Stdio;
+use std::sync::mpsc::RecvTimeoutError;
+use std::time::Duration;
+
+use common::{FAST_V6_IMAGINE, lines, run, sigterm, switchyard, wait_line};
 
 const CLI_VARS: [(&str, &str); 3] = [
     ("SWITCHYARD_URL", "http://127.0.0.1:9"),
@@ -14,48 +18,13 @@ const CLI_VARS: [(&str, &str); 3] = [
     ("SWITCHYARD_API_KEY", "sy_not_a_real_key"),
 ];
 
-fn switchyard() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_switchyard"));
-    c.env_remove("SWITCHYARD_CONFIG")
-        .env_remove("REDIS_URL")
-        .env_remove("SWITCHYARD_LOG_FORMAT");
-    c
-}
-
-fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let out = switchyard()
-        .args(args)
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn plans_and_price_run_with_the_cli_variables_set() {
     let (code, out, err) = run(&["plans", "--json"], &CLI_VARS);
     assert_eq!(code, 0, "plans: {err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["plans"]["premium"]["ppu_caps"]["midjourney"], 30);
-    let (code, out, err) = run(
-        &[
-            "price",
-            "--model",
-            "midjourney",
-            "--task",
-            "imagine",
-            "--mode",
-            "fast",
-            "--prompt",
-            "a red fox --v 6",
-            "--json",
-        ],
-        &CLI_VARS,
-    );
+    let (code, out, err) = run(&FAST_V6_IMAGINE, &CLI_VARS);
     assert_eq!(code, 0, "price: {err}");
     assert!(out.contains("mj_quota"), "{out}");
 }
@@ -90,25 +59,13 @@ fn serve_starts_with_the_cli_variables_set() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let started = loop {
-        match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(line) if line.starts_with("switchyard dispatcher on http://") => break true,
-            Ok(_) => {}
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break false,
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                assert!(Instant::now() < deadline, "serve did not start in 30 s");
-            }
-        }
+    let rx = lines(child.stdout.take().unwrap());
+    let started = match wait_line(&rx, Duration::from_secs(30), &mut Vec::new(), |l| {
+        l.starts_with("switchyard dispatcher on http://")
+    }) {
+        Ok(()) => true,
+        Err(RecvTimeoutError::Disconnected) => false,
+        Err(RecvTimeoutError::Timeout) => panic!("serve did not start in 30 s"),
     };
     if !started {
         let out = child.wait_with_output().unwrap();
@@ -118,13 +75,7 @@ fn serve_starts_with_the_cli_variables_set() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    sigterm(&child);
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{:?}", out.status);
 }

@@ -19,15 +19,18 @@
 //! `SWITCHYARD_FAULTS_KEEP`.
 //!
 //! Every child process is watched by a small shell loop that SIGKILLs it when this test
-//! process is gone (the approach of `switchyard-test-support`), and killed on drop, so
-//! nothing outlives the test, even on panic or abort.
+//! process is gone (`switchyard_test_support::watch_child`; Redis is a
+//! `switchyard_test_support::DurableRedis`), and killed on drop, so nothing outlives the
+//! test, even on panic or abort.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -36,6 +39,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 use switchyard_core::{Config, Plan, PlanTable, Provider, ServiceMode, TaskSpec};
+use switchyard_test_support::{DurableRedis, free_port, watch_child};
+
+use common::{signal, switchyard};
 
 const ADMIN_TOKEN: &str = "faults-admin-token";
 const MASTER_KEY: &str = "switchyard-faults-master-key";
@@ -125,42 +131,6 @@ impl Params {
 // ---------------------------------------------------------------------------------------
 // Processes
 
-/// SIGKILL `pid` when this test process is gone (a shell loop, as test-support does for
-/// its redis-servers); the loop ends by itself when the child does.
-fn watch(pid: u32) {
-    let me = std::process::id();
-    let script = format!(
-        "while kill -0 {me} 2>/dev/null && kill -0 {pid} 2>/dev/null; do sleep 0.5; done; \
-         kill -0 {me} 2>/dev/null || kill -9 {pid} 2>/dev/null"
-    );
-    let mut w = Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start a watcher shell");
-    std::thread::spawn(move || w.wait());
-}
-
-fn signal(pid: u32, sig: &str) -> bool {
-    Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn log_file(dir: &Path, name: &str) -> (File, File) {
     let path = dir.join(format!("{name}.log"));
     let f = File::options()
@@ -199,12 +169,9 @@ struct ChaosLog {
 }
 
 struct Fleet {
-    dir: PathBuf,
     logs: PathBuf,
-    bin: PathBuf,
     env: Vec<(String, String)>,
-    redis_port: u16,
-    redis: Option<Child>,
+    redis: DurableRedis,
     sim: Option<Proc>,
     serve: Option<Proc>,
     serve_listen: String,
@@ -217,70 +184,17 @@ impl Fleet {
         format!("{:>6.1}s", self.t0.elapsed().as_secs_f64())
     }
 
-    fn start_redis(&mut self) {
-        let (out, err) = log_file(&self.logs, "redis");
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &self.redis_port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                &self.dir.join("redis").display().to_string(),
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--save",
-                "",
-                "--maxmemory-policy",
-                "noeviction",
-                "--loglevel",
-                "warning",
-            ])
+    fn spawn(&self, name: &str, args: &[&str]) -> Proc {
+        let (out, err) = log_file(&self.logs, name);
+        let child = switchyard()
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
             .spawn()
-            .expect("start redis-server (is it installed? apt-get install redis-server)");
-        watch(child.id());
-        self.redis = Some(child);
-    }
-
-    fn redis_ping(&self) -> bool {
-        Command::new("redis-cli")
-            .args(["-p", &self.redis_port.to_string(), "ping"])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).contains("PONG"))
-            .unwrap_or(false)
-    }
-
-    fn wait_redis(&self, within: Duration) -> bool {
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if self.redis_ping() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        false
-    }
-
-    fn spawn(&self, name: &str, args: &[&str]) -> Proc {
-        let (out, err) = log_file(&self.logs, name);
-        let mut cmd = Command::new(&self.bin);
-        cmd.args(args);
-        for (k, _) in std::env::vars() {
-            if k.starts_with("SWITCHYARD_") || k == "REDIS_URL" {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err);
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("start {name}: {e}"));
-        watch(child.id());
+            .unwrap_or_else(|e| panic!("start {name}: {e}"));
+        watch_child(child.id());
         Proc {
             name: name.to_string(),
             child,
@@ -322,13 +236,11 @@ impl Fleet {
         if let Some(p) = &mut self.sim {
             kids.push(&mut p.child);
         }
-        if let Some(r) = &mut self.redis {
-            kids.push(r);
-        }
         for c in kids {
             let _ = c.kill();
             let _ = c.wait();
         }
+        self.redis.kill();
     }
 }
 
@@ -591,24 +503,54 @@ struct Api {
     base: String,
 }
 
+/// One API request: method, path, credentials, JSON body, Idempotency-Key.
+struct Req<'a> {
+    method: reqwest::Method,
+    path: &'a str,
+    auth: Auth<'a>,
+    body: Option<&'a Value>,
+    idem: Option<&'a str>,
+}
+
+impl<'a> Req<'a> {
+    fn new(method: reqwest::Method, path: &'a str, auth: Auth<'a>) -> Req<'a> {
+        Req {
+            method,
+            path,
+            auth,
+            body: None,
+            idem: None,
+        }
+    }
+
+    fn body(self, body: &'a Value) -> Req<'a> {
+        Req {
+            body: Some(body),
+            ..self
+        }
+    }
+
+    fn idem(self, key: &'a str) -> Req<'a> {
+        Req {
+            idem: Some(key),
+            ..self
+        }
+    }
+}
+
 impl Api {
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        auth: Auth<'_>,
-        body: Option<&Value>,
-        idem: Option<&str>,
-    ) -> Result<(u16, Value), String> {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
-        req = match auth {
+    async fn call(&self, r: &Req<'_>) -> Result<(u16, Value), String> {
+        let mut req = self
+            .http
+            .request(r.method.clone(), format!("{}{}", self.base, r.path));
+        req = match r.auth {
             Auth::Admin => req.bearer_auth(ADMIN_TOKEN),
             Auth::Key(k) => req.header("x-api-key", k),
         };
-        if let Some(b) = body {
+        if let Some(b) = r.body {
             req = req.json(b);
         }
-        if let Some(k) = idem {
+        if let Some(k) = r.idem {
             req = req.header("idempotency-key", k);
         }
         let resp = req
@@ -630,21 +572,16 @@ impl Api {
 
     /// Retry through 5xx, 429 and connection errors (the Redis outage, a restarting
     /// dispatcher) until `within` passes; anything else answers.
-    #[allow(clippy::too_many_arguments)]
     async fn call_retrying(
         &self,
-        method: reqwest::Method,
-        path: &str,
-        auth: Auth<'_>,
-        body: Option<&Value>,
-        idem: Option<&str>,
+        req: &Req<'_>,
         within: Duration,
         retries: &AtomicU64,
     ) -> Result<(u16, Value), String> {
         let deadline = Instant::now() + within;
         let mut pause = Duration::from_millis(100);
         loop {
-            let r = self.call(method.clone(), path, auth, body, idem).await;
+            let r = self.call(req).await;
             let again = match &r {
                 Ok((s, _)) => *s >= 500 || *s == 429,
                 Err(_) => true,
@@ -660,16 +597,9 @@ impl Api {
 
     async fn ok(&self, method: reqwest::Method, path: &str, auth: Auth<'_>, body: Value) -> Value {
         let idem = format!("seed-{}", uuid::Uuid::now_v7());
+        let req = Req::new(method.clone(), path, auth).body(&body).idem(&idem);
         let r = self
-            .call_retrying(
-                method.clone(),
-                path,
-                auth,
-                Some(&body),
-                Some(&idem),
-                Duration::from_secs(20),
-                &AtomicU64::new(0),
-            )
+            .call_retrying(&req, Duration::from_secs(20), &AtomicU64::new(0))
             .await;
         match r {
             Ok((s, v)) if s < 300 => v["data"].clone(),
@@ -678,22 +608,30 @@ impl Api {
     }
 
     async fn get(&self, path: &str, auth: Auth<'_>) -> Result<Value, String> {
+        let req = Req::new(reqwest::Method::GET, path, auth);
         match self
-            .call_retrying(
-                reqwest::Method::GET,
-                path,
-                auth,
-                None,
-                None,
-                Duration::from_secs(30),
-                &AtomicU64::new(0),
-            )
+            .call_retrying(&req, Duration::from_secs(30), &AtomicU64::new(0))
             .await
         {
             Ok((200, v)) => Ok(v["data"].clone()),
             Ok((s, v)) => Err(format!("HTTP {s}: {v}")),
             Err(e) => Err(e),
         }
+    }
+
+    /// Submit a planned task with its tenant's key and its marker as Idempotency-Key,
+    /// retrying as [`Api::call_retrying`] does.
+    async fn submit(
+        &self,
+        key: &str,
+        p: &Planned,
+        within: Duration,
+        retries: &AtomicU64,
+    ) -> Result<(u16, Value), String> {
+        let req = Req::new(reqwest::Method::POST, "/api/v1/task", Auth::Key(key))
+            .body(&p.body)
+            .idem(&p.marker);
+        self.call_retrying(&req, within, retries).await
     }
 }
 
@@ -781,22 +719,19 @@ fn chaos(
             next_kill = Instant::now() + between(&mut rng);
         }
         if !outage_done && now >= outage_at {
-            let mut f = fleet.lock().unwrap();
-            if let Some(mut r) = f.redis.take() {
-                let _ = r.kill();
-                let _ = r.wait();
-            }
+            let f = fleet.lock().unwrap();
+            f.redis.kill();
             let down = Instant::now();
             note(
                 &log,
                 &f,
-                format!("SIGKILL redis-server (port {})", f.redis_port),
+                format!("SIGKILL redis-server (port {})", f.redis.port),
             );
             drop(f);
             std::thread::sleep(Duration::from_millis(params.outage_ms));
-            let mut f = fleet.lock().unwrap();
-            f.start_redis();
-            let up = f.wait_redis(Duration::from_secs(30));
+            let f = fleet.lock().unwrap();
+            f.redis.spawn();
+            let up = f.redis.wait_answering(Duration::from_secs(30));
             let total = down.elapsed().as_millis();
             note(
                 &log,
@@ -940,7 +875,6 @@ fn faults_under_chaos() {
     let t0 = Instant::now();
     let dir = std::env::temp_dir().join(format!("switchyard-faults-{}", std::process::id()));
     let logs = dir.join("logs");
-    std::fs::create_dir_all(dir.join("redis")).unwrap();
     std::fs::create_dir_all(&logs).unwrap();
     eprintln!(
         "[faults] {params:?}\n[faults] logs and redis data in {}",
@@ -1018,12 +952,9 @@ fn faults_under_chaos() {
         }
     }
     let fleet = Arc::new(Mutex::new(Fleet {
-        dir: dir.clone(),
         logs: logs.clone(),
-        bin: PathBuf::from(env!("CARGO_BIN_EXE_switchyard")),
         env,
-        redis_port,
-        redis: None,
+        redis: DurableRedis::in_dir(&dir.join("redis"), redis_port),
         sim: None,
         serve: None,
         serve_listen: serve_listen.clone(),
@@ -1032,11 +963,11 @@ fn faults_under_chaos() {
     }));
     {
         let mut f = fleet.lock().unwrap();
-        f.start_redis();
+        f.redis.spawn();
         assert!(
-            f.wait_redis(Duration::from_secs(10)),
+            f.redis.wait_answering(Duration::from_secs(10)),
             "redis-server on port {redis_port} did not answer; log:\n{}",
-            tail(&f.log_path("redis"), 20)
+            tail(&f.redis.log_path(), 20)
         );
         f.start_sim(&sim_listen);
         f.start_serve();
@@ -1178,15 +1109,7 @@ fn faults_under_chaos() {
             continue;
         }
         let key = keys[lanes[p.lane].tenant].clone();
-        let r = rt.block_on(api.call_retrying(
-            reqwest::Method::POST,
-            "/api/v1/task",
-            Auth::Key(&key),
-            Some(&p.body),
-            Some(&p.marker),
-            Duration::from_secs(60),
-            &AtomicU64::new(0),
-        ));
+        let r = rt.block_on(api.submit(&key, &p, Duration::from_secs(60), &AtomicU64::new(0)));
         let fate = match r {
             Ok((200, v)) if v["data"]["task_id"].is_string() => {
                 let fate = if v["replayed"] == true {
@@ -1404,15 +1327,7 @@ async fn submit_all(
             set.spawn(async move {
                 let _permit = gate.acquire().await.expect("gate");
                 let r = api
-                    .call_retrying(
-                        reqwest::Method::POST,
-                        "/api/v1/task",
-                        Auth::Key(&key),
-                        Some(&p.body),
-                        Some(&p.marker),
-                        Duration::from_secs(120),
-                        &retries,
-                    )
+                    .submit(&key, &p, Duration::from_secs(120), &retries)
                     .await;
                 match r {
                     Ok((200, v)) => match v["data"]["task_id"].as_str() {
@@ -1464,15 +1379,10 @@ async fn drain(
                     .iter()
                     .map(|i| accepted[*i].task_id.as_str())
                     .collect();
-                let r = api
-                    .call(
-                        reqwest::Method::POST,
-                        "/api/v1/task/fetch",
-                        Auth::Key(key),
-                        Some(&json!({ "task_ids": ids })),
-                        None,
-                    )
-                    .await;
+                let body = json!({ "task_ids": ids });
+                let req = Req::new(reqwest::Method::POST, "/api/v1/task/fetch", Auth::Key(key))
+                    .body(&body);
+                let r = api.call(&req).await;
                 let status: HashMap<String, String> = match r {
                     Ok((200, v)) => v["data"]
                         .as_array()

@@ -3,20 +3,20 @@
 //! when stderr is not a terminal.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+mod common;
+
+use std::io::Read;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{lines, sigterm, switchyard, wait_line};
 
 /// Run `switchyard <args>` against the test Redis until a stderr line contains `marker`,
 /// then SIGTERM it; returns (stdout, stderr lines).
 fn logs_until(args: &[&str], env: &[(&str, &str)], marker: &str) -> (String, Vec<String>) {
     let redis = switchyard_test_support::redis();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+    let mut child = switchyard()
         .args(args)
-        .env_remove("SWITCHYARD_CONFIG")
-        .env_remove("SWITCHYARD_LOG_FORMAT")
-        .env_remove("SWITCHYARD_DISPATCHER__ADMIN_TOKEN")
         .env("RUST_LOG", "info")
         .env("REDIS_URL", &redis.url)
         .env(
@@ -36,43 +36,27 @@ fn logs_until(args: &[&str], env: &[(&str, &str)], marker: &str) -> (String, Vec
         let _ = stdout.read_to_string(&mut s);
         s
     });
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = lines(child.stderr.take().unwrap());
     let mut lines = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(line) => {
-                let found = line.contains(marker);
-                lines.push(line);
-                if found {
-                    break;
-                }
-            }
-            Err(e) => {
-                let _ = child.kill();
-                panic!("no `{marker}` on stderr ({e:?}); stderr so far: {lines:#?}")
-            }
-        }
+    if let Err(e) = wait_line(&rx, Duration::from_secs(30), &mut lines, |l| {
+        l.contains(marker)
+    }) {
+        let _ = child.kill();
+        panic!("no `{marker}` on stderr ({e:?}); stderr so far: {lines:#?}")
     }
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    sigterm(&child);
     let status = child.wait().unwrap();
     lines.extend(rx.iter());
     assert!(status.success(), "{status:?}: {lines:#?}");
     (out_reader.join().unwrap(), lines)
+}
+
+/// As [`logs_until`] with `SWITCHYARD_LOG_FORMAT=json`, until the log line `message`;
+/// checks that every stderr line is JSON with a level, and that one is `message`.
+fn json_logs_until(args: &[&str], message: &str) -> (String, Vec<String>) {
+    let (stdout, lines) = logs_until(args, &[("SWITCHYARD_LOG_FORMAT", "json")], message);
+    assert_json_lines(&lines, message);
+    (stdout, lines)
 }
 
 fn assert_json_lines(lines: &[String], message: &str) {
@@ -93,12 +77,10 @@ fn assert_json_lines(lines: &[String], message: &str) {
 
 #[test]
 fn serve_logs_json_on_stderr_with_switchyard_log_format() {
-    let (stdout, lines) = logs_until(
+    let (stdout, lines) = json_logs_until(
         &["serve", "--listen", "127.0.0.1:0"],
-        &[("SWITCHYARD_LOG_FORMAT", "json")],
         "dispatcher listening",
     );
-    assert_json_lines(&lines, "dispatcher listening");
     assert!(
         lines.iter().any(|l| l.contains("the admin API is off")),
         "the admin-API note is a log line too: {lines:#?}"
@@ -114,12 +96,7 @@ fn serve_logs_json_on_stderr_with_switchyard_log_format() {
 
 #[test]
 fn worker_logs_json_on_stderr_with_switchyard_log_format() {
-    let (stdout, lines) = logs_until(
-        &["worker", "--provider", "suno"],
-        &[("SWITCHYARD_LOG_FORMAT", "json")],
-        "worker started",
-    );
-    assert_json_lines(&lines, "worker started");
+    let (stdout, _) = json_logs_until(&["worker", "--provider", "suno"], "worker started");
     assert!(stdout.trim().is_empty(), "no logs on stdout: {stdout}");
 }
 
@@ -144,13 +121,8 @@ fn text_logs_have_no_colour_codes_when_stderr_is_not_a_terminal() {
 
 #[test]
 fn a_bad_log_format_is_a_usage_error() {
-    let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .args(["serve"])
-        .env("SWITCHYARD_LOG_FORMAT", "yaml")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (code, _, err) = common::run(&["serve"], &[("SWITCHYARD_LOG_FORMAT", "yaml")]);
+    assert_eq!(code, 2);
     assert!(err.contains("yaml") && err.contains("json"), "{err}");
 }
 
@@ -158,9 +130,8 @@ fn a_bad_log_format_is_a_usage_error() {
 fn serve_started_before_redis_waits_for_it_and_says_where() {
     let port = switchyard_test_support::free_port();
     let url = format!("redis://127.0.0.1:{port}");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+    let mut child = switchyard()
         .args(["serve", "--listen", "127.0.0.1:0"])
-        .env_remove("SWITCHYARD_CONFIG")
         .env("SWITCHYARD_LOG_FORMAT", "json")
         .env("RUST_LOG", "info")
         .env("REDIS_URL", &url)
@@ -170,33 +141,13 @@ fn serve_started_before_redis_waits_for_it_and_says_where() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let (out, err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
-    let tx2 = tx.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            let _ = tx.send(("out", line));
-        }
-    });
-    std::thread::spawn(move || {
-        for line in BufReader::new(err).lines().map_while(Result::ok) {
-            let _ = tx2.send(("err", line));
-        }
-    });
+    let out = lines(child.stdout.take().unwrap());
+    let err = lines(child.stderr.take().unwrap());
     let mut seen = Vec::new();
     let mut wait_for = |stream: &str, what: &str| {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok((s, line)) => {
-                    let hit = s == stream && line.contains(what);
-                    seen.push(line);
-                    if hit {
-                        return;
-                    }
-                }
-                Err(e) => panic!("no `{what}` on std{stream} ({e:?}): {seen:#?}"),
-            }
+        let rx = if stream == "out" { &out } else { &err };
+        if let Err(e) = wait_line(rx, Duration::from_secs(30), &mut seen, |l| l.contains(what)) {
+            panic!("no `{what}` on std{stream} ({e:?}): {seen:#?}")
         }
     };
     wait_for("err", &format!("waiting for Redis at {url}"));
@@ -206,13 +157,7 @@ fn serve_started_before_redis_waits_for_it_and_says_where() {
     );
     let redis = switchyard_test_support::start_redis_at("servewaits", port).unwrap();
     wait_for("out", "switchyard dispatcher on http://127.0.0.1:");
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    sigterm(&child);
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
     assert!(redis.stop());

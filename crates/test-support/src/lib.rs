@@ -4,13 +4,14 @@
 //! use and shared by the binary's tests, which keep apart by using [`unique_prefix`] for
 //! their keys. A small watcher process kills the server when the test binary exits, so
 //! nothing is left running whatever way the tests end. [`cluster`] does the same for a
-//! 3-master Redis Cluster.
+//! 3-master Redis Cluster. [`DurableRedis`] is a server a test kills and restarts on its
+//! append-only file, and [`watch_child`] gives any child process the same watcher.
 //!
 //! Nothing here touches the machine's shared Redis on 6379.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -89,13 +90,7 @@ fn spawn_watched(dir: &Path, port: u16, extra: &str) -> Watcher {
          kill $rpid 2>/dev/null; wait $rpid 2>/dev/null; rm -rf '{dir}'",
         dir = dir.display()
     );
-    let mut watcher = Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
+    let mut watcher = spawn_sh(&script)
         .expect("start redis-server (is it installed? apt-get install redis-server)");
     let pid = watcher.id();
     let gone = Arc::new((Mutex::new(false), Condvar::new()));
@@ -110,23 +105,68 @@ fn spawn_watched(dir: &Path, port: u16, extra: &str) -> Watcher {
     Watcher { pid, gone }
 }
 
-fn wait_ping(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+/// Run `sh -c script` with no standard streams (the watcher shells).
+fn spawn_sh(script: &str) -> std::io::Result<Child> {
+    Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+}
+
+/// SIGKILL the child process `pid` as soon as this process is gone, however it ends
+/// (panic, abort, SIGKILL): a small shell loop, like the one that watches the private
+/// `redis-server`s, which ends by itself when the child does.
+pub fn watch_child(pid: u32) {
+    let me = std::process::id();
+    let script = format!(
+        "while kill -0 {me} 2>/dev/null && kill -0 {pid} 2>/dev/null; do sleep 0.5; done; \
+         kill -0 {me} 2>/dev/null || kill -9 {pid} 2>/dev/null"
+    );
+    let mut watcher = spawn_sh(&script).expect("start a watcher shell");
+    // Reap it when it ends (no zombie).
+    std::thread::spawn(move || watcher.wait());
+}
+
+/// `redis-cli -p <port> <args>`: what it printed on stdout (empty when it could not run).
+pub fn redis_cli(port: u16, args: &[&str]) -> String {
+    Command::new("redis-cli")
+        .arg("-p")
+        .arg(port.to_string())
+        .args(args)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+/// Whether the server on `port` answers PING.
+fn answers(port: u16) -> bool {
+    redis_cli(port, &["ping"]).contains("PONG")
+}
+
+/// Wait until the server on `port` answers PING, at most `within`; true when it does.
+fn wait_answering(port: u16, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
     loop {
-        let ok = Command::new("redis-cli")
-            .args(["-p", &port.to_string(), "ping"])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).contains("PONG"))
-            .unwrap_or(false);
-        if ok {
-            return;
+        if answers(port) {
+            return true;
         }
-        assert!(
-            Instant::now() < deadline,
-            "redis-server on port {port} did not answer PING within 10 s"
-        );
-        std::thread::sleep(Duration::from_millis(50));
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+fn wait_ping(port: u16) {
+    assert!(
+        wait_answering(port, Duration::from_secs(10)),
+        "redis-server on port {port} did not answer PING within 10 s"
+    );
 }
 
 /// Start a private single-node Redis for this process (it stops when the process ends,
@@ -147,15 +187,20 @@ pub fn start_redis_at(tag: &str, port: u16) -> Result<TestRedis, String> {
     if !found {
         return Err("redis-server is not on PATH: install it (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis) or set REDIS_URL".into());
     }
+    Ok(single_node(tag, port))
+}
+
+/// A watched single-node server in the scratch directory of `tag`, answering PING.
+fn single_node(tag: &str, port: u16) -> TestRedis {
     let dir = scratch_dir(tag);
     let watcher = spawn_watched(&dir, port, "");
     wait_ping(port);
-    Ok(TestRedis {
+    TestRedis {
         url: format!("redis://127.0.0.1:{port}"),
         ports: vec![port],
         dir,
         watchers: vec![watcher],
-    })
+    }
 }
 
 impl TestRedis {
@@ -164,11 +209,7 @@ impl TestRedis {
     /// when everything is gone.
     pub fn stop(&self) -> bool {
         for p in &self.ports {
-            let _ = Command::new("redis-cli")
-                .args(["-p", &p.to_string(), "shutdown", "nosave"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
+            let _ = redis_cli(*p, &["shutdown", "nosave"]);
         }
         let deadline = Instant::now() + Duration::from_secs(10);
         self.watchers
@@ -184,18 +225,7 @@ impl TestRedis {
 
 /// The private single-node Redis of this test binary.
 pub fn redis() -> &'static TestRedis {
-    SINGLE.get_or_init(|| {
-        let dir = scratch_dir("redis");
-        let port = free_port();
-        let watcher = spawn_watched(&dir, port, "");
-        wait_ping(port);
-        TestRedis {
-            url: format!("redis://127.0.0.1:{port}"),
-            ports: vec![port],
-            dir,
-            watchers: vec![watcher],
-        }
-    })
+    SINGLE.get_or_init(|| single_node("redis", free_port()))
 }
 
 /// A private 3-master Redis Cluster for this test binary, or `None` when `redis-cli`
@@ -230,11 +260,7 @@ pub fn cluster() -> Option<&'static TestRedis> {
             // Wait until every slot is served.
             let deadline = Instant::now() + Duration::from_secs(20);
             loop {
-                let info = Command::new("redis-cli")
-                    .args(["-p", &ports[0].to_string(), "cluster", "info"])
-                    .output()
-                    .ok()?;
-                if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
+                if redis_cli(ports[0], &["cluster", "info"]).contains("cluster_state:ok") {
                     break;
                 }
                 if Instant::now() > deadline {
@@ -250,6 +276,138 @@ pub fn cluster() -> Option<&'static TestRedis> {
             })
         })
         .as_ref()
+}
+
+/// A `redis-server` a test starts, SIGKILLs and restarts on the same port and directory,
+/// with an append-only file synced on every write (`--appendonly yes --appendfsync
+/// always`), so that what it acknowledged survives the kill. It is watched
+/// ([`watch_child`]): it dies with the test process; dropping it kills it and removes its
+/// directory (unless it is the caller's, [`DurableRedis::in_dir`]).
+#[derive(Debug)]
+pub struct DurableRedis {
+    /// Its port, the same across restarts.
+    pub port: u16,
+    /// Its data directory: the append-only file and `redis.log`.
+    pub dir: PathBuf,
+    /// Extra `redis-server` arguments.
+    extra: Vec<String>,
+    /// Whether dropping it removes `dir`.
+    owns_dir: bool,
+    /// The running server, if any.
+    server: Mutex<Option<Child>>,
+}
+
+impl DurableRedis {
+    /// A server on a free port in a fresh scratch directory (not started).
+    pub fn new(tag: &str) -> DurableRedis {
+        DurableRedis::with_args(tag, &[])
+    }
+
+    /// As [`DurableRedis::new`], with extra `redis-server` arguments (such as
+    /// `["--requirepass", "…"]`).
+    pub fn with_args(tag: &str, extra: &[&str]) -> DurableRedis {
+        let port = free_port();
+        let dir =
+            std::env::temp_dir().join(format!("switchyard-{tag}-{}-{port}", std::process::id()));
+        let mut r = DurableRedis::in_dir(&dir, port);
+        r.extra = extra.iter().map(|a| a.to_string()).collect();
+        r.owns_dir = true;
+        r
+    }
+
+    /// A server on `port` keeping its data in `dir` (created if need be, and left in
+    /// place on drop: the caller decides what becomes of it). Not started.
+    pub fn in_dir(dir: &Path, port: u16) -> DurableRedis {
+        std::fs::create_dir_all(dir).expect("create the redis data dir");
+        DurableRedis {
+            port,
+            dir: dir.to_path_buf(),
+            extra: Vec::new(),
+            owns_dir: false,
+            server: Mutex::new(None),
+        }
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Its log file.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join("redis.log")
+    }
+
+    /// Start it (again, on its append-only file) without waiting for it to answer.
+    pub fn spawn(&self) {
+        let dir = self.dir.display().to_string();
+        let log = self.log_path().display().to_string();
+        let port = self.port.to_string();
+        let child = Command::new("redis-server")
+            .args(["--port", &port, "--bind", "127.0.0.1", "--dir", &dir])
+            .args([
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+            ])
+            .args(["--maxmemory-policy", "noeviction", "--loglevel", "warning"])
+            .args(["--logfile", &log])
+            .args(&self.extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server (is it installed? apt-get install redis-server)");
+        watch_child(child.id());
+        let old = self.lock().replace(child);
+        assert!(old.is_none(), "redis-server on port {port} started twice");
+    }
+
+    /// Start it (again) and wait until it answers PING (panics after 10 s).
+    pub fn start(&self) {
+        self.spawn();
+        wait_ping(self.port);
+    }
+
+    /// Whether it answers PING.
+    pub fn answers(&self) -> bool {
+        answers(self.port)
+    }
+
+    /// Wait until it answers PING, at most `within`; true when it does.
+    pub fn wait_answering(&self, within: Duration) -> bool {
+        wait_answering(self.port, within)
+    }
+
+    /// `redis-cli -p <port> <args>`: what it printed.
+    pub fn cli(&self, args: &[&str]) -> String {
+        redis_cli(self.port, args)
+    }
+
+    /// SIGKILL the server (no shutdown, no save) and reap it: its port is closed when
+    /// this returns. Nothing happens when it is not running.
+    pub fn kill(&self) {
+        if let Some(mut child) = self.lock().take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Child>> {
+        self.server.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Drop for DurableRedis {
+    fn drop(&mut self) {
+        self.kill();
+        if self.owns_dir {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
 }
 
 /// Wait until `cond` holds, checking every 20 ms, or panic with `what` after `timeout`.

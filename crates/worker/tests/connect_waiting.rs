@@ -10,10 +10,11 @@ use std::time::Duration;
 use common::*;
 use switchyard_scheduler::Scheduler;
 use switchyard_scheduler::connection::redact_url;
+use switchyard_test_support::DurableRedis;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_waiting_waits_for_redis_to_start() {
-    let redis = OwnRedis::new("late", "");
+    let redis = DurableRedis::new("late");
     let c = config(&redis.url(), "late");
     c.validate().unwrap();
     // Today's plain connect fails at once while nothing listens.
@@ -44,7 +45,7 @@ async fn connect_waiting_waits_for_redis_to_start() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_waiting_does_not_wait_on_refused_credentials() {
-    let redis = OwnRedis::new("auth", "--requirepass right-password");
+    let redis = DurableRedis::with_args("auth", &["--requirepass", "right-password"]);
     redis.spawn();
     let url = format!("redis://:wrong-password@127.0.0.1:{}", redis.port);
     let c = config(&url, "auth");

@@ -41,7 +41,17 @@ impl Upstream for Quick {
     }
 }
 
-async fn scheduler(name: &str) -> (Scheduler, switchyard_core::Config) {
+/// A worker over [`Quick`], running, with its scheduler and config.
+struct Running {
+    sched: Scheduler,
+    c: switchyard_core::Config,
+    upstream: Arc<Quick>,
+    worker: Arc<Worker>,
+    stop: watch::Sender<bool>,
+    running: tokio::task::JoinHandle<()>,
+}
+
+async fn start(name: &str) -> Running {
     let r = switchyard_test_support::redis();
     let mut c = config(&r.url, name);
     // Heartbeats every 10 s: well after the bounds below.
@@ -50,19 +60,41 @@ async fn scheduler(name: &str) -> (Scheduler, switchyard_core::Config) {
     c.validate().unwrap();
     let sched = Scheduler::connect(&c).await.unwrap();
     setup(&sched, "tenant", 4, 200).await;
-    (sched, c)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_panicking_adapter_fails_its_runs_and_leaves_no_trace() {
-    let (sched, c) = scheduler("panic").await;
     let upstream = Arc::new(Quick {
         runs: AtomicU32::new(0),
     });
     let worker = Worker::new(sched.clone(), upstream.clone(), &c, secrets());
     let (stop, rx) = watch::channel(false);
     let running = tokio::spawn(worker.clone().run(rx));
-    let id = submit(&sched, &c, "tenant", "panic").await;
+    Running {
+        sched,
+        c,
+        upstream,
+        worker,
+        stop,
+        running,
+    }
+}
+
+impl Running {
+    /// Wait (2 s, before any heartbeat) until no run is counted in flight, then stop.
+    async fn expect_no_run_in_flight(self, what: &str) {
+        let worker = self.worker;
+        wait_for(what, Duration::from_secs(2), || {
+            let n = worker.in_flight();
+            async move { n == 0 }
+        })
+        .await;
+        self.stop.send(true).unwrap();
+        self.running.await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_adapter_fails_its_runs_and_leaves_no_trace() {
+    let w = start("panic").await;
+    let (sched, c) = (&w.sched, &w.c);
+    let id = submit(sched, c, "tenant", "panic").await;
     // Each panic is a transient failure of that run: retried at once (not after the
     // 30 s lease), until the attempt budget is spent.
     wait_for(
@@ -77,34 +109,20 @@ async fn a_panicking_adapter_fails_its_runs_and_leaves_no_trace() {
         },
     )
     .await;
-    let f = fields(&sched, "tenant", &id).await;
+    let f = fields(sched, "tenant", &id).await;
     let budget = c.scheduler.max_attempts;
     assert_eq!(f["attempts"], budget.to_string(), "{f:?}");
-    assert_eq!(upstream.runs.load(Ordering::SeqCst), budget);
-    wait_for(
-        "the panicked runs to leave the count (before any heartbeat)",
-        Duration::from_secs(2),
-        || {
-            let n = worker.in_flight();
-            async move { n == 0 }
-        },
-    )
-    .await;
-    stop.send(true).unwrap();
-    running.await.unwrap();
+    assert_eq!(w.upstream.runs.load(Ordering::SeqCst), budget);
+    w.expect_no_run_in_flight("the panicked runs to leave the count (before any heartbeat)")
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn finished_runs_never_linger_in_the_in_flight_count() {
-    let (sched, c) = scheduler("linger").await;
-    let upstream = Arc::new(Quick {
-        runs: AtomicU32::new(0),
-    });
-    let worker = Worker::new(sched.clone(), upstream.clone(), &c, secrets());
-    let (stop, rx) = watch::channel(false);
-    let running = tokio::spawn(worker.clone().run(rx));
+    let w = start("linger").await;
+    let sched = &w.sched;
     let tasks: Vec<_> = (0..1500)
-        .map(|i| task(&c, "tenant", &format!("p{i}")))
+        .map(|i| task(&w.c, "tenant", &format!("p{i}")))
         .collect();
     let ids: Vec<String> = tasks.iter().map(|t| t.id.clone()).collect();
     for r in sched.submit_batch(&tasks).await.unwrap() {
@@ -123,15 +141,6 @@ async fn finished_runs_never_linger_in_the_in_flight_count() {
         },
     )
     .await;
-    wait_for(
-        "the count to drop to zero (before any heartbeat)",
-        Duration::from_secs(2),
-        || {
-            let n = worker.in_flight();
-            async move { n == 0 }
-        },
-    )
-    .await;
-    stop.send(true).unwrap();
-    running.await.unwrap();
+    w.expect_no_run_in_flight("the count to drop to zero (before any heartbeat)")
+        .await;
 }

@@ -16,6 +16,7 @@ use common::*;
 use serde_json::Value;
 use switchyard_core::Provider;
 use switchyard_scheduler::Scheduler;
+use switchyard_test_support::DurableRedis;
 use switchyard_worker::{Control, Job, Upstream, UpstreamError, Worker};
 use tokio::sync::watch;
 
@@ -114,7 +115,7 @@ impl Upstream for Staged {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_redis_restart_mid_run_finishes_every_run_in_place() {
-    let redis = OwnRedis::new("outage", "");
+    let redis = DurableRedis::new("outage");
     redis.start();
     let mut c = config(&redis.url(), "outage");
     // Heartbeats every 4 s, so at least one falls in the 5 s outage; the lease outlives

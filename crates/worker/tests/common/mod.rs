@@ -2,8 +2,6 @@
 //! scheduler under a fresh key prefix, tenants, accounts and well-formed tasks.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -159,126 +157,6 @@ pub async fn fields(
         .unwrap()
         .map(|r| r.fields)
         .unwrap_or_default()
-}
-
-/// A `redis-server` this test starts, stops (SIGKILL) and restarts on the same port and
-/// directory, with an append-only file synced on every write, so its data survives.
-/// Watched like the test-support servers: it dies with the test process.
-pub struct OwnRedis {
-    /// Its port.
-    pub port: u16,
-    /// Its data directory.
-    pub dir: PathBuf,
-    /// Extra `redis-server` arguments.
-    extra: String,
-}
-
-impl OwnRedis {
-    /// A server on a free port (not started).
-    pub fn new(tag: &str, extra: &str) -> OwnRedis {
-        let port = switchyard_test_support::free_port();
-        let dir = std::env::temp_dir().join(format!(
-            "switchyard-worker-{tag}-{}-{port}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        OwnRedis {
-            port,
-            dir,
-            extra: extra.to_string(),
-        }
-    }
-
-    /// `redis://127.0.0.1:<port>`.
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// Start it (again) and wait until it answers PING.
-    pub fn start(&self) {
-        self.spawn();
-        self.wait_ping();
-    }
-
-    /// Start it without waiting.
-    pub fn spawn(&self) {
-        let me = std::process::id();
-        let script = format!(
-            "redis-server --port {port} --bind 127.0.0.1 --dir '{dir}' --save '' \
-             --appendonly yes --appendfsync always --maxmemory-policy noeviction \
-             --loglevel warning --logfile '{dir}/redis.log' {extra} & \
-             rpid=$!; while kill -0 {me} 2>/dev/null && kill -0 $rpid 2>/dev/null; do sleep 0.5; done; \
-             kill $rpid 2>/dev/null; wait $rpid 2>/dev/null",
-            port = self.port,
-            dir = self.dir.display(),
-            extra = self.extra,
-        );
-        let mut watcher = Command::new("sh")
-            .arg("-c")
-            .arg(script)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start redis-server");
-        std::thread::spawn(move || watcher.wait());
-    }
-
-    fn cli(&self, args: &[&str]) -> String {
-        let port = self.port.to_string();
-        let mut all = vec!["-p", port.as_str()];
-        all.extend_from_slice(args);
-        Command::new("redis-cli")
-            .args(&all)
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
-            .unwrap_or_default()
-    }
-
-    /// Whether it answers PING.
-    pub fn answers(&self) -> bool {
-        self.cli(&["ping"]).contains("PONG")
-    }
-
-    fn wait_ping(&self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.answers() {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server on port {} did not answer PING within 10 s",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// SIGKILL the server (no shutdown, no save) and wait until the port is dead.
-    pub fn kill(&self) {
-        let info = self.cli(&["info", "server"]);
-        let pid = info
-            .lines()
-            .find_map(|l| l.strip_prefix("process_id:"))
-            .map(|p| p.trim().to_string())
-            .expect("redis-server's pid");
-        let ok = Command::new("kill")
-            .args(["-9", &pid])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -9 {pid}");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.answers() {
-            assert!(Instant::now() < deadline, "redis-server survived SIGKILL");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        let _ = self.cli(&["shutdown", "nosave"]);
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 /// `Value` shorthand for the fake upstreams' outputs.
