@@ -128,7 +128,9 @@ impl Scheduler {
     }
 
     /// Store the upstream reference, progress (0–100) or partial output of a running
-    /// task. Returns false when the lease is stale.
+    /// task; an empty reference (`Some("")`) drops the stored one (the upstream has no
+    /// job for the task, so a retry may submit afresh on any account). Returns false when
+    /// the lease is stale.
     pub async fn report(
         &self,
         lease: &Lease,
@@ -142,7 +144,8 @@ impl Scheduler {
             .arg(&lease.token)
             .arg(upstream_ref.unwrap_or(""))
             .arg(progress.map_or(-1, i64::from))
-            .arg(output.unwrap_or(""));
+            .arg(output.unwrap_or(""))
+            .arg(if upstream_ref == Some("") { "1" } else { "" });
         let mut conn = self.conn().await?;
         let v: i64 = invoke(&inv, &mut conn).await?;
         Ok(v == 1)

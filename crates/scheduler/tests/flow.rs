@@ -1007,6 +1007,39 @@ async fn a_task_accepted_upstream_stays_with_its_account() {
 }
 
 #[tokio::test]
+async fn an_empty_reference_forgets_the_job_and_frees_the_retry_to_move() {
+    let (s, t, first) = one_claimed_of_two_pool_accounts("forget").await;
+    // An intent stored before submitting, then the upstream refuses the submission.
+    assert!(
+        s.report(&first.lease, Some("intent"), Some(5), None)
+            .await
+            .unwrap()
+    );
+    assert!(s.report(&first.lease, Some(""), None, None).await.unwrap());
+    let rec = s.get_task("t_a", &t.id).await.unwrap().unwrap();
+    assert_eq!((rec.get("upstream"), rec.num("progress")), ("", 5));
+    s.fail(
+        &first.lease,
+        &FailKind::Transient,
+        "upstream answered 502",
+        "",
+    )
+    .await
+    .unwrap();
+    let rec = s.get_task("t_a", &t.id).await.unwrap().unwrap();
+    assert_eq!(
+        rec.get("pin"),
+        "",
+        "nothing upstream holds it to the account"
+    );
+    assert_eq!(
+        rec.get("avoid"),
+        first.account,
+        "the retry prefers another account"
+    );
+}
+
+#[tokio::test]
 async fn one_claim_spreads_over_more_accounts_than_it_reads_at_once() {
     // A claim call reads a free set 16 accounts at a time; with 40 the least-loaded choice
     // must still hold over the whole set: every account takes one task before any takes

@@ -13,9 +13,10 @@
 //! the intent's time less [`CLOCK_SKEW_MS`], and adopts the oldest there whose `prompt`
 //! equals ours exactly and which extends the same generation (or none, for a creation);
 //! it stores its id and follows it. Only when there is none (Luma never took the request)
-//! does it submit, with a fresh intent. A submission that failed transiently keeps its
-//! intent: the retry (on the same account) looks before it sends again, since a 5xx or a
-//! timeout may come after Luma made the generation.
+//! does it submit, with a fresh intent. A submission refused outright (4xx, 429) drops
+//! the intent (`Control::reference("")`), so the retry submits afresh on any account; one
+//! that failed with a 5xx or a lost answer, which may come after Luma made the generation,
+//! looks in the list at once and adopts what it finds, else drops the intent.
 //!
 //! What remains: two tasks with the same prompt (and origin) on the same account within
 //! the skew window, one of which died in that window, may adopt the same generation (Luma
@@ -33,7 +34,7 @@ use serde_json::{Value, json};
 use switchyard_core::task::{LumaFrame, LumaFrameKind, LumaTask};
 use switchyard_core::{Config, Provider, TaskSpec};
 use switchyard_worker::{
-    Control, Job, Upstream, UpstreamError, fetch_bytes, http_client, json_or_error,
+    Control, Job, Upstream, UpstreamError, fetch_bytes, http_client, json_or_error, parse_iso_ms,
 };
 
 /// How far before an intent's time (this host's clock) a generation may be dated by
@@ -50,51 +51,6 @@ fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// Unix ms of an ISO 8601 / RFC 3339 time (`2026-01-07T01:36:08.845Z`, or with an offset
-/// `+02:00`); `None` when it is not one.
-pub fn parse_iso_ms(t: &str) -> Option<u64> {
-    let num = |a: usize, b: usize| -> Option<i64> {
-        let p = t.get(a..b)?;
-        p.bytes()
-            .all(|c| c.is_ascii_digit())
-            .then(|| p.parse().ok())?
-    };
-    let (y, mo, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
-    let (h, mi, sec) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
-    if t.get(4..5)? != "-" || t.get(7..8)? != "-" || !matches!(t.get(10..11)?, "T" | "t" | " ") {
-        return None;
-    }
-    let mut rest = t.get(19..)?;
-    let mut ms = 0;
-    if let Some(frac) = rest.strip_prefix('.') {
-        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
-        let f = &frac[..digits];
-        ms = format!("{f:0<3}").get(..3)?.parse().ok()?;
-        rest = &frac[digits..];
-    }
-    let offset_s = match rest {
-        "Z" | "z" | "" => 0,
-        _ => {
-            let sign = match rest.get(..1)? {
-                "+" => 1,
-                "-" => -1,
-                _ => return None,
-            };
-            let oh: i64 = rest.get(1..3)?.parse().ok()?;
-            let om: i64 = rest.get(rest.len() - 2..)?.parse().ok()?;
-            sign * (oh * 3600 + om * 60)
-        }
-    };
-    // Days since 1970-01-01 of a civil date (H. Hinnant's algorithm).
-    let yy = if mo <= 2 { y - 1 } else { y };
-    let era = yy.div_euclid(400);
-    let yoe = yy - era * 400;
-    let doy = (153 * ((mo + 9) % 12) + 2) / 5 + d - 1;
-    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
-    let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset_s;
-    u64::try_from(secs * 1000 + ms).ok()
 }
 
 /// The id of the generation to adopt for an intent (`{"at", "prompt", "extends"?}`) among
@@ -224,9 +180,28 @@ impl Luma {
                 ));
             }
         };
-        let intent = json!({"submitting": {"at": now_ms(), "prompt": body["user_prompt"], "extends": extends}});
-        ctl.reference(&intent.to_string()).await?;
-        let r = json_or_error(self.req(reqwest::Method::POST, &path, cookie).json(&body)).await?;
+        let intent = json!({"at": now_ms(), "prompt": body["user_prompt"], "extends": extends});
+        ctl.reference(&json!({ "submitting": intent }).to_string())
+            .await?;
+        let sent = json_or_error(self.req(reqwest::Method::POST, &path, cookie).json(&body)).await;
+        let r = match sent {
+            Ok(r) => r,
+            Err(UpstreamError::LeaseLost) => return Err(UpstreamError::LeaseLost),
+            Err(e @ UpstreamError::Transient(_)) => {
+                // A 5xx or a lost answer: Luma may have made the generation all the same.
+                if let Some(id) = self.find_generation(&intent, cookie).await? {
+                    ctl.reference(&id).await?;
+                    return Ok(id);
+                }
+                ctl.reference("").await?;
+                return Err(e);
+            }
+            Err(e) => {
+                // Refused outright: nothing was made; the retry submits afresh, anywhere.
+                ctl.reference("").await?;
+                return Err(e);
+            }
+        };
         let id = r[0]["id"]
             .as_str()
             .or(r["id"].as_str())
@@ -375,20 +350,6 @@ impl Upstream for Luma {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn iso_times_parse_to_unix_ms() {
-        assert_eq!(parse_iso_ms("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(
-            parse_iso_ms("2026-01-07T01:36:08.845Z"),
-            Some(1_767_749_768_845)
-        );
-        assert_eq!(
-            parse_iso_ms("2026-01-06T20:36:08.845-05:00"),
-            Some(1_767_749_768_845)
-        );
-        assert_eq!(parse_iso_ms("not a time"), None);
-    }
 
     #[test]
     fn the_oldest_generation_with_our_prompt_and_origin_in_the_window_is_adopted() {

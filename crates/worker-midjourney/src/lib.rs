@@ -5,8 +5,8 @@
 //! our jobs, see `gateway.rs`).
 //!
 //! The upstream reference ([`MjReference`]) is stored before the command is sent (the
-//! nonce is ours), marked refused when Discord answers with an error, and stored again as
-//! each of its keys appears: the interaction id,
+//! nonce is ours), dropped when Discord answers with an error, and stored again as each
+//! of its keys appears: the interaction id,
 //! the job message id, the Midjourney job id. A resumed run never sends the command again
 //! while the job can exist: it fetches the job message by id (still there: the job runs;
 //! gone: it ended) and reads the channel forward from the job message (or from the nonce's
@@ -59,9 +59,6 @@ pub struct MjReference {
     /// Midjourney's job id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_id: Option<String>,
-    /// Discord refused the command (an HTTP error, or no connection): nothing runs.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub refused: bool,
 }
 
 /// Sending a command failed.
@@ -718,8 +715,7 @@ impl Upstream for Midjourney {
             Some(r) => Some(
                 serde_json::from_str::<MjReference>(r)
                     .map_err(|_| UpstreamError::rejected("unreadable upstream reference"))?,
-            )
-            .filter(|r| !r.refused),
+            ),
             None => None,
         };
         loop {
@@ -735,7 +731,7 @@ impl Upstream for Midjourney {
                     gw.track(&nonce, &Known::default());
                     // The nonce is ours: store it before sending, so that no crash after
                     // Discord took the command can lead to sending it twice.
-                    let mut reference = MjReference {
+                    let reference = MjReference {
                         nonce,
                         channel_id: channel.clone(),
                         ..MjReference::default()
@@ -743,9 +739,8 @@ impl Upstream for Midjourney {
                     ctl.reference(&reference.to_json()).await?;
                     if let Err(sent) = self.send_interaction(&token, &body).await {
                         if !sent.maybe_taken {
-                            // Discord did not take it: a resumed run may send at once.
-                            reference.refused = true;
-                            ctl.reference(&reference.to_json()).await?;
+                            // Discord did not take it: the retry sends afresh, anywhere.
+                            ctl.reference("").await?;
                         }
                         return Err(sent.error);
                     }

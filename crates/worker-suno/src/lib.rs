@@ -15,9 +15,10 @@
 //! [`CLOCK_SKEW_MS`], and adopts the oldest generation there whose shown input equals ours
 //! exactly (its clips: those sharing its `created_at`, ordered by `batch_index`); it stores
 //! their ids and follows them. Only when there is none (Suno never took the request) does it
-//! generate, with a fresh intent. A submission that failed transiently keeps its intent:
-//! the retry (on the same account) looks before it sends again, since a 5xx or a timeout
-//! may come after Suno made the clips.
+//! generate, with a fresh intent. A submission refused outright (4xx, 429) drops the
+//! intent (`Control::reference("")`), so the retry submits afresh on any account; one that
+//! failed with a 5xx or a lost answer, which may come after Suno made the clips, looks in
+//! the feed at once and adopts what it finds, else drops the intent.
 //!
 //! What remains: two tasks with identical input on the same account within the skew
 //! window, one of which died in that window, may adopt the same generation (the feed shows
@@ -35,7 +36,9 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 use switchyard_core::task::SunoTask;
 use switchyard_core::{Config, Provider, TaskSpec};
-use switchyard_worker::{Control, Job, Upstream, UpstreamError, http_client, json_or_error};
+use switchyard_worker::{
+    Control, Job, Upstream, UpstreamError, http_client, json_or_error, parse_iso_ms,
+};
 
 /// How long a Clerk JWT is reused (they live about an hour; refresh well before).
 const JWT_REUSE: Duration = Duration::from_secs(25 * 60);
@@ -53,51 +56,6 @@ fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// Unix ms of an ISO 8601 / RFC 3339 time (`2026-01-07T01:36:08.845Z`, or with an offset
-/// `+02:00`); `None` when it is not one.
-pub fn parse_iso_ms(t: &str) -> Option<u64> {
-    let num = |a: usize, b: usize| -> Option<i64> {
-        let p = t.get(a..b)?;
-        p.bytes()
-            .all(|c| c.is_ascii_digit())
-            .then(|| p.parse().ok())?
-    };
-    let (y, mo, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
-    let (h, mi, sec) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
-    if t.get(4..5)? != "-" || t.get(7..8)? != "-" || !matches!(t.get(10..11)?, "T" | "t" | " ") {
-        return None;
-    }
-    let mut rest = t.get(19..)?;
-    let mut ms = 0;
-    if let Some(frac) = rest.strip_prefix('.') {
-        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
-        let f = &frac[..digits];
-        ms = format!("{f:0<3}").get(..3)?.parse().ok()?;
-        rest = &frac[digits..];
-    }
-    let offset_s = match rest {
-        "Z" | "z" | "" => 0,
-        _ => {
-            let sign = match rest.get(..1)? {
-                "+" => 1,
-                "-" => -1,
-                _ => return None,
-            };
-            let oh: i64 = rest.get(1..3)?.parse().ok()?;
-            let om: i64 = rest.get(rest.len() - 2..)?.parse().ok()?;
-            sign * (oh * 3600 + om * 60)
-        }
-    };
-    // Days since 1970-01-01 of a civil date (H. Hinnant's algorithm).
-    let yy = if mo <= 2 { y - 1 } else { y };
-    let era = yy.div_euclid(400);
-    let yoe = yy - era * 400;
-    let doy = (153 * ((mo + 9) % 12) + 2) / 5 + d - 1;
-    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
-    let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset_s;
-    u64::try_from(secs * 1000 + ms).ok()
 }
 
 /// Text fields compare equal when both are absent or empty, or both the same text.
@@ -310,13 +268,32 @@ impl Suno {
         }
         ctl.reference(&json!({ "submitting": intent }).to_string())
             .await?;
-        let r = json_or_error(
+        let sent = json_or_error(
             self.http
                 .post(format!("{}/api/generate/v2/", self.api))
                 .header("authorization", auth)
                 .json(&body),
         )
-        .await?;
+        .await;
+        let r = match sent {
+            Ok(r) => r,
+            Err(UpstreamError::LeaseLost) => return Err(UpstreamError::LeaseLost),
+            Err(e @ UpstreamError::Transient(_)) => {
+                // A 5xx or a lost answer: Suno may have made the generation all the same.
+                let jwt = auth.trim_start_matches("Bearer ");
+                if let Some(found) = self.find_generation(&intent, jwt).await? {
+                    ctl.reference(&found.to_string()).await?;
+                    return Ok(found);
+                }
+                ctl.reference("").await?;
+                return Err(e);
+            }
+            Err(e) => {
+                // Refused outright: nothing was made; the retry submits afresh, anywhere.
+                ctl.reference("").await?;
+                return Err(e);
+            }
+        };
         let ids: Vec<Value> = r["clips"]
             .as_array()
             .map(|c| c.iter().map(|c| c["id"].clone()).collect())
@@ -505,25 +482,6 @@ impl Upstream for Suno {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn iso_times_parse_to_unix_ms() {
-        assert_eq!(parse_iso_ms("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(
-            parse_iso_ms("2026-01-07T01:36:08.845Z"),
-            Some(1_767_749_768_845)
-        );
-        assert_eq!(
-            parse_iso_ms("2026-01-07T03:36:08.845123+02:00"),
-            Some(1_767_749_768_845)
-        );
-        assert_eq!(
-            parse_iso_ms("2024-02-29T12:00:00.5Z"),
-            Some(1_709_208_000_500)
-        );
-        assert_eq!(parse_iso_ms("yesterday"), None);
-        assert_eq!(parse_iso_ms("2026-01-07"), None);
-    }
 
     fn clip(id: &str, at: &str, batch: u64, meta: Value, title: &str) -> Value {
         json!({"id": id, "created_at": at, "batch_index": batch, "model_name": "chirp-v3-5",

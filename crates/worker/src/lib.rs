@@ -54,8 +54,11 @@ pub struct LeaseLost;
 /// What an adapter may tell the runtime while a task runs.
 #[async_trait]
 pub trait Control: Send + Sync {
-    /// Store the upstream reference, at once after the upstream accepted the task, so a
-    /// re-claimed task resumes instead of submitting twice.
+    /// Store the upstream reference, at once after the upstream accepted the task (or
+    /// before submitting, as an intent that finds the job again), so a re-claimed task
+    /// resumes instead of submitting twice. An empty reference says the upstream has no
+    /// job for the task (it refused the submission): the stored one is dropped, and a
+    /// retry submits afresh, on any account.
     async fn reference(&self, upstream_ref: &str) -> Result<(), LeaseLost>;
     /// Report progress (0–100) and, optionally, partial output.
     async fn progress(&self, percent: u8, partial: Option<&Value>) -> Result<(), LeaseLost>;
@@ -133,6 +136,13 @@ impl From<reqwest::Error> for UpstreamError {
         };
         UpstreamError::Transient(format!("upstream {what}"))
     }
+}
+
+/// Unix milliseconds of an RFC 3339 time, as upstream APIs date their jobs
+/// (`2026-01-07T01:36:08.845Z`, or with an offset); `None` when it is not one.
+pub fn parse_iso_ms(t: &str) -> Option<u64> {
+    let at = time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()?;
+    u64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok()
 }
 
 /// A provider adapter: its upstream protocol, and nothing else.
@@ -227,4 +237,32 @@ pub fn http_client(timeout_s: u64) -> reqwest::Client {
         .user_agent("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36")
         .build()
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_iso_ms;
+
+    #[test]
+    fn rfc3339_times_parse_to_unix_ms() {
+        assert_eq!(parse_iso_ms("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            parse_iso_ms("2026-01-07T01:36:08.845Z"),
+            Some(1_767_749_768_845)
+        );
+        assert_eq!(
+            parse_iso_ms("2026-01-07T03:36:08.845123+02:00"),
+            Some(1_767_749_768_845)
+        );
+        assert_eq!(
+            parse_iso_ms("2026-01-06T20:36:08.845-05:00"),
+            Some(1_767_749_768_845)
+        );
+        assert_eq!(
+            parse_iso_ms("2024-02-29T12:00:00.5Z"),
+            Some(1_709_208_000_500)
+        );
+        assert_eq!(parse_iso_ms("yesterday"), None);
+        assert_eq!(parse_iso_ms("2026-01-07"), None);
+    }
 }
