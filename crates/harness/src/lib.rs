@@ -41,6 +41,33 @@ pub fn credentials(provider: Provider, cred: &str) -> Value {
     }
 }
 
+/// A config on `url` under a fresh key prefix, with the test-friendly timings every
+/// test shares: quick retries, polls and reaps, no pacing to speak of, a 2 s shutdown
+/// grace.
+pub fn test_config(url: &str, name: &str) -> Config {
+    let mut c = Config::default();
+    c.redis.url = url.to_string();
+    c.redis.key_prefix = switchyard_test_support::unique_prefix(name);
+    c.scheduler.retry_backoff_ms = 20;
+    c.scheduler.retry_backoff_max_ms = 100;
+    c.worker.poll_interval_ms = 50;
+    c.worker.account_min_gap_ms = 1;
+    c.worker.reap_interval_ms = 200;
+    c.worker.shutdown_grace_s = 2;
+    c
+}
+
+/// A tenant with no PPU cap on any provider (Enterprise-like) and no failover.
+pub fn uncapped_settings() -> TenantSettings {
+    TenantSettings {
+        plan: "enterprise".into(),
+        caps: Provider::ALL.map(|p| (p, None)),
+        failover: false,
+        failover_max_wait_ms: 0,
+        retention_s: 3600,
+    }
+}
+
 impl Harness {
     /// A harness with test-friendly timings.
     pub async fn new(name: &str) -> Harness {
@@ -51,18 +78,10 @@ impl Harness {
     pub async fn with(name: &str, f: impl FnOnce(&mut Config)) -> Harness {
         let sim = Sim::start("127.0.0.1:0").await.unwrap();
         let redis = switchyard_test_support::redis();
-        let mut c = Config::default();
-        c.redis.url = redis.url.clone();
-        c.redis.key_prefix = switchyard_test_support::unique_prefix(name);
+        let mut c = test_config(&redis.url, name);
         c.redis.pool_size = 64;
         c.scheduler.lease_ms = 3000;
-        c.scheduler.retry_backoff_ms = 20;
-        c.scheduler.retry_backoff_max_ms = 100;
-        c.worker.poll_interval_ms = 50;
-        c.worker.account_min_gap_ms = 1;
         c.worker.task_timeout_s = 30;
-        c.worker.reap_interval_ms = 200;
-        c.worker.shutdown_grace_s = 2;
         c.upstreams = UpstreamsConfig::all_at(&sim.url());
         f(&mut c);
         c.validate().unwrap();
@@ -90,16 +109,7 @@ impl Harness {
     /// Lift every PPU cap of a tenant (Enterprise-like), for load tests.
     pub async fn upsert_uncapped(&self, id: &str) {
         self.sched
-            .upsert_tenant(
-                id,
-                &TenantSettings {
-                    plan: "enterprise".into(),
-                    caps: Provider::ALL.map(|p| (p, None)),
-                    failover: false,
-                    failover_max_wait_ms: 0,
-                    retention_s: 3600,
-                },
-            )
+            .upsert_tenant(id, &uncapped_settings())
             .await
             .unwrap();
     }

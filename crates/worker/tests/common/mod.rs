@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use switchyard_core::secrets::SecretBox;
 use switchyard_core::{Config, Provider, QuotaKind, ServiceMode, TaskBody, TaskSpec};
-use switchyard_scheduler::{AccountSpec, NewTask, Owner, Scheduler, TenantSettings};
+use switchyard_scheduler::{AccountSpec, NewTask, Owner, Scheduler};
 
 /// The master key the tests seal credentials with.
 pub const MASTER_KEY: &str = "switchyard-worker-tests-master-key";
@@ -17,16 +17,8 @@ pub const PROVIDER: Provider = Provider::Suno;
 
 /// A config on `url` under a fresh prefix, with test-friendly timings.
 pub fn config(url: &str, name: &str) -> Config {
-    let mut c = Config::default();
-    c.redis.url = url.to_string();
-    c.redis.key_prefix = switchyard_test_support::unique_prefix(name);
+    let mut c = switchyard_harness::test_config(url, name);
     c.redis.pool_size = 32;
-    c.scheduler.retry_backoff_ms = 20;
-    c.scheduler.retry_backoff_max_ms = 100;
-    c.worker.poll_interval_ms = 50;
-    c.worker.account_min_gap_ms = 1;
-    c.worker.reap_interval_ms = 200;
-    c.worker.shutdown_grace_s = 2;
     c
 }
 
@@ -44,18 +36,9 @@ pub async fn setup(s: &Scheduler, tenant: &str, accounts: usize, capacity: u32) 
 
 /// An uncapped tenant with plenty of Suno credits.
 pub async fn tenant_only(s: &Scheduler, tenant: &str) {
-    s.upsert_tenant(
-        tenant,
-        &TenantSettings {
-            plan: "enterprise".into(),
-            caps: Provider::ALL.map(|p| (p, None)),
-            failover: false,
-            failover_max_wait_ms: 0,
-            retention_s: 3600,
-        },
-    )
-    .await
-    .unwrap();
+    s.upsert_tenant(tenant, &switchyard_harness::uncapped_settings())
+        .await
+        .unwrap();
     let key = uuid::Uuid::now_v7().to_string();
     s.top_up(tenant, QuotaKind::of(PROVIDER), 10_000_000, &key)
         .await
