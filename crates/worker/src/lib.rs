@@ -9,13 +9,16 @@
 //! It knows nothing of any upstream's protocol: a provider crate implements [`Upstream`],
 //! one small trait, and this runtime drives it.
 
+mod outcome;
 mod runtime;
+mod start;
 
 use async_trait::async_trait;
 use serde_json::Value;
 use switchyard_core::{ProcessMode, Provider, TaskBody, TaskSpec};
 
-pub use runtime::{Worker, init_logs, init_logs_at, run_main, serve_metrics, wait_for_signal};
+pub use runtime::Worker;
+pub use start::{init_logs, init_logs_at, run_main, serve_metrics, wait_for_signal};
 
 /// One task as the upstream adapter sees it.
 #[derive(Debug, Clone)]

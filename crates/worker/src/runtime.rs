@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{Instrument, info, info_span, warn};
 
+use crate::outcome::{Outcome, Settlement};
 use crate::{Control, Job, LeaseLost, Upstream, UpstreamError};
 
 /// A running worker for one provider.
@@ -416,107 +417,90 @@ impl Worker {
         }
     }
 
-    /// One task: read it, pace the account, run it upstream under the timeout, settle.
-    /// Redis calls about it (reference, progress, the outcome) are retried through an
-    /// outage while its lease lasts.
+    /// One task, in four steps: prepare the job, pace the account, run it upstream,
+    /// settle the outcome with the scheduler.
     async fn run_one(&self, task: ClaimedTask, clock: Arc<LeaseClock>) {
-        let lease = task.lease.clone();
-        let outcome = match self.prepare(&task) {
+        let result = match self.prepare(&task) {
             Ok(job) => {
-                self.pacing.until_key_ready(&job.account_id).await;
-                let ctl = LeaseControl {
-                    sched: self.sched.clone(),
-                    lease: lease.clone(),
-                    clock: clock.clone(),
-                };
-                let timeout = Duration::from_secs(self.config.worker.task_timeout_s);
-                // A panicking adapter is a transient failure of this run (retried within
-                // the attempt budget), not a task left leased until its lease expires.
-                let run =
-                    std::panic::AssertUnwindSafe(self.upstream.run(&job, &ctl)).catch_unwind();
-                match tokio::time::timeout(timeout, run).await {
-                    Ok(Ok(r)) => r,
-                    Ok(Err(_)) => Err(UpstreamError::Transient(
-                        "the adapter panicked (a bug in this worker)".into(),
-                    )),
-                    Err(_) => Err(UpstreamError::Transient(format!(
-                        "upstream_timeout: no result within {} s",
-                        timeout.as_secs()
-                    ))),
-                }
+                self.pace(&job).await;
+                self.run_upstream(&job, &task.lease, &clock).await
             }
             Err(e) => Err(e),
         };
-        let label = match &outcome {
-            Ok(_) => "completed",
-            Err(UpstreamError::Transient(_)) => "transient",
-            Err(UpstreamError::RateLimited { .. }) => "rate_limited",
-            Err(UpstreamError::NoFastHours { .. }) => "no_fast_hours",
-            Err(UpstreamError::AccountDead { .. }) => "account_dead",
-            Err(UpstreamError::BadRequest { .. }) => "bad_request",
-            Err(UpstreamError::LeaseLost) => "lease_lost",
+        self.settle(&task.lease, &clock, result).await;
+    }
+
+    /// Wait for the account's pacing slot (one submission per `worker.account_min_gap_ms`).
+    async fn pace(&self, job: &Job) {
+        self.pacing.until_key_ready(&job.account_id).await;
+    }
+
+    /// Run the adapter under the task timeout. Its reference and progress calls are
+    /// retried through a Redis outage while the lease lasts.
+    async fn run_upstream(
+        &self,
+        job: &Job,
+        lease: &Lease,
+        clock: &Arc<LeaseClock>,
+    ) -> Result<Value, UpstreamError> {
+        let ctl = LeaseControl {
+            sched: self.sched.clone(),
+            lease: lease.clone(),
+            clock: clock.clone(),
         };
+        let timeout = Duration::from_secs(self.config.worker.task_timeout_s);
+        // A panicking adapter is a transient failure of this run (retried within
+        // the attempt budget), not a task left leased until its lease expires.
+        let run = std::panic::AssertUnwindSafe(self.upstream.run(job, &ctl)).catch_unwind();
+        match tokio::time::timeout(timeout, run).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(UpstreamError::Transient(
+                "the adapter panicked (a bug in this worker)".into(),
+            )),
+            Err(_) => Err(UpstreamError::Transient(format!(
+                "upstream_timeout: no result within {} s",
+                timeout.as_secs()
+            ))),
+        }
+    }
+
+    /// Count the outcome and record it with the scheduler, retrying through a Redis
+    /// outage while the lease lasts.
+    async fn settle(
+        &self,
+        lease: &Lease,
+        clock: &LeaseClock,
+        result: Result<Value, UpstreamError>,
+    ) {
+        let Outcome { label, settlement } = Outcome::of(&result);
         metrics::counter!("switchyard_task_outcomes_total",
             "provider" => self.upstream.provider().as_str(), "outcome" => label)
         .increment(1);
         let deadline = || clock.deadline();
-        let result = match outcome {
-            Ok(output) => {
-                let output = output.to_string();
-                persist("complete", deadline, || {
-                    self.sched.complete(&lease, &output)
-                })
-                .await
-                .map(|o| info!(outcome = ?o, "completed"))
+        let recorded = match settlement {
+            Settlement::Complete { output } => {
+                persist("complete", deadline, || self.sched.complete(lease, &output))
+                    .await
+                    .map(|o| info!(outcome = ?o, "completed"))
             }
-            Err(UpstreamError::LeaseLost) => Ok(()),
-            Err(e) => {
-                let (kind, message, raw) = match &e {
-                    UpstreamError::Transient(m) => (FailKind::Transient, m.clone(), String::new()),
-                    UpstreamError::RateLimited {
-                        retry_after_ms,
-                        message,
-                    } => (
-                        FailKind::RateLimited {
-                            retry_after_ms: *retry_after_ms,
-                        },
-                        message.clone(),
-                        String::new(),
-                    ),
-                    UpstreamError::NoFastHours {
-                        retry_after_ms,
-                        message,
-                    } => (
-                        FailKind::NoFastHours {
-                            retry_after_ms: *retry_after_ms,
-                        },
-                        message.clone(),
-                        String::new(),
-                    ),
-                    UpstreamError::AccountDead { reason } => (
-                        FailKind::AccountDead {
-                            reason: reason.clone(),
-                        },
-                        reason.clone(),
-                        String::new(),
-                    ),
-                    UpstreamError::BadRequest { message, raw } => {
-                        (FailKind::BadRequest, message.clone(), raw.clone())
-                    }
-                    UpstreamError::LeaseLost => (FailKind::Handback, String::new(), String::new()),
-                };
-                persist("fail", deadline, || {
-                    self.sched.fail(&lease, &kind, &message, &raw)
-                })
-                .await
-                .map(|o| info!(outcome = ?o, error = %e, "run failed"))
-            }
+            Settlement::Fail { kind, message, raw } => persist("fail", deadline, || {
+                self.sched.fail(lease, &kind, &message, &raw)
+            })
+            .await
+            .map(|o| {
+                let error = result.as_ref().err().map(tracing::field::display);
+                info!(outcome = ?o, error, "run failed")
+            }),
+            Settlement::Nothing => Ok(()),
         };
-        if let Err(e) = result {
+        if let Err(e) = recorded {
             warn!(error = %e, "could not record the outcome; the lease will expire and the task be retried");
         }
     }
 
+    /// Read the body, parse its typed input, and open the account's
+    /// credentials. A body or input that no longer reads is the task's fault; credentials
+    /// that do not open are the account's.
     fn prepare(&self, task: &ClaimedTask) -> Result<Job, UpstreamError> {
         let bad = |m: String| UpstreamError::BadRequest {
             message: m,
@@ -602,118 +586,4 @@ impl Control for LeaseControl {
             }
         }
     }
-}
-
-/// The `main` of a provider binary: config (`--config FILE` or `SWITCHYARD_CONFIG`, then
-/// `SWITCHYARD_*`), the master key, logs, Redis, and the worker until SIGTERM or SIGINT.
-pub async fn run_main(make: impl FnOnce(&Config) -> Arc<dyn Upstream>) -> anyhow::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let mut path = std::env::var("SWITCHYARD_CONFIG").ok();
-    let mut json_logs = std::env::var("SWITCHYARD_LOG_FORMAT").ok().as_deref() == Some("json");
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--config" => path = args.next(),
-            "--log-format" => json_logs = args.next().as_deref() == Some("json"),
-            "-h" | "--help" => {
-                println!(
-                    "usage: {} [--config FILE] [--log-format text|json]\n\
-                     Runs this provider's worker. Needs SWITCHYARD_MASTER_KEY (the key the \
-                     dispatcher seals account credentials with) and Redis (redis.url / REDIS_URL).",
-                    std::env::args().next().unwrap_or_default()
-                );
-                return Ok(());
-            }
-            other => anyhow::bail!("unknown argument `{other}`; see --help"),
-        }
-    }
-    init_logs(json_logs);
-    let config = Config::load(path.as_deref().map(std::path::Path::new))?;
-    let secrets = SecretBox::from_env()?;
-    // The process is alive while it waits for Redis: `/healthz` answers meanwhile.
-    if !config.worker.metrics_listen.is_empty() {
-        serve_metrics(&config.worker.metrics_listen).await?;
-    }
-    // Redis may not be up yet (or be restarting): wait for it, saying where.
-    let sched = Scheduler::connect_waiting(&config).await?;
-    let upstream = make(&config);
-    let worker = Worker::new(sched, upstream, &config, secrets);
-    let (tx, rx) = watch::channel(false);
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        info!("shutting down: no new claims; running tasks get the grace period");
-        let _ = tx.send(true);
-    });
-    worker.run(rx).await;
-    Ok(())
-}
-
-/// Serve `/metrics` (Prometheus) and `/healthz` for this worker process.
-pub async fn serve_metrics(listen: &str) -> anyhow::Result<()> {
-    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .install_recorder()
-        .map_err(|e| anyhow::anyhow!("metrics recorder: {e}"))?;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("worker.metrics_listen {listen}: {e}"))?;
-    let app = axum::Router::new()
-        .route(
-            "/metrics",
-            axum::routing::get(move || {
-                let h = handle.clone();
-                async move { h.render() }
-            }),
-        )
-        .route("/healthz", axum::routing::get(|| async { "ok" }));
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            warn!(error = %e, "metrics endpoint stopped");
-        }
-    });
-    Ok(())
-}
-
-/// SIGTERM or SIGINT.
-pub async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
-                }
-            }
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-/// Human-readable logs by default, JSON with `json`; level from `RUST_LOG` (default info).
-pub fn init_logs(json: bool) {
-    init_logs_at(json, "info");
-}
-
-/// As [`init_logs`], with another default level.
-pub fn init_logs_at(json: bool, default_level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    let _ = if json {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
-    };
 }
