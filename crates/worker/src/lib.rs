@@ -9,6 +9,7 @@
 //! It knows nothing of any upstream's protocol: a provider crate implements [`Upstream`],
 //! one small trait, and this runtime drives it.
 
+mod lease;
 mod outcome;
 mod runtime;
 mod start;

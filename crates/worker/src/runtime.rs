@@ -1,12 +1,10 @@
 //! The claim loop, heartbeats, the per-task pipeline, the reaper and shutdown.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use futures_util::FutureExt;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde_json::Value;
@@ -14,13 +12,14 @@ use switchyard_core::secrets::SecretBox;
 use switchyard_core::{Config, ParseOptions, TaskBody};
 use switchyard_scheduler::connection::Backoff;
 use switchyard_scheduler::{ClaimedTask, FailKind, Lease, Scheduler, SchedulerError};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{Instrument, info, info_span, warn};
 
+use crate::lease::{LeaseClock, LeaseControl, persist};
 use crate::outcome::{Outcome, Settlement};
-use crate::{Control, Job, LeaseLost, Upstream, UpstreamError};
+use crate::{Job, Upstream, UpstreamError};
 
 /// A running worker for one provider.
 pub struct Worker {
@@ -39,72 +38,11 @@ struct Running {
     handle: JoinHandle<()>,
 }
 
-/// When a lease runs out as far as this worker can tell: the time its claim (or its last
-/// successful heartbeat) was sent, plus `scheduler.lease_ms`. Redis calls about the task
-/// are retried until then; after it the reaper may requeue the task.
-struct LeaseClock(Mutex<Instant>);
-
-impl LeaseClock {
-    fn new(deadline: Instant) -> Arc<LeaseClock> {
-        Arc::new(LeaseClock(Mutex::new(deadline)))
-    }
-
-    fn deadline(&self) -> Instant {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn extend(&self, to: Instant) {
-        let mut d = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if to > *d {
-            *d = to;
-        }
-    }
-}
-
-/// Run `op` until it succeeds, retrying errors that say Redis is away (50 ms doubling to
-/// 1 s, with jitter) for as long as `deadline()` is ahead; other errors, and the last
-/// error once the deadline would pass, are returned.
-async fn persist<T, F, Fut>(
-    what: &'static str,
-    deadline: impl Fn() -> Instant,
-    mut op: F,
-) -> Result<T, SchedulerError>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, SchedulerError>>,
-{
-    let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(1));
-    let mut failures = 0u32;
-    let mut since = None;
-    loop {
-        match op().await {
-            Ok(v) => {
-                if let Some(t) = since {
-                    info!(
-                        what,
-                        failures,
-                        waited_ms = Instant::now().duration_since(t).as_millis() as u64,
-                        "Redis answered again"
-                    );
-                }
-                return Ok(v);
-            }
-            Err(e) if e.is_transient() => {
-                let delay = backoff.next_delay();
-                if Instant::now() + delay >= deadline() {
-                    warn!(what, error = %e, failures, "Redis still unavailable and the lease is running out; giving up");
-                    return Err(e);
-                }
-                // Once per call: the loops say every 30 s that Redis is still away.
-                if failures == 0 {
-                    warn!(what, error = %e, "Redis unavailable; retrying while the lease lasts");
-                }
-                failures += 1;
-                since.get_or_insert_with(Instant::now);
-                tokio::time::sleep(delay).await;
-            }
-            Err(e) => return Err(e),
-        }
+/// Sleep for `delay`, or less if shutdown begins meanwhile.
+async fn sleep_unless_shutdown(delay: Duration, shutdown: &mut watch::Receiver<bool>) {
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => {}
+        _ = shutdown.changed() => {}
     }
 }
 
@@ -226,11 +164,7 @@ impl Worker {
                 }
                 Err(e) => {
                     outage.failed("claim", &e);
-                    let delay = backoff.next_delay();
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => {}
-                        _ = shutdown.changed() => {}
-                    }
+                    sleep_unless_shutdown(backoff.next_delay(), &mut shutdown).await;
                     continue;
                 }
             };
@@ -243,11 +177,7 @@ impl Worker {
                 };
                 if let Err(e) = woke {
                     outage.failed("claim", &e);
-                    let delay = backoff.next_delay();
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => {}
-                        _ = shutdown.changed() => {}
-                    }
+                    sleep_unless_shutdown(backoff.next_delay(), &mut shutdown).await;
                 }
                 continue;
             }
@@ -272,42 +202,52 @@ impl Worker {
                     self.hand_back(&task.lease, &clock, lease_deadline).await;
                     continue;
                 };
-                let lease = task.lease.clone();
-                let me = self.clone();
-                let span = info_span!("task", task_id = %lease.id, tenant = %task.tenant, account = %task.account, attempt = task.attempt);
-                let run_clock = clock.clone();
-                // The run starts only once it is registered, and unregisters itself
-                // (token-checked) however it ends, so a finished run never lingers in
-                // the map or the in-flight count.
-                let (registered, gate) = tokio::sync::oneshot::channel::<()>();
-                let guard = Deregister {
-                    worker: self.clone(),
-                    lease: lease.clone(),
-                };
-                let handle = tokio::spawn(
-                    async move {
-                        let _registered = guard;
-                        let _ = gate.await;
-                        me.run_one(task, run_clock).await;
-                        drop(permit);
-                    }
-                    .instrument(span),
-                );
-                self.running().insert(
-                    lease.id.clone(),
-                    Running {
-                        lease,
-                        clock,
-                        handle,
-                    },
-                );
-                let _ = registered.send(());
+                self.launch(task, clock, permit);
             }
         }
         self.drain().await;
         heartbeat.abort();
         reaper.abort();
         info!(%provider, "worker stopped");
+    }
+
+    /// Start the run of one claimed task, holding `permit` (its local slot) until it
+    /// ends. The run starts only once it is registered, and unregisters itself
+    /// (token-checked) however it ends, so a finished run never lingers in the map or the
+    /// in-flight count.
+    fn launch(
+        self: &Arc<Self>,
+        task: ClaimedTask,
+        clock: Arc<LeaseClock>,
+        permit: OwnedSemaphorePermit,
+    ) {
+        let lease = task.lease.clone();
+        let me = self.clone();
+        let span = info_span!("task", task_id = %lease.id, tenant = %task.tenant, account = %task.account, attempt = task.attempt);
+        let run_clock = clock.clone();
+        let (registered, gate) = tokio::sync::oneshot::channel::<()>();
+        let guard = Deregister {
+            worker: self.clone(),
+            lease: lease.clone(),
+        };
+        let handle = tokio::spawn(
+            async move {
+                let _registered = guard;
+                let _ = gate.await;
+                me.run_one(task, run_clock).await;
+                drop(permit);
+            }
+            .instrument(span),
+        );
+        self.running().insert(
+            lease.id.clone(),
+            Running {
+                lease,
+                clock,
+                handle,
+            },
+        );
+        let _ = registered.send(());
     }
 
     /// Stop: wait for running tasks up to the grace period, then hand back the rest.
@@ -532,58 +472,5 @@ impl Worker {
             attempt: task.attempt,
             upstream_ref: task.upstream_ref.clone(),
         })
-    }
-}
-
-struct LeaseControl {
-    sched: Scheduler,
-    lease: Lease,
-    clock: Arc<LeaseClock>,
-}
-
-#[async_trait]
-impl Control for LeaseControl {
-    async fn reference(&self, upstream_ref: &str) -> Result<(), LeaseLost> {
-        match persist(
-            "reference",
-            || self.clock.deadline(),
-            || {
-                self.sched
-                    .report(&self.lease, Some(upstream_ref), None, None)
-            },
-        )
-        .await
-        {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(LeaseLost),
-            // Redis stayed away until the lease ran out: the reference must be stored
-            // before going on, or the next run would submit twice. Treat as lost; the
-            // reaper requeues the task.
-            Err(e) => {
-                warn!(error = %e, "could not store the upstream reference before the lease ran out");
-                Err(LeaseLost)
-            }
-        }
-    }
-
-    async fn progress(&self, percent: u8, partial: Option<&Value>) -> Result<(), LeaseLost> {
-        let out = partial.map(Value::to_string);
-        match persist(
-            "progress",
-            || self.clock.deadline(),
-            || {
-                self.sched
-                    .report(&self.lease, None, Some(percent.min(100)), out.as_deref())
-            },
-        )
-        .await
-        {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(LeaseLost),
-            Err(e) => {
-                warn!(error = %e, "could not report progress");
-                Ok(())
-            }
-        }
     }
 }
