@@ -8,6 +8,14 @@
 //!
 //! It knows nothing of any upstream's protocol: a provider crate implements [`Upstream`],
 //! one small trait, and this runtime drives it.
+//!
+//! This file holds that trait and what an adapter uses: [`Job`], [`Control`],
+//! [`UpstreamError`] and the HTTP helpers most upstreams share. `runtime` holds the
+//! [`Worker`] (claim loop, heartbeats, reaper, the per-task pipeline, shutdown); `lease`
+//! a run's lease clock, the Redis retries it allows and the [`Control`] behind it;
+//! `outcome` the one mapping from a run's result to a scheduler call and a metric label;
+//! `start` a worker process's start-up ([`run_main`], logs, the metrics endpoint,
+//! signals).
 
 mod lease;
 mod outcome;
