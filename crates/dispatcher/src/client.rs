@@ -1,4 +1,6 @@
-//! A small Rust client for the task API, for gateways written in Rust (and the tests).
+//! A small Rust client for the task API, for gateways written in Rust, the `switchyard`
+//! command and the tests: a tenant's calls with its API key ([`Client::new`]), the
+//! operator's `/admin/v1` calls with the admin token ([`Client::admin`]).
 
 use std::time::Duration;
 
@@ -18,54 +20,122 @@ pub struct ClientError {
     pub field: Option<String>,
 }
 
-/// A client bound to one API key.
+/// How a client authenticates.
+#[derive(Clone)]
+enum Auth {
+    /// A tenant's API key (`X-API-Key`).
+    ApiKey(String),
+    /// The operator's admin token (`Authorization: Bearer`).
+    Admin(String),
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The secret itself is never printed.
+        f.write_str(match self {
+            Auth::ApiKey(_) => "ApiKey(…)",
+            Auth::Admin(_) => "Admin(…)",
+        })
+    }
+}
+
+/// A client bound to one API key, or to the admin token.
 #[derive(Debug, Clone)]
 pub struct Client {
     http: reqwest::Client,
     base: String,
-    key: String,
+    auth: Auth,
 }
 
 impl Client {
-    /// A client for `base` (e.g. `http://127.0.0.1:8080`) with an API key.
+    /// A client for `base` (e.g. `http://127.0.0.1:8080`) with a tenant's API key.
     pub fn new(base: &str, api_key: &str) -> Client {
+        Client::with_auth(base, Auth::ApiKey(api_key.to_string()))
+    }
+
+    /// A client for the operator's admin API (`/admin/v1`) at `base`, with the admin
+    /// token.
+    pub fn admin(base: &str, admin_token: &str) -> Client {
+        Client::with_auth(base, Auth::Admin(admin_token.to_string()))
+    }
+
+    fn with_auth(base: &str, auth: Auth) -> Client {
         Client {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(75))
                 .build()
                 .unwrap_or_default(),
             base: base.trim_end_matches('/').to_string(),
-            key: api_key.to_string(),
+            auth,
         }
+    }
+
+    /// The base URL it calls.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
     }
 
     async fn call(
         &self,
         req: reqwest::RequestBuilder,
     ) -> Result<(Value, reqwest::header::HeaderMap), ClientError> {
-        let resp = req
-            .header("x-api-key", &self.key)
-            .send()
-            .await
-            .map_err(|e| ClientError {
-                status: 0,
-                code: "connection".into(),
-                message: e.to_string(),
-                field: None,
-            })?;
+        let req = match &self.auth {
+            Auth::ApiKey(k) => req.header("x-api-key", k),
+            Auth::Admin(t) => req.bearer_auth(t),
+        };
+        let resp = req.send().await.map_err(|e| ClientError {
+            status: 0,
+            code: "connection".into(),
+            message: e.to_string(),
+            field: None,
+        })?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        let text = resp.text().await.unwrap_or_default();
+        let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         if (200..300).contains(&status) {
             return Ok((body["data"].clone(), headers));
         }
         let err = &body["data"]["error"];
+        let message = match err["message"].as_str() {
+            Some(m) => m.to_string(),
+            // Not the API's envelope (a proxy's page, say): what came back.
+            None => text.chars().take(200).collect(),
+        };
         Err(ClientError {
             status,
             code: err["code"].as_str().unwrap_or("unknown").to_string(),
-            message: err["message"].as_str().unwrap_or("").to_string(),
+            message,
             field: err["field"].as_str().map(str::to_string),
         })
+    }
+
+    async fn get(&self, path: &str) -> Result<Value, ClientError> {
+        Ok(self.call(self.http.get(self.url(path))).await?.0)
+    }
+
+    async fn post(
+        &self,
+        path: &str,
+        body: &Value,
+        idempotency_key: Option<&str>,
+    ) -> Result<Value, ClientError> {
+        let mut req = self.http.post(self.url(path)).json(body);
+        if let Some(k) = idempotency_key {
+            req = req.header("idempotency-key", k);
+        }
+        Ok(self.call(req).await?.0)
+    }
+
+    async fn patch(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
+        Ok(self
+            .call(self.http.patch(self.url(path)).json(body))
+            .await?
+            .0)
     }
 
     /// Create a task; returns the task object.
@@ -163,5 +233,88 @@ impl Client {
             .call(self.http.get(format!("{}/api/v1/me", self.base)))
             .await?
             .0)
+    }
+
+    /// Add a hosted account of the tenant's own (BYOA): `POST /api/v1/accounts` with
+    /// `{provider, name?, credentials, concurrency? | capacity?}`; returns the account.
+    pub async fn add_account(&self, body: &Value) -> Result<Value, ClientError> {
+        self.post("/api/v1/accounts", body, None).await
+    }
+
+    /// The tenant's hosted accounts.
+    pub async fn accounts(&self) -> Result<Value, ClientError> {
+        self.get("/api/v1/accounts").await
+    }
+
+    /// Change one of the tenant's accounts (`{"enabled": false}`, capacity, name…).
+    pub async fn update_account(&self, id: &str, body: &Value) -> Result<Value, ClientError> {
+        self.patch(&format!("/api/v1/accounts/{id}"), body).await
+    }
+
+    /// Admin: create a tenant on `plan`; the answer carries its API key (shown once).
+    pub async fn create_tenant(&self, name: &str, plan: &str) -> Result<Value, ClientError> {
+        self.post(
+            "/admin/v1/tenants",
+            &json!({"name": name, "plan": plan}),
+            None,
+        )
+        .await
+    }
+
+    /// Admin: every tenant.
+    pub async fn tenants(&self) -> Result<Value, ClientError> {
+        self.get("/admin/v1/tenants").await
+    }
+
+    /// Admin: move a tenant to another plan; returns the tenant.
+    pub async fn set_plan(&self, tenant_id: &str, plan: &str) -> Result<Value, ClientError> {
+        self.patch(
+            &format!("/admin/v1/tenants/{tenant_id}"),
+            &json!({"plan": plan}),
+        )
+        .await
+    }
+
+    /// Admin: credit `amount` to one of a tenant's balances (`credits`, `mj_quota`…),
+    /// once per `idempotency_key`; returns the balances.
+    pub async fn top_up(
+        &self,
+        tenant_id: &str,
+        kind: &str,
+        amount: i64,
+        idempotency_key: &str,
+    ) -> Result<Value, ClientError> {
+        self.post(
+            &format!("/admin/v1/tenants/{tenant_id}/credits"),
+            &json!({"kind": kind, "amount": amount}),
+            Some(idempotency_key),
+        )
+        .await
+    }
+
+    /// Admin: add an account to the PPU pool (the body as for [`Client::add_account`]).
+    pub async fn add_pool_account(&self, body: &Value) -> Result<Value, ClientError> {
+        self.post("/admin/v1/pool/accounts", body, None).await
+    }
+
+    /// Admin: the PPU pool's accounts.
+    pub async fn pool_accounts(&self) -> Result<Value, ClientError> {
+        self.get("/admin/v1/pool/accounts").await
+    }
+
+    /// Admin: change a pool account (`{"enabled": false}`, capacity, name…).
+    pub async fn update_pool_account(&self, id: &str, body: &Value) -> Result<Value, ClientError> {
+        self.patch(&format!("/admin/v1/pool/accounts/{id}"), body)
+            .await
+    }
+
+    /// Admin: queues and the pool per provider (`/admin/v1/stats`).
+    pub async fn stats(&self) -> Result<Value, ClientError> {
+        self.get("/admin/v1/stats").await
+    }
+
+    /// Admin: the operator dashboard's data (`/admin/v1/dashboard`).
+    pub async fn dashboard(&self) -> Result<Value, ClientError> {
+        self.get("/admin/v1/dashboard").await
     }
 }
