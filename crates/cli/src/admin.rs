@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
+use switchyard_dispatcher::client::{Client, ClientError};
 
 use crate::tables::CliError;
 
@@ -134,78 +135,67 @@ pub enum TaskCmd {
     },
 }
 
+/// The dispatcher's client for a command: the admin token's or the API key's, and how
+/// its answers are printed.
 struct Http<'a> {
     t: &'a Target,
-    http: reqwest::blocking::Client,
+    rt: tokio::runtime::Runtime,
 }
 
 impl<'a> Http<'a> {
-    fn new(t: &'a Target) -> Self {
-        Http {
-            t,
-            http: reqwest::blocking::Client::builder()
-                .timeout(Duration::from_secs(90))
-                .build()
-                .unwrap_or_default(),
-        }
+    fn new(t: &'a Target) -> Result<Self, CliError> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| CliError::Other(e.into()))?;
+        Ok(Http { t, rt })
     }
 
-    fn admin(&self) -> Result<&str, CliError> {
-        self.t.admin_token.as_deref().ok_or_else(|| {
+    /// A client with the admin token.
+    fn admin(&self) -> Result<Client, CliError> {
+        let token = self.t.admin_token.as_deref().ok_or_else(|| {
             CliError::Usage(
                 "this needs the admin token: --admin-token or SWITCHYARD_ADMIN_TOKEN".into(),
             )
-        })
-    }
-
-    fn key(&self) -> Result<&str, CliError> {
-        self.t.api_key.as_deref().ok_or_else(|| {
-            CliError::Usage("this needs a tenant's API key: --api-key or SWITCHYARD_API_KEY".into())
-        })
-    }
-
-    fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-        admin: bool,
-        idem: Option<&str>,
-    ) -> Result<Value, CliError> {
-        let mut req = self.http.request(
-            method,
-            format!("{}{path}", self.t.url.trim_end_matches('/')),
-        );
-        req = if admin {
-            req.bearer_auth(self.admin()?)
-        } else {
-            req.header("x-api-key", self.key()?)
-        };
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        if let Some(k) = idem {
-            req = req.header("idempotency-key", k);
-        }
-        let resp = req.send().map_err(|e| {
-            CliError::Other(anyhow::anyhow!(
-                "cannot reach {} ({e}); is the dispatcher running? (--url)",
-                self.t.url
-            ))
         })?;
-        let v: Value = resp.json().map_err(|e| CliError::Other(e.into()))?;
-        if v["code"] != 200 {
-            let field = v["data"]["error"]["field"]
-                .as_str()
-                .map(|f| format!(" ({f})"))
-                .unwrap_or_default();
-            return Err(CliError::Usage(format!(
-                "{}{field}: {}",
-                v["data"]["error"]["code"].as_str().unwrap_or("error"),
-                v["message"].as_str().unwrap_or("")
-            )));
-        }
-        Ok(v["data"].clone())
+        Ok(Client::admin(&self.t.url, token))
+    }
+
+    /// A client with the tenant's API key.
+    fn tenant(&self) -> Result<Client, CliError> {
+        let key = self.t.api_key.as_deref().ok_or_else(|| {
+            CliError::Usage("this needs a tenant's API key: --api-key or SWITCHYARD_API_KEY".into())
+        })?;
+        Ok(Client::new(&self.t.url, key))
+    }
+
+    /// The admin client for the pool's accounts, the tenant's for its own.
+    fn accounts(&self, pool: bool) -> Result<Client, CliError> {
+        if pool { self.admin() } else { self.tenant() }
+    }
+
+    /// Run one call: an API refusal is a usage error (exit 2) saying the code, field and
+    /// message; no answer at all says to check the URL (exit 1).
+    fn call<F: Future<Output = Result<Value, ClientError>>>(
+        &self,
+        call: F,
+    ) -> Result<Value, CliError> {
+        self.rt.block_on(call).map_err(|e| {
+            if e.status == 0 {
+                return CliError::Other(anyhow::anyhow!(
+                    "cannot reach {} ({}); is the dispatcher running? (--url)",
+                    self.t.url,
+                    e.message
+                ));
+            }
+            let field = e.field.map(|f| format!(" ({f})")).unwrap_or_default();
+            let code = if e.code == "unknown" {
+                "error"
+            } else {
+                &e.code
+            };
+            CliError::Usage(format!("{code}{field}: {}", e.message))
+        })
     }
 
     fn print(&self, v: &Value, human: impl FnOnce(&Value)) {
@@ -219,17 +209,11 @@ impl<'a> Http<'a> {
 
 /// `switchyard tenant`.
 pub fn tenant(t: &Target, cmd: TenantCmd) -> Result<(), CliError> {
-    let h = Http::new(t);
-    use reqwest::Method;
+    let h = Http::new(t)?;
+    let admin = h.admin()?;
     match cmd {
         TenantCmd::Create { name, plan } => {
-            let v = h.call(
-                Method::POST,
-                "/admin/v1/tenants",
-                Some(json!({"name": name, "plan": plan})),
-                true,
-                None,
-            )?;
+            let v = h.call(admin.create_tenant(&name, &plan))?;
             h.print(&v, |v| {
                 println!(
                     "tenant  {}\nplan    {}\napi key {}   (shown once: store it now)",
@@ -240,7 +224,7 @@ pub fn tenant(t: &Target, cmd: TenantCmd) -> Result<(), CliError> {
             });
         }
         TenantCmd::List => {
-            let v = h.call(Method::GET, "/admin/v1/tenants", None, true, None)?;
+            let v = h.call(admin.tenants())?;
             h.print(&v, |v| {
                 for t in v.as_array().into_iter().flatten() {
                     println!(
@@ -253,13 +237,7 @@ pub fn tenant(t: &Target, cmd: TenantCmd) -> Result<(), CliError> {
             });
         }
         TenantCmd::SetPlan { tenant_id, plan } => {
-            let v = h.call(
-                Method::PATCH,
-                &format!("/admin/v1/tenants/{tenant_id}"),
-                Some(json!({"plan": plan})),
-                true,
-                None,
-            )?;
+            let v = h.call(admin.set_plan(&tenant_id, &plan))?;
             h.print(&v, |v| {
                 println!(
                     "{} is now on {}",
@@ -275,13 +253,7 @@ pub fn tenant(t: &Target, cmd: TenantCmd) -> Result<(), CliError> {
             key,
         } => {
             let key = key.unwrap_or_else(|| format!("cli-{}", uuid::Uuid::now_v7()));
-            let v = h.call(
-                Method::POST,
-                &format!("/admin/v1/tenants/{tenant_id}/credits"),
-                Some(json!({"kind": kind, "amount": amount})),
-                true,
-                Some(&key),
-            )?;
+            let v = h.call(admin.top_up(&tenant_id, &kind, amount, &key))?;
             h.print(&v, |v| {
                 for (k, n) in v["balances"].as_object().into_iter().flatten() {
                     println!("{k:<11} {n}");
@@ -294,15 +266,7 @@ pub fn tenant(t: &Target, cmd: TenantCmd) -> Result<(), CliError> {
 
 /// `switchyard account`.
 pub fn account(t: &Target, cmd: AccountCmd) -> Result<(), CliError> {
-    let h = Http::new(t);
-    use reqwest::Method;
-    let base = |pool: bool| {
-        if pool {
-            "/admin/v1/pool/accounts"
-        } else {
-            "/api/v1/accounts"
-        }
-    };
+    let h = Http::new(t)?;
     match cmd {
         AccountCmd::Add {
             pool,
@@ -338,7 +302,12 @@ pub fn account(t: &Target, cmd: AccountCmd) -> Result<(), CliError> {
                 }
                 body["capacity"] = Value::Object(cap);
             }
-            let v = h.call(Method::POST, base(pool), Some(body), pool, None)?;
+            let c = h.accounts(pool)?;
+            let v = if pool {
+                h.call(c.add_pool_account(&body))?
+            } else {
+                h.call(c.add_account(&body))?
+            };
             h.print(&v, |v| {
                 println!(
                     "added {} ({}, {})",
@@ -349,7 +318,12 @@ pub fn account(t: &Target, cmd: AccountCmd) -> Result<(), CliError> {
             });
         }
         AccountCmd::List { pool } => {
-            let v = h.call(Method::GET, base(pool), None, pool, None)?;
+            let c = h.accounts(pool)?;
+            let v = if pool {
+                h.call(c.pool_accounts())?
+            } else {
+                h.call(c.accounts())?
+            };
             h.print(&v, |v| {
                 for a in v.as_array().into_iter().flatten() {
                     println!(
@@ -364,13 +338,13 @@ pub fn account(t: &Target, cmd: AccountCmd) -> Result<(), CliError> {
             });
         }
         AccountCmd::Disable { account_id, pool } => {
-            let v = h.call(
-                Method::PATCH,
-                &format!("{}/{account_id}", base(pool)),
-                Some(json!({"enabled": false})),
-                pool,
-                None,
-            )?;
+            let c = h.accounts(pool)?;
+            let off = json!({"enabled": false});
+            let v = if pool {
+                h.call(c.update_pool_account(&account_id, &off))?
+            } else {
+                h.call(c.update_account(&account_id, &off))?
+            };
             h.print(&v, |v| {
                 println!("{} is {}", account_id, v["state"].as_str().unwrap_or(""))
             });
@@ -381,23 +355,11 @@ pub fn account(t: &Target, cmd: AccountCmd) -> Result<(), CliError> {
 
 /// `switchyard task`.
 pub fn task(t: &Target, cmd: TaskCmd) -> Result<(), CliError> {
-    let h = Http::new(t);
-    use reqwest::Method;
+    let h = Http::new(t)?;
+    let c = h.tenant()?;
     let v = match cmd {
-        TaskCmd::Get { task_id, wait } => h.call(
-            Method::GET,
-            &format!("/api/v1/task/{task_id}?wait={wait}"),
-            None,
-            false,
-            None,
-        )?,
-        TaskCmd::Cancel { task_id } => h.call(
-            Method::DELETE,
-            &format!("/api/v1/task/{task_id}"),
-            None,
-            false,
-            None,
-        )?,
+        TaskCmd::Get { task_id, wait } => h.call(c.get_task(&task_id, wait))?,
+        TaskCmd::Cancel { task_id } => h.call(c.cancel(&task_id))?,
     };
     h.print(&v, |v| {
         println!("{}", serde_json::to_string_pretty(v).unwrap_or_default())
@@ -407,15 +369,10 @@ pub fn task(t: &Target, cmd: TaskCmd) -> Result<(), CliError> {
 
 /// `switchyard stats [--watch]`.
 pub fn stats(t: &Target, watch: bool) -> Result<(), CliError> {
-    let h = Http::new(t);
+    let h = Http::new(t)?;
+    let admin = h.admin()?;
     loop {
-        let v = h.call(
-            reqwest::Method::GET,
-            "/admin/v1/dashboard",
-            None,
-            true,
-            None,
-        )?;
+        let v = h.call(admin.dashboard())?;
         if watch {
             print!("\x1b[2J\x1b[H");
         }

@@ -12,11 +12,13 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use rand::RngCore;
 use serde_json::{Value, json};
-use switchyard_core::Config;
 use switchyard_core::config::UpstreamsConfig;
 use switchyard_core::secrets::SecretBox;
+use switchyard_core::{Config, Plan, PlanTable, Provider};
+use switchyard_dispatcher::client::{Client, ClientError};
 use switchyard_worker::{Upstream, Worker};
 
+use crate::redis_server::PrivateRedis;
 use crate::tables::CliError;
 
 /// Flags of `switchyard demo`.
@@ -45,28 +47,113 @@ fn random_hex(n: usize) -> String {
     hex::encode(b)
 }
 
-struct Admin {
-    http: reqwest::Client,
-    base: String,
-    token: String,
+/// The plans of the seeded tenants, in the order they are printed.
+const DEMO_PLANS: [Plan; 3] = [Plan::Hobbyist, Plan::Developer, Plan::Premium];
+
+/// One account of the demo's PPU pool: provider, name, credentials, capacity.
+struct PoolAccount {
+    provider: Provider,
+    name: &'static str,
+    credentials: Value,
+    /// Midjourney: the same capacity in relax, fast and turbo; the others: concurrency.
+    capacity: u32,
 }
 
-impl Admin {
-    async fn post(&self, path: &str, body: Value, idem: Option<&str>) -> anyhow::Result<Value> {
-        let mut req = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .json(&body);
-        if let Some(k) = idem {
-            req = req.header("idempotency-key", k);
+/// The demo's PPU pool: two simulated accounts per provider, more than the sum of the
+/// seeded tenants' caps.
+fn pool() -> Vec<PoolAccount> {
+    let account = |provider, name, credentials, capacity| PoolAccount {
+        provider,
+        name,
+        credentials,
+        capacity,
+    };
+    vec![
+        account(
+            Provider::Midjourney,
+            "pool midjourney 1",
+            json!({"token": "sim:ok:pool-mj-1"}),
+            30,
+        ),
+        account(
+            Provider::Midjourney,
+            "pool midjourney 2",
+            json!({"token": "sim:ok:pool-mj-2"}),
+            30,
+        ),
+        account(
+            Provider::Suno,
+            "pool suno 1",
+            json!({"cookie": "sim:ok:pool-suno-1"}),
+            30,
+        ),
+        account(
+            Provider::Suno,
+            "pool suno 2",
+            json!({"cookie": "sim:ok:pool-suno-2"}),
+            30,
+        ),
+        account(
+            Provider::Luma,
+            "pool luma 1",
+            json!({"cookie": "sim:ok:pool-luma-1"}),
+            20,
+        ),
+        account(
+            Provider::Luma,
+            "pool luma 2",
+            json!({"cookie": "sim:ok:pool-luma-2"}),
+            20,
+        ),
+        account(
+            Provider::Gpts,
+            "pool gpts 1",
+            json!({"access_token": "sim:ok:pool-gpts-1"}),
+            120,
+        ),
+        account(
+            Provider::Gpts,
+            "pool gpts 2",
+            json!({"access_token": "sim:ok:pool-gpts-2"}),
+            120,
+        ),
+    ]
+}
+
+/// The `PPU pool` line: the pool's capacity per provider, then the seeded plans' PPU caps
+/// from the plan table (a plan without a cap for a provider is left out; a provider no
+/// seeded plan caps is not listed).
+fn pool_line(pool: &[PoolAccount], plans: &PlanTable) -> String {
+    let capacity = |p: Provider| -> u32 {
+        pool.iter()
+            .filter(|a| a.provider == p)
+            .map(|a| a.capacity)
+            .sum()
+    };
+    let mut sizes = Vec::new();
+    let mut caps = Vec::new();
+    for p in Provider::ALL {
+        let modes = if p == Provider::Midjourney {
+            " fast/relax/turbo"
+        } else {
+            ""
+        };
+        sizes.push(format!("{p} {}{modes}", capacity(p)));
+        let per_plan: Vec<String> = DEMO_PLANS
+            .iter()
+            .filter_map(|plan| plans.get(*plan).ppu_cap(p))
+            .map(|c| c.to_string())
+            .collect();
+        if !per_plan.is_empty() {
+            let short = if p == Provider::Midjourney {
+                "mj".to_string()
+            } else {
+                p.to_string()
+            };
+            caps.push(format!("{short} {}", per_plan.join("/")));
         }
-        let v: Value = req.send().await?.json().await?;
-        if v["code"] != 200 {
-            anyhow::bail!("{path}: {}", v["message"]);
-        }
-        Ok(v["data"].clone())
     }
+    format!("{} (caps: {})", sizes.join(", "), caps.join(", "))
 }
 
 /// SIGINT and SIGTERM, caught from the moment this returns (so that a signal during
@@ -115,24 +202,24 @@ pub fn run(mut config: Config, args: DemoArgs) -> Result<(), CliError> {
             None
         }
         None => {
-            let r = switchyard_test_support::start_redis("demo").map_err(CliError::Usage)?;
-            config.redis.url = r.url.clone();
+            let r = PrivateRedis::start().map_err(CliError::Usage)?;
+            config.redis.url = r.url();
             Some(r)
         }
     };
     let result = rt.block_on(run_async(
         config,
         args,
-        own_redis.as_ref().map(|r| r.ports[0]),
+        own_redis.as_ref().map(|r| r.port),
         signal,
     ));
     if let Some(r) = &own_redis {
         if r.stop() {
-            println!("stopped the private redis-server on port {}", r.ports[0]);
+            println!("stopped the private redis-server on port {}", r.port);
         } else {
             eprintln!(
                 "warning: the private redis-server on port {} did not stop within 10 s",
-                r.ports[0]
+                r.port
             );
         }
     }
@@ -201,13 +288,10 @@ async fn run_async(
         workers.push(tokio::spawn(w.run(stop_rx.clone())));
     }
 
-    let admin = Admin {
-        http: reqwest::Client::new(),
-        base: base.clone(),
-        token: admin_token.clone(),
-    };
+    let admin = Client::admin(&base, &admin_token);
+    let pool = pool();
     let seeded = tokio::select! {
-        r = seed(&admin) => r.map_err(other)?,
+        r = seed(&admin, &pool) => r.map_err(other)?,
         _ = signal.wait_for(|s| *s) => return shutdown(stop_tx, workers, server).await,
     };
 
@@ -232,9 +316,7 @@ async fn run_async(
             config.redis.url, config.redis.key_prefix
         ),
     }
-    println!(
-        "  PPU pool      midjourney 60 fast/relax/turbo, suno 60, luma 40, gpts 240 (caps: mj 3/9/30, suno 2/10/30, gpts 10/200)"
-    );
+    println!("  PPU pool      {}", pool_line(&pool, &config.plans));
     for (plan, key) in &seeded {
         println!("  tenant {plan:<10} key {key}");
     }
@@ -276,65 +358,22 @@ async fn shutdown(
     Ok(())
 }
 
-async fn seed(admin: &Admin) -> anyhow::Result<Vec<(String, String)>> {
-    let pool = [
-        (
-            "midjourney",
-            json!({"token": "sim:ok:pool-mj-1"}),
-            json!({"capacity": {"relax": 30, "fast": 30, "turbo": 30}}),
-        ),
-        (
-            "midjourney",
-            json!({"token": "sim:ok:pool-mj-2"}),
-            json!({"capacity": {"relax": 30, "fast": 30, "turbo": 30}}),
-        ),
-        (
-            "suno",
-            json!({"cookie": "sim:ok:pool-suno-1"}),
-            json!({"concurrency": 30}),
-        ),
-        (
-            "suno",
-            json!({"cookie": "sim:ok:pool-suno-2"}),
-            json!({"concurrency": 30}),
-        ),
-        (
-            "luma",
-            json!({"cookie": "sim:ok:pool-luma-1"}),
-            json!({"concurrency": 20}),
-        ),
-        (
-            "luma",
-            json!({"cookie": "sim:ok:pool-luma-2"}),
-            json!({"concurrency": 20}),
-        ),
-        (
-            "gpts",
-            json!({"access_token": "sim:ok:pool-gpts-1"}),
-            json!({"concurrency": 120}),
-        ),
-        (
-            "gpts",
-            json!({"access_token": "sim:ok:pool-gpts-2"}),
-            json!({"concurrency": 120}),
-        ),
-    ];
-    for (i, (p, creds, cap)) in pool.into_iter().enumerate() {
+async fn seed(admin: &Client, pool: &[PoolAccount]) -> anyhow::Result<Vec<(String, String)>> {
+    for a in pool {
         let mut body =
-            json!({"provider": p, "name": format!("pool {p} {}", i % 2 + 1), "credentials": creds});
-        for (k, v) in cap.as_object().into_iter().flatten() {
-            body[k] = v.clone();
+            json!({"provider": a.provider.as_str(), "name": a.name, "credentials": a.credentials});
+        if a.provider == Provider::Midjourney {
+            body["capacity"] =
+                json!({"relax": a.capacity, "fast": a.capacity, "turbo": a.capacity});
+        } else {
+            body["concurrency"] = json!(a.capacity);
         }
-        admin.post("/admin/v1/pool/accounts", body, None).await?;
+        admin.add_pool_account(&body).await?;
     }
     let mut out = Vec::new();
-    for plan in ["hobbyist", "developer", "premium"] {
+    for plan in DEMO_PLANS {
         let t = admin
-            .post(
-                "/admin/v1/tenants",
-                json!({"name": format!("{plan} demo"), "plan": plan}),
-                None,
-            )
+            .create_tenant(&format!("{plan} demo"), plan.as_str())
             .await?;
         let id = t["tenant_id"].as_str().unwrap_or("").to_string();
         for (kind, amount) in [
@@ -344,15 +383,11 @@ async fn seed(admin: &Admin) -> anyhow::Result<Vec<(String, String)>> {
             ("gpts_quota", 5000),
             ("luma_quota", 600),
         ] {
-            if plan == "hobbyist" && kind == "luma_quota" {
+            if plan == Plan::Hobbyist && kind == "luma_quota" {
                 continue; // Hobbyist: Luma's free trial only
             }
             admin
-                .post(
-                    &format!("/admin/v1/tenants/{id}/credits"),
-                    json!({"kind": kind, "amount": amount}),
-                    Some(&format!("seed-{id}-{kind}")),
-                )
+                .top_up(&id, kind, amount, &format!("seed-{id}-{kind}"))
                 .await?;
         }
         out.push((
@@ -361,24 +396,22 @@ async fn seed(admin: &Admin) -> anyhow::Result<Vec<(String, String)>> {
         ));
     }
     // Premium brings its own Midjourney and Suno accounts (BYOA).
-    let premium_key = out[2].1.clone();
-    let http = reqwest::Client::new();
+    let premium = Client::new(admin.base(), &out[2].1);
     for body in [
         json!({"provider": "midjourney", "name": "my discord", "credentials": {"token": "sim:ok:premium-mj"}, "capacity": {"relax": 3, "fast": 3, "turbo": 0}}),
         json!({"provider": "suno", "name": "my suno", "credentials": {"cookie": "sim:flaky:premium-suno"}, "concurrency": 2}),
     ] {
-        http.post(format!("{}/api/v1/accounts", admin.base))
-            .header("x-api-key", &premium_key)
-            .json(&body)
-            .send()
-            .await?;
+        premium.add_account(&body).await?;
     }
     Ok(out)
 }
 
 async fn workload(base: &str, tenants: &[(String, String)]) -> anyhow::Result<()> {
-    let http = reqwest::Client::new();
-    let mut ids: Vec<(String, String)> = Vec::new();
+    let clients: Vec<Client> = tenants
+        .iter()
+        .map(|(_, key)| Client::new(base, key))
+        .collect();
+    let mut ids: Vec<(usize, String)> = Vec::new();
     let jobs: Vec<(usize, Value)> = vec![
         (
             0,
@@ -429,18 +462,18 @@ async fn workload(base: &str, tenants: &[(String, String)]) -> anyhow::Result<()
             {
                 body["input"]["prompt"] = json!(format!("{p} #{round}"));
             }
-            let v: Value = http
-                .post(format!("{base}/api/v1/task"))
-                .header("x-api-key", &tenants[*t].1)
-                .json(&body)
-                .send()
-                .await?
-                .json()
-                .await?;
-            if let Some(id) = v["data"]["task_id"].as_str() {
-                ids.push((tenants[*t].1.clone(), id.to_string()));
-            } else {
-                eprintln!("  not accepted: {}", v["message"]);
+            let created = clients[*t]
+                .create_task(
+                    body["model"].as_str().unwrap_or(""),
+                    body["task_type"].as_str().unwrap_or(""),
+                    body["input"].clone(),
+                    body.get("config").cloned(),
+                )
+                .await;
+            match created {
+                Ok(v) => ids.push((*t, v["task_id"].as_str().unwrap_or("").to_string())),
+                Err(e) if unreachable(&e) => return Err(e.into()),
+                Err(e) => eprintln!("  not accepted: {}", e.message),
             }
         }
     }
@@ -451,17 +484,13 @@ async fn workload(base: &str, tenants: &[(String, String)]) -> anyhow::Result<()
     let start = Instant::now();
     loop {
         let mut counts = std::collections::BTreeMap::<String, usize>::new();
-        for (key, id) in &ids {
-            let v: Value = http
-                .get(format!("{base}/api/v1/task/{id}"))
-                .header("x-api-key", key)
-                .send()
-                .await?
-                .json()
-                .await?;
-            *counts
-                .entry(v["data"]["status"].as_str().unwrap_or("?").to_string())
-                .or_default() += 1;
+        for (t, id) in &ids {
+            let status = match clients[*t].get_task(id, 0).await {
+                Ok(v) => v["status"].as_str().unwrap_or("?").to_string(),
+                Err(e) if unreachable(&e) => return Err(e.into()),
+                Err(_) => "?".to_string(),
+            };
+            *counts.entry(status).or_default() += 1;
         }
         let line: Vec<String> = counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
         print!(
@@ -484,4 +513,9 @@ async fn workload(base: &str, tenants: &[(String, String)]) -> anyhow::Result<()
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// Whether the API did not answer at all (as opposed to refusing the request).
+fn unreachable(e: &ClientError) -> bool {
+    e.status == 0
 }

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 mod admin;
 mod demo;
+mod redis_server;
 mod tables;
 
 /// Switchyard: a task queue and account load balancer for generative-AI providers.
