@@ -1,4 +1,4 @@
-//! Private `redis-server` processes, for tests and for `switchyard demo`.
+//! Private `redis-server` processes, for tests (`switchyard demo` has its own launcher).
 //!
 //! Each test binary gets its own `redis-server` on a free loopback port, started on first
 //! use and shared by the binary's tests, which keep apart by using [`unique_prefix`] for
