@@ -519,3 +519,32 @@ async fn workload(base: &str, tenants: &[(String, String)]) -> anyhow::Result<()
 fn unreachable(e: &ClientError) -> bool {
     e.status == 0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pool_line_prints_the_caps_of_the_config_plan_table() {
+        let mut plans = PlanTable::seed();
+        plans.hobbyist.ppu_caps.midjourney = Some(4);
+        plans.developer.ppu_caps.midjourney = Some(12);
+        plans.premium.ppu_caps.midjourney = Some(40);
+        plans.hobbyist.ppu_caps.gpts = None;
+        plans.developer.ppu_caps.luma = Some(7);
+        let line = pool_line(&pool(), &plans);
+        assert!(
+            line.starts_with(
+                "midjourney 60 fast/relax/turbo, suno 60, luma 40, gpts 240 (caps: mj 4/12/40, "
+            ),
+            "{line}"
+        );
+        assert!(line.contains(", luma 7, "), "{line}");
+        let developer_gpts = plans.developer.ppu_caps.gpts.unwrap_or_default();
+        let premium_gpts = plans.premium.ppu_caps.gpts.unwrap_or_default();
+        assert!(
+            line.ends_with(&format!("gpts {developer_gpts}/{premium_gpts})")),
+            "{line}"
+        );
+    }
+}
