@@ -1,6 +1,7 @@
-//! Key names. Every scheduler key is `<prefix>:{<provider>:<shard>}:<name>`; the part in
+//! Key names. Every scheduling key is `<prefix>:{<provider>:<shard>}:<name>`; the part in
 //! braces is the Redis Cluster hash tag, so a shard's keys share one slot and every script
-//! runs on one node. The Lua side builds the same names with `k()` in `lua/common.lua`;
+//! runs on one node. The registry's keys (tenant records, API keys, idempotency records,
+//! stored replies) are `<prefix>:{global}:<name>`, one slot of their own. The Lua side builds the same names with `k()` in `lua/common.lua`;
 //! `docs/redis-layout.md` lists every key.
 
 use switchyard_core::Provider;
@@ -96,6 +97,32 @@ pub fn settings(base: &str) -> String {
     format!("{base}:cfg")
 }
 
+/// The base of the registry's keys (`<prefix>:{global}`).
+pub fn global_base(prefix: &str) -> String {
+    format!("{prefix}:{{global}}")
+}
+
+/// Every tenant record (tenant id -> JSON).
+pub fn tenants(global: &str) -> String {
+    format!("{global}:tenants")
+}
+
+/// Every API key (SHA-256 of the key, hex -> tenant id).
+pub fn api_keys(global: &str) -> String {
+    format!("{global}:keys")
+}
+
+/// Which provider a tenant's task-create `Idempotency-Key` belongs to (`key_hash`: the
+/// key's SHA-256, hex).
+pub fn idempotency_claim(global: &str, tenant: &str, key_hash: &str) -> String {
+    format!("{global}:idemp:{tenant}:{key_hash}")
+}
+
+/// The reply first given for an idempotency key in a scope (e.g. `credit:<tenant>`).
+pub fn stored_reply(global: &str, scope: &str, key_hash: &str) -> String {
+    format!("{global}:reply:{scope}:{key_hash}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,6 +131,11 @@ mod tests {
     fn base_carries_the_hash_tag() {
         assert_eq!(shard_base("sy", Provider::Suno, 3), "sy:{suno:3}");
         assert_eq!(task("sy:{suno:3}", "x"), "sy:{suno:3}:t:x");
+        assert_eq!(tenants(&global_base("sy")), "sy:{global}:tenants");
+        assert_eq!(
+            idempotency_claim(&global_base("sy"), "t_1", "ab"),
+            "sy:{global}:idemp:t_1:ab"
+        );
     }
 
     #[test]
