@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::response::{Html, Response};
 use serde_json::{Value, json};
 use switchyard_core::{AccountState, Provider};
-use switchyard_scheduler::{Event, Owner};
+use switchyard_scheduler::Owner;
 
 use crate::error::{ApiError, ok};
 use crate::{Operator, Shared, tenants};
@@ -50,20 +50,10 @@ pub async fn data(State(state): State<Shared>, _: Operator) -> Result<Response, 
         let pool = state.sched.list_accounts(p, &Owner::Pool).await?;
         // Outcomes per account over the window, from the event streams (bounded reads).
         let mut per_account: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-        let mut events = Vec::new();
-        for base in state.sched.bases(p) {
-            let mut conn = state.sched.connection().await?;
-            let recent: redis::streams::StreamRangeReply = redis::cmd("XREVRANGE")
-                .arg(switchyard_scheduler::keys::events(&base))
-                .arg("+")
-                .arg(format!("{}", now.saturating_sub(15 * 60_000)))
-                .arg("COUNT")
-                .arg(5000)
-                .query_async(&mut conn)
-                .await
-                .map_err(switchyard_scheduler::SchedulerError::from)?;
-            events.extend(recent.ids.into_iter().map(Event::from_entry));
-        }
+        let events = state
+            .sched
+            .recent_events(p, now.saturating_sub(15 * 60_000), 5000)
+            .await?;
         for e in &events {
             let field = |k: &str| e.fields.get(k).cloned().unwrap_or_default();
             let kind = field("type");

@@ -157,19 +157,6 @@ pub async fn run(state: Shared) {
     }
 }
 
-async fn ensure_group(state: &Shared, stream: &str) {
-    if let Ok(mut c) = state.sched.connection().await {
-        let _: Result<(), _> = redis::cmd("XGROUP")
-            .arg("CREATE")
-            .arg(stream)
-            .arg(GROUP)
-            .arg("0")
-            .arg("MKSTREAM")
-            .query_async(&mut c)
-            .await;
-    }
-}
-
 async fn read_shard(
     state: Shared,
     base: String,
@@ -177,67 +164,32 @@ async fn read_shard(
     http: reqwest::Client,
     queues: Arc<Mutex<HashMap<String, mpsc::UnboundedSender<Job>>>>,
 ) {
-    let stream = format!("{base}:ev");
-    ensure_group(&state, &stream).await;
+    let _ = state.sched.ensure_event_group(&base, GROUP).await;
     let mut last_sweep = Instant::now();
     loop {
         let mut entries: Vec<Event> = Vec::new();
-        let mut regroup = false;
-        if let Ok(mut c) = state.sched.connection().await {
-            let r: Result<redis::streams::StreamReadReply, _> = redis::cmd("XREADGROUP")
-                .arg("GROUP")
-                .arg(GROUP)
-                .arg(&consumer)
-                .arg("COUNT")
-                .arg(200)
-                .arg("BLOCK")
-                .arg(400)
-                .arg("STREAMS")
-                .arg(&stream)
-                .arg(">")
-                .query_async(&mut c)
-                .await;
-            match r {
-                Ok(reply) => {
-                    entries.extend(
-                        reply
-                            .keys
-                            .into_iter()
-                            .flat_map(|k| k.ids)
-                            .map(Event::from_entry),
-                    );
-                }
-                Err(e) if e.to_string().contains("NOGROUP") => regroup = true,
-                Err(e) => {
-                    debug!(error = %e, "event read failed");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
+        match state
+            .sched
+            .read_event_group(&base, GROUP, &consumer, 200, 400)
+            .await
+        {
+            Ok(read) => entries.extend(read),
+            Err(e) => {
+                debug!(error = %e, "event read failed");
+                tokio::time::sleep(Duration::from_millis(500)).await;
             }
-            // Entries a dead dispatcher left unacknowledged come back here.
-            if last_sweep.elapsed() > Duration::from_secs(30) {
-                last_sweep = Instant::now();
-                let idle_ms = (state.config.dispatcher.webhook_max_backoff_s * 2 + 60) * 1000;
-                let r: Result<(String, redis::streams::StreamRangeReply), _> =
-                    redis::cmd("XAUTOCLAIM")
-                        .arg(&stream)
-                        .arg(GROUP)
-                        .arg(&consumer)
-                        .arg(idle_ms)
-                        .arg("0")
-                        .arg("COUNT")
-                        .arg(100)
-                        .query_async(&mut c)
-                        .await;
-                if let Ok((_, claimed)) = r {
-                    entries.extend(claimed.ids.into_iter().map(Event::from_entry));
-                }
-            }
-        } else {
-            tokio::time::sleep(Duration::from_millis(500)).await;
         }
-        if regroup {
-            // With the read's connection back in the pool: one at a time.
-            ensure_group(&state, &stream).await;
+        // Entries a dead dispatcher left unacknowledged come back here.
+        if last_sweep.elapsed() > Duration::from_secs(30) {
+            last_sweep = Instant::now();
+            let idle_ms = (state.config.dispatcher.webhook_max_backoff_s * 2 + 60) * 1000;
+            if let Ok(claimed) = state
+                .sched
+                .claim_stale_events(&base, GROUP, &consumer, idle_ms, 100)
+                .await
+            {
+                entries.extend(claimed);
+            }
         }
         for event in entries {
             let id = event.id.clone();
@@ -253,7 +205,7 @@ async fn read_shard(
                 _ => None,
             };
             let Some(key) = key else {
-                ack(&state, &stream, &id).await;
+                ack(&state, &base, &id).await;
                 continue;
             };
             let job = Job {
@@ -284,15 +236,8 @@ async fn read_shard(
     }
 }
 
-async fn ack(state: &Shared, stream: &str, id: &str) {
-    if let Ok(mut c) = state.sched.connection().await {
-        let _: Result<(), _> = redis::cmd("XACK")
-            .arg(stream)
-            .arg(GROUP)
-            .arg(id)
-            .query_async(&mut c)
-            .await;
-    }
+async fn ack(state: &Shared, base: &str, id: &str) {
+    let _ = state.sched.ack_event(base, GROUP, id).await;
 }
 
 /// Deliver one task's (or tenant's notification) events in order.
@@ -309,19 +254,18 @@ async fn per_key(
             Ok(Some(j)) => j,
             _ => break,
         };
-        let stream = format!("{}:ev", job.base);
         if job.event.kind == "progress" {
             let gap = Duration::from_millis(state.config.dispatcher.progress_webhook_gap_ms);
             if last_progress.is_some_and(|t| t.elapsed() < gap) {
-                ack(&state, &stream, &job.entry).await;
+                ack(&state, &job.base, &job.entry).await;
                 continue;
             }
             last_progress = Some(Instant::now());
         }
-        if let Err(e) = deliver(&state, &http, &job, &stream).await {
+        if let Err(e) = deliver(&state, &http, &job).await {
             debug!(error = %e, "no delivery");
         }
-        ack(&state, &stream, &job.entry).await;
+        ack(&state, &job.base, &job.entry).await;
     }
     queues
         .lock()
@@ -330,12 +274,7 @@ async fn per_key(
 }
 
 /// Deliver one event with retries; logs attempts on the task.
-async fn deliver(
-    state: &Shared,
-    http: &reqwest::Client,
-    job: &Job,
-    stream: &str,
-) -> Result<(), String> {
+async fn deliver(state: &Shared, http: &reqwest::Client, job: &Job) -> Result<(), String> {
     let tenant_id = job
         .event
         .fields
@@ -435,17 +374,10 @@ async fn deliver(
             }
             Err(_) => {
                 // Keep the entry ours while we retry (a sweep only takes idle ones).
-                if let Ok(mut c) = state.sched.connection().await {
-                    let _: Result<redis::Value, _> = redis::cmd("XCLAIM")
-                        .arg(stream)
-                        .arg(GROUP)
-                        .arg(&job.consumer)
-                        .arg(0)
-                        .arg(&job.entry)
-                        .arg("JUSTID")
-                        .query_async(&mut c)
-                        .await;
-                }
+                let _ = state
+                    .sched
+                    .keep_event_claimed(&job.base, GROUP, &job.consumer, &job.entry)
+                    .await;
                 let cap = Duration::from_secs(d.webhook_max_backoff_s.max(1));
                 let exp = Duration::from_secs(1)
                     .saturating_mul(2u32.saturating_pow(attempt.min(20) - 1))
