@@ -87,6 +87,11 @@ pub fn wake(base: &str) -> String {
     format!("{base}:wake")
 }
 
+/// Tasks queued in the shard, all lanes (the autoscaling signal).
+pub fn depth(base: &str) -> String {
+    format!("{base}:depth")
+}
+
 /// The shard's event stream.
 pub fn events(base: &str) -> String {
     format!("{base}:ev")

@@ -197,11 +197,6 @@ impl Scheduler {
         &self.inner.config
     }
 
-    /// The Redis pool (for readers such as the dispatcher's event consumer).
-    pub fn pool(&self) -> &RedisPool {
-        &self.inner.pool
-    }
-
     /// The shard base of a tenant's state for a provider.
     pub fn base_for(&self, provider: Provider, tenant: &str) -> String {
         let shard = keys::shard_of(tenant, self.inner.cfg.shards);
@@ -216,12 +211,6 @@ impl Scheduler {
     }
 
     pub(crate) async fn conn(&self) -> Result<connection::Conn, SchedulerError> {
-        self.inner.pool.get().await
-    }
-
-    /// A pooled connection, for callers that keep their own (non-scheduling) keys under
-    /// the same prefix — the dispatcher's tenant registry, for one.
-    pub async fn connection(&self) -> Result<connection::Conn, SchedulerError> {
         self.inner.pool.get().await
     }
 

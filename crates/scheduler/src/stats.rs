@@ -96,7 +96,7 @@ impl Scheduler {
         let mut cmds = Vec::new();
         for base in self.bases(provider) {
             let mut a = redis::cmd("GET");
-            a.arg(format!("{base}:depth"));
+            a.arg(keys::depth(&base));
             let mut b = redis::cmd("ZCARD");
             b.arg(keys::leases(&base));
             cmds.push((base.clone(), a));
@@ -113,5 +113,18 @@ impl Scheduler {
             load.in_flight += int(&pair[1]).max(0) as u64;
         }
         Ok(load)
+    }
+
+    /// Lease terms a provider's shards hold (entries of their `running` hashes), summed:
+    /// equal to [`ProviderLoad::in_flight`] while every lease has its terms.
+    pub async fn lease_terms_held(&self, provider: Provider) -> Result<u64, SchedulerError> {
+        let mut cmds = Vec::new();
+        for base in self.bases(provider) {
+            let mut c = redis::cmd("HLEN");
+            c.arg(keys::running(&base));
+            cmds.push((base, c));
+        }
+        let v = self.query_grouped(cmds).await?;
+        Ok(v.iter().map(|n| int(n).max(0) as u64).sum())
     }
 }
