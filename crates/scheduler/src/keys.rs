@@ -102,6 +102,94 @@ pub fn settings(base: &str) -> String {
     format!("{base}:cfg")
 }
 
+/// A lane's queue of task ids (`lane`: `tenant|pool|mode|pin`). Built by the scripts.
+pub fn lane_queue(base: &str, lane: &str) -> String {
+    format!("{base}:q:{lane}")
+}
+
+/// Tasks waiting to retry, by due time. Built by the scripts.
+pub fn delayed(base: &str) -> String {
+    format!("{base}:delayed")
+}
+
+/// The earliest time any delayed retry, timer or cool-down falls due. Built by the
+/// scripts.
+pub fn due(base: &str) -> String {
+    format!("{base}:due")
+}
+
+/// A task-create idempotency key's task in the shard. Built by the scripts.
+pub fn idempotency(base: &str, tenant: &str, key: &str) -> String {
+    format!("{base}:idem:{tenant}:{key}")
+}
+
+/// A rotation of lanes with work (`rotation`: `<pool>:<mode>`, or `pin`). Built by the
+/// scripts.
+pub fn rotation(base: &str, rotation: &str) -> String {
+    format!("{base}:rr:{rotation}")
+}
+
+/// A tenant's PPU lanes parked on its plan cap. Built by the scripts.
+pub fn parked_on_cap(base: &str, tenant: &str) -> String {
+    format!("{base}:park:cap:{tenant}")
+}
+
+/// A tenant's BYOA lanes parked on its accounts. Built by the scripts.
+pub fn parked_on_tenant_accounts(base: &str, tenant: &str) -> String {
+    format!("{base}:park:t:{tenant}")
+}
+
+/// Lanes pinned to an account, parked on it. Built by the scripts.
+pub fn parked_on_account(base: &str, account: &str) -> String {
+    format!("{base}:park:a:{account}")
+}
+
+/// Failover max-wait timers of lanes. Built by the scripts.
+pub fn timers(base: &str) -> String {
+    format!("{base}:timers")
+}
+
+/// The shard's sequence (rotation scores, fencing tokens, LRU). Built by the scripts.
+pub fn seq(base: &str) -> String {
+    format!("{base}:seq")
+}
+
+/// The rotation a claim starts at. Built by the scripts.
+pub fn rotation_seq(base: &str) -> String {
+    format!("{base}:rotseq")
+}
+
+/// A top-up's result, for replays. Built by the scripts.
+pub fn top_up(base: &str, tenant: &str, key: &str) -> String {
+    format!("{base}:topup:{tenant}:{key}")
+}
+
+/// Usable primary accounts of an owner with free capacity in a mode. Built by the
+/// scripts.
+pub fn free(base: &str, owner: &str, mode: &str) -> String {
+    format!("{base}:free:{owner}:{mode}")
+}
+
+/// Usable backup accounts of an owner with free capacity in a mode. Built by the scripts.
+pub fn free_backup(base: &str, owner: &str, mode: &str) -> String {
+    format!("{base}:freeb:{owner}:{mode}")
+}
+
+/// An owner's accounts, not disabled, that serve a mode. Built by the scripts.
+pub fn live(base: &str, owner: &str, mode: &str) -> String {
+    format!("{base}:live:{owner}:{mode}")
+}
+
+/// An owner's active accounts that serve a mode. Built by the scripts.
+pub fn usable(base: &str, owner: &str, mode: &str) -> String {
+    format!("{base}:use:{owner}:{mode}")
+}
+
+/// Cooling accounts and fast-hours pauses, by end time. Built by the scripts.
+pub fn cool(base: &str) -> String {
+    format!("{base}:cool")
+}
+
 /// The base of the registry's keys (`<prefix>:{global}`).
 pub fn global_base(prefix: &str) -> String {
     format!("{prefix}:{{global}}")
@@ -141,6 +229,99 @@ mod tests {
             idempotency_claim(&global_base("sy"), "t_1", "ab"),
             "sy:{global}:idemp:t_1:ab"
         );
+    }
+
+    /// Every key name a script builds with `k('<name>', …)` is built here too, and every
+    /// key shape built here is listed in `docs/redis-layout.md`.
+    #[test]
+    fn keys_rs_and_the_layout_document_name_every_key() {
+        let b = "B";
+        let g = global_base("G");
+        let shard = [
+            task(b, "<task>"),
+            task_body(b, "<task>"),
+            task_log(b, "<task>"),
+            lane_queue(b, "<lane>"),
+            delayed(b),
+            due(b),
+            leases(b),
+            running(b),
+            idempotency(b, "<tenant>", "<key>"),
+            rotation(b, "<pool>:<mode>"),
+            rotation(b, "pin"),
+            parked_on_cap(b, "<tenant>"),
+            parked_on_tenant_accounts(b, "<tenant>"),
+            parked_on_account(b, "<account>"),
+            timers(b),
+            seq(b),
+            rotation_seq(b),
+            wake(b),
+            depth(b),
+            tenant(b, "<tenant>"),
+            tenant_ppu_in_flight(b, "<tenant>"),
+            tenant_byoa_in_flight(b, "<tenant>"),
+            balance(b, "<tenant>"),
+            top_up(b, "<tenant>", "<key>"),
+            account(b, "<account>"),
+            accounts_of(b, "<owner>"),
+            account_in_flight(b, "<account>", "<mode>"),
+            free(b, "<owner>", "<mode>"),
+            free_backup(b, "<owner>", "<mode>"),
+            live(b, "<owner>", "<mode>"),
+            usable(b, "<owner>", "<mode>"),
+            cool(b),
+            events(b),
+            settings(b),
+        ];
+        let global = [
+            tenants(&g),
+            api_keys(&g),
+            idempotency_claim(&g, "<tenant>", "<key hash>"),
+            stored_reply(&g, "<scope>", "<key hash>"),
+        ];
+        let doc = include_str!("../../../docs/redis-layout.md");
+        for k in shard.iter() {
+            assert!(
+                doc.contains(&format!("`{k}`")),
+                "{k} not in redis-layout.md"
+            );
+        }
+        for k in global.iter() {
+            let k = k.replace("G:{global}", "G");
+            assert!(
+                doc.contains(&format!("`{k}`")),
+                "{k} not in redis-layout.md"
+            );
+        }
+        let names: Vec<&str> = shard
+            .iter()
+            .filter_map(|k| k.strip_prefix("B:"))
+            .map(|k| k.split(':').next().unwrap_or_default())
+            .collect();
+        let lua = [
+            include_str!("../lua/common.lua"),
+            include_str!("../lua/submit.lua"),
+            include_str!("../lua/claim.lua"),
+            include_str!("../lua/heartbeat.lua"),
+            include_str!("../lua/report.lua"),
+            include_str!("../lua/complete.lua"),
+            include_str!("../lua/fail.lua"),
+            include_str!("../lua/cancel.lua"),
+            include_str!("../lua/reap.lua"),
+            include_str!("../lua/account_upsert.lua"),
+            include_str!("../lua/account_state.lua"),
+            include_str!("../lua/tenant.lua"),
+            include_str!("../lua/topup.lua"),
+        ];
+        for src in lua {
+            for part in src.split("k('").skip(1) {
+                let name = part.split('\'').next().unwrap_or_default();
+                assert!(
+                    names.contains(&name),
+                    "the scripts build `{name}` keys, keys.rs does not"
+                );
+            }
+        }
     }
 
     #[test]
