@@ -1,10 +1,10 @@
 //! Key names. Every scheduling key is `<prefix>:{<provider>:<shard>}:<name>`; the part in
 //! braces is the Redis Cluster hash tag, so a shard's keys share one slot and every script
 //! runs on one node. The registry's keys (tenant records, API keys, idempotency records,
-//! stored replies) are `<prefix>:{global}:<name>`, one slot of their own. The Lua side builds the same names with `k()` in `lua/common.lua`;
-//! `docs/redis-layout.md` lists every key. Every key shape is named here, those only the
-//! scripts build included; a test checks the scripts' `k('<name>', …)` calls and the
-//! document against this file.
+//! stored replies) are `<prefix>:{global}:<name>`, one slot of their own. The Lua side
+//! builds the same names with `k()` in `lua/common.lua`; `docs/redis-layout.md` lists
+//! every key. Every key shape is named here, those only the scripts build included; a
+//! test checks the scripts' `k('<name>', …)` calls and the document against this file.
 
 use switchyard_core::Provider;
 
