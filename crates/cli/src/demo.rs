@@ -156,35 +156,6 @@ fn pool_line(pool: &[PoolAccount], plans: &PlanTable) -> String {
     format!("{} (caps: {})", sizes.join(", "), caps.join(", "))
 }
 
-/// SIGINT and SIGTERM, caught from the moment this returns (so that a signal during
-/// start-up cannot kill the process before it has stopped what it started): the value
-/// turns true at the first one. Call it within a Tokio runtime.
-pub(crate) fn catch_signals() -> tokio::sync::watch::Receiver<bool> {
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) {
-            tokio::spawn(async move {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
-                }
-                let _ = tx.send(true);
-            });
-            return rx;
-        }
-    }
-    tokio::spawn(async move {
-        switchyard_worker::wait_for_signal().await;
-        let _ = tx.send(true);
-    });
-    rx
-}
-
 /// Run the demo until a signal; then stop the workers, the API and the private Redis,
 /// and return only once its watcher is gone too.
 pub fn run(mut config: Config, args: DemoArgs) -> Result<(), CliError> {
@@ -192,7 +163,7 @@ pub fn run(mut config: Config, args: DemoArgs) -> Result<(), CliError> {
     let rt = tokio::runtime::Runtime::new().map_err(|e| CliError::Other(e.into()))?;
     let signal = {
         let _entered = rt.enter();
-        catch_signals()
+        switchyard_worker::shutdown_signal()
     };
     // Redis: REDIS_URL, or our own.
     let own_redis = match std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty()) {

@@ -135,7 +135,12 @@ fn serve(
     let secrets = master_key()?;
     switchyard_worker::init_logs(log_format == "json");
     runtime()?.block_on(async move {
-        let sched = connect(&config).await?;
+        // Caught from here on, so a SIGTERM during start-up ends the process cleanly.
+        let mut signal = switchyard_worker::shutdown_signal();
+        let sched = tokio::select! {
+            s = connect(&config) => s?,
+            _ = signal.wait_for(|s| *s) => return Ok(()),
+        };
         let listener = tokio::net::TcpListener::bind(&config.dispatcher.listen)
             .await
             .map_err(|e| {
@@ -153,9 +158,6 @@ fn serve(
             .local_addr()
             .map(|a| a.to_string())
             .unwrap_or_else(|_| config.dispatcher.listen.clone());
-        // Signals are caught before the address is announced, so a SIGTERM right after it
-        // still shuts down gracefully.
-        let mut signal = demo::catch_signals();
         tracing::info!(listen = %addr, "dispatcher listening");
         println!("switchyard dispatcher on http://{addr}");
         let state = switchyard_dispatcher::AppState::new(sched, secrets);
@@ -186,9 +188,14 @@ fn worker(
         Provider::Gpts => Arc::new(switchyard_worker_gpts::Gpts::new(&config)),
     };
     runtime()?.block_on(async move {
-        let sched = connect(&config).await?;
+        // Caught from here on, so a SIGTERM during start-up ends the process cleanly.
+        let mut stop = switchyard_worker::shutdown_signal();
+        let sched = tokio::select! {
+            s = connect(&config) => s?,
+            _ = stop.wait_for(|s| *s) => return Ok(()),
+        };
         let w = switchyard_worker::Worker::new(sched, upstream, &config, secrets);
-        w.run(demo::catch_signals()).await;
+        w.run(stop).await;
         Ok(())
     })
 }

@@ -747,8 +747,14 @@ fn chaos(
         }
         if !term_done && now >= term_at {
             let mut f = fleet.lock().unwrap();
+            // A running worker: one up for a second at least (not one still starting).
             let alive: Vec<usize> = (0..f.workers.len())
-                .filter(|i| f.workers[*i].2.is_some())
+                .filter(|i| {
+                    f.workers[*i]
+                        .2
+                        .as_ref()
+                        .is_some_and(|p| p.started.elapsed() >= Duration::from_secs(1))
+                })
                 .collect();
             if let Some(&i) = alive.get(rng.random_range(0..alive.len().max(1))) {
                 let mut p = f.workers[i].2.take().unwrap();
@@ -792,8 +798,8 @@ fn chaos(
                 note(&log, &f, s);
                 f.start_worker(i);
                 log.lock().unwrap().restarts += 1;
+                term_done = true;
             }
-            term_done = true;
         }
         // Anything that died without being told to is a finding; restart it (at most once
         // a second per process) so the run goes on.

@@ -162,3 +162,35 @@ fn serve_started_before_redis_waits_for_it_and_says_where() {
     assert!(status.success(), "{status:?}");
     assert!(redis.stop());
 }
+
+#[test]
+fn a_sigterm_while_waiting_for_redis_ends_serve_and_worker_cleanly() {
+    let port = switchyard_test_support::free_port();
+    let url = format!("redis://127.0.0.1:{port}");
+    for args in [
+        &["serve", "--listen", "127.0.0.1:0"][..],
+        &["worker", "--provider", "suno"][..],
+    ] {
+        let mut child = switchyard()
+            .args(args)
+            .env("SWITCHYARD_LOG_FORMAT", "json")
+            .env("RUST_LOG", "info")
+            .env("REDIS_URL", &url)
+            .env("SWITCHYARD_MASTER_KEY", "a-master-key-for-this-test")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let err = lines(child.stderr.take().unwrap());
+        let mut seen = Vec::new();
+        if let Err(e) = wait_line(&err, Duration::from_secs(30), &mut seen, |l| {
+            l.contains("waiting for Redis")
+        }) {
+            panic!("{args:?}: no `waiting for Redis` ({e:?}): {seen:#?}")
+        }
+        sigterm(&child);
+        let status = child.wait().unwrap();
+        assert!(status.success(), "{args:?}: {status:?}");
+    }
+}

@@ -27,7 +27,9 @@ use serde_json::Value;
 use switchyard_core::{ProcessMode, Provider, TaskBody, TaskSpec};
 
 pub use runtime::Worker;
-pub use start::{init_logs, init_logs_at, run_main, serve_metrics, wait_for_signal};
+pub use start::{
+    init_logs, init_logs_at, run_main, serve_metrics, shutdown_signal, wait_for_signal,
+};
 
 /// One task as the upstream adapter sees it.
 #[derive(Debug, Clone)]

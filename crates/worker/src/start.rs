@@ -33,6 +33,8 @@ pub async fn run_main(make: impl FnOnce(&Config) -> Arc<dyn Upstream>) -> anyhow
             other => anyhow::bail!("unknown argument `{other}`; see --help"),
         }
     }
+    // Caught from here on: a SIGTERM during start-up ends the process cleanly (exit 0).
+    let mut stop = shutdown_signal();
     init_logs(json_logs);
     let config = Config::load(path.as_deref().map(std::path::Path::new))?;
     let secrets = SecretBox::from_env()?;
@@ -41,17 +43,51 @@ pub async fn run_main(make: impl FnOnce(&Config) -> Arc<dyn Upstream>) -> anyhow
         serve_metrics(&config.worker.metrics_listen).await?;
     }
     // Redis may not be up yet (or be restarting): wait for it, saying where.
-    let sched = Scheduler::connect_waiting(&config).await?;
+    let sched = tokio::select! {
+        s = Scheduler::connect_waiting(&config) => s?,
+        _ = stop.wait_for(|s| *s) => {
+            info!("stopped before Redis could be reached");
+            return Ok(());
+        }
+    };
     let upstream = make(&config);
     let worker = Worker::new(sched, upstream, &config, secrets);
+    worker.run(stop).await;
+    Ok(())
+}
+
+/// SIGTERM and SIGINT, caught from the moment this returns (a signal during start-up
+/// cannot kill the process before it has stopped what it started): the value turns true
+/// at the first one. Call it within a Tokio runtime.
+pub fn shutdown_signal() -> watch::Receiver<bool> {
     let (tx, rx) = watch::channel(false);
-    tokio::spawn(async move {
-        wait_for_signal().await;
+    let announce = move || {
         info!("shutting down: no new claims; running tasks get the grace period");
         let _ = tx.send(true);
+    };
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        // Registered here, before the task that waits on them is first polled.
+        if let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+                announce();
+            });
+            return rx;
+        }
+    }
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        announce();
     });
-    worker.run(rx).await;
-    Ok(())
+    rx
 }
 
 /// Serve `/metrics` (Prometheus) and `/healthz` for this worker process.
