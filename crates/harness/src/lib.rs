@@ -343,6 +343,25 @@ impl Harness {
         }
     }
 
+    /// Wait until the simulator's witness shows no job running on `account` upstream.
+    pub async fn wait_upstream_idle(&self, account: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self
+            .sim
+            .stats()
+            .accounts
+            .get(account)
+            .map_or(0, |c| c.current)
+            > 0
+        {
+            assert!(
+                Instant::now() < deadline,
+                "{account}: the upstream jobs never ended"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Wait until the simulator's witness counts `n` upstream jobs for `[sim:task=marker]`.
     pub async fn wait_upstream_jobs(&self, marker: &str, n: u64, timeout: Duration) {
         let deadline = Instant::now() + timeout;

@@ -176,14 +176,7 @@ async fn a_lost_conversation_is_found_past_a_page_of_newer_ones() {
     );
     a.kill();
     // The answer is written to its end (which updates the conversation last)...
-    let deadline = std::time::Instant::now() + T;
-    while h.sim.stats().accounts["gpt1"].current > 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the answer never ended"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    h.wait_upstream_idle("gpt1", T).await;
     // ...then other traffic on the account: more conversations than a page of the list.
     let http = reqwest::Client::new();
     for i in 0..40 {

@@ -3,7 +3,7 @@
 //! channel has moved on by more than a page of messages.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use switchyard_core::{Plan, Provider, QuotaKind, ServiceMode};
@@ -101,11 +101,8 @@ async fn a_job_that_ended_while_no_one_watched_is_found_in_the_channel() {
     let before = kill_when_referenced(&h, &id, a).await;
     // The job ends upstream while no worker runs, and then more than a page of messages
     // lands on top of its result.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while h.sim.stats().accounts["mjcrash"].current > 0 {
-        assert!(Instant::now() < deadline, "the upstream job never ended");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    h.wait_upstream_idle("mjcrash", Duration::from_secs(20))
+        .await;
     h.sim.discord_chatter(CHANNEL, 250);
     let b = spawn_worker(&h);
     let r = h.wait_terminal("t_p", &id, Duration::from_secs(30)).await;
@@ -119,11 +116,8 @@ async fn a_job_that_failed_while_no_one_watched_fails_once() {
     let id = imagine(&h, "a bad prompt [sim:ms=2000] [sim:fail] [sim:task=fail1]").await;
     let a = spawn_worker(&h);
     kill_when_referenced(&h, &id, a).await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while h.sim.stats().accounts["mjcrash"].current > 0 {
-        assert!(Instant::now() < deadline, "the upstream job never ended");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    h.wait_upstream_idle("mjcrash", Duration::from_secs(20))
+        .await;
     h.sim.discord_chatter(CHANNEL, 150);
     let b = spawn_worker(&h);
     let r = h.wait_terminal("t_p", &id, Duration::from_secs(30)).await;
@@ -164,11 +158,8 @@ async fn a_job_seen_only_as_its_message_is_found_by_its_prompt_after_it_ended() 
         "killed before the job id was seen: {}",
         r.get("upstream")
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while h.sim.stats().accounts["mjcrash"].current > 0 {
-        assert!(Instant::now() < deadline, "the upstream job never ended");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    h.wait_upstream_idle("mjcrash", Duration::from_secs(20))
+        .await;
     h.sim.discord_chatter(CHANNEL, 150);
     let b = spawn_worker(&h);
     let r = h.wait_terminal("t_p", &id, Duration::from_secs(30)).await;
