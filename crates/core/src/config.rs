@@ -91,6 +91,9 @@ pub struct SchedulerConfig {
     pub retry_backoff_max_ms: u64,
     /// Cool-down after a rate limit that gave no Retry-After, in milliseconds.
     pub default_cooldown_ms: u64,
+    /// How long an account whose fast hours ran out takes no fast or turbo work when the
+    /// upstream said nothing of when they come back, in milliseconds.
+    pub no_fast_pause_ms: u64,
     /// Approximate length the event stream is trimmed to.
     pub events_max_len: u64,
     /// How long an `Idempotency-Key` is remembered, in seconds.
@@ -107,6 +110,7 @@ impl Default for SchedulerConfig {
             retry_backoff_ms: 1_000,
             retry_backoff_max_ms: 60_000,
             default_cooldown_ms: 60_000,
+            no_fast_pause_ms: 3_600_000,
             events_max_len: 100_000,
             idempotency_ttl_s: 24 * 3600,
             shards: 1,

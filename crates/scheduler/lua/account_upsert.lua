@@ -2,15 +2,19 @@
 -- ARGV: account, owner, create (1|0), enabled ('1'|'0'|'' unchanged), then field/value
 -- pairs among: name, cap_relax, cap_fast, cap_turbo, weight, backup, secret, hint.
 -- Returns 'ok', 'exists' or 'not_found'.
+--- @include "keys"
+--- @include "time"
+--- @include "accounts"
+--- @include "events"
 local acc, owner, create, enabled = ARGV[1], ARGV[2], ARGV[3] == '1', ARGV[4]
-local cur = redis.call('HMGET', k('a', acc), 'owner', 'state')
+local cur = read_account(acc)
 if create then
-  if cur[1] then return 'exists' end
+  if cur then return 'exists' end
   redis.call('HSET', k('a', acc), 'owner', owner, 'state', 'active', 'until', 0, 'reason', '',
     'weight', 1, 'backup', 0, 'cap_relax', 0, 'cap_fast', 0, 'cap_turbo', 0, 'lru', 0, 'created_ms', NOW)
   redis.call('SADD', k('accs', owner), acc)
 else
-  if cur[1] ~= owner or cur[2] == 'removed' then return 'not_found' end
+  if not cur or cur.owner ~= owner or cur.state == 'removed' then return 'not_found' end
 end
 if #ARGV > 4 then
   local fields = {'HSET', k('a', acc)}
@@ -29,7 +33,7 @@ elseif enabled == '1' and state ~= 'active' then
   set_state(acc, 'active', 0, '')
 else
   acc_sync(acc)
-  acc_unpark(acc)
+  acc_unpark(acc, owner)
 end
 if create then emit('account', 'account', acc, 'owner', owner, 'state', 'created') end
 return 'ok'

@@ -1,6 +1,9 @@
 -- Cancel a queued task of this tenant. ARGV: id, tenant.
 -- Returns 'ok', 'already', 'not_found' (absent or another tenant's) or
 -- 'not_cancellable:<status>'. The queue entry is dropped lazily by claim.
+--- @include "keys"
+--- @include "batch"
+--- @include "tasks"
 local id, tenant = ARGV[1], ARGV[2]
 local t = load_task(id)
 if t.tenant ~= tenant then return 'not_found' end

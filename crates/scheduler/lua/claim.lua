@@ -6,11 +6,19 @@
 -- ARGV: n (at most 256: the caller splits larger claims), lease_ms, max_iterations.
 -- Returns a flat array, 10 values per task:
 --   id, token, account, attempt, pool, mode, body, upstream_ref, account_secret, tenant.
+--- @include "keys"
+--- @include "time"
+--- @include "lanes"
+--- @include "batch"
+--- @include "accounts"
+--- @include "running"
+--- @include "tasks"
+--- @include "due"
 local n, lease_ms, max_iter = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 -- Every lease of this call ends at the same time.
 local DEADLINE = int(NOW + lease_ms)
 
-redis.call('LTRIM', k('wake'), '0', '63')
+redis.call('LTRIM', k('wake'), '0', int(WAKE_MAX - 1))
 begin_batch()
 due_work()
 
@@ -123,11 +131,13 @@ local function account(acc, mode)
   local key = acc .. '|' .. mode
   local a = ACC[key]
   if not a then
-    local v = redis.call('HMGET', k('a', acc), 'owner', 'state', 'cap_' .. mode, 'weight', 'backup', 'secret', 'lru',
-      'nofast_until')
-    a = {owner = v[1], state = v[2], cap = mode_cap(v[3], mode, v[8]), weight = tonumber(v[4] or '1') or 1,
-      backup = v[5] == '1', secret = v[6] or '', lru = tonumber(v[7] or '0') or 0, inf = 0}
-    if v[1] then a.inf = redis.call('SCARD', k('ainf', acc, mode)) end
+    a = read_account(acc, mode, true)
+    if a then
+      a.cap, a.secret = mode_cap(a, mode), a.secret or ''
+      a.inf = redis.call('SCARD', k('ainf', acc, mode))
+    else
+      a = {cap = 0, inf = 0}
+    end
     ACC[key] = a
   end
   return a
@@ -242,7 +252,7 @@ local function try_lane(rot, lane, seq)
   a.lru = seq % 4294967296
   if not LRU[acc] then LRU_ORDER[#LRU_ORDER + 1] = acc end
   LRU[acc] = a.lru
-  if not a.zkey then a.zkey = k(a.backup and 'freeb' or 'free', a.owner, mode) end
+  if not a.zkey then a.zkey = free_key(a, mode) end
   place_account(a.zkey, acc, a.state == 'active', a.cap - a.inf, a.weight, a.lru)
   -- To the back of the round (written with the rotation's other moves, see next_lane), or
   -- out of it when emptied.

@@ -4,6 +4,10 @@
 -- or 'stale' (the lease is not this worker's; nothing changed).
 -- The batch's slots are freed together (one removal per set, one refresh per account)
 -- and its balance changes written once per tenant.
+--- @include "keys"
+--- @include "balance"
+--- @include "running"
+--- @include "tasks"
 local out, done, outputs, seen, ids = {}, {}, {}, {}, {}
 for i = 1, #ARGV, 3 do ids[#ids + 1] = ARGV[i] end
 if #ids == 0 then return out end
@@ -26,7 +30,7 @@ end
 release_many(done)
 local L = ledger()
 for i, t in ipairs(done) do
-  finish(t, 'completed', '', '', '', L, 'output', outputs[i], 'progress', '100')
+  finish(t, 'completed', '', '', '', L, 'output', outputs[i], 'progress', '100') -- per cent, not configured
 end
 flush_ledger(L)
 return out

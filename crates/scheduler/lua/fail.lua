@@ -6,11 +6,16 @@
 --   account_dead  disable the account with the message as reason; requeue at once, on
 --                 the PPU pool when the tenant's plan fails over.
 --   no_fast       the account's fast hours ran out: it takes no fast or turbo work for
---                 retry_after_ms (0: an hour; relax goes on); requeue at once.
+--                 retry_after_ms (0: scheduler.no_fast_pause_ms; relax goes on); requeue at once.
 --   handback      the worker is shutting down: requeue at once, attempt not counted.
 -- Account-level kinds (rate_limited, account_dead, no_fast, handback) do not spend the
 -- budget.
 -- Returns 'failed', 'retry', 'requeued', 'failover' or 'stale'.
+--- @include "keys"
+--- @include "time"
+--- @include "config"
+--- @include "accounts"
+--- @include "tasks"
 local id, token, kind = ARGV[1], ARGV[2], ARGV[3]
 local retry_after, message, raw = tonumber(ARGV[4]) or 0, ARGV[5], ARGV[6]
 local t = load_task(id)
@@ -23,11 +28,11 @@ if kind == 'bad_request' then
   return 'failed'
 end
 if kind == 'transient' then
-  if attempts >= cfg('max_attempts', 3) then
+  if attempts >= CONFIG.max_attempts then
     finish(t, 'failed', 'retries_exhausted', message, raw)
     return 'failed'
   end
-  local backoff = math.min(cfg('backoff_ms', 1000) * (2 ^ (attempts - 1)), cfg('backoff_max_ms', 60000))
+  local backoff = math.min(CONFIG.backoff_ms * (2 ^ (attempts - 1)), CONFIG.backoff_max_ms)
   -- Accepted upstream: resume on the same account. Never accepted: prefer another one.
   keep_on_account(t)
   local avoid = acc or ''
@@ -49,7 +54,7 @@ else
   t.upstream = nil
 end
 if kind == 'rate_limited' then
-  if retry_after <= 0 then retry_after = cfg('default_cooldown_ms', 60000) end
+  if retry_after <= 0 then retry_after = CONFIG.cooldown_ms end
   set_state(acc, 'cooling_down', NOW + retry_after, message ~= '' and message or 'rate_limited')
 elseif kind == 'account_dead' then
   set_state(acc, 'disabled', 0, message ~= '' and message or 'account error')
@@ -58,18 +63,18 @@ elseif kind == 'account_dead' then
     return 'failed'
   end
 elseif kind == 'no_fast' then
-  if retry_after <= 0 then retry_after = 3600000 end
+  if retry_after <= 0 then retry_after = CONFIG.no_fast_pause_ms end
   local until_ms = int(NOW + retry_after)
-  local a = redis.call('HMGET', k('a', acc), 'owner', 'state')
-  local owner = a[1]
-  if owner then
+  local a = read_account(acc)
+  if a then
+    local owner = a.owner
     redis.call('HSET', k('a', acc), 'nofast_until', until_ms)
     schedule('cool', NOW + retry_after, 'nofast|' .. acc)
     acc_sync(acc)
-    acc_unpark(acc)
+    acc_unpark(acc, owner)
     -- The account keeps its state (active, or resting for another reason): the event
     -- says which, with the pause as its reason.
-    emit('account', 'account', acc, 'owner', owner, 'state', a[2], 'until', until_ms,
+    emit('account', 'account', acc, 'owner', owner, 'state', a.state, 'until', until_ms,
       'reason', 'no_fast_hours: ' .. (message ~= '' and message or 'no fast hours left'))
   end
 elseif kind ~= 'handback' then

@@ -1,6 +1,9 @@
 -- Extend leases. ARGV: lease_ms, then id/token pairs. Returns 1 (extended) or 0 (the
 -- lease is no longer this worker's) per pair. Reads the running terms (one lookup per
 -- task) and moves the deadlines with one ZADD.
+--- @include "keys"
+--- @include "time"
+--- @include "running"
 local lease_ms = tonumber(ARGV[1])
 local out, ids, deadlines = {}, {}, {}
 for i = 2, #ARGV, 2 do ids[#ids + 1] = ARGV[i] end

@@ -1,6 +1,6 @@
 -- End a reservation of a task-create Idempotency-Key (registry.rs, `idempotency_release`).
 -- KEYS[1] the key's record; ARGV created ('1'/'0'), TTL (s) once a task was created.
--- Global keys: no common.lua prelude.
+-- Global keys: no shard includes.
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local n = redis.call('HINCRBY', KEYS[1], 'inflight', -1)
 local created = redis.call('HGET', KEYS[1], 'created') == '1'

@@ -1,6 +1,6 @@
 -- Reserve a task-create Idempotency-Key for a provider (registry.rs, `idempotency_reserve`).
 -- KEYS[1] the key's record (`<prefix>:{global}:idemp:<tenant>:<hash>`); ARGV provider,
--- TTL (s) of a reservation without a created task. Global keys: no common.lua prelude.
+-- TTL (s) of a reservation without a created task. Global keys: no shard includes.
 local p = redis.call('HGET', KEYS[1], 'provider')
 if p and p ~= ARGV[1] then
   return {p, redis.call('HGET', KEYS[1], 'created') or '0'}

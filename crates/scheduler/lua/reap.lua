@@ -2,6 +2,12 @@
 -- at the front of its lane, or fail it when its attempt budget is spent. Also does the
 -- time-driven work claim does, so it happens when no worker is claiming.
 -- ARGV: limit. Returns the number of leases reaped.
+--- @include "keys"
+--- @include "time"
+--- @include "config"
+--- @include "events"
+--- @include "tasks"
+--- @include "due"
 local limit = tonumber(ARGV[1])
 due_work()
 local due = redis.call('ZRANGEBYSCORE', k('leases'), '-inf', NOW, 'LIMIT', 0, limit)
@@ -12,7 +18,7 @@ for _, id in ipairs(due) do
   else
     release(t)
     emit('reaped', 'task', id, 'tenant', t.tenant)
-    if (tonumber(t.attempts) or 1) >= cfg('max_attempts', 3) then
+    if (tonumber(t.attempts) or 1) >= CONFIG.max_attempts then
       finish(t, 'failed', 'retries_exhausted', 'the worker running this task stopped responding, and the retry budget is spent', '')
     else
       keep_on_account(t)

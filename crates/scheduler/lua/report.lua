@@ -3,6 +3,8 @@
 -- ARGV: id, token, upstream_ref ('' = unchanged), progress (-1 = unchanged), output ('' = unchanged),
 -- forget ('1': the upstream has no job for this task; drop the stored reference).
 -- Returns 1, or 0 when the token is stale.
+--- @include "keys"
+--- @include "events"
 local id, token = ARGV[1], ARGV[2]
 local t = redis.call('HMGET', k('t', id), 'status', 'token', 'tenant', 'progress')
 if t[1] ~= 'processing' or t[2] ~= token then return 0 end

@@ -7,6 +7,13 @@
 -- Returns one reply per task: {'ok', id, pool, failover, held} | {'dup', id} |
 -- {'err', code, detail}.
 -- Tenant settings read by this call (a submit changes none).
+--- @include "keys"
+--- @include "time"
+--- @include "accounts"
+--- @include "quota"
+--- @include "tasks"
+--- @include "batch"
+--- @include "events"
 local TENANTS = {}
 
 local function submit_one(A)
@@ -26,16 +33,17 @@ local function submit_one(A)
     tn = redis.call('HMGET', k('tn', tenant), 'failover', 'plan', 'retention_s')
     TENANTS[tenant] = tn
   end
-  if not tn[2] then return {'err', 'no_tenant', tenant} end
+  -- Tenants are written with their plan's retention (tenant.lua); one without is unknown.
+  if not tn[2] or not tn[3] then return {'err', 'no_tenant', tenant} end
   if redis.call('EXISTS', k('t', id)) == 1 then return {'dup', id} end
 
   local pool, failover = svc, 0
   if svc == 'byoa' then
     if pin ~= '' then
-      local a = redis.call('HMGET', k('a', pin), 'owner', 'state', 'cap_' .. mode)
-      if a[1] ~= tenant or a[2] == 'removed' then return {'err', 'account_not_found', pin} end
-      if a[2] == 'disabled' then return {'err', 'no_account', 'the pinned account ' .. pin .. ' is disabled'} end
-      if (tonumber(a[3] or '0') or 0) <= 0 then
+      local a = read_account(pin, mode)
+      if not a or a.owner ~= tenant or a.state == 'removed' then return {'err', 'account_not_found', pin} end
+      if a.state == 'disabled' then return {'err', 'no_account', 'the pinned account ' .. pin .. ' is disabled'} end
+      if (tonumber(a[CAP_FIELD[mode]] or '0') or 0) <= 0 then
         return {'err', 'no_account', 'the pinned account ' .. pin .. ' has no ' .. mode .. ' capacity'}
       end
     else
@@ -50,8 +58,8 @@ local function submit_one(A)
     end
   elseif pin ~= '' then
     -- A PPU task pinned to a pool account (a follow-up on its origin's account).
-    local owner = redis.call('HGET', k('a', pin), 'owner')
-    if owner ~= 'pool' then pin = '' end
+    local a = read_account(pin)
+    if not a or a.owner ~= 'pool' then pin = '' end
   end
   if pool == 'ppu' and failover == 1 then pin = '' end
 
@@ -69,7 +77,7 @@ local function submit_one(A)
   -- searches from the front: the fields every claim reads come first (an empty token:
   -- never claimed).
   local fields = {'HSET', k('t', id), 'status', 'queued', 'attempts', '0', 'token', '', 'hold', held > 0 and A[6] or '0',
-    'hold_state', state, 'retention_s', tn[3] or '172800', 'id', id, 'tenant', tenant, 'svc', svc,
+    'hold_state', state, 'retention_s', tn[3], 'id', id, 'tenant', tenant, 'svc', svc,
     'pool', pool, 'mode', mode, 'pin', pin, 'ppu_price', A[6], 'kind', kind, 'created_ms', NOW_S,
     'enq_ms', NOW_S}
   if failover == 1 then

@@ -2,7 +2,7 @@
 //! braces is the Redis Cluster hash tag, so a shard's keys share one slot and every script
 //! runs on one node. The registry's keys (tenant records, API keys, idempotency records,
 //! stored replies) are `<prefix>:{global}:<name>`, one slot of their own. The Lua side
-//! builds the same names with `k()` in `lua/common.lua`; `docs/redis-layout.md` lists
+//! builds the same names with `k()` in `lua/includes/keys.lua`; `docs/redis-layout.md` lists
 //! every key. Every key shape is named here, those only the scripts build included; a
 //! test checks the scripts' `k('<name>', …)` calls and the document against this file.
 
@@ -97,11 +97,6 @@ pub fn depth(base: &str) -> String {
 /// The shard's event stream.
 pub fn events(base: &str) -> String {
     format!("{base}:ev")
-}
-
-/// Script settings of the shard.
-pub fn settings(base: &str) -> String {
-    format!("{base}:cfg")
 }
 
 /// A lane's queue of task ids (`lane`: `tenant|pool|mode|pin`). Built by the scripts.
@@ -273,7 +268,6 @@ mod tests {
             usable(b, "<owner>", "<mode>"),
             cool(b),
             events(b),
-            settings(b),
         ];
         let global = [
             tenants(&g),
@@ -300,21 +294,10 @@ mod tests {
             .filter_map(|k| k.strip_prefix("B:"))
             .map(|k| k.split(':').next().unwrap_or_default())
             .collect();
-        let lua = [
-            include_str!("../lua/common.lua"),
-            include_str!("../lua/submit.lua"),
-            include_str!("../lua/claim.lua"),
-            include_str!("../lua/heartbeat.lua"),
-            include_str!("../lua/report.lua"),
-            include_str!("../lua/complete.lua"),
-            include_str!("../lua/fail.lua"),
-            include_str!("../lua/cancel.lua"),
-            include_str!("../lua/reap.lua"),
-            include_str!("../lua/account_upsert.lua"),
-            include_str!("../lua/account_state.lua"),
-            include_str!("../lua/tenant.lua"),
-            include_str!("../lua/topup.lua"),
-        ];
+        let lua = crate::scripts::SCRIPTS
+            .iter()
+            .map(|(_, text)| *text)
+            .chain(crate::scripts::INCLUDES.iter().map(|(_, text)| *text));
         for src in lua {
             for part in src.split("k('").skip(1) {
                 let name = part.split('\'').next().unwrap_or_default();

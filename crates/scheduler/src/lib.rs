@@ -127,7 +127,7 @@ struct Inner {
 }
 
 impl Scheduler {
-    /// Connect with `config` and write the script settings into every shard.
+    /// Connect with `config` (one round trip to Redis: it must answer).
     pub async fn connect(config: &Config) -> Result<Self, SchedulerError> {
         let pool = RedisPool::new(&config.redis)?;
         let s = Scheduler {
@@ -136,10 +136,10 @@ impl Scheduler {
                 prefix: config.redis.key_prefix.clone(),
                 cfg: config.scheduler.clone(),
                 config: config.clone(),
-                scripts: scripts::Scripts::load(),
+                scripts: scripts::Scripts::load(config),
             }),
         };
-        s.write_settings().await?;
+        s.ping().await?;
         match s.eviction_policy().await {
             Ok(p) if p == "noeviction" => {}
             Ok(p) => tracing::warn!(
@@ -217,40 +217,6 @@ impl Scheduler {
     /// The configured key prefix.
     pub fn prefix(&self) -> &str {
         &self.inner.prefix
-    }
-
-    async fn write_settings(&self) -> Result<(), SchedulerError> {
-        let c = &self.inner.cfg;
-        let conv = &self.inner.config.prices.mj_auto_conversion;
-        let rates = &self.inner.config.prices.units_per_dollar;
-        let steps: Vec<String> = conv.steps.iter().map(u64::to_string).collect();
-        let mut conn = self.conn().await?;
-        for provider in Provider::ALL {
-            for base in self.bases(provider) {
-                let mut cmd = redis::cmd("HSET");
-                cmd.arg(keys::settings(&base))
-                    .arg("max_attempts")
-                    .arg(c.max_attempts)
-                    .arg("backoff_ms")
-                    .arg(c.retry_backoff_ms)
-                    .arg("backoff_max_ms")
-                    .arg(c.retry_backoff_max_ms)
-                    .arg("default_cooldown_ms")
-                    .arg(c.default_cooldown_ms)
-                    .arg("events_max_len")
-                    .arg(c.events_max_len)
-                    .arg("conv_below")
-                    .arg(conv.below)
-                    .arg("conv_steps")
-                    .arg(steps.join(","))
-                    .arg("conv_num")
-                    .arg(rates.mj_quota)
-                    .arg("conv_den")
-                    .arg(rates.credits);
-                let _: () = cmd.query_async(&mut conn).await?;
-            }
-        }
-        Ok(())
     }
 
     /// Check the Redis eviction policy; anything but `noeviction` can lose tasks.
