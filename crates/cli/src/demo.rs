@@ -207,7 +207,7 @@ async fn run_async(
     let sim = switchyard_provider_sim::Sim::start("127.0.0.1:0")
         .await
         .map_err(|e| other(e.into()))?;
-    let secrets = match SecretBox::from_env() {
+    let secrets = match switchyard_worker::config_load::secret_box() {
         Ok(s) => s,
         Err(_) => SecretBox::new(&random_hex(32)).map_err(|e| other(e.into()))?,
     };
