@@ -14,7 +14,7 @@ use rand::RngCore;
 use serde_json::{Value, json};
 use switchyard_core::config::UpstreamsConfig;
 use switchyard_core::secrets::SecretBox;
-use switchyard_core::{Config, Plan, PlanTable, Provider};
+use switchyard_core::{Config, Plan, PlanTable, Provider, TaskStatus};
 use switchyard_dispatcher::client::{Client, ClientError};
 use switchyard_worker::{Upstream, Worker};
 
@@ -207,7 +207,7 @@ async fn run_async(
     let sim = switchyard_provider_sim::Sim::start("127.0.0.1:0")
         .await
         .map_err(|e| other(e.into()))?;
-    let secrets = match SecretBox::from_env() {
+    let secrets = match switchyard_worker::config_load::secret_box() {
         Ok(s) => s,
         Err(_) => SecretBox::new(&random_hex(32)).map_err(|e| other(e.into()))?,
     };
@@ -473,7 +473,7 @@ async fn workload(base: &str, tenants: &[(String, String)]) -> anyhow::Result<()
         let _ = std::io::stdout().flush();
         let open = counts
             .iter()
-            .filter(|(k, _)| !["completed", "failed", "cancelled"].contains(&k.as_str()))
+            .filter(|(k, _)| !k.parse().is_ok_and(TaskStatus::is_terminal))
             .map(|(_, v)| v)
             .sum::<usize>();
         if open == 0 {

@@ -106,8 +106,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, tables::CliError> {
 }
 
 fn master_key() -> Result<switchyard_core::secrets::SecretBox, tables::CliError> {
-    switchyard_core::secrets::SecretBox::from_env()
-        .map_err(|e| tables::CliError::Usage(e.to_string()))
+    switchyard_worker::config_load::secret_box().map_err(|e| tables::CliError::Usage(e.to_string()))
 }
 
 async fn connect(
@@ -253,7 +252,7 @@ fn warn_unread_env() {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     warn_unread_env();
-    let config = match switchyard_core::Config::load(cli.config.as_deref()) {
+    let config = match switchyard_worker::config_load::load(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");

@@ -3,7 +3,7 @@
 use clap::Args;
 use serde_json::{Map, Value, json};
 use switchyard_core::plan::{Access, LumaFeatures, PlanLimits};
-use switchyard_core::task::task_types;
+use switchyard_core::task::{LumaTask, MjAction, SunoTask, task_types};
 use switchyard_core::{Config, Plan, ProcessMode, Provider, ServiceMode, SpecError, TaskSpec};
 
 /// A failed command: bad arguments (exit 2) or anything else (exit 1).
@@ -173,7 +173,7 @@ pub fn plans(config: &Config, json_out: bool) -> Result<(), CliError> {
 /// The input field that `--prompt` fills for a task type.
 fn prompt_field(provider: Provider, task_type: &str) -> &'static str {
     match (provider, task_type) {
-        (Provider::Suno, "generate_music") => "gpt_description_prompt",
+        (Provider::Suno, SunoTask::GENERATE_MUSIC) => "gpt_description_prompt",
         (Provider::Gpts, _) => "message",
         _ => "prompt",
     }
@@ -206,22 +206,27 @@ fn build_input(args: &PriceArgs, provider: Provider) -> Result<Value, CliError> 
     if let Some(u) = &args.upscaler {
         input.insert("upscaler".into(), json!(u));
     }
+    // The Midjourney actions that start from nothing take a mode; the rest follow up.
+    let mj_starts = matches!(tt, MjAction::IMAGINE | MjAction::DESCRIBE | MjAction::BLEND);
     if provider == Provider::Midjourney
-        && matches!(tt, "imagine" | "describe" | "blend")
+        && mj_starts
         && let Some(m) = &args.mode
     {
         input.entry("process_mode").or_insert(json!(m));
     }
     // A price does not depend on which task is followed up: fill the ids it needs.
     let needs_origin = match provider {
-        Provider::Midjourney => !matches!(tt, "imagine" | "describe" | "blend"),
-        Provider::Luma => tt == "remove_watermark",
+        Provider::Midjourney => !mj_starts,
+        Provider::Luma => tt == LumaTask::REMOVE_WATERMARK,
         _ => false,
     };
     if needs_origin {
         input.entry("origin_task_id").or_insert(json!("origin"));
     }
-    if provider == Provider::Luma && tt == "extend_video" && !input.contains_key("generation_id") {
+    if provider == Provider::Luma
+        && tt == LumaTask::EXTEND_VIDEO
+        && !input.contains_key("generation_id")
+    {
         input.entry("origin_task_id").or_insert(json!("origin"));
     }
     Ok(Value::Object(input))

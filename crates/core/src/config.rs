@@ -1,5 +1,5 @@
-//! Typed configuration: every default in one place, loaded from a TOML file and
-//! overridden by environment variables.
+//! Typed configuration: every default in one place, parsed from TOML text and overridden
+//! by environment-style variables.
 //!
 //! Precedence, lowest first: the defaults in this module, the TOML file, then
 //! `SWITCHYARD_<SECTION>__<KEY>` variables (`SWITCHYARD_REDIS__URL`,
@@ -7,18 +7,28 @@
 //! Only nested names (with `__`) are config keys; other `SWITCHYARD_*` variables
 //! (`SWITCHYARD_URL`, `SWITCHYARD_MASTER_KEY`, …) belong to the programs that read them.
 //! Unknown keys and invalid values fail at start with the key and the reason.
+//!
+//! Everything here is pure: the binaries read the file and the environment
+//! (`switchyard_worker::config_load`) and hand the text and the variables to
+//! [`Config::from_sources`].
 
-use std::path::Path;
-
-use figment::Figment;
-use figment::providers::{Env, Format, Serialized, Toml};
+use figment::providers::{Data, Format, Serialized, Toml};
+use figment::value::{Dict, Map, Value};
+use figment::{Figment, Metadata, Profile, Provider};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::plan::{Plan, PlanTable};
 use crate::pricing::PriceTable;
-use crate::provider::Provider;
+use crate::provider::Provider as UpstreamProvider;
 use crate::task::{MjVersion, ParseOptions};
+
+/// The prefix of the variables that set config keys.
+const ENV_PREFIX: &str = "SWITCHYARD_";
+/// How errors name a value set by a `SWITCHYARD_*` variable.
+const PREFIXED_ENV_SOURCE: &str = "`SWITCHYARD_` environment variable(s)";
+/// How errors name a value set by `REDIS_URL`.
+const PLAIN_ENV_SOURCE: &str = "environment variable(s)";
 
 /// Whether a variable name (after the `SWITCHYARD_` prefix) is a config key: only the
 /// nested `<SECTION>__<KEY>` ones are. The rest of the `SWITCHYARD_*` variables belong to
@@ -27,6 +37,87 @@ use crate::task::{MjVersion, ParseOptions};
 /// `SWITCHYARD_API_KEY`) and are never read as config keys.
 fn is_config_env(name: &str) -> bool {
     name.contains("__")
+}
+
+/// Which variables set a config key, in the order they apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OverrideKind {
+    /// `SWITCHYARD_<SECTION>__<KEY>`.
+    Prefixed,
+    /// `REDIS_URL`, applied after every `SWITCHYARD_*` variable.
+    RedisUrl,
+}
+
+/// The dotted config key a variable sets (`SWITCHYARD_REDIS__URL` and `REDIS_URL` both set
+/// `redis.url`), or `None` when the variable is not a config key. Names are matched
+/// without regard to case and surrounding spaces.
+fn override_key(name: &str) -> Option<(OverrideKind, String)> {
+    let name = name.trim();
+    let (kind, key) = match name.get(..ENV_PREFIX.len()) {
+        Some(prefix) if prefix.eq_ignore_ascii_case(ENV_PREFIX) => {
+            let rest = &name[ENV_PREFIX.len()..];
+            if !is_config_env(rest) {
+                return None;
+            }
+            (OverrideKind::Prefixed, rest.replace("__", "."))
+        }
+        _ if name.eq_ignore_ascii_case("REDIS_URL") => {
+            (OverrideKind::RedisUrl, "redis.url".to_string())
+        }
+        _ => return None,
+    };
+    let key = key.trim();
+    if key.split('.').any(str::is_empty) {
+        return None;
+    }
+    Some((kind, key.to_ascii_lowercase()))
+}
+
+/// One override variable as a figment provider: its value under its dotted key, parsed
+/// as figment parses environment values (`100` is a number, `true` a bool).
+struct Override {
+    source: &'static str,
+    key: String,
+    value: String,
+}
+
+impl Provider for Override {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(self.source)
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let value: Value = self.value.parse().unwrap_or_else(|never| match never {});
+        let dict = figment::util::nest(&self.key, value)
+            .into_dict()
+            .unwrap_or_default();
+        Ok(Profile::Default.collect(dict))
+    }
+}
+
+/// TOML text as a figment provider that errors name by where the text came from.
+struct NamedToml {
+    name: String,
+    data: Data<Toml>,
+}
+
+impl Provider for NamedToml {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(self.name.clone())
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        self.data.data()
+    }
+}
+
+/// A configuration file's text and where it was read from (errors name it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TomlSource<'a> {
+    /// Where the text came from: the file's path.
+    pub origin: &'a str,
+    /// The TOML text.
+    pub text: &'a str,
 }
 
 /// The whole configuration.
@@ -279,6 +370,14 @@ pub enum ConfigError {
         /// The path given.
         path: String,
     },
+    /// The file named exists but cannot be read.
+    #[error("config file {path} cannot be read ({reason}); pass a readable TOML file or none")]
+    Unreadable {
+        /// The path given.
+        path: String,
+        /// Why reading failed.
+        reason: String,
+    },
     /// A key has a value that cannot be used.
     #[error("invalid config key `{key}`: {reason}")]
     Invalid {
@@ -299,30 +398,40 @@ impl ConfigError {
 }
 
 impl Config {
-    /// Load from the defaults, an optional TOML file and the environment, then validate.
-    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
-        Self::load_with_env(path, true)
-    }
-
-    /// As [`Config::load`]; with `use_env` false the environment is ignored (tests).
-    pub fn load_with_env(path: Option<&Path>, use_env: bool) -> Result<Config, ConfigError> {
+    /// Build from the defaults, an optional TOML file's text and environment-style
+    /// `(name, value)` variables, then validate. Variables that are not config keys are
+    /// ignored (see the module docs); errors name the key and where its value came from.
+    pub fn from_sources<I>(toml: Option<TomlSource<'_>>, vars: I) -> Result<Config, ConfigError>
+    where
+        I: IntoIterator<Item = (String, String)>,
+    {
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
-        if let Some(path) = path {
-            if !path.exists() {
-                return Err(ConfigError::MissingFile {
-                    path: path.display().to_string(),
-                });
-            }
-            fig = fig.merge(Toml::file(path));
+        if let Some(toml) = toml {
+            fig = fig.merge(NamedToml {
+                name: format!("TOML file {}", toml.origin),
+                data: Toml::string(toml.text),
+            });
         }
-        if use_env {
-            fig = fig
-                .merge(
-                    Env::prefixed("SWITCHYARD_")
-                        .filter(|k| is_config_env(k.as_str()))
-                        .split("__"),
-                )
-                .merge(Env::raw().only(&["REDIS_URL"]).map(|_| "redis.url".into()));
+        let mut redis_urls = Vec::new();
+        for (name, value) in vars {
+            match override_key(&name) {
+                Some((OverrideKind::Prefixed, key)) => {
+                    fig = fig.merge(Override {
+                        source: PREFIXED_ENV_SOURCE,
+                        key,
+                        value,
+                    });
+                }
+                Some((OverrideKind::RedisUrl, key)) => redis_urls.push(Override {
+                    source: PLAIN_ENV_SOURCE,
+                    key,
+                    value,
+                }),
+                None => {}
+            }
+        }
+        for redis_url in redis_urls {
+            fig = fig.merge(redis_url);
         }
         let config: Config = fig.extract().map_err(|e| {
             let key = if e.path.is_empty() {
@@ -412,7 +521,7 @@ impl Config {
         }
         for plan in Plan::ALL {
             let limits = self.plans.get(plan);
-            for provider in Provider::ALL {
+            for provider in UpstreamProvider::ALL {
                 if limits.ppu_cap(provider) == Some(0) {
                     return Err(ConfigError::invalid(
                         &format!("plans.{plan}.ppu_caps.{provider}"),
@@ -504,7 +613,7 @@ mod tests {
 
     #[test]
     fn defaults_are_valid_and_are_the_seed() {
-        let c = Config::load_with_env(None, false).unwrap();
+        let c = Config::from_sources(None, []).unwrap();
         assert_eq!(c, Config::default());
         assert_eq!(c.plans, PlanTable::seed());
         assert_eq!(c.prices, PriceTable::seed());
@@ -545,17 +654,118 @@ mod tests {
         }
     }
 
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn invalid(result: Result<Config, ConfigError>) -> String {
+        match result {
+            Err(e @ ConfigError::Invalid { .. }) => e.to_string(),
+            other => panic!("expected an invalid key, got {other:?}"),
+        }
+    }
+
+    const FILE: TomlSource<'static> = TomlSource {
+        origin: "/etc/switchyard.toml",
+        text: "[redis]\nkey_prefix = \"fromfile\"\n",
+    };
+
     #[test]
-    fn file_and_missing_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("switchyard.toml");
-        std::fs::write(&path, "[redis]\nkey_prefix = \"prod\"\n").unwrap();
-        let c = Config::load_with_env(Some(&path), false).unwrap();
-        assert_eq!(c.redis.key_prefix, "prod");
-        let missing = dir.path().join("nope.toml");
-        assert!(matches!(
-            Config::load_with_env(Some(&missing), false),
-            Err(ConfigError::MissingFile { .. })
-        ));
+    fn variables_override_the_file_and_redis_url_comes_last() {
+        let c = Config::from_sources(
+            Some(FILE),
+            vars(&[
+                ("REDIS_URL", "redis://r1"),
+                ("SWITCHYARD_REDIS__URL", "redis://r2"),
+                ("SWITCHYARD_PLANS__ENTERPRISE__PPU_CAPS__MIDJOURNEY", "100"),
+                ("SWITCHYARD_SCHEDULER__LEASE_MS", "5000"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.redis.key_prefix, "fromfile");
+        assert_eq!(c.redis.url, "redis://r1");
+        assert_eq!(c.plans.enterprise.ppu_caps.midjourney, Some(100));
+        assert_eq!(c.scheduler.lease_ms, 5000);
+
+        let c = Config::from_sources(
+            Some(FILE),
+            vars(&[
+                ("switchyard_redis__key_prefix", "lower"),
+                ("redis_url", "redis://low"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.redis.key_prefix, "lower");
+        assert_eq!(c.redis.url, "redis://low");
+    }
+
+    #[test]
+    fn variables_that_are_not_config_keys_are_ignored() {
+        let c = Config::from_sources(
+            None,
+            vars(&[
+                ("SWITCHYARD_URL", "x"),
+                ("SWITCHYARD_MASTER_KEY", "y"),
+                ("SWITCHYARD_REDIS____KEY_PREFIX", "zz"),
+                ("SWITCHYARD___X", "1"),
+                ("", "1"),
+                ("PATH", "/bin"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c, Config::default());
+    }
+
+    #[test]
+    fn errors_name_the_key_and_where_the_value_came_from() {
+        let file = |text| {
+            Some(TomlSource {
+                origin: "/etc/switchyard.toml",
+                text,
+            })
+        };
+        assert_eq!(
+            invalid(Config::from_sources(
+                file("[scheduler]\nlease_ms = \"soon\"\n"),
+                []
+            )),
+            "invalid config key `scheduler.lease_ms`: invalid type: found string \"soon\", \
+             expected u64 (from TOML file /etc/switchyard.toml)"
+        );
+        assert_eq!(
+            invalid(Config::from_sources(file("[redis]\nurll = 1\n"), [])),
+            "invalid config key `redis.urll`: unknown field: found `urll`, expected `one of \
+             `url`, `cluster`, `key_prefix`, `pool_size`` (from TOML file /etc/switchyard.toml)"
+        );
+        assert!(
+            invalid(Config::from_sources(file("[redis\n"), []))
+                .starts_with("invalid config key `(root)`: TOML parse error at line 1, column 7")
+        );
+        assert_eq!(
+            invalid(Config::from_sources(
+                None,
+                vars(&[("SWITCHYARD_SCHEDULER__LEASE_MS", "soon")])
+            )),
+            "invalid config key `scheduler.lease_ms`: invalid type: found string \"soon\", \
+             expected u64 (from `SWITCHYARD_` environment variable(s))"
+        );
+        assert_eq!(
+            invalid(Config::from_sources(
+                None,
+                vars(&[("SWITCHYARD_REDIS__KEY_PREFIX", "123")])
+            )),
+            "invalid config key `redis.key_prefix`: invalid type: found unsigned int `123`, \
+             expected a string (from `SWITCHYARD_` environment variable(s))"
+        );
+        assert_eq!(
+            invalid(Config::from_sources(
+                None,
+                vars(&[("REDIS_URL", "http://x")])
+            )),
+            "invalid config key `redis.url`: must start with redis://, rediss:// or unix://"
+        );
     }
 }

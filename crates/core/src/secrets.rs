@@ -53,11 +53,6 @@ impl SecretBox {
         })
     }
 
-    /// A box from `SWITCHYARD_MASTER_KEY`.
-    pub fn from_env() -> Result<SecretBox, SecretError> {
-        SecretBox::new(&std::env::var(MASTER_KEY_ENV).unwrap_or_default())
-    }
-
     /// Seal: `v1:` + base64(nonce ‖ ciphertext).
     pub fn seal(&self, plaintext: &str) -> String {
         let nonce = ChaCha20Poly1305::generate_nonce(&mut OsRng);

@@ -11,6 +11,7 @@ use switchyard_core::config::UpstreamsConfig;
 use switchyard_core::secrets::SecretBox;
 use switchyard_core::{
     Config, Origin, Plan, PlanTable, Provider, QuotaKind, ServiceMode, TaskBody, TaskSpec,
+    TaskStatus,
 };
 use switchyard_provider_sim::Sim;
 use switchyard_scheduler::{AccountSpec, NewTask, Owner, Scheduler, TaskRecord, TenantSettings};
@@ -199,7 +200,7 @@ impl Harness {
     /// Wait until a task is completed, failed or cancelled.
     pub async fn wait_terminal(&self, tenant: &str, id: &str, timeout: Duration) -> TaskRecord {
         self.wait_task(tenant, id, "a terminal status", timeout, |r| {
-            matches!(r.status(), "completed" | "failed" | "cancelled")
+            r.status().parse().is_ok_and(TaskStatus::is_terminal)
         })
         .await
     }

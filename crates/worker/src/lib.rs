@@ -15,8 +15,10 @@
 //! a run's lease clock, the Redis retries it allows and the [`Control`] behind it;
 //! `outcome` the one mapping from a run's result to a scheduler call and a metric label;
 //! `start` a worker process's start-up ([`run_main`], logs, the metrics endpoint,
-//! signals).
+//! signals); `config_load` what every binary reads at start-up (the config file, the
+//! environment, the master key).
 
+pub mod config_load;
 mod lease;
 mod outcome;
 mod runtime;

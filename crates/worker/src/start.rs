@@ -4,12 +4,11 @@
 use std::sync::Arc;
 
 use switchyard_core::Config;
-use switchyard_core::secrets::SecretBox;
 use switchyard_scheduler::Scheduler;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::{Upstream, Worker};
+use crate::{Upstream, Worker, config_load};
 
 /// The `main` of a provider binary: config (`--config FILE` or `SWITCHYARD_CONFIG`, then
 /// `SWITCHYARD_*`), the master key, logs, Redis, and the worker until SIGTERM or SIGINT.
@@ -36,8 +35,8 @@ pub async fn run_main(make: impl FnOnce(&Config) -> Arc<dyn Upstream>) -> anyhow
     // Caught from here on: a SIGTERM during start-up ends the process cleanly (exit 0).
     let mut stop = shutdown_signal();
     init_logs(json_logs);
-    let config = Config::load(path.as_deref().map(std::path::Path::new))?;
-    let secrets = SecretBox::from_env()?;
+    let config = config_load::load(path.as_deref().map(std::path::Path::new))?;
+    let secrets = config_load::secret_box()?;
     // The process is alive while it waits for Redis: `/healthz` answers meanwhile.
     if !config.worker.metrics_listen.is_empty() {
         serve_metrics(&config.worker.metrics_listen).await?;

@@ -1,0 +1,186 @@
+//! Suno: the music, lyrics and upload tasks with their inputs and validation.
+
+use serde::{Deserialize, Serialize};
+
+use super::{MAX_TEXT_CHARS, check_http_url, id, opt_text, text};
+use crate::error::SpecError;
+
+/// `suno` tasks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "task_type", content = "input")]
+pub enum SunoTask {
+    /// Description mode.
+    GenerateMusic(SunoGenerate),
+    /// Custom mode (lyrics); with `continue_clip_id` it is a continue.
+    GenerateMusicCustom(SunoGenerateCustom),
+    /// Lyric synthesis.
+    Lyrics(SunoLyrics),
+    /// Audio upload.
+    Upload(SunoUpload),
+}
+
+/// `suno` / `generate_music`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SunoGenerate {
+    /// What the song should be about.
+    pub gpt_description_prompt: String,
+    /// No vocals.
+    #[serde(default)]
+    pub make_instrumental: Option<bool>,
+    /// `chirp-v3-0`, `chirp-v3-5`, `chirp-v4`, …
+    #[serde(default)]
+    pub model_version: Option<String>,
+}
+
+/// `suno` / `generate_music_custom`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SunoGenerateCustom {
+    /// The lyrics.
+    pub prompt: String,
+    /// Song title.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// Style tags.
+    #[serde(default)]
+    pub tags: Option<String>,
+    /// Styles to avoid.
+    #[serde(default)]
+    pub negative_tags: Option<String>,
+    /// No vocals.
+    #[serde(default)]
+    pub make_instrumental: Option<bool>,
+    /// Model version.
+    #[serde(default)]
+    pub model_version: Option<String>,
+    /// Continue this clip (makes the task a continue).
+    #[serde(default)]
+    pub continue_clip_id: Option<String>,
+    /// Seconds into the clip to continue from.
+    #[serde(default)]
+    pub continue_at: Option<f64>,
+}
+
+/// `suno` / `lyrics`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SunoLyrics {
+    /// What the lyrics should be about.
+    pub prompt: String,
+}
+
+/// `suno` / `upload`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SunoUpload {
+    /// The audio to upload (http(s)).
+    pub audio_url: String,
+}
+
+task_type_names!(SunoTask {
+    GenerateMusic => GENERATE_MUSIC = "generate_music",
+    GenerateMusicCustom => GENERATE_MUSIC_CUSTOM = "generate_music_custom",
+    Lyrics => LYRICS = "lyrics",
+    Upload => UPLOAD = "upload",
+});
+
+impl SunoTask {
+    /// True for a custom generation that continues a clip.
+    pub fn is_continue(&self) -> bool {
+        matches!(self, SunoTask::GenerateMusicCustom(c) if c.continue_clip_id.is_some())
+    }
+
+    /// The model version asked for, if any.
+    pub fn model_version(&self) -> Option<&str> {
+        match self {
+            SunoTask::GenerateMusic(g) => g.model_version.as_deref(),
+            SunoTask::GenerateMusicCustom(g) => g.model_version.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+/// Check the values the task's types cannot express.
+pub(super) fn validate(task: &SunoTask) -> Result<(), SpecError> {
+    match task {
+        SunoTask::GenerateMusic(g) => {
+            text(
+                "gpt_description_prompt",
+                &g.gpt_description_prompt,
+                MAX_TEXT_CHARS,
+            )?;
+            opt_text("model_version", &g.model_version, 64)?;
+        }
+        SunoTask::GenerateMusicCustom(g) => {
+            text("prompt", &g.prompt, MAX_TEXT_CHARS)?;
+            opt_text("title", &g.title, 200)?;
+            opt_text("tags", &g.tags, 1000)?;
+            opt_text("negative_tags", &g.negative_tags, 1000)?;
+            opt_text("model_version", &g.model_version, 64)?;
+            if let Some(clip) = &g.continue_clip_id {
+                id("continue_clip_id", clip)?;
+            }
+            match (g.continue_at, &g.continue_clip_id) {
+                (Some(at), Some(_)) if !(at.is_finite() && at >= 0.0) => {
+                    return Err(SpecError::input(
+                        "continue_at",
+                        "continue_at must be a number of seconds ≥ 0",
+                    ));
+                }
+                (Some(_), None) => {
+                    return Err(SpecError::input(
+                        "continue_at",
+                        "continue_at needs continue_clip_id",
+                    ));
+                }
+                _ => {}
+            }
+        }
+        SunoTask::Lyrics(l) => text("prompt", &l.prompt, MAX_TEXT_CHARS)?,
+        SunoTask::Upload(u) => check_http_url("audio_url", &u.audio_url)?,
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{assert_bad_inputs, assert_listed_types_parse};
+    use super::*;
+    use crate::provider::Provider;
+    use serde_json::json;
+
+    #[test]
+    fn bad_inputs_name_their_field() {
+        assert_bad_inputs(&[
+            (
+                "suno",
+                "generate_music",
+                json!({"gpt_description_prompt": "  "}),
+                "/input/gpt_description_prompt",
+            ),
+            (
+                "suno",
+                "generate_music_custom",
+                json!({"prompt": "la", "continue_at": 3}),
+                "/input/continue_at",
+            ),
+            (
+                "suno",
+                "upload",
+                json!({"audio_url": "file:///etc/passwd"}),
+                "/input/audio_url",
+            ),
+        ]);
+    }
+
+    #[test]
+    fn every_listed_task_type_parses_with_a_minimal_input() {
+        assert_listed_types_parse(Provider::Suno, |tt| match tt {
+            SunoTask::GENERATE_MUSIC => json!({"gpt_description_prompt": "p"}),
+            SunoTask::GENERATE_MUSIC_CUSTOM => json!({"prompt": "la la"}),
+            SunoTask::LYRICS => json!({"prompt": "p"}),
+            _ => json!({"audio_url": "https://x/a.mp3"}),
+        });
+    }
+}
