@@ -7,10 +7,10 @@ use axum::response::Response;
 use serde_json::{Map, Value, json};
 use switchyard_core::secrets::mask;
 use switchyard_core::{AccountState, Provider};
-use switchyard_scheduler::{AccountError, AccountInfo, AccountSpec, Owner};
+use switchyard_scheduler::{AccountInfo, AccountSpec, Owner};
 
 use crate::error::{ApiError, ok};
-use crate::tasks::{body_object, read_json};
+use crate::json::{self, Json, body_object};
 use crate::{Caller, Operator, Shared};
 
 /// Credential fields per provider; the first is required and is the one hinted.
@@ -168,8 +168,7 @@ fn patch_fields(
     Ok(())
 }
 
-async fn create_for(state: &Shared, owner: Owner, body: Body) -> Result<Response, ApiError> {
-    let (v, _) = read_json(state, body).await?;
+async fn create_for(state: &Shared, owner: Owner, v: Value) -> Result<Response, ApiError> {
     let allowed = [
         "provider",
         "name",
@@ -245,24 +244,13 @@ async fn create_for(state: &Shared, owner: Owner, body: Body) -> Result<Response
     state
         .sched
         .add_account(provider, &owner, &id, &spec)
-        .await
-        .map_err(account_error)?;
+        .await?;
     let a = state
         .sched
         .get_account(provider, &owner, &id)
         .await?
         .ok_or_else(|| ApiError::account_not_found(&id))?;
     Ok(ok(view(&a)))
-}
-
-fn account_error(e: AccountError) -> ApiError {
-    match e {
-        AccountError::Exists(id) => {
-            ApiError::conflict("account_exists", format!("account {id} exists"))
-        }
-        AccountError::NotFound(id) => ApiError::account_not_found(&id),
-        AccountError::Scheduler(e) => e.into(),
-    }
 }
 
 async fn list_for(state: &Shared, owner: Owner) -> Result<Response, ApiError> {
@@ -290,7 +278,7 @@ async fn update_for(
     {
         return Err(ApiError::account_not_found(id));
     }
-    let (v, _) = read_json(state, body).await?;
+    let v: Value = json::read(state, body).await?;
     let allowed = [
         "enabled",
         "weight",
@@ -315,8 +303,7 @@ async fn update_for(
     state
         .sched
         .update_account(provider, &owner, id, &spec)
-        .await
-        .map_err(account_error)?;
+        .await?;
     let a = state
         .sched
         .get_account(provider, &owner, id)
@@ -341,7 +328,7 @@ async fn remove_for(state: &Shared, owner: Owner, id: &str) -> Result<Response, 
 pub async fn create(
     State(s): State<Shared>,
     Caller(t): Caller,
-    body: Body,
+    Json(body): Json<Value>,
 ) -> Result<Response, ApiError> {
     create_for(&s, Owner::Tenant(t.tenant_id), body).await
 }
@@ -370,7 +357,7 @@ pub async fn remove(
 pub async fn pool_create(
     State(s): State<Shared>,
     _: Operator,
-    body: Body,
+    Json(body): Json<Value>,
 ) -> Result<Response, ApiError> {
     create_for(&s, Owner::Pool, body).await
 }

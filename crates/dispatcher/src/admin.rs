@@ -10,7 +10,7 @@ use switchyard_core::{AccountState, Plan, Provider, QuotaKind, ServiceMode};
 use switchyard_scheduler::Owner;
 
 use crate::error::{ApiError, ok};
-use crate::tasks::{body_object, read_json};
+use crate::json::{self, Json, body_object};
 use crate::tenants::{self, Tenant};
 use crate::{Caller, Operator, Shared, webhooks};
 
@@ -58,9 +58,8 @@ pub async fn me(State(state): State<Shared>, Caller(t): Caller) -> Result<Respon
 pub async fn settings(
     State(state): State<Shared>,
     Caller(mut t): Caller,
-    body: Body,
+    Json(v): Json<Value>,
 ) -> Result<Response, ApiError> {
-    let (v, _) = read_json(&state, body).await?;
     let m = v
         .as_object()
         .ok_or_else(|| ApiError::invalid("/body", "the body must be a JSON object"))?;
@@ -141,9 +140,8 @@ fn plan_of(v: Option<&Value>) -> Result<Option<Plan>, ApiError> {
 pub async fn create_tenant(
     State(state): State<Shared>,
     _: Operator,
-    body: Body,
+    Json(v): Json<Value>,
 ) -> Result<Response, ApiError> {
-    let (v, _) = read_json(&state, body).await?;
     let m = body_object(&v, &["name", "plan"], "")?;
     let name = m
         .get("name")
@@ -190,7 +188,7 @@ pub async fn update_tenant(
     let mut t = tenants::get(&state.sched, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("tenant_not_found", format!("no tenant {id}")))?;
-    let (v, _) = read_json(&state, body).await?;
+    let v: Value = json::read(&state, body).await?;
     let m = body_object(
         &v,
         &["name", "plan"],
@@ -230,7 +228,7 @@ pub async fn credit(
             )
         })?
         .to_string();
-    let (v, _) = read_json(&state, body).await?;
+    let v: Value = json::read(&state, body).await?;
     let m = v
         .as_object()
         .ok_or_else(|| ApiError::invalid("/body", "the body must be a JSON object"))?;
@@ -250,11 +248,7 @@ pub async fn credit(
                 "amount must be a whole number from 1 to 1000000000",
             )
         })?;
-    state
-        .config
-        .plans
-        .top_up_entitlement(t.plan, kind)
-        .map_err(|e| ApiError::not_entitled(e.to_string()))?;
+    state.config.plans.top_up_entitlement(t.plan, kind)?;
     if let Some(first) = tenants::stored_reply(&state.sched, &format!("credit:{id}"), &key).await? {
         return Ok(ok(first));
     }

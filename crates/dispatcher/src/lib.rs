@@ -12,6 +12,8 @@ pub mod admin;
 pub mod client;
 pub mod dashboard;
 pub mod error;
+pub mod intake;
+pub mod json;
 pub mod metrics;
 pub mod openapi;
 pub mod tasks;

@@ -2,9 +2,13 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
+use axum::http::HeaderValue;
+use axum::response::Response;
 use serde_json::{Value, json};
-use switchyard_core::TaskBody;
+use switchyard_core::{TaskBody, TaskStatus};
 use switchyard_scheduler::{TaskRecord, TenantLoad};
+
+use crate::error::ok;
 
 /// RFC 3339 UTC from Unix milliseconds; `null` for 0.
 pub fn time(ms: u64) -> Value {
@@ -14,14 +18,30 @@ pub fn time(ms: u64) -> Value {
     json!(humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string())
 }
 
+/// The status stored on a task; `None` for a value the API does not know.
+pub fn stored_status(r: &TaskRecord) -> Option<TaskStatus> {
+    [
+        TaskStatus::Staged,
+        TaskStatus::Pending,
+        TaskStatus::Processing,
+        TaskStatus::Completed,
+        TaskStatus::Failed,
+        TaskStatus::Cancelled,
+    ]
+    .into_iter()
+    .find(|s| s.as_str() == r.status())
+}
+
 /// The API status of a stored task. A queued PPU task is `staged` while its tenant is
 /// at its plan cap for the provider, `pending` otherwise.
 pub fn status(r: &TaskRecord, load: Option<&TenantLoad>) -> &'static str {
-    match r.status() {
-        "processing" => "processing",
-        "completed" => "completed",
-        "failed" => "failed",
-        "cancelled" => "cancelled",
+    match stored_status(r) {
+        Some(
+            s @ (TaskStatus::Processing
+            | TaskStatus::Completed
+            | TaskStatus::Failed
+            | TaskStatus::Cancelled),
+        ) => s.as_str(),
         _ => {
             let capped = load.is_some_and(|l| {
                 r.get("pool") == "ppu" && l.cap.is_some_and(|c| l.ppu_in_flight >= u64::from(c))
@@ -40,7 +60,8 @@ pub fn task(r: &TaskRecord, load: Option<&TenantLoad>, logs: &[String]) -> Value
         .map_or("", |b| b.task_type.as_str())
         .to_string();
     let output: Value = serde_json::from_str(r.get("output")).unwrap_or(Value::Null);
-    let error = if r.get("error_code").is_empty() || r.status() == "completed" {
+    let error = if r.get("error_code").is_empty() || stored_status(r) == Some(TaskStatus::Completed)
+    {
         Value::Null
     } else {
         json!({"code": r.get("error_code"), "message": r.get("error_message"),
@@ -81,4 +102,15 @@ pub fn task(r: &TaskRecord, load: Option<&TenantLoad>, logs: &[String]) -> Value
         "logs": logs,
         "error": error,
     })
+}
+
+/// The reply to a create: the task object, marked `Idempotent-Replayed: true` when the
+/// `Idempotency-Key` found an existing task.
+pub fn created(task: Value, replayed: bool) -> Response {
+    let mut resp = ok(task);
+    if replayed {
+        resp.headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    resp
 }
