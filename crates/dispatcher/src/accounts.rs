@@ -4,17 +4,17 @@
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::response::Response;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
+use switchyard_core::Provider;
 use switchyard_core::secrets::mask;
-use switchyard_core::{AccountState, Provider};
-use switchyard_scheduler::{AccountInfo, AccountSpec, Owner};
+use switchyard_scheduler::{AccountSpec, Owner};
 
 use crate::error::{ApiError, ok};
 use crate::json::{self, Json, body_object};
-use crate::{Caller, Operator, Shared};
+use crate::{Caller, Operator, Shared, view};
 
 /// Credential fields per provider; the first is required and is the one hinted.
-fn credential_fields(p: Provider) -> &'static [&'static str] {
+pub(crate) fn credential_fields(p: Provider) -> &'static [&'static str] {
     match p {
         Provider::Midjourney => &["token", "guild_id", "channel_id", "user_agent"],
         Provider::Suno | Provider::Luma => &["cookie"],
@@ -25,28 +25,6 @@ fn credential_fields(p: Provider) -> &'static [&'static str] {
 /// An account id carries its provider: `acc_<provider>_<hex>`.
 fn provider_of(id: &str) -> Option<Provider> {
     id.strip_prefix("acc_")?.split('_').next()?.parse().ok()
-}
-
-fn view(a: &AccountInfo) -> Value {
-    let (state, until, reason) = match &a.state {
-        AccountState::Active => ("active", Value::Null, Value::Null),
-        AccountState::CoolingDown { until_ms, reason } => {
-            ("cooling_down", crate::view::time(*until_ms), json!(reason))
-        }
-        AccountState::Disabled { reason } => ("disabled", Value::Null, json!(reason)),
-    };
-    let capacity = if a.provider == Provider::Midjourney {
-        json!({"relax": a.capacity[0], "fast": a.capacity[1], "turbo": a.capacity[2]})
-    } else {
-        json!({"default": a.capacity[0]})
-    };
-    let field = credential_fields(a.provider)[0];
-    json!({"account_id": a.id, "provider": a.provider, "name": a.name, "state": state,
-           "state_until": until, "state_reason": reason, "capacity": capacity,
-           "weight": a.weight, "backup": a.backup,
-           "in_flight": a.in_flight.iter().sum::<u32>(),
-           "no_fast_hours_until": a.fast_off_until_ms.map_or(Value::Null, crate::view::time),
-           "credentials": {field: a.hint}})
 }
 
 fn non_negative(v: &Value, field: &str) -> Result<u32, ApiError> {
@@ -250,14 +228,14 @@ async fn create_for(state: &Shared, owner: Owner, v: Value) -> Result<Response, 
         .get_account(provider, &owner, &id)
         .await?
         .ok_or_else(|| ApiError::account_not_found(&id))?;
-    Ok(ok(view(&a)))
+    Ok(ok(view::account(&a)))
 }
 
 async fn list_for(state: &Shared, owner: Owner) -> Result<Response, ApiError> {
     let mut out = Vec::new();
     for p in Provider::ALL {
         for a in state.sched.list_accounts(p, &owner).await? {
-            out.push(view(&a));
+            out.push(view::account(&a));
         }
     }
     Ok(ok(Value::Array(out)))
@@ -309,7 +287,7 @@ async fn update_for(
         .get_account(provider, &owner, id)
         .await?
         .ok_or_else(|| ApiError::account_not_found(id))?;
-    Ok(ok(view(&a)))
+    Ok(ok(view::account(&a)))
 }
 
 async fn remove_for(state: &Shared, owner: Owner, id: &str) -> Result<Response, ApiError> {
@@ -321,7 +299,7 @@ async fn remove_for(state: &Shared, owner: Owner, id: &str) -> Result<Response, 
     {
         return Err(ApiError::account_not_found(id));
     }
-    Ok(ok(json!({"account_id": id, "deleted": true})))
+    Ok(ok(view::account_deleted(id)))
 }
 
 /// `POST /api/v1/accounts`.

@@ -6,24 +6,16 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use serde_json::{Value, json};
-use switchyard_core::{AccountState, Plan, Provider, QuotaKind, ServiceMode};
+use switchyard_core::{Plan, Provider, QuotaKind, ServiceMode};
 use switchyard_scheduler::Owner;
 
 use crate::error::{ApiError, ok};
 use crate::json::{self, Json, body_object};
 use crate::tenants::{self, Tenant};
-use crate::{Caller, Operator, Shared, webhooks};
+use crate::{Caller, Operator, Shared, view, webhooks};
 
 async fn balances_json(state: &Shared, tenant: &str) -> Result<(Value, Value), ApiError> {
-    let b = state.sched.balances(tenant).await?;
-    let mut avail = serde_json::Map::new();
-    let mut held = serde_json::Map::new();
-    for k in QuotaKind::ALL {
-        let v = b.get(&k).copied().unwrap_or_default();
-        avail.insert(k.as_str().into(), json!(v.available));
-        held.insert(k.as_str().into(), json!(v.held));
-    }
-    Ok((Value::Object(avail), Value::Object(held)))
+    Ok(view::balances(&state.sched.balances(tenant).await?))
 }
 
 /// `GET /api/v1/me`.
@@ -31,27 +23,7 @@ pub async fn me(State(state): State<Shared>, Caller(t): Caller) -> Result<Respon
     let (balances, held) = balances_json(&state, &t.tenant_id).await?;
     let load = state.sched.tenant_load(&t.tenant_id).await?;
     let limits = state.config.plans.get(t.plan);
-    let mut caps = serde_json::Map::new();
-    let mut in_flight = serde_json::Map::new();
-    let mut queued = serde_json::Map::new();
-    for l in &load {
-        let p = l.provider.as_str();
-        let cap = match l.provider {
-            Provider::Gpts if !limits.gpts_ppu => Value::Null,
-            _ => json!(limits.ppu_cap(l.provider)),
-        };
-        caps.insert(p.into(), cap);
-        in_flight.insert(p.into(), json!(l.ppu_in_flight + l.byoa_in_flight));
-        queued.insert(p.into(), json!(l.queued.max(0)));
-    }
-    Ok(ok(
-        json!({"tenant_id": t.tenant_id, "name": t.name, "plan": t.plan,
-        "default_service_mode": t.default_service_mode.api_name(),
-        "failover_max_wait_s": t.failover_max_wait_s,
-        "notification_webhook": t.notification_webhook,
-        "caps": caps, "balances": balances, "held": held,
-        "in_flight": in_flight, "queued": queued}),
-    ))
+    Ok(ok(view::me(&t, limits, &load, balances, held)))
 }
 
 /// `PATCH /api/v1/me/settings`.
@@ -163,18 +135,14 @@ pub async fn create_tenant(
         notification_secret: None,
     };
     let key = tenants::create(&state.sched, &t).await?;
-    Ok(ok(
-        json!({"tenant_id": t.tenant_id, "name": t.name, "plan": t.plan, "api_key": key}),
-    ))
+    Ok(ok(view::tenant_created(&t, &key)))
 }
 
 /// `GET /admin/v1/tenants`.
 pub async fn list_tenants(State(state): State<Shared>, _: Operator) -> Result<Response, ApiError> {
     let all = tenants::list(&state.sched).await?;
     Ok(ok(Value::Array(
-        all.iter()
-            .map(|t| json!({"tenant_id": t.tenant_id, "name": t.name, "plan": t.plan, "created_at": t.created_at}))
-            .collect(),
+        all.iter().map(view::tenant_listed).collect(),
     )))
 }
 
@@ -201,9 +169,7 @@ pub async fn update_tenant(
         t.name = n.to_string();
     }
     tenants::save(&state.sched, &t).await?;
-    Ok(ok(
-        json!({"tenant_id": t.tenant_id, "name": t.name, "plan": t.plan}),
-    ))
+    Ok(ok(view::tenant(&t)))
 }
 
 /// `POST /admin/v1/tenants/{id}/credits` (Idempotency-Key required).
@@ -267,17 +233,7 @@ pub async fn stats(State(state): State<Shared>, _: Operator) -> Result<Response,
     for p in Provider::ALL {
         let load = state.sched.provider_load(p).await?;
         let pool = state.sched.list_accounts(p, &Owner::Pool).await?;
-        let count = |f: &dyn Fn(&AccountState) -> bool| pool.iter().filter(|a| f(&a.state)).count();
-        let capacity: u32 = pool.iter().map(|a| a.capacity.iter().sum::<u32>()).sum();
-        providers.insert(
-            p.as_str().into(),
-            json!({
-            "queued": load.queued.max(0), "in_flight": load.in_flight,
-            "pool": {"accounts": pool.len(), "capacity": capacity,
-                     "active": count(&|s| matches!(s, AccountState::Active)),
-                     "cooling_down": count(&|s| matches!(s, AccountState::CoolingDown { .. })),
-                     "disabled": count(&|s| matches!(s, AccountState::Disabled { .. }))}}),
-        );
+        providers.insert(p.as_str().into(), view::provider_stats(&load, &pool));
     }
     Ok(ok(json!({"providers": providers})))
 }

@@ -1,12 +1,15 @@
-//! The task object of the API, built from a stored task.
+//! The API's replies, built from what the scheduler stores: the task object, accounts,
+//! tenants, `me`, balances and stats. Nothing here reads or writes the store.
 
 use std::time::{Duration, UNIX_EPOCH};
 
 use axum::http::HeaderValue;
 use axum::response::Response;
-use serde_json::{Value, json};
-use switchyard_core::{TaskBody, TaskStatus};
-use switchyard_scheduler::{TaskRecord, TenantLoad};
+use std::collections::HashMap;
+
+use serde_json::{Map, Value, json};
+use switchyard_core::{AccountState, PlanLimits, Provider, QuotaKind, TaskBody, TaskStatus};
+use switchyard_scheduler::{AccountInfo, Balance, ProviderLoad, TaskRecord, Tenant, TenantLoad};
 
 use crate::error::ok;
 
@@ -113,4 +116,102 @@ pub fn created(task: Value, replayed: bool) -> Response {
             .insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     resp
+}
+
+/// `available` and `held` per quota kind, every kind present.
+pub fn balances(b: &HashMap<QuotaKind, Balance>) -> (Value, Value) {
+    let mut avail = Map::new();
+    let mut held = Map::new();
+    for k in QuotaKind::ALL {
+        let v = b.get(&k).copied().unwrap_or_default();
+        avail.insert(k.as_str().into(), json!(v.available));
+        held.insert(k.as_str().into(), json!(v.held));
+    }
+    (Value::Object(avail), Value::Object(held))
+}
+
+/// `GET /api/v1/me`: the tenant, its settings, its caps and load per provider, and its
+/// balances.
+pub fn me(
+    t: &Tenant,
+    limits: &PlanLimits,
+    load: &[TenantLoad],
+    balances: Value,
+    held: Value,
+) -> Value {
+    let mut caps = Map::new();
+    let mut in_flight = Map::new();
+    let mut queued = Map::new();
+    for l in load {
+        let p = l.provider.as_str();
+        let cap = match l.provider {
+            Provider::Gpts if !limits.gpts_ppu => Value::Null,
+            _ => json!(limits.ppu_cap(l.provider)),
+        };
+        caps.insert(p.into(), cap);
+        in_flight.insert(p.into(), json!(l.ppu_in_flight + l.byoa_in_flight));
+        queued.insert(p.into(), json!(l.queued.max(0)));
+    }
+    json!({"tenant_id": t.tenant_id, "name": t.name, "plan": t.plan,
+    "default_service_mode": t.default_service_mode.api_name(),
+    "failover_max_wait_s": t.failover_max_wait_s,
+    "notification_webhook": t.notification_webhook,
+    "caps": caps, "balances": balances, "held": held,
+    "in_flight": in_flight, "queued": queued})
+}
+
+/// A tenant: id, name, plan.
+pub fn tenant(t: &Tenant) -> Value {
+    json!({"tenant_id": t.tenant_id, "name": t.name, "plan": t.plan})
+}
+
+/// A new tenant, with its API key (shown this once).
+pub fn tenant_created(t: &Tenant, api_key: &str) -> Value {
+    json!({"tenant_id": t.tenant_id, "name": t.name, "plan": t.plan, "api_key": api_key})
+}
+
+/// A tenant in the operator's list.
+pub fn tenant_listed(t: &Tenant) -> Value {
+    json!({"tenant_id": t.tenant_id, "name": t.name, "plan": t.plan, "created_at": t.created_at})
+}
+
+/// One provider in `GET /admin/v1/stats`: its queue and the PPU pool's accounts.
+pub fn provider_stats(load: &ProviderLoad, pool: &[AccountInfo]) -> Value {
+    let count = |f: &dyn Fn(&AccountState) -> bool| pool.iter().filter(|a| f(&a.state)).count();
+    let capacity: u32 = pool.iter().map(|a| a.capacity.iter().sum::<u32>()).sum();
+    json!({
+    "queued": load.queued.max(0), "in_flight": load.in_flight,
+    "pool": {"accounts": pool.len(), "capacity": capacity,
+             "active": count(&|s| matches!(s, AccountState::Active)),
+             "cooling_down": count(&|s| matches!(s, AccountState::CoolingDown { .. })),
+             "disabled": count(&|s| matches!(s, AccountState::Disabled { .. }))}})
+}
+
+/// An account as the API shows it: state, capacity, load, and the credential hint
+/// (`••••` + last 4), never the credentials.
+pub fn account(a: &AccountInfo) -> Value {
+    let (state, until, reason) = match &a.state {
+        AccountState::Active => ("active", Value::Null, Value::Null),
+        AccountState::CoolingDown { until_ms, reason } => {
+            ("cooling_down", time(*until_ms), json!(reason))
+        }
+        AccountState::Disabled { reason } => ("disabled", Value::Null, json!(reason)),
+    };
+    let capacity = if a.provider == Provider::Midjourney {
+        json!({"relax": a.capacity[0], "fast": a.capacity[1], "turbo": a.capacity[2]})
+    } else {
+        json!({"default": a.capacity[0]})
+    };
+    let field = crate::accounts::credential_fields(a.provider)[0];
+    json!({"account_id": a.id, "provider": a.provider, "name": a.name, "state": state,
+           "state_until": until, "state_reason": reason, "capacity": capacity,
+           "weight": a.weight, "backup": a.backup,
+           "in_flight": a.in_flight.iter().sum::<u32>(),
+           "no_fast_hours_until": a.fast_off_until_ms.map_or(Value::Null, time),
+           "credentials": {field: a.hint}})
+}
+
+/// The reply to an account's removal.
+pub fn account_deleted(id: &str) -> Value {
+    json!({"account_id": id, "deleted": true})
 }
