@@ -10,7 +10,7 @@ use switchyard_core::secrets::mask;
 use switchyard_scheduler::{AccountSpec, Owner};
 
 use crate::error::{ApiError, ok};
-use crate::json::{self, Json, body_object};
+use crate::json::{self, FromJson, Json, body_object};
 use crate::{Caller, Operator, Shared, view};
 
 /// Credential fields per provider; the first is required and is the one hinted.
@@ -146,78 +146,102 @@ fn patch_fields(
     Ok(())
 }
 
-async fn create_for(state: &Shared, owner: Owner, v: Value) -> Result<Response, ApiError> {
-    let allowed = [
-        "provider",
-        "name",
-        "credentials",
-        "capacity",
-        "concurrency",
-        "weight",
-        "backup",
-        "modes",
-        "active_window",
-    ];
-    let m = body_object(&v, &allowed, "")?;
-    let provider: Provider = m
-        .get("provider")
-        .and_then(Value::as_str)
-        .ok_or_else(|| {
-            ApiError::invalid(
-                "/provider",
-                "provider is required: midjourney, suno, luma or gpts",
-            )
-        })?
-        .parse()
-        .map_err(|e: switchyard_core::ParseEnumError| {
-            ApiError::invalid("/provider", e.to_string())
-        })?;
-    let creds = m
-        .get("credentials")
-        .and_then(Value::as_object)
-        .ok_or_else(|| ApiError::invalid("/credentials", "credentials is required (an object)"))?;
-    let fields = credential_fields(provider);
-    if let Some(k) = creds.keys().find(|k| !fields.contains(&k.as_str())) {
-        return Err(ApiError::invalid(
-            &format!("/credentials/{k}"),
-            format!(
-                "unknown credential field `{k}` for {provider}; expected: {}",
-                fields.join(", ")
-            ),
-        ));
-    }
-    for (k, v) in creds {
-        if !v.is_string() {
+/// The body of an account create, checked: the provider, its credentials (not yet
+/// sealed) and the account's settings with their defaults.
+pub struct NewAccount {
+    provider: Provider,
+    credentials: Map<String, Value>,
+    spec: AccountSpec,
+}
+
+impl FromJson for NewAccount {
+    fn from_json(v: Value) -> Result<Self, ApiError> {
+        let allowed = [
+            "provider",
+            "name",
+            "credentials",
+            "capacity",
+            "concurrency",
+            "weight",
+            "backup",
+            "modes",
+            "active_window",
+        ];
+        let m = body_object(&v, &allowed, "")?;
+        let provider: Provider = m
+            .get("provider")
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "/provider",
+                    "provider is required: midjourney, suno, luma or gpts",
+                )
+            })?
+            .parse()
+            .map_err(|e: switchyard_core::ParseEnumError| {
+                ApiError::invalid("/provider", e.to_string())
+            })?;
+        let creds = m
+            .get("credentials")
+            .and_then(Value::as_object)
+            .ok_or_else(|| {
+                ApiError::invalid("/credentials", "credentials is required (an object)")
+            })?;
+        let fields = credential_fields(provider);
+        if let Some(k) = creds.keys().find(|k| !fields.contains(&k.as_str())) {
             return Err(ApiError::invalid(
                 &format!("/credentials/{k}"),
-                "credential fields are strings",
+                format!(
+                    "unknown credential field `{k}` for {provider}; expected: {}",
+                    fields.join(", ")
+                ),
             ));
         }
+        for (k, v) in creds {
+            if !v.is_string() {
+                return Err(ApiError::invalid(
+                    &format!("/credentials/{k}"),
+                    "credential fields are strings",
+                ));
+            }
+        }
+        let main = creds
+            .get(fields[0])
+            .and_then(Value::as_str)
+            .filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    &format!("/credentials/{}", fields[0]),
+                    format!("credentials.{} is required", fields[0]),
+                )
+            })?;
+        let mut spec = AccountSpec {
+            name: Some(provider.to_string()),
+            weight: Some(1),
+            backup: Some(false),
+            hint: Some(mask(main)),
+            ..AccountSpec::default()
+        };
+        patch_fields(provider, m, &mut spec)?;
+        spec.capacity = capacity(provider, m, true)?;
+        Ok(NewAccount {
+            provider,
+            credentials: creds.clone(),
+            spec,
+        })
     }
-    let main = creds
-        .get(fields[0])
-        .and_then(Value::as_str)
-        .filter(|s| !s.trim().is_empty())
-        .ok_or_else(|| {
-            ApiError::invalid(
-                &format!("/credentials/{}", fields[0]),
-                format!("credentials.{} is required", fields[0]),
-            )
-        })?;
-    let mut spec = AccountSpec {
-        name: Some(provider.to_string()),
-        weight: Some(1),
-        backup: Some(false),
-        secret: Some(
-            state
-                .secrets
-                .seal(&Value::Object(creds.clone()).to_string()),
-        ),
-        hint: Some(mask(main)),
-        ..AccountSpec::default()
-    };
-    patch_fields(provider, m, &mut spec)?;
-    spec.capacity = capacity(provider, m, true)?;
+}
+
+async fn create_for(
+    state: &Shared,
+    owner: Owner,
+    NewAccount {
+        provider,
+        credentials,
+        mut spec,
+    }: NewAccount,
+) -> Result<Response, ApiError> {
+    spec.secret = Some(state.secrets.seal(&Value::Object(credentials).to_string()));
     let id = format!("acc_{provider}_{}", uuid::Uuid::now_v7().simple());
     state
         .sched
@@ -306,7 +330,7 @@ async fn remove_for(state: &Shared, owner: Owner, id: &str) -> Result<Response, 
 pub async fn create(
     State(s): State<Shared>,
     Caller(t): Caller,
-    Json(body): Json<Value>,
+    Json(body): Json<NewAccount>,
 ) -> Result<Response, ApiError> {
     create_for(&s, Owner::Tenant(t.tenant_id), body).await
 }
@@ -335,7 +359,7 @@ pub async fn remove(
 pub async fn pool_create(
     State(s): State<Shared>,
     _: Operator,
-    Json(body): Json<Value>,
+    Json(body): Json<NewAccount>,
 ) -> Result<Response, ApiError> {
     create_for(&s, Owner::Pool, body).await
 }

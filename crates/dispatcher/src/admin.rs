@@ -10,7 +10,7 @@ use switchyard_core::{Plan, Provider, QuotaKind, ServiceMode};
 use switchyard_scheduler::Owner;
 
 use crate::error::{ApiError, ok};
-use crate::json::{self, Json, body_object};
+use crate::json::{self, FromJson, Json, body_object};
 use crate::tenants::{self, Tenant};
 use crate::{Caller, Operator, Shared, view, webhooks};
 
@@ -108,22 +108,38 @@ fn plan_of(v: Option<&Value>) -> Result<Option<Plan>, ApiError> {
     }
 }
 
+/// The body of a tenant create: a name (1 to 200 characters) and a plan (the
+/// configured default when absent).
+pub struct NewTenant {
+    name: String,
+    plan: Option<Plan>,
+}
+
+impl FromJson for NewTenant {
+    fn from_json(v: Value) -> Result<Self, ApiError> {
+        let m = body_object(&v, &["name", "plan"], "")?;
+        let name = m
+            .get("name")
+            .and_then(Value::as_str)
+            .filter(|n| !n.trim().is_empty() && n.len() <= 200)
+            .ok_or_else(|| ApiError::invalid("/name", "name is required (1 to 200 characters)"))?;
+        Ok(NewTenant {
+            name: name.to_string(),
+            plan: plan_of(m.get("plan"))?,
+        })
+    }
+}
+
 /// `POST /admin/v1/tenants`.
 pub async fn create_tenant(
     State(state): State<Shared>,
     _: Operator,
-    Json(v): Json<Value>,
+    Json(NewTenant { name, plan }): Json<NewTenant>,
 ) -> Result<Response, ApiError> {
-    let m = body_object(&v, &["name", "plan"], "")?;
-    let name = m
-        .get("name")
-        .and_then(Value::as_str)
-        .filter(|n| !n.trim().is_empty() && n.len() <= 200)
-        .ok_or_else(|| ApiError::invalid("/name", "name is required (1 to 200 characters)"))?;
-    let plan = plan_of(m.get("plan"))?.unwrap_or(state.config.defaults.plan);
+    let plan = plan.unwrap_or(state.config.defaults.plan);
     let t = Tenant {
         tenant_id: format!("t_{}", uuid::Uuid::now_v7().simple()),
-        name: name.to_string(),
+        name,
         plan,
         created_at: crate::view::time(now_ms())
             .as_str()
@@ -146,6 +162,26 @@ pub async fn list_tenants(State(state): State<Shared>, _: Operator) -> Result<Re
     )))
 }
 
+/// The body of a tenant update: a new name or plan, each optional.
+pub struct TenantChange {
+    name: Option<String>,
+    plan: Option<Plan>,
+}
+
+impl FromJson for TenantChange {
+    fn from_json(v: Value) -> Result<Self, ApiError> {
+        let m = body_object(
+            &v,
+            &["name", "plan"],
+            "; Enterprise caps are set in config under [plans.enterprise]",
+        )?;
+        Ok(TenantChange {
+            plan: plan_of(m.get("plan"))?,
+            name: m.get("name").and_then(Value::as_str).map(str::to_string),
+        })
+    }
+}
+
 /// `PATCH /admin/v1/tenants/{id}`.
 pub async fn update_tenant(
     State(state): State<Shared>,
@@ -156,20 +192,48 @@ pub async fn update_tenant(
     let mut t = tenants::get(&state.sched, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("tenant_not_found", format!("no tenant {id}")))?;
-    let v: Value = json::read(&state, body).await?;
-    let m = body_object(
-        &v,
-        &["name", "plan"],
-        "; Enterprise caps are set in config under [plans.enterprise]",
-    )?;
-    if let Some(p) = plan_of(m.get("plan"))? {
+    let change: TenantChange = json::read(&state, body).await?;
+    if let Some(p) = change.plan {
         t.plan = p;
     }
-    if let Some(n) = m.get("name").and_then(Value::as_str) {
-        t.name = n.to_string();
+    if let Some(n) = change.name {
+        t.name = n;
     }
     tenants::save(&state.sched, &t).await?;
     Ok(ok(view::tenant(&t)))
+}
+
+/// The body of a top-up: a quota kind and a whole amount from 1 to 10⁹.
+pub struct TopUp {
+    kind: QuotaKind,
+    amount: i64,
+}
+
+impl FromJson for TopUp {
+    fn from_json(v: Value) -> Result<Self, ApiError> {
+        let m = v
+            .as_object()
+            .ok_or_else(|| ApiError::invalid("/body", "the body must be a JSON object"))?;
+        let kind: QuotaKind = m
+            .get("kind")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ApiError::invalid("/kind", "kind is required"))?
+            .parse()
+            .map_err(|e: switchyard_core::ParseEnumError| {
+                ApiError::invalid("/kind", e.to_string())
+            })?;
+        let amount = m
+            .get("amount")
+            .and_then(Value::as_i64)
+            .filter(|a| *a > 0 && *a <= 1_000_000_000)
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "/amount",
+                    "amount must be a whole number from 1 to 1000000000",
+                )
+            })?;
+        Ok(TopUp { kind, amount })
+    }
 }
 
 /// `POST /admin/v1/tenants/{id}/credits` (Idempotency-Key required).
@@ -194,26 +258,7 @@ pub async fn credit(
             )
         })?
         .to_string();
-    let v: Value = json::read(&state, body).await?;
-    let m = v
-        .as_object()
-        .ok_or_else(|| ApiError::invalid("/body", "the body must be a JSON object"))?;
-    let kind: QuotaKind = m
-        .get("kind")
-        .and_then(Value::as_str)
-        .ok_or_else(|| ApiError::invalid("/kind", "kind is required"))?
-        .parse()
-        .map_err(|e: switchyard_core::ParseEnumError| ApiError::invalid("/kind", e.to_string()))?;
-    let amount = m
-        .get("amount")
-        .and_then(Value::as_i64)
-        .filter(|a| *a > 0 && *a <= 1_000_000_000)
-        .ok_or_else(|| {
-            ApiError::invalid(
-                "/amount",
-                "amount must be a whole number from 1 to 1000000000",
-            )
-        })?;
+    let TopUp { kind, amount } = json::read(&state, body).await?;
     state.config.plans.top_up_entitlement(t.plan, kind)?;
     if let Some(first) = tenants::stored_reply(&state.sched, &format!("credit:{id}"), &key).await? {
         return Ok(ok(first));
