@@ -155,7 +155,7 @@ async fn follow_up(
         t.inherit(m, v);
     }
     Ok(FollowUp {
-        service_mode: if o.get("pool") == "byoa" {
+        service_mode: if o.get("pool") == ServiceMode::Byoa.as_str() {
             ServiceMode::Byoa
         } else {
             ServiceMode::Ppu

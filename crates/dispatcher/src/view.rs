@@ -1,14 +1,15 @@
 //! The API's replies, built from what the scheduler stores: the task object, accounts,
 //! tenants, `me`, balances and stats. Nothing here reads or writes the store.
 
+use std::collections::HashMap;
 use std::time::{Duration, UNIX_EPOCH};
 
 use axum::http::HeaderValue;
 use axum::response::Response;
-use std::collections::HashMap;
-
 use serde_json::{Map, Value, json};
-use switchyard_core::{AccountState, PlanLimits, Provider, QuotaKind, TaskBody, TaskStatus};
+use switchyard_core::{
+    AccountState, PlanLimits, Provider, QuotaKind, ServiceMode, TaskBody, TaskStatus,
+};
 use switchyard_scheduler::{AccountInfo, Balance, ProviderLoad, TaskRecord, Tenant, TenantLoad};
 
 use crate::error::ok;
@@ -47,7 +48,8 @@ pub fn status(r: &TaskRecord, load: Option<&TenantLoad>) -> &'static str {
         ) => s.as_str(),
         _ => {
             let capped = load.is_some_and(|l| {
-                r.get("pool") == "ppu" && l.cap.is_some_and(|c| l.ppu_in_flight >= u64::from(c))
+                r.get("pool") == ServiceMode::Ppu.as_str()
+                    && l.cap.is_some_and(|c| l.ppu_in_flight >= u64::from(c))
             });
             if capped { "staged" } else { "pending" }
         }
@@ -70,7 +72,7 @@ pub fn task(r: &TaskRecord, load: Option<&TenantLoad>, logs: &[String]) -> Value
         json!({"code": r.get("error_code"), "message": r.get("error_message"),
                "raw_message": r.get("error_raw")})
     };
-    let service_mode = if r.get("svc") == "byoa" {
+    let service_mode = if r.get("svc") == ServiceMode::Byoa.as_str() {
         "private"
     } else {
         "public"
@@ -96,7 +98,7 @@ pub fn task(r: &TaskRecord, load: Option<&TenantLoad>, logs: &[String]) -> Value
             "started_at": time(r.num("started_ms")),
             "ended_at": time(r.num("ended_ms")),
             "usage": {"type": r.get("kind"), "frozen": r.num("hold"), "consume": r.num("consume")},
-            "is_using_private_pool": r.get("pool") == "byoa",
+            "is_using_private_pool": r.get("pool") == ServiceMode::Byoa.as_str(),
             "failover_triggered": r.get("failover") == "1",
             "account_id": Some(r.get("account")).filter(|a| !a.is_empty()),
             "attempts": r.num("attempts"),
