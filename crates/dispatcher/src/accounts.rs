@@ -4,17 +4,17 @@
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::response::Response;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
+use switchyard_core::Provider;
 use switchyard_core::secrets::mask;
-use switchyard_core::{AccountState, Provider};
-use switchyard_scheduler::{AccountError, AccountInfo, AccountSpec, Owner};
+use switchyard_scheduler::{AccountSpec, Owner};
 
 use crate::error::{ApiError, ok};
-use crate::tasks::{body_object, read_json};
-use crate::{Caller, Operator, Shared};
+use crate::json::{self, FromJson, Json, body_object};
+use crate::{Caller, Operator, Shared, view};
 
 /// Credential fields per provider; the first is required and is the one hinted.
-fn credential_fields(p: Provider) -> &'static [&'static str] {
+pub(crate) fn credential_fields(p: Provider) -> &'static [&'static str] {
     match p {
         Provider::Midjourney => &["token", "guild_id", "channel_id", "user_agent"],
         Provider::Suno | Provider::Luma => &["cookie"],
@@ -25,28 +25,6 @@ fn credential_fields(p: Provider) -> &'static [&'static str] {
 /// An account id carries its provider: `acc_<provider>_<hex>`.
 fn provider_of(id: &str) -> Option<Provider> {
     id.strip_prefix("acc_")?.split('_').next()?.parse().ok()
-}
-
-fn view(a: &AccountInfo) -> Value {
-    let (state, until, reason) = match &a.state {
-        AccountState::Active => ("active", Value::Null, Value::Null),
-        AccountState::CoolingDown { until_ms, reason } => {
-            ("cooling_down", crate::view::time(*until_ms), json!(reason))
-        }
-        AccountState::Disabled { reason } => ("disabled", Value::Null, json!(reason)),
-    };
-    let capacity = if a.provider == Provider::Midjourney {
-        json!({"relax": a.capacity[0], "fast": a.capacity[1], "turbo": a.capacity[2]})
-    } else {
-        json!({"default": a.capacity[0]})
-    };
-    let field = credential_fields(a.provider)[0];
-    json!({"account_id": a.id, "provider": a.provider, "name": a.name, "state": state,
-           "state_until": until, "state_reason": reason, "capacity": capacity,
-           "weight": a.weight, "backup": a.backup,
-           "in_flight": a.in_flight.iter().sum::<u32>(),
-           "no_fast_hours_until": a.fast_off_until_ms.map_or(Value::Null, crate::view::time),
-           "credentials": {field: a.hint}})
 }
 
 fn non_negative(v: &Value, field: &str) -> Result<u32, ApiError> {
@@ -168,108 +146,120 @@ fn patch_fields(
     Ok(())
 }
 
-async fn create_for(state: &Shared, owner: Owner, body: Body) -> Result<Response, ApiError> {
-    let (v, _) = read_json(state, body).await?;
-    let allowed = [
-        "provider",
-        "name",
-        "credentials",
-        "capacity",
-        "concurrency",
-        "weight",
-        "backup",
-        "modes",
-        "active_window",
-    ];
-    let m = body_object(&v, &allowed, "")?;
-    let provider: Provider = m
-        .get("provider")
-        .and_then(Value::as_str)
-        .ok_or_else(|| {
-            ApiError::invalid(
-                "/provider",
-                "provider is required: midjourney, suno, luma or gpts",
-            )
-        })?
-        .parse()
-        .map_err(|e: switchyard_core::ParseEnumError| {
-            ApiError::invalid("/provider", e.to_string())
-        })?;
-    let creds = m
-        .get("credentials")
-        .and_then(Value::as_object)
-        .ok_or_else(|| ApiError::invalid("/credentials", "credentials is required (an object)"))?;
-    let fields = credential_fields(provider);
-    if let Some(k) = creds.keys().find(|k| !fields.contains(&k.as_str())) {
-        return Err(ApiError::invalid(
-            &format!("/credentials/{k}"),
-            format!(
-                "unknown credential field `{k}` for {provider}; expected: {}",
-                fields.join(", ")
-            ),
-        ));
-    }
-    for (k, v) in creds {
-        if !v.is_string() {
+/// The body of an account create, checked: the provider, its credentials (not yet
+/// sealed) and the account's settings with their defaults.
+pub struct NewAccount {
+    provider: Provider,
+    credentials: Map<String, Value>,
+    spec: AccountSpec,
+}
+
+impl FromJson for NewAccount {
+    fn from_json(v: Value) -> Result<Self, ApiError> {
+        let allowed = [
+            "provider",
+            "name",
+            "credentials",
+            "capacity",
+            "concurrency",
+            "weight",
+            "backup",
+            "modes",
+            "active_window",
+        ];
+        let m = body_object(&v, &allowed, "")?;
+        let provider: Provider = m
+            .get("provider")
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "/provider",
+                    "provider is required: midjourney, suno, luma or gpts",
+                )
+            })?
+            .parse()
+            .map_err(|e: switchyard_core::ParseEnumError| {
+                ApiError::invalid("/provider", e.to_string())
+            })?;
+        let creds = m
+            .get("credentials")
+            .and_then(Value::as_object)
+            .ok_or_else(|| {
+                ApiError::invalid("/credentials", "credentials is required (an object)")
+            })?;
+        let fields = credential_fields(provider);
+        if let Some(k) = creds.keys().find(|k| !fields.contains(&k.as_str())) {
             return Err(ApiError::invalid(
                 &format!("/credentials/{k}"),
-                "credential fields are strings",
+                format!(
+                    "unknown credential field `{k}` for {provider}; expected: {}",
+                    fields.join(", ")
+                ),
             ));
         }
+        for (k, v) in creds {
+            if !v.is_string() {
+                return Err(ApiError::invalid(
+                    &format!("/credentials/{k}"),
+                    "credential fields are strings",
+                ));
+            }
+        }
+        let main = creds
+            .get(fields[0])
+            .and_then(Value::as_str)
+            .filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    &format!("/credentials/{}", fields[0]),
+                    format!("credentials.{} is required", fields[0]),
+                )
+            })?;
+        let mut spec = AccountSpec {
+            name: Some(provider.to_string()),
+            weight: Some(1),
+            backup: Some(false),
+            hint: Some(mask(main)),
+            ..AccountSpec::default()
+        };
+        patch_fields(provider, m, &mut spec)?;
+        spec.capacity = capacity(provider, m, true)?;
+        Ok(NewAccount {
+            provider,
+            credentials: creds.clone(),
+            spec,
+        })
     }
-    let main = creds
-        .get(fields[0])
-        .and_then(Value::as_str)
-        .filter(|s| !s.trim().is_empty())
-        .ok_or_else(|| {
-            ApiError::invalid(
-                &format!("/credentials/{}", fields[0]),
-                format!("credentials.{} is required", fields[0]),
-            )
-        })?;
-    let mut spec = AccountSpec {
-        name: Some(provider.to_string()),
-        weight: Some(1),
-        backup: Some(false),
-        secret: Some(
-            state
-                .secrets
-                .seal(&Value::Object(creds.clone()).to_string()),
-        ),
-        hint: Some(mask(main)),
-        ..AccountSpec::default()
-    };
-    patch_fields(provider, m, &mut spec)?;
-    spec.capacity = capacity(provider, m, true)?;
+}
+
+async fn create_for(
+    state: &Shared,
+    owner: Owner,
+    NewAccount {
+        provider,
+        credentials,
+        mut spec,
+    }: NewAccount,
+) -> Result<Response, ApiError> {
+    spec.secret = Some(state.secrets.seal(&Value::Object(credentials).to_string()));
     let id = format!("acc_{provider}_{}", uuid::Uuid::now_v7().simple());
     state
         .sched
         .add_account(provider, &owner, &id, &spec)
-        .await
-        .map_err(account_error)?;
+        .await?;
     let a = state
         .sched
         .get_account(provider, &owner, &id)
         .await?
         .ok_or_else(|| ApiError::account_not_found(&id))?;
-    Ok(ok(view(&a)))
-}
-
-fn account_error(e: AccountError) -> ApiError {
-    match e {
-        AccountError::Exists(id) => {
-            ApiError::conflict("account_exists", format!("account {id} exists"))
-        }
-        AccountError::NotFound(id) => ApiError::account_not_found(&id),
-        AccountError::Scheduler(e) => e.into(),
-    }
+    Ok(ok(view::account(&a)))
 }
 
 async fn list_for(state: &Shared, owner: Owner) -> Result<Response, ApiError> {
     let mut out = Vec::new();
     for p in Provider::ALL {
         for a in state.sched.list_accounts(p, &owner).await? {
-            out.push(view(&a));
+            out.push(view::account(&a));
         }
     }
     Ok(ok(Value::Array(out)))
@@ -290,7 +280,7 @@ async fn update_for(
     {
         return Err(ApiError::account_not_found(id));
     }
-    let (v, _) = read_json(state, body).await?;
+    let v: Value = json::read(state, body).await?;
     let allowed = [
         "enabled",
         "weight",
@@ -315,14 +305,13 @@ async fn update_for(
     state
         .sched
         .update_account(provider, &owner, id, &spec)
-        .await
-        .map_err(account_error)?;
+        .await?;
     let a = state
         .sched
         .get_account(provider, &owner, id)
         .await?
         .ok_or_else(|| ApiError::account_not_found(id))?;
-    Ok(ok(view(&a)))
+    Ok(ok(view::account(&a)))
 }
 
 async fn remove_for(state: &Shared, owner: Owner, id: &str) -> Result<Response, ApiError> {
@@ -334,14 +323,14 @@ async fn remove_for(state: &Shared, owner: Owner, id: &str) -> Result<Response, 
     {
         return Err(ApiError::account_not_found(id));
     }
-    Ok(ok(json!({"account_id": id, "deleted": true})))
+    Ok(ok(view::account_deleted(id)))
 }
 
 /// `POST /api/v1/accounts`.
 pub async fn create(
     State(s): State<Shared>,
     Caller(t): Caller,
-    body: Body,
+    Json(body): Json<NewAccount>,
 ) -> Result<Response, ApiError> {
     create_for(&s, Owner::Tenant(t.tenant_id), body).await
 }
@@ -370,7 +359,7 @@ pub async fn remove(
 pub async fn pool_create(
     State(s): State<Shared>,
     _: Operator,
-    body: Body,
+    Json(body): Json<NewAccount>,
 ) -> Result<Response, ApiError> {
     create_for(&s, Owner::Pool, body).await
 }

@@ -6,24 +6,16 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use serde_json::{Value, json};
-use switchyard_core::{AccountState, Plan, Provider, QuotaKind, ServiceMode};
+use switchyard_core::{Plan, Provider, QuotaKind, ServiceMode};
 use switchyard_scheduler::Owner;
 
 use crate::error::{ApiError, ok};
-use crate::tasks::{body_object, read_json};
+use crate::json::{self, FromJson, Json, body_object};
 use crate::tenants::{self, Tenant};
-use crate::{Caller, Operator, Shared, webhooks};
+use crate::{Caller, Operator, Shared, view, webhooks};
 
 async fn balances_json(state: &Shared, tenant: &str) -> Result<(Value, Value), ApiError> {
-    let b = state.sched.balances(tenant).await?;
-    let mut avail = serde_json::Map::new();
-    let mut held = serde_json::Map::new();
-    for k in QuotaKind::ALL {
-        let v = b.get(&k).copied().unwrap_or_default();
-        avail.insert(k.as_str().into(), json!(v.available));
-        held.insert(k.as_str().into(), json!(v.held));
-    }
-    Ok((Value::Object(avail), Value::Object(held)))
+    Ok(view::balances(&state.sched.balances(tenant).await?))
 }
 
 /// `GET /api/v1/me`.
@@ -31,36 +23,15 @@ pub async fn me(State(state): State<Shared>, Caller(t): Caller) -> Result<Respon
     let (balances, held) = balances_json(&state, &t.tenant_id).await?;
     let load = state.sched.tenant_load(&t.tenant_id).await?;
     let limits = state.config.plans.get(t.plan);
-    let mut caps = serde_json::Map::new();
-    let mut in_flight = serde_json::Map::new();
-    let mut queued = serde_json::Map::new();
-    for l in &load {
-        let p = l.provider.as_str();
-        let cap = match l.provider {
-            Provider::Gpts if !limits.gpts_ppu => Value::Null,
-            _ => json!(limits.ppu_cap(l.provider)),
-        };
-        caps.insert(p.into(), cap);
-        in_flight.insert(p.into(), json!(l.ppu_in_flight + l.byoa_in_flight));
-        queued.insert(p.into(), json!(l.queued.max(0)));
-    }
-    Ok(ok(
-        json!({"tenant_id": t.tenant_id, "name": t.name, "plan": t.plan,
-        "default_service_mode": t.default_service_mode.api_name(),
-        "failover_max_wait_s": t.failover_max_wait_s,
-        "notification_webhook": t.notification_webhook,
-        "caps": caps, "balances": balances, "held": held,
-        "in_flight": in_flight, "queued": queued}),
-    ))
+    Ok(ok(view::me(&t, limits, &load, balances, held)))
 }
 
 /// `PATCH /api/v1/me/settings`.
 pub async fn settings(
     State(state): State<Shared>,
     Caller(mut t): Caller,
-    body: Body,
+    Json(v): Json<Value>,
 ) -> Result<Response, ApiError> {
-    let (v, _) = read_json(&state, body).await?;
     let m = v
         .as_object()
         .ok_or_else(|| ApiError::invalid("/body", "the body must be a JSON object"))?;
@@ -137,23 +108,38 @@ fn plan_of(v: Option<&Value>) -> Result<Option<Plan>, ApiError> {
     }
 }
 
+/// The body of a tenant create: a name (1 to 200 characters) and a plan (the
+/// configured default when absent).
+pub struct NewTenant {
+    name: String,
+    plan: Option<Plan>,
+}
+
+impl FromJson for NewTenant {
+    fn from_json(v: Value) -> Result<Self, ApiError> {
+        let m = body_object(&v, &["name", "plan"], "")?;
+        let name = m
+            .get("name")
+            .and_then(Value::as_str)
+            .filter(|n| !n.trim().is_empty() && n.len() <= 200)
+            .ok_or_else(|| ApiError::invalid("/name", "name is required (1 to 200 characters)"))?;
+        Ok(NewTenant {
+            name: name.to_string(),
+            plan: plan_of(m.get("plan"))?,
+        })
+    }
+}
+
 /// `POST /admin/v1/tenants`.
 pub async fn create_tenant(
     State(state): State<Shared>,
     _: Operator,
-    body: Body,
+    Json(NewTenant { name, plan }): Json<NewTenant>,
 ) -> Result<Response, ApiError> {
-    let (v, _) = read_json(&state, body).await?;
-    let m = body_object(&v, &["name", "plan"], "")?;
-    let name = m
-        .get("name")
-        .and_then(Value::as_str)
-        .filter(|n| !n.trim().is_empty() && n.len() <= 200)
-        .ok_or_else(|| ApiError::invalid("/name", "name is required (1 to 200 characters)"))?;
-    let plan = plan_of(m.get("plan"))?.unwrap_or(state.config.defaults.plan);
+    let plan = plan.unwrap_or(state.config.defaults.plan);
     let t = Tenant {
         tenant_id: format!("t_{}", uuid::Uuid::now_v7().simple()),
-        name: name.to_string(),
+        name,
         plan,
         created_at: crate::view::time(now_ms())
             .as_str()
@@ -165,19 +151,35 @@ pub async fn create_tenant(
         notification_secret: None,
     };
     let key = tenants::create(&state.sched, &t).await?;
-    Ok(ok(
-        json!({"tenant_id": t.tenant_id, "name": t.name, "plan": t.plan, "api_key": key}),
-    ))
+    Ok(ok(view::tenant_created(&t, &key)))
 }
 
 /// `GET /admin/v1/tenants`.
 pub async fn list_tenants(State(state): State<Shared>, _: Operator) -> Result<Response, ApiError> {
     let all = tenants::list(&state.sched).await?;
     Ok(ok(Value::Array(
-        all.iter()
-            .map(|t| json!({"tenant_id": t.tenant_id, "name": t.name, "plan": t.plan, "created_at": t.created_at}))
-            .collect(),
+        all.iter().map(view::tenant_listed).collect(),
     )))
+}
+
+/// The body of a tenant update: a new name or plan, each optional.
+pub struct TenantChange {
+    name: Option<String>,
+    plan: Option<Plan>,
+}
+
+impl FromJson for TenantChange {
+    fn from_json(v: Value) -> Result<Self, ApiError> {
+        let m = body_object(
+            &v,
+            &["name", "plan"],
+            "; Enterprise caps are set in config under [plans.enterprise]",
+        )?;
+        Ok(TenantChange {
+            plan: plan_of(m.get("plan"))?,
+            name: m.get("name").and_then(Value::as_str).map(str::to_string),
+        })
+    }
 }
 
 /// `PATCH /admin/v1/tenants/{id}`.
@@ -190,22 +192,48 @@ pub async fn update_tenant(
     let mut t = tenants::get(&state.sched, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("tenant_not_found", format!("no tenant {id}")))?;
-    let (v, _) = read_json(&state, body).await?;
-    let m = body_object(
-        &v,
-        &["name", "plan"],
-        "; Enterprise caps are set in config under [plans.enterprise]",
-    )?;
-    if let Some(p) = plan_of(m.get("plan"))? {
+    let change: TenantChange = json::read(&state, body).await?;
+    if let Some(p) = change.plan {
         t.plan = p;
     }
-    if let Some(n) = m.get("name").and_then(Value::as_str) {
-        t.name = n.to_string();
+    if let Some(n) = change.name {
+        t.name = n;
     }
     tenants::save(&state.sched, &t).await?;
-    Ok(ok(
-        json!({"tenant_id": t.tenant_id, "name": t.name, "plan": t.plan}),
-    ))
+    Ok(ok(view::tenant(&t)))
+}
+
+/// The body of a top-up: a quota kind and a whole amount from 1 to 10⁹.
+pub struct TopUp {
+    kind: QuotaKind,
+    amount: i64,
+}
+
+impl FromJson for TopUp {
+    fn from_json(v: Value) -> Result<Self, ApiError> {
+        let m = v
+            .as_object()
+            .ok_or_else(|| ApiError::invalid("/body", "the body must be a JSON object"))?;
+        let kind: QuotaKind = m
+            .get("kind")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ApiError::invalid("/kind", "kind is required"))?
+            .parse()
+            .map_err(|e: switchyard_core::ParseEnumError| {
+                ApiError::invalid("/kind", e.to_string())
+            })?;
+        let amount = m
+            .get("amount")
+            .and_then(Value::as_i64)
+            .filter(|a| *a > 0 && *a <= 1_000_000_000)
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "/amount",
+                    "amount must be a whole number from 1 to 1000000000",
+                )
+            })?;
+        Ok(TopUp { kind, amount })
+    }
 }
 
 /// `POST /admin/v1/tenants/{id}/credits` (Idempotency-Key required).
@@ -230,31 +258,8 @@ pub async fn credit(
             )
         })?
         .to_string();
-    let (v, _) = read_json(&state, body).await?;
-    let m = v
-        .as_object()
-        .ok_or_else(|| ApiError::invalid("/body", "the body must be a JSON object"))?;
-    let kind: QuotaKind = m
-        .get("kind")
-        .and_then(Value::as_str)
-        .ok_or_else(|| ApiError::invalid("/kind", "kind is required"))?
-        .parse()
-        .map_err(|e: switchyard_core::ParseEnumError| ApiError::invalid("/kind", e.to_string()))?;
-    let amount = m
-        .get("amount")
-        .and_then(Value::as_i64)
-        .filter(|a| *a > 0 && *a <= 1_000_000_000)
-        .ok_or_else(|| {
-            ApiError::invalid(
-                "/amount",
-                "amount must be a whole number from 1 to 1000000000",
-            )
-        })?;
-    state
-        .config
-        .plans
-        .top_up_entitlement(t.plan, kind)
-        .map_err(|e| ApiError::not_entitled(e.to_string()))?;
+    let TopUp { kind, amount } = json::read(&state, body).await?;
+    state.config.plans.top_up_entitlement(t.plan, kind)?;
     if let Some(first) = tenants::stored_reply(&state.sched, &format!("credit:{id}"), &key).await? {
         return Ok(ok(first));
     }
@@ -273,17 +278,7 @@ pub async fn stats(State(state): State<Shared>, _: Operator) -> Result<Response,
     for p in Provider::ALL {
         let load = state.sched.provider_load(p).await?;
         let pool = state.sched.list_accounts(p, &Owner::Pool).await?;
-        let count = |f: &dyn Fn(&AccountState) -> bool| pool.iter().filter(|a| f(&a.state)).count();
-        let capacity: u32 = pool.iter().map(|a| a.capacity.iter().sum::<u32>()).sum();
-        providers.insert(
-            p.as_str().into(),
-            json!({
-            "queued": load.queued.max(0), "in_flight": load.in_flight,
-            "pool": {"accounts": pool.len(), "capacity": capacity,
-                     "active": count(&|s| matches!(s, AccountState::Active)),
-                     "cooling_down": count(&|s| matches!(s, AccountState::CoolingDown { .. })),
-                     "disabled": count(&|s| matches!(s, AccountState::Disabled { .. }))}}),
-        );
+        providers.insert(p.as_str().into(), view::provider_stats(&load, &pool));
     }
     Ok(ok(json!({"providers": providers})))
 }

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use switchyard_core::TaskStatus;
 
 /// An API error as the server reported it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -197,10 +198,8 @@ impl Client {
                 .as_secs()
                 .min(60);
             let t = self.get_task(id, left.max(1)).await?;
-            let done = matches!(
-                t["status"].as_str(),
-                Some("completed" | "failed" | "cancelled")
-            );
+            let done = serde_json::from_value::<TaskStatus>(t["status"].clone())
+                .is_ok_and(TaskStatus::is_terminal);
             if done || std::time::Instant::now() >= deadline {
                 return Ok(t);
             }

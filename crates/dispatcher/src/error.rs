@@ -3,6 +3,8 @@
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use switchyard_core::{NotEntitled, Provider, SpecError};
+use switchyard_scheduler::{AccountError, SchedulerError, SubmitError};
 
 /// An API error: status, stable code, message, and the field it concerns.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,10 +135,78 @@ impl ApiError {
     }
 }
 
-impl From<switchyard_scheduler::SchedulerError> for ApiError {
-    fn from(e: switchyard_scheduler::SchedulerError) -> Self {
+impl From<SchedulerError> for ApiError {
+    fn from(e: SchedulerError) -> Self {
         tracing::warn!(error = %e, "store error");
         ApiError::unavailable()
+    }
+}
+
+/// An invalid task: `unknown_model` at `/model`, `unknown_task_type` at `/task_type`, or
+/// `invalid_request` at the field the spec names.
+impl From<SpecError> for ApiError {
+    fn from(e: SpecError) -> Self {
+        match e {
+            SpecError::UnknownModel(_) => ApiError::bad("unknown_model", "/model", e.to_string()),
+            SpecError::UnknownTaskType { .. } => {
+                ApiError::bad("unknown_task_type", "/task_type", e.to_string())
+            }
+            SpecError::Invalid { field, message } => ApiError::invalid(&field, message),
+        }
+    }
+}
+
+/// 403 `not_entitled`, saying which plan would allow it.
+impl From<NotEntitled> for ApiError {
+    fn from(e: NotEntitled) -> Self {
+        ApiError::not_entitled(e.to_string())
+    }
+}
+
+/// A hosted or pool account change the scheduler refused.
+impl From<AccountError> for ApiError {
+    fn from(e: AccountError) -> Self {
+        match e {
+            AccountError::Exists(id) => {
+                ApiError::conflict("account_exists", format!("account {id} exists"))
+            }
+            AccountError::NotFound(id) => ApiError::account_not_found(&id),
+            AccountError::Scheduler(e) => e.into(),
+        }
+    }
+}
+
+/// A submit the scheduler refused, with the provider the task was for (the `no_account`
+/// reply names it).
+#[derive(Debug)]
+pub struct Refused {
+    /// The task's provider.
+    pub provider: Provider,
+    /// What the scheduler answered.
+    pub error: SubmitError,
+}
+
+impl From<Refused> for ApiError {
+    fn from(Refused { provider, error }: Refused) -> Self {
+        match error {
+            SubmitError::InsufficientQuota {
+                kind,
+                needed,
+                available,
+            } => ApiError::insufficient_quota(format!(
+                "this task costs {needed} {kind} and {available} is available; top up and retry"
+            )),
+            SubmitError::NoAccount(m) => ApiError::no_account(format!(
+                "{m}; add or re-enable a {provider} account, or use config.service_mode \"public\""
+            )),
+            SubmitError::AccountNotFound(a) => ApiError::account_not_found(&a),
+            SubmitError::IdempotencyKeyReused(id) => ApiError::conflict(
+                "idempotency_key_reused",
+                format!("this Idempotency-Key was used for task {id} with a different request"),
+            ),
+            SubmitError::NoTenant(_) => ApiError::unauthorized("unknown tenant"),
+            SubmitError::Scheduler(e) => e.into(),
+        }
     }
 }
 
@@ -160,4 +230,102 @@ impl IntoResponse for ApiError {
 /// A success envelope.
 pub fn ok(data: serde_json::Value) -> Response {
     axum::Json(json!({"code": 200, "message": "success", "data": data})).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchyard_core::{Plan, QuotaKind};
+
+    /// One row per mapped error: what it becomes on the wire.
+    #[test]
+    fn errors_map_to_stable_codes() {
+        let mj = Provider::Midjourney;
+        let refused = |error| {
+            ApiError::from(Refused {
+                provider: mj,
+                error,
+            })
+        };
+        let rows: Vec<(ApiError, u16, &str, Option<&str>, &str)> = vec![
+            (
+                SpecError::UnknownModel("kling".into()).into(),
+                400,
+                "unknown_model",
+                Some("/model"),
+                "unknown model `kling`; expected one of: midjourney, suno, luma, gpts",
+            ),
+            (
+                SpecError::input("prompt", "prompt is required").into(),
+                400,
+                "invalid_request",
+                Some("/input/prompt"),
+                "prompt is required",
+            ),
+            (
+                NotEntitled {
+                    plan: Plan::Hobbyist,
+                    needs: None,
+                    feature: "suno lyrics".into(),
+                }
+                .into(),
+                403,
+                "not_entitled",
+                None,
+                "suno lyrics is not available on the hobbyist plan",
+            ),
+            (
+                AccountError::Exists("acc_1".into()).into(),
+                409,
+                "account_exists",
+                None,
+                "account acc_1 exists",
+            ),
+            (
+                AccountError::NotFound("acc_1".into()).into(),
+                404,
+                "account_not_found",
+                None,
+                "no account acc_1 for this key",
+            ),
+            (
+                refused(SubmitError::InsufficientQuota {
+                    kind: QuotaKind::MjQuota,
+                    needed: 8,
+                    available: 5,
+                }),
+                402,
+                "insufficient_quota",
+                None,
+                "this task costs 8 mj_quota and 5 is available; top up and retry",
+            ),
+            (
+                refused(SubmitError::NoAccount("no usable account".into())),
+                422,
+                "no_account",
+                None,
+                "no usable account; add or re-enable a midjourney account, or use config.service_mode \"public\"",
+            ),
+            (
+                refused(SubmitError::IdempotencyKeyReused("t1".into())),
+                409,
+                "idempotency_key_reused",
+                None,
+                "this Idempotency-Key was used for task t1 with a different request",
+            ),
+            (
+                refused(SubmitError::NoTenant("t".into())),
+                401,
+                "unauthorized",
+                None,
+                "unknown tenant",
+            ),
+        ];
+        for (e, status, code, field, message) in rows {
+            assert_eq!(e.status.as_u16(), status, "{e:?}");
+            assert_eq!(e.code, code, "{e:?}");
+            assert_eq!(e.field.as_deref(), field, "{e:?}");
+            assert_eq!(e.message, message, "{e:?}");
+        }
+    }
 }

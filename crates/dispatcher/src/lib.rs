@@ -1,10 +1,10 @@
 //! The dispatcher: the gateway-facing HTTP API (`shared/API.md`) over the scheduler.
 //!
-//! It owns authentication (API keys → tenants, the admin token), request validation and
-//! its error envelope, entitlement and pricing of each request (through
-//! `switchyard-core`), hosted-account management with credentials sealed at rest, the
-//! task view (status, meta, output), webhooks (`webhooks.rs`), and a Rust client
-//! (`client.rs`). It holds no scheduling state of its own: every change goes through one
+//! It owns authentication (API keys → tenants, the admin token), request validation
+//! (`json.rs`) and its error envelope (`error.rs`), task intake with entitlement and
+//! pricing of each request (`intake.rs`, through `switchyard-core`), hosted-account
+//! management with credentials sealed at rest, the replies (`view.rs`: the task's status,
+//! meta, output), webhooks (`webhooks/`), and a Rust client (`client.rs`). It holds no scheduling state of its own: every change goes through one
 //! scheduler script.
 
 pub mod accounts;
@@ -12,6 +12,8 @@ pub mod admin;
 pub mod client;
 pub mod dashboard;
 pub mod error;
+pub mod intake;
+pub mod json;
 pub mod metrics;
 pub mod openapi;
 pub mod tasks;

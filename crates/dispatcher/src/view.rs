@@ -1,10 +1,18 @@
-//! The task object of the API, built from a stored task.
+//! The API's replies, built from what the scheduler stores: the task object, accounts,
+//! tenants, `me`, balances and stats. Nothing here reads or writes the store.
 
+use std::collections::HashMap;
 use std::time::{Duration, UNIX_EPOCH};
 
-use serde_json::{Value, json};
-use switchyard_core::TaskBody;
-use switchyard_scheduler::{TaskRecord, TenantLoad};
+use axum::http::HeaderValue;
+use axum::response::Response;
+use serde_json::{Map, Value, json};
+use switchyard_core::{
+    AccountState, PlanLimits, Provider, QuotaKind, ServiceMode, TaskBody, TaskStatus,
+};
+use switchyard_scheduler::{AccountInfo, Balance, ProviderLoad, TaskRecord, Tenant, TenantLoad};
+
+use crate::error::ok;
 
 /// RFC 3339 UTC from Unix milliseconds; `null` for 0.
 pub fn time(ms: u64) -> Value {
@@ -14,17 +22,34 @@ pub fn time(ms: u64) -> Value {
     json!(humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string())
 }
 
+/// The status stored on a task; `None` for a value the API does not know.
+pub fn stored_status(r: &TaskRecord) -> Option<TaskStatus> {
+    [
+        TaskStatus::Staged,
+        TaskStatus::Pending,
+        TaskStatus::Processing,
+        TaskStatus::Completed,
+        TaskStatus::Failed,
+        TaskStatus::Cancelled,
+    ]
+    .into_iter()
+    .find(|s| s.as_str() == r.status())
+}
+
 /// The API status of a stored task. A queued PPU task is `staged` while its tenant is
 /// at its plan cap for the provider, `pending` otherwise.
 pub fn status(r: &TaskRecord, load: Option<&TenantLoad>) -> &'static str {
-    match r.status() {
-        "processing" => "processing",
-        "completed" => "completed",
-        "failed" => "failed",
-        "cancelled" => "cancelled",
+    match stored_status(r) {
+        Some(
+            s @ (TaskStatus::Processing
+            | TaskStatus::Completed
+            | TaskStatus::Failed
+            | TaskStatus::Cancelled),
+        ) => s.as_str(),
         _ => {
             let capped = load.is_some_and(|l| {
-                r.get("pool") == "ppu" && l.cap.is_some_and(|c| l.ppu_in_flight >= u64::from(c))
+                r.get("pool") == ServiceMode::Ppu.as_str()
+                    && l.cap.is_some_and(|c| l.ppu_in_flight >= u64::from(c))
             });
             if capped { "staged" } else { "pending" }
         }
@@ -40,13 +65,14 @@ pub fn task(r: &TaskRecord, load: Option<&TenantLoad>, logs: &[String]) -> Value
         .map_or("", |b| b.task_type.as_str())
         .to_string();
     let output: Value = serde_json::from_str(r.get("output")).unwrap_or(Value::Null);
-    let error = if r.get("error_code").is_empty() || r.status() == "completed" {
+    let error = if r.get("error_code").is_empty() || stored_status(r) == Some(TaskStatus::Completed)
+    {
         Value::Null
     } else {
         json!({"code": r.get("error_code"), "message": r.get("error_message"),
                "raw_message": r.get("error_raw")})
     };
-    let service_mode = if r.get("svc") == "byoa" {
+    let service_mode = if r.get("svc") == ServiceMode::Byoa.as_str() {
         "private"
     } else {
         "public"
@@ -72,7 +98,7 @@ pub fn task(r: &TaskRecord, load: Option<&TenantLoad>, logs: &[String]) -> Value
             "started_at": time(r.num("started_ms")),
             "ended_at": time(r.num("ended_ms")),
             "usage": {"type": r.get("kind"), "frozen": r.num("hold"), "consume": r.num("consume")},
-            "is_using_private_pool": r.get("pool") == "byoa",
+            "is_using_private_pool": r.get("pool") == ServiceMode::Byoa.as_str(),
             "failover_triggered": r.get("failover") == "1",
             "account_id": Some(r.get("account")).filter(|a| !a.is_empty()),
             "attempts": r.num("attempts"),
@@ -81,4 +107,113 @@ pub fn task(r: &TaskRecord, load: Option<&TenantLoad>, logs: &[String]) -> Value
         "logs": logs,
         "error": error,
     })
+}
+
+/// The reply to a create: the task object, marked `Idempotent-Replayed: true` when the
+/// `Idempotency-Key` found an existing task.
+pub fn created(task: Value, replayed: bool) -> Response {
+    let mut resp = ok(task);
+    if replayed {
+        resp.headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    resp
+}
+
+/// `available` and `held` per quota kind, every kind present.
+pub fn balances(b: &HashMap<QuotaKind, Balance>) -> (Value, Value) {
+    let mut avail = Map::new();
+    let mut held = Map::new();
+    for k in QuotaKind::ALL {
+        let v = b.get(&k).copied().unwrap_or_default();
+        avail.insert(k.as_str().into(), json!(v.available));
+        held.insert(k.as_str().into(), json!(v.held));
+    }
+    (Value::Object(avail), Value::Object(held))
+}
+
+/// `GET /api/v1/me`: the tenant, its settings, its caps and load per provider, and its
+/// balances.
+pub fn me(
+    t: &Tenant,
+    limits: &PlanLimits,
+    load: &[TenantLoad],
+    balances: Value,
+    held: Value,
+) -> Value {
+    let mut caps = Map::new();
+    let mut in_flight = Map::new();
+    let mut queued = Map::new();
+    for l in load {
+        let p = l.provider.as_str();
+        let cap = match l.provider {
+            Provider::Gpts if !limits.gpts_ppu => Value::Null,
+            _ => json!(limits.ppu_cap(l.provider)),
+        };
+        caps.insert(p.into(), cap);
+        in_flight.insert(p.into(), json!(l.ppu_in_flight + l.byoa_in_flight));
+        queued.insert(p.into(), json!(l.queued.max(0)));
+    }
+    json!({"tenant_id": t.tenant_id, "name": t.name, "plan": t.plan,
+    "default_service_mode": t.default_service_mode.api_name(),
+    "failover_max_wait_s": t.failover_max_wait_s,
+    "notification_webhook": t.notification_webhook,
+    "caps": caps, "balances": balances, "held": held,
+    "in_flight": in_flight, "queued": queued})
+}
+
+/// A tenant: id, name, plan.
+pub fn tenant(t: &Tenant) -> Value {
+    json!({"tenant_id": t.tenant_id, "name": t.name, "plan": t.plan})
+}
+
+/// A new tenant, with its API key (shown this once).
+pub fn tenant_created(t: &Tenant, api_key: &str) -> Value {
+    json!({"tenant_id": t.tenant_id, "name": t.name, "plan": t.plan, "api_key": api_key})
+}
+
+/// A tenant in the operator's list.
+pub fn tenant_listed(t: &Tenant) -> Value {
+    json!({"tenant_id": t.tenant_id, "name": t.name, "plan": t.plan, "created_at": t.created_at})
+}
+
+/// One provider in `GET /admin/v1/stats`: its queue and the PPU pool's accounts.
+pub fn provider_stats(load: &ProviderLoad, pool: &[AccountInfo]) -> Value {
+    let count = |f: &dyn Fn(&AccountState) -> bool| pool.iter().filter(|a| f(&a.state)).count();
+    let capacity: u32 = pool.iter().map(|a| a.capacity.iter().sum::<u32>()).sum();
+    json!({
+    "queued": load.queued.max(0), "in_flight": load.in_flight,
+    "pool": {"accounts": pool.len(), "capacity": capacity,
+             "active": count(&|s| matches!(s, AccountState::Active)),
+             "cooling_down": count(&|s| matches!(s, AccountState::CoolingDown { .. })),
+             "disabled": count(&|s| matches!(s, AccountState::Disabled { .. }))}})
+}
+
+/// An account as the API shows it: state, capacity, load, and the credential hint
+/// (`••••` + last 4), never the credentials.
+pub fn account(a: &AccountInfo) -> Value {
+    let (state, until, reason) = match &a.state {
+        AccountState::Active => ("active", Value::Null, Value::Null),
+        AccountState::CoolingDown { until_ms, reason } => {
+            ("cooling_down", time(*until_ms), json!(reason))
+        }
+        AccountState::Disabled { reason } => ("disabled", Value::Null, json!(reason)),
+    };
+    let capacity = if a.provider == Provider::Midjourney {
+        json!({"relax": a.capacity[0], "fast": a.capacity[1], "turbo": a.capacity[2]})
+    } else {
+        json!({"default": a.capacity[0]})
+    };
+    let field = crate::accounts::credential_fields(a.provider)[0];
+    json!({"account_id": a.id, "provider": a.provider, "name": a.name, "state": state,
+           "state_until": until, "state_reason": reason, "capacity": capacity,
+           "weight": a.weight, "backup": a.backup,
+           "in_flight": a.in_flight.iter().sum::<u32>(),
+           "no_fast_hours_until": a.fast_off_until_ms.map_or(Value::Null, time),
+           "credentials": {field: a.hint}})
+}
+
+/// The reply to an account's removal.
+pub fn account_deleted(id: &str) -> Value {
+    json!({"account_id": id, "deleted": true})
 }

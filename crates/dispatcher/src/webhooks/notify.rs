@@ -1,129 +1,21 @@
-//! Webhooks: task events to the task's endpoint, account notifications to the tenant's.
-//!
-//! Delivery reads every shard's event stream through a consumer group (so several
-//! dispatchers share the work), keeps one ordered queue per task, and retries any non-2xx
-//! or timeout with exponential backoff and full jitter (1 s doubling, at most
-//! `webhook_max_backoff_s` apart) for `webhook_retry_for_s`. The stream entry is
-//! acknowledged only when its delivery succeeded or was given up, and a dispatcher that
-//! died leaves its entries to be claimed by another. Each attempt is logged on the task.
-//! Every request carries `x-webhook-secret` and a signature
-//! `x-switchyard-signature: t=<unix s>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
+//! The notification consumer: every shard's event stream read through the consumer
+//! group, one ordered queue per task (or per tenant for account notifications), and for
+//! each event what it sends: the task object to the task's webhook, or an account
+//! notification to the tenant's.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use hmac::{Hmac, Mac};
-use rand::Rng;
 use serde_json::{Value, json};
-use sha2::Sha256;
 use switchyard_core::Provider;
 use switchyard_scheduler::Event;
 use tokio::sync::mpsc;
-use tracing::{debug, warn};
+use tracing::debug;
 
+use super::deliver::{self, Message};
+use super::{GROUP, Job};
 use crate::{Shared, tasks, tenants};
-
-const GROUP: &str = "webhooks";
-
-/// Is this address one a webhook may not reach by default?
-fn private(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v) => {
-            v.is_private()
-                || v.is_loopback()
-                || v.is_link_local()
-                || v.is_unspecified()
-                || v.is_broadcast()
-                || v.octets()[0] == 100 && (64..128).contains(&v.octets()[1]) // CGNAT
-        }
-        IpAddr::V6(v) => {
-            v.is_loopback()
-                || v.is_unspecified()
-                || (v.segments()[0] & 0xfe00) == 0xfc00
-                || (v.segments()[0] & 0xffc0) == 0xfe80
-                || v.to_ipv4_mapped().is_some_and(|m| private(IpAddr::V4(m)))
-        }
-    }
-}
-
-/// Check an endpoint at create time: http(s), a host, no literal private address
-/// (unless allowed). Returns what is wrong.
-pub fn check_endpoint(endpoint: &str, allow_private: bool) -> Result<(), String> {
-    let u =
-        url::Url::parse(endpoint).map_err(|e| format!("the endpoint is not a valid URL ({e})"))?;
-    if !matches!(u.scheme(), "http" | "https") {
-        return Err(format!(
-            "the endpoint must be http or https, not {}",
-            u.scheme()
-        ));
-    }
-    let host = u.host_str().ok_or("the endpoint needs a host")?;
-    if allow_private {
-        return Ok(());
-    }
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    if bare.eq_ignore_ascii_case("localhost") || bare.ends_with(".localhost") {
-        return Err("the endpoint points at this machine (localhost); use a public address".into());
-    }
-    if let Ok(ip) = bare.parse::<IpAddr>()
-        && private(ip)
-    {
-        return Err(format!(
-            "the endpoint is a private, loopback or link-local address ({ip}); use a public address"
-        ));
-    }
-    Ok(())
-}
-
-/// Resolve an endpoint's host at delivery and refuse private addresses.
-async fn check_resolved(endpoint: &str, allow_private: bool) -> Result<(), String> {
-    if allow_private {
-        return Ok(());
-    }
-    let u = url::Url::parse(endpoint).map_err(|e| e.to_string())?;
-    let host = u.host_str().unwrap_or("");
-    let port = u.port_or_known_default().unwrap_or(443);
-    let addrs = tokio::net::lookup_host((host.trim_start_matches('[').trim_end_matches(']'), port))
-        .await
-        .map_err(|_| "the endpoint's host does not resolve".to_string())?;
-    for a in addrs {
-        if private(a.ip()) {
-            return Err(format!(
-                "the endpoint resolves to a private address ({})",
-                a.ip()
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// `x-switchyard-signature` for a body sent at `t`.
-pub fn signature(secret: &str, t: u64, body: &[u8]) -> String {
-    // HMAC takes keys of any length.
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes())
-        .expect("HMAC accepts keys of any length");
-    mac.update(t.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
-}
-
-fn now_s() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-/// One event to deliver.
-struct Job {
-    consumer: String,
-    base: String,
-    entry: String,
-    event: Event,
-}
 
 /// Run the deliverer until the task is aborted.
 pub async fn run(state: Shared) {
@@ -262,8 +154,14 @@ async fn per_key(
             }
             last_progress = Some(Instant::now());
         }
-        if let Err(e) = deliver(&state, &http, &job).await {
-            debug!(error = %e, "no delivery");
+        match message(&state, &job).await {
+            Ok(Some(m)) => {
+                if let Err(e) = deliver::deliver(&state, &http, &job, &m).await {
+                    debug!(error = %e, "no delivery");
+                }
+            }
+            Ok(None) => {}
+            Err(e) => debug!(error = %e, "no delivery"),
         }
         ack(&state, &job.base, &job.entry).await;
     }
@@ -273,8 +171,10 @@ async fn per_key(
         .remove(&key);
 }
 
-/// Deliver one event with retries; logs attempts on the task.
-async fn deliver(state: &Shared, http: &reqwest::Client, job: &Job) -> Result<(), String> {
+/// What an event sends, and where; `None` when it sends nothing (a task without a
+/// webhook, an account notification with nothing to tell). An error says why it cannot
+/// be sent (the tenant or task is gone, the store failed).
+async fn message(state: &Shared, job: &Job) -> Result<Option<Message>, String> {
     let tenant_id = job
         .event
         .fields
@@ -288,7 +188,7 @@ async fn deliver(state: &Shared, http: &reqwest::Client, job: &Job) -> Result<()
         .get("at")
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    let (endpoint, secret, body, record) = if job.event.kind == "account" {
+    let message = if job.event.kind == "account" {
         let t = tenants::get(&state.sched, &tenant_id)
             .await
             .map_err(|e| e.to_string())?
@@ -302,9 +202,14 @@ async fn deliver(state: &Shared, http: &reqwest::Client, job: &Job) -> Result<()
             .as_deref()
             .and_then(|s| state.secrets.open(s).ok());
         let Some(body) = notification(&job.event, at) else {
-            return Ok(());
+            return Ok(None);
         };
-        (endpoint, secret, body, None)
+        Message {
+            endpoint,
+            secret,
+            body,
+            record: None,
+        }
     } else {
         let task_id = job.event.fields.get("task").cloned().unwrap_or_default();
         let rec = state
@@ -315,86 +220,21 @@ async fn deliver(state: &Shared, http: &reqwest::Client, job: &Job) -> Result<()
             .ok_or("task gone")?;
         let endpoint = rec.get("wh_endpoint").to_string();
         if endpoint.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let secret = Some(rec.get("wh_secret"))
             .filter(|s| !s.is_empty())
             .and_then(|s| state.secrets.open(s).ok());
         let data = tasks::render(state, &rec, &HashMap::new()).await;
         let body = json!({"timestamp": at / 1000, "event": format!("task.{}", job.event.kind), "data": data});
-        (endpoint, secret, body, Some(rec))
+        Message {
+            endpoint,
+            secret,
+            body,
+            record: Some(rec),
+        }
     };
-    let bytes = serde_json::to_vec(&body).unwrap_or_default();
-    let d = &state.config.dispatcher;
-    let give_up = Instant::now() + Duration::from_secs(d.webhook_retry_for_s);
-    let mut attempt = 0u32;
-    loop {
-        attempt += 1;
-        let outcome = match check_resolved(&endpoint, d.allow_private_webhooks).await {
-            Err(e) => Err(e),
-            Ok(()) => {
-                let t = now_s();
-                let mut req = http
-                    .post(&endpoint)
-                    .header("content-type", "application/json")
-                    .body(bytes.clone());
-                if let Some(s) = &secret {
-                    req = req
-                        .header("x-webhook-secret", s)
-                        .header("x-switchyard-signature", signature(s, t, &bytes));
-                }
-                match req.send().await {
-                    Ok(r) if r.status().is_success() => Ok(r.status().as_u16()),
-                    Ok(r) => Err(format!("HTTP {}", r.status().as_u16())),
-                    Err(e) if e.is_timeout() => Err("timeout".into()),
-                    Err(_) => Err("connection failed".into()),
-                }
-            }
-        };
-        if let Some(rec) = &record {
-            let mut entry = json!({"time": crate::view::time(now_s() * 1000), "kind": "webhook",
-                                   "event": body["event"], "attempt": attempt});
-            match &outcome {
-                Ok(s) => entry["status"] = json!(s),
-                Err(e) => entry["error"] = json!(e),
-            }
-            let _ = state.sched.append_task_log(rec, &entry.to_string()).await;
-        }
-        let label = match (&outcome, Instant::now() >= give_up) {
-            (Ok(_), _) => "delivered",
-            (Err(_), true) => "given_up",
-            (Err(_), false) => "retried",
-        };
-        metrics::counter!("switchyard_webhook_attempts_total", "outcome" => label).increment(1);
-        match outcome {
-            Ok(_) => return Ok(()),
-            Err(e) if Instant::now() >= give_up => {
-                warn!(endpoint = %endpoint_host(&endpoint), error = %e, "webhook given up");
-                return Err(e);
-            }
-            Err(_) => {
-                // Keep the entry ours while we retry (a sweep only takes idle ones).
-                let _ = state
-                    .sched
-                    .keep_event_claimed(&job.base, GROUP, &job.consumer, &job.entry)
-                    .await;
-                let cap = Duration::from_secs(d.webhook_max_backoff_s.max(1));
-                let exp = Duration::from_secs(1)
-                    .saturating_mul(2u32.saturating_pow(attempt.min(20) - 1))
-                    .min(cap);
-                let wait = rand::rng()
-                    .random_range(Duration::from_millis(100)..=exp.max(Duration::from_millis(101)));
-                tokio::time::sleep(wait).await;
-            }
-        }
-    }
-}
-
-fn endpoint_host(e: &str) -> String {
-    url::Url::parse(e)
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_string))
-        .unwrap_or_default()
+    Ok(Some(message))
 }
 
 /// The account notification for an `account` event, or `None` when there is nothing
@@ -479,30 +319,5 @@ mod tests {
             kind("disabled", "captcha required").as_deref(),
             Some("account_captcha_required")
         );
-    }
-
-    #[test]
-    fn endpoints_are_checked() {
-        assert!(check_endpoint("https://hooks.example.com/x", false).is_ok());
-        for bad in [
-            "ftp://x.com",
-            "http://127.0.0.1/x",
-            "http://10.1.2.3/",
-            "http://[::1]/",
-            "http://169.254.169.254/",
-            "http://localhost:8080/",
-            "not a url",
-        ] {
-            assert!(check_endpoint(bad, false).is_err(), "{bad}");
-        }
-        assert!(check_endpoint("http://127.0.0.1:9/x", true).is_ok());
-    }
-
-    #[test]
-    fn signatures_cover_time_and_body() {
-        let a = signature("s3cr3t", 100, b"{}");
-        assert!(a.starts_with("t=100,v1="));
-        assert_ne!(a, signature("s3cr3t", 101, b"{}"));
-        assert_ne!(a, signature("other", 100, b"{}"));
     }
 }
