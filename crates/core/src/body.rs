@@ -1,4 +1,4 @@
-//! The task body: what the dispatcher stores with a task and the provider worker reads.
+//! The task body: what the scheduler stores with a task and the provider worker reads.
 //! The scheduler keeps it as an opaque string.
 
 use serde::{Deserialize, Serialize};
@@ -16,24 +16,41 @@ pub struct Origin {
     pub output: serde_json::Value,
 }
 
-/// A task as the worker receives it.
+/// A task as stored: the typed spec the worker runs (with the mode and version resolved,
+/// a follow-up's inherited from its origin), the input as the client sent it (the API
+/// shows it back), and the origin of a follow-up.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskBody {
     /// The provider.
     pub model: Provider,
     /// The task type.
     pub task_type: String,
-    /// The validated input, as the client sent it.
+    /// The input, as the client sent it.
     pub input: serde_json::Value,
-    /// The resolved Midjourney mode and version (from the input, or the origin task).
+    /// The typed task. Absent only in bodies stored before it was (see [`TaskBody::spec`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resolved: Option<serde_json::Value>,
+    spec: Option<TaskSpec>,
+    /// Older bodies' resolved Midjourney mode and version; read, never written.
+    #[serde(default, skip_serializing)]
+    resolved: Option<serde_json::Value>,
     /// For follow-ups: the origin task.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<Origin>,
 }
 
 impl TaskBody {
+    /// The body of a task: its typed spec, its input as sent, its origin.
+    pub fn new(spec: TaskSpec, input: serde_json::Value, origin: Option<Origin>) -> TaskBody {
+        TaskBody {
+            model: spec.provider(),
+            task_type: spec.task_type().to_string(),
+            input,
+            spec: Some(spec),
+            resolved: None,
+            origin,
+        }
+    }
+
     /// Parse the stored JSON.
     pub fn from_json(s: &str) -> Result<TaskBody, serde_json::Error> {
         serde_json::from_str(s)
@@ -44,8 +61,13 @@ impl TaskBody {
         serde_json::to_string(self).unwrap_or_default()
     }
 
-    /// The typed task (validated again; a body that no longer parses is a bad request).
+    /// The typed task. A body stored before specs were (model, task type, input and the
+    /// resolved Midjourney mode and version) is parsed again with `opts`; one that no
+    /// longer parses is a bad request.
     pub fn spec(&self, opts: &ParseOptions) -> Result<TaskSpec, SpecError> {
+        if let Some(spec) = &self.spec {
+            return Ok(spec.clone());
+        }
         let mut spec = TaskSpec::parse(self.model.as_str(), &self.task_type, &self.input, opts)?;
         if let (TaskSpec::Midjourney(t), Some(r)) = (&mut spec, &self.resolved)
             && let (Ok(mode), Ok(version)) = (
@@ -57,5 +79,84 @@ impl TaskBody {
             t.version = version;
         }
         Ok(spec)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::ProcessMode;
+    use crate::task::MjVersion;
+    use serde_json::json;
+
+    fn opts() -> ParseOptions {
+        ParseOptions::default()
+    }
+
+    /// A stored body gives back the spec it was made from, for every provider, with what
+    /// was resolved at intake (a follow-up's inherited mode and version) intact.
+    #[test]
+    fn the_spec_travels_typed() {
+        let cases = [
+            (
+                "midjourney",
+                "imagine",
+                json!({"prompt": "a cat --v 5.2", "process_mode": "fast"}),
+            ),
+            (
+                "midjourney",
+                "upscale",
+                json!({"origin_task_id": "t1", "index": 2}),
+            ),
+            (
+                "suno",
+                "generate_music",
+                json!({"gpt_description_prompt": "jazz"}),
+            ),
+            ("luma", "video_generation", json!({"prompt": "waves"})),
+            (
+                "gpts",
+                "create_conversation",
+                json!({"gizmo_id": "g-abc123", "message": "hi"}),
+            ),
+        ];
+        for (model, task_type, input) in cases {
+            let mut spec = TaskSpec::parse(model, task_type, &input, &opts())
+                .unwrap_or_else(|e| panic!("{model}/{task_type}: {e}"));
+            if let TaskSpec::Midjourney(t) = &mut spec {
+                t.inherit(ProcessMode::Turbo, MjVersion::V52AndBelow);
+            }
+            let body = TaskBody::new(spec.clone(), input.clone(), None);
+            let back = TaskBody::from_json(&body.to_json()).unwrap();
+            assert_eq!(back.spec(&opts()).unwrap(), spec, "{model}/{task_type}");
+            assert_eq!(back.input, input);
+            assert_eq!(back.task_type, task_type);
+        }
+    }
+
+    /// A body stored in the older form (no spec; Midjourney's mode and version under
+    /// `resolved`) still reads.
+    #[test]
+    fn an_older_body_still_reads() {
+        let old = json!({
+            "model": "midjourney", "task_type": "upscale",
+            "input": {"origin_task_id": "t1", "index": 1},
+            "resolved": {"process_mode": "turbo", "version": "v5.2"},
+            "origin": {"task_id": "t1", "output": {"message_id": "m"}}
+        })
+        .to_string();
+        let body = TaskBody::from_json(&old).unwrap();
+        let TaskSpec::Midjourney(t) = body.spec(&opts()).unwrap() else {
+            panic!("not midjourney")
+        };
+        assert_eq!(t.process_mode, ProcessMode::Turbo);
+        assert_eq!(t.version, MjVersion::V52AndBelow);
+        assert_eq!(body.origin.unwrap().task_id, "t1");
+        assert!(
+            !TaskBody::from_json(&old)
+                .unwrap()
+                .to_json()
+                .contains("resolved")
+        );
     }
 }

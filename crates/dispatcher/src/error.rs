@@ -4,7 +4,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use switchyard_core::{NotEntitled, Provider, SpecError};
-use switchyard_scheduler::{AccountError, SchedulerError, SubmitError};
+use switchyard_scheduler::{AccountError, IntakeError, SchedulerError, SubmitError};
 
 /// An API error: status, stable code, message, and the field it concerns.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,6 +160,20 @@ impl From<SpecError> for ApiError {
 impl From<NotEntitled> for ApiError {
     fn from(e: NotEntitled) -> Self {
         ApiError::not_entitled(e.to_string())
+    }
+}
+
+/// A request the intake refused: 404 `task_not_found` for a missing origin task, 400 at
+/// the field, 403 `not_entitled`, 404 `account_not_found` for an unknown `bot_id`.
+impl From<IntakeError> for ApiError {
+    fn from(e: IntakeError) -> Self {
+        match e {
+            IntakeError::OriginNotFound(_) => ApiError::not_found("task_not_found", e.to_string()),
+            IntakeError::Invalid { field, message } => ApiError::invalid(field, message),
+            IntakeError::NotEntitled(e) => e.into(),
+            IntakeError::AccountNotFound(id) => ApiError::account_not_found(&id),
+            IntakeError::Scheduler(e) => e.into(),
+        }
     }
 }
 

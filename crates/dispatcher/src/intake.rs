@@ -2,22 +2,22 @@
 //! the submit around it.
 //!
 //! In order: the typed input (`switchyard_core::TaskSpec`), `config` (service mode,
-//! webhook), the origin of a follow-up (which fixes its mode, account and Midjourney
-//! version), the `bot_id` rule, entitlement, the pinned account, the rate limit, then the
-//! price and the stored body. [`submit`] reserves the `Idempotency-Key`, runs the one
-//! submit script and releases the reservation. The first refusal is the answer.
+//! webhook), then the scheduler's intake (`Scheduler::intake`: the origin of a follow-up,
+//! the `bot_id` rule, entitlement, the pinned account, the price and the stored body),
+//! then the rate limit. [`submit`] reserves the `Idempotency-Key`, runs the one submit
+//! script and releases the reservation. The first refusal is the answer.
 
 use axum::body::Bytes;
 use axum::http::HeaderMap;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
-use switchyard_core::{Origin, ServiceMode, TaskBody, TaskSpec, TaskStatus};
-use switchyard_scheduler::{NewTask, Owner, SubmitError, Submitted};
+use switchyard_core::{ServiceMode, TaskSpec};
+use switchyard_scheduler::{NewTask, SubmitError, Submitted, TaskRequest};
 
 use crate::error::{ApiError, Refused};
 use crate::json::{FromJson, object, string_field};
 use crate::tenants::{self, IdemClaim, Tenant};
-use crate::{Shared, view, webhooks};
+use crate::{Shared, webhooks};
 
 /// The body of `POST /api/v1/task`, its shape checked: an object of `model` and
 /// `task_type` (strings), `input` and `config`. `input` and `config` are checked by
@@ -104,70 +104,6 @@ fn config(
     Ok((service_mode, webhook))
 }
 
-/// What a follow-up takes from its origin task.
-struct FollowUp {
-    service_mode: ServiceMode,
-    pin: Option<String>,
-    origin: Origin,
-}
-
-/// Follow-ups run where their origin ran, with its mode and (Midjourney) its process
-/// mode and version, which are written into `spec`.
-async fn follow_up(
-    state: &Shared,
-    tenant: &Tenant,
-    spec: &mut TaskSpec,
-    origin_id: String,
-) -> Result<FollowUp, ApiError> {
-    let o = state
-        .sched
-        .get_task(&tenant.tenant_id, &origin_id)
-        .await?
-        .ok_or_else(|| {
-            ApiError::not_found(
-                "task_not_found",
-                format!("origin task {origin_id} not found for this key"),
-            )
-        })?;
-    if o.provider != spec.provider() {
-        return Err(ApiError::invalid(
-            "/input/origin_task_id",
-            format!("the origin task is a {} task", o.provider),
-        ));
-    }
-    if view::stored_status(&o) != Some(TaskStatus::Completed) {
-        return Err(ApiError::invalid(
-            "/input/origin_task_id",
-            format!(
-                "the origin task is {}; follow-ups need a completed task",
-                view::status(&o, None)
-            ),
-        ));
-    }
-    let ob = TaskBody::from_json(o.get("body")).ok();
-    if let (TaskSpec::Midjourney(t), Some(r)) =
-        (&mut *spec, ob.as_ref().and_then(|b| b.resolved.clone()))
-        && let (Ok(m), Ok(v)) = (
-            serde_json::from_value(r["process_mode"].clone()),
-            serde_json::from_value(r["version"].clone()),
-        )
-    {
-        t.inherit(m, v);
-    }
-    Ok(FollowUp {
-        service_mode: if o.get("pool") == ServiceMode::Byoa.as_str() {
-            ServiceMode::Byoa
-        } else {
-            ServiceMode::Ppu
-        },
-        pin: Some(o.get("account").to_string()).filter(|a| !a.is_empty()),
-        origin: Origin {
-            task_id: origin_id,
-            output: serde_json::from_str(o.get("output")).unwrap_or(Value::Null),
-        },
-    })
-}
-
 /// The `Idempotency-Key` header (at most 200 characters kept) and the SHA-256 of the
 /// request it came with.
 pub fn idempotency(headers: &HeaderMap, body: &Bytes) -> Option<(String, String)> {
@@ -196,58 +132,13 @@ pub async fn prepare(
         input,
         config: cfg,
     } = req;
-    let mut spec = TaskSpec::parse(&model, &task_type, &input, &state.config.parse_options())?;
-    let (mut service_mode, webhook) = config(
+    let spec = TaskSpec::parse(&model, &task_type, &input, &state.config.parse_options())?;
+    let (service_mode, webhook) = config(
         &cfg,
         tenant.default_service_mode,
         state.config.dispatcher.allow_private_webhooks,
     )?;
 
-    let mut pin = None;
-    let mut origin = None;
-    if let Some(origin_id) = spec.origin_task_id().map(str::to_string) {
-        let f = follow_up(state, tenant, &mut spec, origin_id).await?;
-        service_mode = f.service_mode;
-        pin = f.pin;
-        origin = Some(f.origin);
-    }
-
-    if spec.bot_id().is_some() && service_mode == ServiceMode::Ppu {
-        return Err(ApiError::invalid(
-            "/input/bot_id",
-            "bot_id pins one of your hosted accounts; set config.service_mode to \"private\"",
-        ));
-    }
-    state
-        .config
-        .plans
-        .entitlement(tenant.plan, service_mode, &spec)?;
-    if let Some(bot) = spec.bot_id() {
-        let provider = spec.provider();
-        match state
-            .sched
-            .get_account(provider, &Owner::Tenant(tenant.tenant_id.clone()), bot)
-            .await?
-        {
-            Some(_) => pin = Some(bot.to_string()),
-            None => return Err(ApiError::account_not_found(bot)),
-        }
-    }
-    state.rate_check(&tenant.tenant_id)?;
-
-    let resolved = match &spec {
-        TaskSpec::Midjourney(t) => {
-            Some(json!({"process_mode": t.process_mode, "version": t.version}))
-        }
-        _ => None,
-    };
-    let body = TaskBody {
-        model: spec.provider(),
-        task_type: spec.task_type().to_string(),
-        input,
-        resolved,
-        origin,
-    };
     let mut extra = Vec::new();
     if let Some(Webhook { endpoint, secret }) = &webhook {
         extra.push(("wh_endpoint".to_string(), endpoint.clone()));
@@ -255,18 +146,19 @@ pub async fn prepare(
             extra.push(("wh_secret".to_string(), state.secrets.seal(s)));
         }
     }
-    Ok(NewTask {
-        id: uuid::Uuid::now_v7().to_string(),
-        tenant: tenant.tenant_id.clone(),
-        provider: spec.provider(),
+    let request = TaskRequest {
+        spec,
+        input,
         service_mode,
-        process_mode: spec.process_mode(),
-        pin,
-        ppu_price: state.config.prices.price(ServiceMode::Ppu, &spec),
-        body: body.to_json(),
         extra,
         idempotency,
-    })
+    };
+    let task = state
+        .sched
+        .intake(&tenant.tenant_id, tenant.plan, request)
+        .await?;
+    state.rate_check(&tenant.tenant_id)?;
+    Ok(task)
 }
 
 /// Reserve the task's `Idempotency-Key` (if any), submit it, and release the reservation.

@@ -7,7 +7,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
-use switchyard_core::{Provider, TaskStatus};
+use switchyard_core::Provider;
 use switchyard_scheduler::{CancelOutcome, TaskRecord, TenantLoad};
 
 use crate::error::{ApiError, ok};
@@ -83,7 +83,7 @@ pub async fn get_one(
             .get_task(&tenant.tenant_id, &id)
             .await?
             .ok_or_else(|| ApiError::task_not_found(&id))?;
-        let terminal = view::stored_status(&rec).is_some_and(TaskStatus::is_terminal);
+        let terminal = rec.api_status(false).is_terminal();
         if terminal || Instant::now() >= deadline {
             let data = render(&state, &rec, &loads(&state, &tenant.tenant_id).await).await;
             return Ok(ok(data));

@@ -22,38 +22,11 @@ pub fn time(ms: u64) -> Value {
     json!(humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string())
 }
 
-/// The status stored on a task; `None` for a value the API does not know.
-pub fn stored_status(r: &TaskRecord) -> Option<TaskStatus> {
-    [
-        TaskStatus::Staged,
-        TaskStatus::Pending,
-        TaskStatus::Processing,
-        TaskStatus::Completed,
-        TaskStatus::Failed,
-        TaskStatus::Cancelled,
-    ]
-    .into_iter()
-    .find(|s| s.as_str() == r.status())
-}
-
 /// The API status of a stored task. A queued PPU task is `staged` while its tenant is
 /// at its plan cap for the provider, `pending` otherwise.
-pub fn status(r: &TaskRecord, load: Option<&TenantLoad>) -> &'static str {
-    match stored_status(r) {
-        Some(
-            s @ (TaskStatus::Processing
-            | TaskStatus::Completed
-            | TaskStatus::Failed
-            | TaskStatus::Cancelled),
-        ) => s.as_str(),
-        _ => {
-            let capped = load.is_some_and(|l| {
-                r.get("pool") == ServiceMode::Ppu.as_str()
-                    && l.cap.is_some_and(|c| l.ppu_in_flight >= u64::from(c))
-            });
-            if capped { "staged" } else { "pending" }
-        }
-    }
+pub fn status(r: &TaskRecord, load: Option<&TenantLoad>) -> TaskStatus {
+    let capped = load.is_some_and(|l| l.cap.is_some_and(|c| l.ppu_in_flight >= u64::from(c)));
+    r.api_status(capped)
 }
 
 /// The task object (`data` of create, get, fetch and webhooks). Secrets are never in it.
@@ -65,8 +38,7 @@ pub fn task(r: &TaskRecord, load: Option<&TenantLoad>, logs: &[String]) -> Value
         .map_or("", |b| b.task_type.as_str())
         .to_string();
     let output: Value = serde_json::from_str(r.get("output")).unwrap_or(Value::Null);
-    let error = if r.get("error_code").is_empty() || stored_status(r) == Some(TaskStatus::Completed)
-    {
+    let error = if r.get("error_code").is_empty() || r.status() == TaskStatus::Completed.as_str() {
         Value::Null
     } else {
         json!({"code": r.get("error_code"), "message": r.get("error_message"),
@@ -89,7 +61,7 @@ pub fn task(r: &TaskRecord, load: Option<&TenantLoad>, logs: &[String]) -> Value
         "task_id": r.get("id"),
         "model": r.provider.as_str(),
         "task_type": task_type,
-        "status": status(r, load),
+        "status": status(r, load).as_str(),
         "config": config,
         "input": input,
         "output": output,

@@ -10,11 +10,12 @@ use serde_json::{Value, json};
 use switchyard_core::config::UpstreamsConfig;
 use switchyard_core::secrets::SecretBox;
 use switchyard_core::{
-    Config, Origin, Plan, PlanTable, Provider, QuotaKind, ServiceMode, TaskBody, TaskSpec,
-    TaskStatus,
+    Config, Plan, PlanTable, Provider, QuotaKind, ServiceMode, TaskSpec, TaskStatus,
 };
 use switchyard_provider_sim::Sim;
-use switchyard_scheduler::{AccountSpec, NewTask, Owner, Scheduler, TaskRecord, TenantSettings};
+use switchyard_scheduler::{
+    AccountSpec, Owner, Scheduler, TaskRecord, TaskRequest, TenantSettings,
+};
 use switchyard_worker::{Upstream, Worker};
 use tokio::sync::watch;
 
@@ -31,6 +32,8 @@ pub struct Harness {
     pub config: Config,
     /// Seals account credentials.
     pub secrets: SecretBox,
+    /// The plans of tenants made by [`Harness::tenant`] (others are taken as Enterprise).
+    plans: std::sync::Mutex<std::collections::HashMap<String, Plan>>,
 }
 
 /// The credential JSON of a provider's account, from a simulator credential string.
@@ -92,11 +95,13 @@ impl Harness {
             sched,
             config: c,
             secrets: SecretBox::new(MASTER_KEY).unwrap(),
+            plans: Default::default(),
         }
     }
 
     /// A tenant on a plan.
     pub async fn tenant(&self, id: &str, plan: Plan) {
+        self.plans.lock().unwrap().insert(id.to_string(), plan);
         let t = PlanTable::seed();
         self.sched
             .upsert_tenant(
@@ -149,7 +154,9 @@ impl Harness {
             .unwrap();
     }
 
-    /// Submit a task the way the dispatcher does: parse, price, body, submit.
+    /// Submit a task the way the dispatcher does: the input parsed, then the scheduler's
+    /// intake (a follow-up's origin, entitlement for the tenant's plan, price, body), then
+    /// the submit. Panics on a refusal.
     pub async fn submit(
         &self,
         tenant: &str,
@@ -157,44 +164,24 @@ impl Harness {
         model: &str,
         task_type: &str,
         input: Value,
-        origin: Option<&TaskRecord>,
     ) -> String {
-        let mut spec = TaskSpec::parse(model, task_type, &input, &self.config.parse_options())
+        let spec = TaskSpec::parse(model, task_type, &input, &self.config.parse_options())
             .unwrap_or_else(|e| panic!("{model}/{task_type}: {e}"));
-        let mut resolved = None;
-        let mut pin = None;
-        let origin = origin.map(|o| {
-            pin = Some(o.get("account").to_string());
-            Origin {
-                task_id: o.get("id").to_string(),
-                output: serde_json::from_str(o.get("output")).unwrap_or(Value::Null),
-            }
-        });
-        if let TaskSpec::Midjourney(t) = &mut spec {
-            resolved = Some(json!({"process_mode": t.process_mode, "version": t.version}));
-        }
-        let body = TaskBody {
-            model: spec.provider(),
-            task_type: task_type.to_string(),
+        let plan = self.plans.lock().unwrap().get(tenant).copied();
+        let request = TaskRequest {
+            spec,
             input,
-            resolved,
-            origin,
-        };
-        let id = uuid::Uuid::now_v7().to_string();
-        let task = NewTask {
-            id: id.clone(),
-            tenant: tenant.to_string(),
-            provider: spec.provider(),
             service_mode: mode,
-            process_mode: spec.process_mode(),
-            pin: pin.filter(|p| !p.is_empty()),
-            ppu_price: self.config.prices.price(ServiceMode::Ppu, &spec),
-            body: body.to_json(),
             extra: vec![],
             idempotency: None,
         };
+        let task = self
+            .sched
+            .intake(tenant, plan.unwrap_or(Plan::Enterprise), request)
+            .await
+            .unwrap_or_else(|e| panic!("{model}/{task_type}: {e}"));
         self.sched.submit(&task).await.unwrap();
-        id
+        task.id
     }
 
     /// Wait until a task is completed, failed or cancelled.

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use redis::AsyncCommands;
-use switchyard_core::Provider;
+use switchyard_core::{Provider, ServiceMode, TaskStatus};
 
 use crate::{Scheduler, SchedulerError, keys};
 
@@ -32,6 +32,17 @@ impl TaskRecord {
     /// The stored status: queued, delayed, processing, completed, failed, cancelled.
     pub fn status(&self) -> &str {
         self.get("status")
+    }
+
+    /// The status as the API names it: a task waiting in a queue (queued, or delayed
+    /// before a retry) is `staged` while `capped` (its tenant is at its plan cap for the
+    /// provider and the task waits for the PPU pool), `pending` otherwise.
+    pub fn api_status(&self, capped: bool) -> TaskStatus {
+        match self.status().parse::<TaskStatus>() {
+            Ok(s) => s,
+            Err(_) if capped && self.get("pool") == ServiceMode::Ppu.as_str() => TaskStatus::Staged,
+            Err(_) => TaskStatus::Pending,
+        }
     }
 }
 

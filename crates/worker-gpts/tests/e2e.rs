@@ -34,7 +34,6 @@ async fn every_gpts_task_type_completes() {
             "gpts",
             "create_conversation",
             json!({"gizmo_id": "g-abc123", "message": "hello there [sim:ms=100]"}),
-            None,
         )
         .await;
     let c = h.wait_terminal("t_d", &conv, T).await;
@@ -55,7 +54,6 @@ async fn every_gpts_task_type_completes() {
             "gpts",
             "continue_conversation",
             json!({"conversation_id": conv_id, "message": "and more [sim:ms=50]"}),
-            None,
         )
         .await;
     let n = h.wait_terminal("t_d", &next, T).await;
@@ -85,7 +83,7 @@ async fn every_gpts_task_type_completes() {
         ("gizmos", json!({}), "gizmos"),
     ];
     for (tt, input, field) in cases {
-        let id = h.submit("t_d", ppu, "gpts", tt, input, None).await;
+        let id = h.submit("t_d", ppu, "gpts", tt, input).await;
         let r = h.wait_terminal("t_d", &id, T).await;
         assert_eq!(r.status(), "completed", "{tt}: {:?}", r.fields);
         assert!(
@@ -135,7 +133,6 @@ async fn a_usage_limit_cools_the_account_until_the_time_given() {
                 "gpts",
                 "create_conversation",
                 json!({"message": format!("hi {i} [sim:ms=50]")}),
-                None,
             )
             .await,
         );
@@ -191,7 +188,6 @@ async fn a_stream_cut_mid_answer_is_resumed_not_returned_half_written() {
             "gpts",
             "create_conversation",
             json!({"message": text}),
-            None,
         )
         .await;
     let r = h.wait_terminal("t_d", &id, T).await;

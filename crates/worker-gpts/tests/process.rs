@@ -43,7 +43,6 @@ async fn create(h: &Harness, message: &str) -> String {
         "gpts",
         "create_conversation",
         json!({"message": message}),
-        None,
     )
     .await
 }
@@ -141,7 +140,6 @@ async fn a_continued_conversation_resumes_with_the_answer_to_our_message() {
             "gpts",
             "continue_conversation",
             json!({"conversation_id": conv, "message": "second question [sim:ms=3000] [sim:task=q2]"}),
-            None,
         )
         .await;
     // Killed as soon as ChatGPT accepted our message, before any of its answer exists:

@@ -126,8 +126,7 @@ impl Luma {
     }
 
     fn origin_generation(job: &Job) -> Option<String> {
-        job.body
-            .origin
+        job.origin
             .as_ref()
             .and_then(|o| o.output["generation_id"].as_str())
             .map(str::to_string)

@@ -35,7 +35,6 @@ async fn every_luma_task_type_completes() {
             "luma",
             "video_generation",
             json!({"prompt": "a cat surfing [sim:ms=200]"}),
-            None,
         )
         .await;
     let frames = h
@@ -46,7 +45,6 @@ async fn every_luma_task_type_completes() {
             "video_generation",
             json!({"prompt": "from frames [sim:ms=100]", "key_frames": {
                 "frame0": {"type": "image", "url": img}, "frame1": {"type": "image", "url": img}}}),
-            None,
         )
         .await;
     let t = h.wait_terminal("t_p", &text, T).await;
@@ -67,7 +65,6 @@ async fn every_luma_task_type_completes() {
             "luma",
             "extend_video",
             json!({"origin_task_id": text, "prompt": "and then [sim:ms=100]"}),
-            Some(&t),
         )
         .await;
     let wm = h
@@ -77,7 +74,6 @@ async fn every_luma_task_type_completes() {
             "luma",
             "remove_watermark",
             json!({"origin_task_id": text}),
-            Some(&t),
         )
         .await;
     let e = h.wait_terminal("t_p", &ext, T).await;
@@ -118,7 +114,6 @@ async fn a_rejected_video_is_failed_and_refunded() {
             "luma",
             "video_generation",
             json!({"prompt": "no [sim:fail] [sim:ms=50]"}),
-            None,
         )
         .await;
     let r = h.wait_terminal("t_d", &id, T).await;

@@ -64,7 +64,6 @@ async fn a_killed_generation_is_resumed_by_its_generation_id() {
             "luma",
             "video_generation",
             json!({"prompt": "a slow tide [sim:ms=3000] [sim:task=g1]"}),
-            None,
         )
         .await;
     let a = spawn_worker(&h);
@@ -87,7 +86,6 @@ async fn a_killed_extend_is_resumed_by_its_generation_id() {
             "luma",
             "video_generation",
             json!({"prompt": "a harbour [sim:ms=100]"}),
-            None,
         )
         .await;
     let a = spawn_worker(&h);
@@ -100,7 +98,6 @@ async fn a_killed_extend_is_resumed_by_its_generation_id() {
             "luma",
             "extend_video",
             json!({"origin_task_id": origin, "prompt": "boats leave [sim:ms=3000] [sim:task=e1]"}),
-            Some(&o),
         )
         .await;
     let (generation, r) = kill_and_resume(&h, a, &id).await;
@@ -132,7 +129,6 @@ async fn a_kill_before_luma_answers_adopts_the_generation_from_the_list() {
             "luma",
             "video_generation",
             json!({"prompt": "a quay [sim:ms=100]"}),
-            None,
         )
         .await;
     let o = h.wait_terminal("t_p", &origin, T).await;
@@ -145,7 +141,6 @@ async fn a_kill_before_luma_answers_adopts_the_generation_from_the_list() {
             "luma",
             "video_generation",
             json!({"prompt": format!("gulls rise {window} [sim:task=wg]")}),
-            None,
         )
         .await;
     let extended = h
@@ -155,7 +150,6 @@ async fn a_kill_before_luma_answers_adopts_the_generation_from_the_list() {
             "luma",
             "extend_video",
             json!({"origin_task_id": origin, "prompt": format!("ferries turn {window} [sim:task=we]")}),
-            Some(&o),
         )
         .await;
     h.wait_upstream_jobs("wg", 1, T).await;
@@ -226,7 +220,6 @@ async fn an_intent_luma_never_took_submits_once() {
             "luma",
             "video_generation",
             json!({"prompt": prompt}),
-            None,
         )
         .await;
     let w = spawn_worker(&h);

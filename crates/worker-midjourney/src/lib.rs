@@ -363,7 +363,7 @@ impl Midjourney {
                 command(BLEND_COMMAND, "blend", json!(options), json!(attachments))
             }
             _ => {
-                let origin = job.body.origin.as_ref().ok_or_else(|| {
+                let origin = job.origin.as_ref().ok_or_else(|| {
                     UpstreamError::rejected("this action needs its origin task's result")
                 })?;
                 let message_id = origin.output["message_id"].as_str().ok_or_else(|| {

@@ -27,7 +27,7 @@ async fn every_midjourney_task_type_completes() {
 
     let imagine = h
         .submit("t_p", ppu, "midjourney", "imagine",
-            json!({"prompt": "a red fox --v 6 [sim:ms=200]", "process_mode": "fast", "aspect_ratio": "16:9"}), None)
+            json!({"prompt": "a red fox --v 6 [sim:ms=200]", "process_mode": "fast", "aspect_ratio": "16:9"}))
         .await;
     let grid = h.wait_terminal("t_p", &imagine, T).await;
     assert_eq!(grid.status(), "completed", "{:?}", grid.fields);
@@ -57,11 +57,7 @@ async fn every_midjourney_task_type_completes() {
         ("reroll", json!({"origin_task_id": imagine})),
         ("seed", json!({"origin_task_id": imagine})),
     ] {
-        follow.push((
-            tt,
-            h.submit("t_p", ppu, "midjourney", tt, input, Some(&grid))
-                .await,
-        ));
+        follow.push((tt, h.submit("t_p", ppu, "midjourney", tt, input).await));
     }
     let mut upscaled = None;
     for (tt, id) in &follow {
@@ -102,9 +98,7 @@ async fn every_midjourney_task_type_completes() {
             json!({"origin_task_id": up_id, "mask": "bWFzaw==", "prompt": "a hat"}),
         ),
     ] {
-        let id = h
-            .submit("t_p", ppu, "midjourney", tt, input, Some(&up))
-            .await;
+        let id = h.submit("t_p", ppu, "midjourney", tt, input).await;
         let r = h.wait_terminal("t_p", &id, T).await;
         assert_eq!(r.status(), "completed", "{tt}: {:?}", r.fields);
     }
@@ -116,7 +110,6 @@ async fn every_midjourney_task_type_completes() {
             "midjourney",
             "describe",
             json!({"image_url": img}),
-            None,
         )
         .await;
     let blend = h
@@ -126,7 +119,6 @@ async fn every_midjourney_task_type_completes() {
             "midjourney",
             "blend",
             json!({"image_urls": [img, img], "dimension": "square"}),
-            None,
         )
         .await;
     let d = h.wait_terminal("t_p", &describe, T).await;
@@ -165,7 +157,6 @@ async fn error_embeds_and_bad_tokens_drive_outcomes() {
                 "midjourney",
                 "imagine",
                 json!({"prompt": format!("fox {i} [sim:ms=100]"), "process_mode": "fast"}),
-                None,
             )
             .await,
         );
@@ -177,7 +168,6 @@ async fn error_embeds_and_bad_tokens_drive_outcomes() {
             "midjourney",
             "imagine",
             json!({"prompt": "forbidden [sim:fail] [sim:ms=40]", "process_mode": "fast"}),
-            None,
         )
         .await;
     for id in &ids {
@@ -233,7 +223,6 @@ async fn a_command_discord_refused_is_sent_again_at_once_on_retry() {
             "midjourney",
             "imagine",
             json!({"prompt": "a moth [sim:ms=100] [sim:task=moth]", "process_mode": "fast"}),
-            None,
         )
         .await;
     // Well inside the REPLY_WINDOW a resumed run waits for a reply to a command Discord

@@ -43,7 +43,6 @@ async fn imagine(h: &Harness, text: &str) -> String {
         "midjourney",
         "imagine",
         json!({"prompt": text, "process_mode": "fast"}),
-        None,
     )
     .await
 }

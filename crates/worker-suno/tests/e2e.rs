@@ -35,7 +35,6 @@ async fn every_suno_task_type_completes() {
             "suno",
             "generate_music",
             json!({"gpt_description_prompt": "a sea shanty [sim:ms=200]"}),
-            None,
         )
         .await;
     let custom = h
@@ -45,18 +44,10 @@ async fn every_suno_task_type_completes() {
             "suno",
             "generate_music_custom",
             json!({"prompt": "[Verse] la la [sim:ms=100]", "title": "La", "tags": "pop"}),
-            None,
         )
         .await;
     let lyrics = h
-        .submit(
-            "t_d",
-            ppu,
-            "suno",
-            "lyrics",
-            json!({"prompt": "the sea"}),
-            None,
-        )
+        .submit("t_d", ppu, "suno", "lyrics", json!({"prompt": "the sea"}))
         .await;
     let upload = h
         .submit(
@@ -65,7 +56,6 @@ async fn every_suno_task_type_completes() {
             "suno",
             "upload",
             json!({"audio_url": format!("{}/_cdn/a.mp3", h.sim.url())}),
-            None,
         )
         .await;
     for id in [&generated, &custom] {
@@ -89,7 +79,6 @@ async fn every_suno_task_type_completes() {
             "suno",
             "generate_music_custom",
             json!({"prompt": "more [sim:ms=100]", "continue_clip_id": first, "continue_at": 30}),
-            None,
         )
         .await;
     assert_eq!(h.wait_terminal("t_d", &cont, T).await.status(), "completed");
@@ -135,7 +124,6 @@ async fn fail_kinds_cool_disable_retry_and_reject() {
                 "suno",
                 "generate_music",
                 json!({"gpt_description_prompt": format!("song {i} [sim:ms=100]")}),
-                None,
             )
             .await,
         );
@@ -147,7 +135,6 @@ async fn fail_kinds_cool_disable_retry_and_reject() {
             "suno",
             "generate_music",
             json!({"gpt_description_prompt": "bad [sim:fail] [sim:ms=50]"}),
-            None,
         )
         .await;
     for id in &ids {

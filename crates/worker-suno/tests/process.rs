@@ -39,7 +39,6 @@ async fn a_killed_worker_is_resumed_without_a_second_submission() {
             "suno",
             "generate_music",
             json!({"gpt_description_prompt": "long song [sim:ms=4000]"}),
-            None,
         )
         .await;
     let mut a = spawn_worker(&h, &[]);
@@ -94,7 +93,6 @@ async fn sigterm_hands_back_running_tasks_at_once() {
                 "suno",
                 "generate_music",
                 json!({"gpt_description_prompt": format!("song {i} [sim:ms=6000]")}),
-                None,
             )
             .await,
         );
@@ -167,7 +165,6 @@ async fn four_processes_never_exceed_caps_by_the_witness() {
                 "suno",
                 "generate_music",
                 json!({"gpt_description_prompt": format!("song {i} [sim:ms=120] [sim:tag={t}]")}),
-                None,
             )
             .await,
         ));
@@ -220,7 +217,7 @@ async fn lyrics_upload_and_continue_are_resumed_by_their_ids_after_a_kill() {
     )
     .await;
     let submit = |task_type: &'static str, input: serde_json::Value| {
-        h.submit("t_d", ServiceMode::Ppu, "suno", task_type, input, None)
+        h.submit("t_d", ServiceMode::Ppu, "suno", task_type, input)
     };
     let lyrics = submit(
         "lyrics",
@@ -330,7 +327,7 @@ async fn a_kill_before_suno_answers_adopts_the_generation_from_the_feed() {
     )
     .await;
     let submit = |task_type: &'static str, input: serde_json::Value| {
-        h.submit("t_d", ServiceMode::Ppu, "suno", task_type, input, None)
+        h.submit("t_d", ServiceMode::Ppu, "suno", task_type, input)
     };
     let described = submit(
         "generate_music",
@@ -435,7 +432,6 @@ async fn an_intent_suno_never_took_generates_once() {
             "suno",
             "generate_music",
             json!({"gpt_description_prompt": text}),
-            None,
         )
         .await;
     let w = spawn_worker(&h, &[]);

@@ -26,7 +26,7 @@ mod start;
 
 use async_trait::async_trait;
 use serde_json::Value;
-use switchyard_core::{ProcessMode, Provider, TaskBody, TaskSpec};
+use switchyard_core::{Origin, Provider, TaskSpec};
 
 pub use runtime::Worker;
 pub use start::{
@@ -40,14 +40,12 @@ pub struct Job {
     pub task_id: String,
     /// The account it runs on.
     pub account_id: String,
-    /// The typed task.
+    /// The typed task (its process mode resolved; a follow-up's inherited).
     pub spec: TaskSpec,
-    /// The body (input as sent, resolved mode, origin of follow-ups).
-    pub body: TaskBody,
+    /// For follow-ups: the origin task's id and output.
+    pub origin: Option<Origin>,
     /// The account's credentials (opened; never log them).
     pub credentials: Value,
-    /// The capacity mode.
-    pub mode: ProcessMode,
     /// 1 for the first run.
     pub attempt: u32,
     /// Set when an earlier run already submitted upstream: resume from it, do not submit

@@ -466,9 +466,8 @@ impl Worker {
             task_id: task.lease.id.clone(),
             account_id: task.account.clone(),
             spec,
-            body,
+            origin: body.origin,
             credentials,
-            mode: task.mode,
             attempt: task.attempt,
             upstream_ref: task.upstream_ref.clone(),
         })

@@ -441,8 +441,9 @@ mod test_support {
         }
     }
 
-    /// Every task type the provider lists parses from `minimal(task_type)`, and reports
-    /// the same name through `task_type()` and its serialized tag.
+    /// Every task type the provider lists parses from `minimal(task_type)`, reports the
+    /// same name through `task_type()` and its serialized tag, and reads back from its
+    /// serialized form.
     pub(super) fn assert_listed_types_parse(
         provider: Provider,
         minimal: impl Fn(&str) -> serde_json::Value,
@@ -458,6 +459,10 @@ mod test_support {
                 _ => &v["task"]["task_type"],
             };
             assert_eq!(tagged, *tt, "{provider}/{tt}: serialized as {v}");
+            // The task body stores the spec as JSON: it must read back as it was.
+            let back: TaskSpec = serde_json::from_value(v.clone())
+                .unwrap_or_else(|e| panic!("{provider}/{tt}: {v} does not read back: {e}"));
+            assert_eq!(back, spec, "{provider}/{tt}");
         }
     }
 }

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use switchyard_core::secrets::SecretBox;
+use switchyard_core::task::SunoTask;
 use switchyard_core::{Config, Provider, QuotaKind, ServiceMode, TaskBody, TaskSpec};
 use switchyard_scheduler::{AccountSpec, NewTask, Owner, Scheduler};
 
@@ -83,13 +84,6 @@ pub async fn pool_accounts(s: &Scheduler, accounts: usize, capacity: u32) {
 pub fn task(config: &Config, tenant: &str, prompt: &str) -> NewTask {
     let input = json!({ "prompt": prompt });
     let spec = TaskSpec::parse("suno", "lyrics", &input, &config.parse_options()).unwrap();
-    let body = TaskBody {
-        model: spec.provider(),
-        task_type: "lyrics".into(),
-        input,
-        resolved: None,
-        origin: None,
-    };
     NewTask {
         id: uuid::Uuid::now_v7().to_string(),
         tenant: tenant.to_string(),
@@ -98,7 +92,7 @@ pub fn task(config: &Config, tenant: &str, prompt: &str) -> NewTask {
         process_mode: spec.process_mode(),
         pin: None,
         ppu_price: config.prices.price(ServiceMode::Ppu, &spec),
-        body: body.to_json(),
+        body: TaskBody::new(spec, input, None).to_json(),
         extra: vec![],
         idempotency: None,
     }
@@ -113,7 +107,10 @@ pub async fn submit(s: &Scheduler, config: &Config, tenant: &str, prompt: &str) 
 
 /// The prompt of a job (the tests' fake upstreams steer by it).
 pub fn prompt(job: &switchyard_worker::Job) -> String {
-    job.body.input["prompt"].as_str().unwrap_or("").to_string()
+    match &job.spec {
+        TaskSpec::Suno(SunoTask::Lyrics(l)) => l.prompt.clone(),
+        other => panic!("not a lyrics task: {other:?}"),
+    }
 }
 
 /// Wait (async) until `cond` holds, or panic with `what` after `timeout`.

@@ -1,0 +1,167 @@
+//! Task intake: a parsed request turned into the [`NewTask`] to submit, the same way for
+//! every caller (the dispatcher, the harness, anything built on the scheduler).
+//!
+//! In order: the origin of a follow-up (it fixes the service mode, the account and,
+//! for Midjourney, the process mode and version, written into the spec), the `bot_id`
+//! rule, the plan's entitlement, the pinned account; then the price and the body, which
+//! carries the typed spec to the worker. The first refusal is the answer.
+
+use serde_json::Value;
+use switchyard_core::{NotEntitled, Origin, Plan, ServiceMode, TaskBody, TaskSpec, TaskStatus};
+
+use crate::{NewTask, Owner, Scheduler, SchedulerError};
+
+/// A request, its input parsed and its `config` read.
+#[derive(Debug, Clone)]
+pub struct TaskRequest {
+    /// The typed input.
+    pub spec: TaskSpec,
+    /// The input as sent (shown back by the API).
+    pub input: Value,
+    /// The service mode asked for (the tenant's default when the request named none).
+    pub service_mode: ServiceMode,
+    /// More fields stored on the task for its caller (the webhook).
+    pub extra: Vec<(String, String)>,
+    /// The `Idempotency-Key` and the hash of the request it came with.
+    pub idempotency: Option<(String, String)>,
+}
+
+/// Why a request cannot become a task.
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    /// The origin task does not exist for this tenant (or expired).
+    #[error("origin task {0} not found for this key")]
+    OriginNotFound(String),
+    /// A field's value cannot be used (a JSON pointer and what is wrong).
+    #[error("{field}: {message}")]
+    Invalid {
+        /// The field, as a JSON pointer.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// The plan does not include what was asked for.
+    #[error(transparent)]
+    NotEntitled(#[from] NotEntitled),
+    /// `bot_id` names no account of this tenant.
+    #[error("account {0} not found")]
+    AccountNotFound(String),
+    /// Redis failed.
+    #[error(transparent)]
+    Scheduler(#[from] SchedulerError),
+}
+
+/// What a follow-up takes from its origin task.
+struct FollowUp {
+    service_mode: ServiceMode,
+    pin: Option<String>,
+    origin: Origin,
+}
+
+impl Scheduler {
+    /// Turn `req` from `tenant` (on `plan`) into the task to submit with
+    /// [`Scheduler::submit`]. Reads the origin task and the pinned account; writes
+    /// nothing.
+    pub async fn intake(
+        &self,
+        tenant: &str,
+        plan: Plan,
+        req: TaskRequest,
+    ) -> Result<NewTask, IntakeError> {
+        let TaskRequest {
+            mut spec,
+            input,
+            mut service_mode,
+            extra,
+            idempotency,
+        } = req;
+        let mut pin = None;
+        let mut origin = None;
+        if let Some(origin_id) = spec.origin_task_id().map(str::to_string) {
+            let f = self.follow_up(tenant, &mut spec, origin_id).await?;
+            service_mode = f.service_mode;
+            pin = f.pin;
+            origin = Some(f.origin);
+        }
+        if spec.bot_id().is_some() && service_mode == ServiceMode::Ppu {
+            return Err(IntakeError::Invalid {
+                field: "/input/bot_id",
+                message: "bot_id pins one of your hosted accounts; set config.service_mode to \"private\"".into(),
+            });
+        }
+        let config = self.config();
+        config.plans.entitlement(plan, service_mode, &spec)?;
+        if let Some(bot) = spec.bot_id() {
+            let owner = Owner::Tenant(tenant.to_string());
+            if self
+                .get_account(spec.provider(), &owner, bot)
+                .await?
+                .is_none()
+            {
+                return Err(IntakeError::AccountNotFound(bot.to_string()));
+            }
+            pin = Some(bot.to_string());
+        }
+        Ok(NewTask {
+            id: uuid::Uuid::now_v7().to_string(),
+            tenant: tenant.to_string(),
+            provider: spec.provider(),
+            service_mode,
+            process_mode: spec.process_mode(),
+            pin,
+            ppu_price: config.prices.price(ServiceMode::Ppu, &spec),
+            body: TaskBody::new(spec, input, origin).to_json(),
+            extra,
+            idempotency,
+        })
+    }
+
+    /// Follow-ups run where their origin ran, with its service mode and (Midjourney) its
+    /// process mode and version, which are written into `spec`.
+    async fn follow_up(
+        &self,
+        tenant: &str,
+        spec: &mut TaskSpec,
+        origin_id: String,
+    ) -> Result<FollowUp, IntakeError> {
+        let o = self
+            .get_task(tenant, &origin_id)
+            .await?
+            .ok_or_else(|| IntakeError::OriginNotFound(origin_id.clone()))?;
+        if o.provider != spec.provider() {
+            return Err(IntakeError::Invalid {
+                field: "/input/origin_task_id",
+                message: format!("the origin task is a {} task", o.provider),
+            });
+        }
+        if o.status().parse::<TaskStatus>().ok() != Some(TaskStatus::Completed) {
+            return Err(IntakeError::Invalid {
+                field: "/input/origin_task_id",
+                message: format!(
+                    "the origin task is {}; follow-ups need a completed task",
+                    o.api_status(false)
+                ),
+            });
+        }
+        let origin_spec = TaskBody::from_json(o.get("body"))
+            .ok()
+            .and_then(|b| b.spec(&self.config().parse_options()).ok());
+        if let (TaskSpec::Midjourney(t), Some(TaskSpec::Midjourney(from))) =
+            (&mut *spec, origin_spec)
+        {
+            t.inherit(from.process_mode, from.version);
+        }
+        Ok(FollowUp {
+            service_mode: if o.get("pool") == ServiceMode::Byoa.as_str() {
+                ServiceMode::Byoa
+            } else {
+                ServiceMode::Ppu
+            },
+            pin: Some(o.get("account").to_string()).filter(|a| !a.is_empty()),
+            origin: Origin {
+                task_id: origin_id,
+                output: serde_json::from_str(o.get("output")).unwrap_or(Value::Null),
+            },
+        })
+    }
+}
