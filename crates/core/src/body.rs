@@ -23,7 +23,10 @@ pub struct Origin {
 pub struct TaskBody {
     /// The provider.
     pub model: Provider,
-    /// The task type.
+    /// The model as the request named it, when that was an alias (`music-s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_name: Option<String>,
+    /// The task type, as the request named it.
     pub task_type: String,
     /// The input, as the client sent it.
     pub input: serde_json::Value,
@@ -43,12 +46,29 @@ impl TaskBody {
     pub fn new(spec: TaskSpec, input: serde_json::Value, origin: Option<Origin>) -> TaskBody {
         TaskBody {
             model: spec.provider(),
+            model_name: None,
             task_type: spec.task_type().to_string(),
             input,
             spec: Some(spec),
             resolved: None,
             origin,
         }
+    }
+
+    /// Keep the names the request used for the model and the task type (an alias such as
+    /// `music-s` or `generate_lyrics` is shown back as sent).
+    pub fn named(mut self, model: &str, task_type: &str) -> TaskBody {
+        let model = model.trim();
+        if model != self.model.as_str() {
+            self.model_name = Some(model.to_string());
+        }
+        self.task_type = task_type.trim().to_string();
+        self
+    }
+
+    /// The model's name as the request gave it.
+    pub fn model_name(&self) -> &str {
+        self.model_name.as_deref().unwrap_or(self.model.as_str())
     }
 
     /// Parse the stored JSON.

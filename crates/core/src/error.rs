@@ -49,7 +49,9 @@ fn needs_text(needs: Option<Plan>) -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum SpecError {
     /// `model` is not a provider Switchyard serves.
-    #[error("unknown model `{0}`; expected one of: midjourney, suno, luma, gpts")]
+    #[error(
+        "unknown model `{0}`; expected one of: midjourney, suno (also `music-s`, `suno/v3-chorip`), luma, gpts"
+    )]
     UnknownModel(String),
     /// `task_type` is not one of the provider's task types.
     #[error("unknown task_type `{task_type}` for model {model}; expected one of: {expected}")]

@@ -58,6 +58,26 @@ impl FromStr for Provider {
     }
 }
 
+impl Provider {
+    /// Other names GoAPI's documentation uses for a provider's `model`: Suno is also
+    /// `music-s` and `suno/v3-chorip`.
+    pub const MODEL_ALIASES: &'static [(&'static str, Provider)] = &[
+        ("music-s", Provider::Suno),
+        ("suno/v3-chorip", Provider::Suno),
+    ];
+
+    /// The provider a request's `model` names: its own name or an alias (any case).
+    pub fn from_model_name(model: &str) -> Option<Provider> {
+        let m = model.trim();
+        model.parse().ok().or_else(|| {
+            Provider::MODEL_ALIASES
+                .iter()
+                .find(|(alias, _)| alias.eq_ignore_ascii_case(m))
+                .map(|(_, p)| *p)
+        })
+    }
+}
+
 /// Which pool of upstream accounts serves a task.
 ///
 /// The API spells these `public` (PPU) and `private` (BYOA), as GoAPI does.

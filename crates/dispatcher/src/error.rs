@@ -267,7 +267,7 @@ mod tests {
                 400,
                 "unknown_model",
                 Some("/model"),
-                "unknown model `kling`; expected one of: midjourney, suno, luma, gpts",
+                "unknown model `kling`; expected one of: midjourney, suno (also `music-s`, `suno/v3-chorip`), luma, gpts",
             ),
             (
                 SpecError::input("prompt", "prompt is required").into(),

@@ -147,6 +147,8 @@ pub async fn prepare(
         }
     }
     let request = TaskRequest {
+        model,
+        task_type,
         spec,
         input,
         service_mode,

@@ -59,7 +59,7 @@ pub fn task(r: &TaskRecord, load: Option<&TenantLoad>, logs: &[String]) -> Value
         .collect();
     json!({
         "task_id": r.get("id"),
-        "model": r.provider.as_str(),
+        "model": body.as_ref().map_or(r.provider.as_str(), TaskBody::model_name),
         "task_type": task_type,
         "status": status(r, load).as_str(),
         "config": config,
@@ -177,7 +177,12 @@ pub fn account(a: &AccountInfo) -> Value {
         json!({"default": a.capacity[0]})
     };
     let field = crate::accounts::credential_fields(a.provider)[0];
-    json!({"account_id": a.id, "provider": a.provider, "name": a.name, "state": state,
+    let bot_id = if a.bot_id > 0 {
+        json!(a.bot_id)
+    } else {
+        Value::Null
+    };
+    json!({"account_id": a.id, "bot_id": bot_id, "provider": a.provider, "name": a.name, "state": state,
            "state_until": until, "state_reason": reason, "capacity": capacity,
            "weight": a.weight, "backup": a.backup,
            "in_flight": a.in_flight.iter().sum::<u32>(),

@@ -169,6 +169,8 @@ impl Harness {
             .unwrap_or_else(|e| panic!("{model}/{task_type}: {e}"));
         let plan = self.plans.lock().unwrap().get(tenant).copied();
         let request = TaskRequest {
+            model: model.to_string(),
+            task_type: task_type.to_string(),
             spec,
             input,
             service_mode: mode,

@@ -74,6 +74,23 @@ async fn start(s: &Shared, headers: &HeaderMap, body: Value) -> Response {
     let Some(a) = account(headers) else {
         return unauthorized();
     };
+    // Luma answers 422 to a model or a duration it does not have.
+    if let Some(m) = body.get("model").filter(|m| !m.is_null())
+        && !matches!(m.as_str(), Some("ray-1-6" | "ray-2"))
+    {
+        return err(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({"detail": format!("unknown model {m}")}),
+        );
+    }
+    if let Some(d) = body.get("duration").filter(|d| !d.is_null())
+        && !matches!(d.as_str(), Some("5s" | "10s"))
+    {
+        return err(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({"detail": format!("invalid duration {d}")}),
+        );
+    }
     let text = body["user_prompt"].as_str().unwrap_or("");
     let d = Directives::parse(text);
     let delay = reply_delay(text);

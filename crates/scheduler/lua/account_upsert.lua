@@ -13,6 +13,8 @@ if create then
   redis.call('HSET', k('a', acc), 'owner', owner, 'state', 'active', 'until', 0, 'reason', '',
     'weight', 1, 'backup', 0, 'cap_relax', 0, 'cap_fast', 0, 'cap_turbo', 0, 'lru', 0, 'created_ms', NOW)
   redis.call('SADD', k('accs', owner), acc)
+  -- Its number among the owner's accounts (GoAPI's integer bot_id), never reused.
+  redis.call('HSET', k('a', acc), 'bot', redis.call('INCR', k('bots', owner)))
 else
   if not cur or cur.owner ~= owner or cur.state == 'removed' then return 'not_found' end
 end

@@ -84,6 +84,10 @@ pub struct AccountInfo {
     pub secret: String,
     /// Display hint of the credential.
     pub hint: String,
+    /// Its number among its owner's accounts of the provider (1, 2, …, in the order they
+    /// were added; never reused): GoAPI's integer `bot_id`. 0 for an account added before
+    /// accounts were numbered.
+    pub bot_id: u32,
 }
 
 /// Errors of account changes.
@@ -236,6 +240,27 @@ impl Scheduler {
             .find(|a| &a.owner == owner))
     }
 
+    /// The account a request's `bot_id` names: the account with that id, else the one
+    /// with that number (GoAPI's integer `bot_id`).
+    pub async fn account_by_bot_id(
+        &self,
+        provider: Provider,
+        owner: &Owner,
+        bot_id: &str,
+    ) -> Result<Option<AccountInfo>, SchedulerError> {
+        if let Some(a) = self.get_account(provider, owner, bot_id).await? {
+            return Ok(Some(a));
+        }
+        let Ok(n) = bot_id.parse::<u32>() else {
+            return Ok(None);
+        };
+        Ok(self
+            .list_accounts(provider, owner)
+            .await?
+            .into_iter()
+            .find(|a| n > 0 && a.bot_id == n))
+    }
+
     /// Every account of an owner, with state and load.
     pub async fn list_accounts(
         &self,
@@ -325,6 +350,7 @@ impl Scheduler {
                     .filter(|until| *until > now_ms),
                 secret: get("secret"),
                 hint: get("hint"),
+                bot_id: num("bot"),
             });
         }
         Ok(out)

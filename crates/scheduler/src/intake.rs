@@ -14,6 +14,10 @@ use crate::{NewTask, Owner, Scheduler, SchedulerError};
 /// A request, its input parsed and its `config` read.
 #[derive(Debug, Clone)]
 pub struct TaskRequest {
+    /// `model` as the request named it (an alias such as `music-s` is shown back).
+    pub model: String,
+    /// `task_type` as the request named it.
+    pub task_type: String,
     /// The typed input.
     pub spec: TaskSpec,
     /// The input as sent (shown back by the API).
@@ -69,6 +73,8 @@ impl Scheduler {
         req: TaskRequest,
     ) -> Result<NewTask, IntakeError> {
         let TaskRequest {
+            model,
+            task_type,
             mut spec,
             input,
             mut service_mode,
@@ -93,14 +99,10 @@ impl Scheduler {
         config.plans.entitlement(plan, service_mode, &spec)?;
         if let Some(bot) = spec.bot_id() {
             let owner = Owner::Tenant(tenant.to_string());
-            if self
-                .get_account(spec.provider(), &owner, bot)
-                .await?
-                .is_none()
-            {
-                return Err(IntakeError::AccountNotFound(bot.to_string()));
+            match self.account_by_bot_id(spec.provider(), &owner, bot).await? {
+                Some(a) => pin = Some(a.id),
+                None => return Err(IntakeError::AccountNotFound(bot.to_string())),
             }
-            pin = Some(bot.to_string());
         }
         Ok(NewTask {
             id: uuid::Uuid::now_v7().to_string(),
@@ -110,7 +112,9 @@ impl Scheduler {
             process_mode: spec.process_mode(),
             pin,
             ppu_price: config.prices.price(ServiceMode::Ppu, &spec),
-            body: TaskBody::new(spec, input, origin).to_json(),
+            body: TaskBody::new(spec, input, origin)
+                .named(&model, &task_type)
+                .to_json(),
             extra,
             idempotency,
         })

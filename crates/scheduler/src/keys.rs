@@ -58,6 +58,11 @@ pub fn accounts_of(base: &str, owner: &str) -> String {
     format!("{base}:accs:{owner}")
 }
 
+/// The last account number given to an owner's accounts (`bot` of the account hash).
+pub fn bot_numbers(base: &str, owner: &str) -> String {
+    format!("{base}:bots:{owner}")
+}
+
 /// The in-flight set of an account in a mode.
 pub fn account_in_flight(base: &str, id: &str, mode: &str) -> String {
     format!("{base}:ainf:{id}:{mode}")
@@ -261,6 +266,7 @@ mod tests {
             top_up(b, "<tenant>", "<key>"),
             account(b, "<account>"),
             accounts_of(b, "<owner>"),
+            bot_numbers(b, "<owner>"),
             account_in_flight(b, "<account>", "<mode>"),
             free(b, "<owner>", "<mode>"),
             free_backup(b, "<owner>", "<mode>"),

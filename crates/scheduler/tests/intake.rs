@@ -15,6 +15,8 @@ fn request(s: &Scheduler, task_type: &str, input: Value, mode: ServiceMode) -> T
     let spec = TaskSpec::parse("midjourney", task_type, &input, &s.config().parse_options())
         .unwrap_or_else(|e| panic!("{task_type}: {e}"));
     TaskRequest {
+        model: "midjourney".into(),
+        task_type: task_type.into(),
         spec,
         input,
         service_mode: mode,
@@ -144,5 +146,61 @@ async fn refusals_say_why() {
     assert!(matches!(
         s.intake("t_r", Plan::Premium, unknown_bot).await,
         Err(IntakeError::AccountNotFound(id)) if id == "7"
+    ));
+}
+
+/// GoAPI's integer `bot_id` is an account's number among the tenant's accounts of the
+/// provider (1, 2, … in the order they were added, never reused); the account's id works
+/// too; 0 pins nothing.
+#[tokio::test]
+async fn bot_ids_number_a_tenants_accounts() {
+    let s = scheduler("intake-bots").await;
+    tenant(&s, "t_b", Plan::Premium).await;
+    let me = Owner::Tenant("t_b".into());
+    for id in ["acc_first", "acc_second", "acc_third"] {
+        account(&s, MJ, &me, id, [1, 1, 1]).await;
+    }
+    let numbers: Vec<(String, u32)> = s
+        .list_accounts(MJ, &me)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| (a.id, a.bot_id))
+        .collect();
+    assert_eq!(
+        numbers,
+        [
+            ("acc_first".into(), 1),
+            ("acc_second".into(), 2),
+            ("acc_third".into(), 3)
+        ]
+    );
+    s.set_account_state(MJ, &me, "acc_second", None)
+        .await
+        .unwrap();
+    account(&s, MJ, &me, "acc_fourth", [1, 1, 1]).await;
+    let pin = |bot: Value| {
+        let s = s.clone();
+        async move {
+            let req = request(
+                &s,
+                "imagine",
+                json!({"prompt": "p", "bot_id": bot}),
+                ServiceMode::Byoa,
+            );
+            s.intake("t_b", Plan::Premium, req).await.map(|t| t.pin)
+        }
+    };
+    assert_eq!(pin(json!(3)).await.unwrap().as_deref(), Some("acc_third"));
+    assert_eq!(pin(json!(4)).await.unwrap().as_deref(), Some("acc_fourth"));
+    assert_eq!(
+        pin(json!("acc_first")).await.unwrap().as_deref(),
+        Some("acc_first")
+    );
+    assert_eq!(pin(json!(0)).await.unwrap(), None);
+    // A removed account's number is not given to another.
+    assert!(matches!(
+        pin(json!(2)).await,
+        Err(IntakeError::AccountNotFound(_))
     ));
 }

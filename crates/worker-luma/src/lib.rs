@@ -145,6 +145,12 @@ impl Luma {
             LumaTask::VideoGeneration(v) => {
                 let mut body = json!({"user_prompt": v.prompt, "aspect_ratio": v.aspect_ratio.as_deref().unwrap_or("16:9"),
                                       "expand_prompt": v.expand_prompt.unwrap_or(false), "loop": v.loop_.unwrap_or(false)});
+                if let Some(m) = v.model_name {
+                    body["model"] = json!(m.upstream_name());
+                }
+                if let Some(d) = v.duration {
+                    body["duration"] = json!(format!("{d}s"));
+                }
                 if let Some(kf) = &v.key_frames {
                     for (field, frame) in [("image_url", &kf.frame0), ("image_end_url", &kf.frame1)]
                     {

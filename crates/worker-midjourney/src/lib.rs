@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
-use switchyard_core::task::{MjAction, PanDirection, Upscaler};
+use switchyard_core::task::{MjAction, PanDirection, Upscaler, VariationOf};
 use switchyard_core::{Config, ProcessMode, Provider, TaskSpec};
 use switchyard_worker::{
     Control, Job, Upstream, UpstreamError, fetch_bytes, http_client, retry_after,
@@ -605,7 +605,12 @@ fn custom_id(action: &MjAction, origin: &Value) -> Result<String, UpstreamError>
             }
             (None, None) => return Err(UpstreamError::rejected("upscale needs index or upscaler")),
         },
-        MjAction::Variation(v) => (format!("MJ::JOB::variation::{}::", v.index), None),
+        MjAction::Variation(v) => match v.index {
+            VariationOf::Image(i) => (format!("MJ::JOB::variation::{i}::"), None),
+            // Vary (Strong) / (Subtle) are buttons of an upscaled image.
+            VariationOf::Strong => ("MJ::JOB::high_variation::".to_string(), None),
+            VariationOf::Subtle => ("MJ::JOB::low_variation::".to_string(), None),
+        },
         MjAction::Reroll(_) => ("MJ::JOB::reroll::".to_string(), None),
         MjAction::Pan(p) => {
             let d = match p.direction {

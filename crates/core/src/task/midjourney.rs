@@ -131,14 +131,17 @@ pub struct MjImagine {
     /// Skip the operator's prompt checker (a plan feature).
     #[serde(default)]
     pub skip_prompt_check: Option<bool>,
-    /// Pin to one of the tenant's hosted accounts (a plan feature).
-    #[serde(default)]
+    /// Pin to one of the tenant's hosted accounts (a plan feature): its number (an
+    /// integer, GoAPI's form) or its id; `0` and `""` pin nothing.
+    #[serde(default, deserialize_with = "bot_id")]
     pub bot_id: Option<String>,
 }
 
-/// `midjourney` / `upscale`: exactly one of `index` (U1–U4) or `upscaler`.
+/// `midjourney` / `upscale`: exactly one of `index` (U1–U4) or `upscaler`. GoAPI's
+/// `index` is a string, `"1"`…`"4"` or a special upscaler's name (`"2x"`, `"subtle"`, …);
+/// an integer 1–4 and our own `upscaler` field are accepted too.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(from = "UpscaleInput")]
 pub struct MjUpscale {
     /// The imagine/variation task whose grid is upscaled.
     pub origin_task_id: String,
@@ -150,17 +153,145 @@ pub struct MjUpscale {
     pub upscaler: Option<Upscaler>,
 }
 
+/// An upscale as a request gives it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpscaleInput {
+    origin_task_id: String,
+    #[serde(default)]
+    index: Option<UpscaleIndex>,
+    #[serde(default)]
+    upscaler: Option<Upscaler>,
+}
+
+/// `index` of an upscale: an image of the grid, or a special upscaler by name.
+enum UpscaleIndex {
+    Image(u8),
+    Upscaler(Upscaler),
+}
+
+impl<'de> Deserialize<'de> for UpscaleIndex {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        const EXPECTED: &str = "\"1\", \"2\", \"3\", \"4\", \"light\", \"beta\", \"2x\", \"4x\", \"subtle\" or \"creative\"";
+        match NumberOrText::deserialize(d)? {
+            NumberOrText::Number(n) => Ok(UpscaleIndex::Image(grid_image(n)?)),
+            NumberOrText::Text(t) => match t.trim().parse::<u64>() {
+                Ok(n) => Ok(UpscaleIndex::Image(grid_image(n)?)),
+                Err(_) => {
+                    serde_json::from_value(serde_json::Value::String(t.trim().to_ascii_lowercase()))
+                        .map(UpscaleIndex::Upscaler)
+                        .map_err(|_| {
+                            serde::de::Error::custom(format!("index must be {EXPECTED}; got {t:?}"))
+                        })
+                }
+            },
+        }
+    }
+}
+
+impl From<UpscaleInput> for MjUpscale {
+    fn from(u: UpscaleInput) -> Self {
+        let (index, upscaler) = match u.index {
+            Some(UpscaleIndex::Image(i)) => (Some(i), u.upscaler),
+            // Named twice (index and upscaler) is refused by validation, as index + upscaler.
+            Some(UpscaleIndex::Upscaler(up)) if u.upscaler.is_some() => (Some(0), Some(up)),
+            Some(UpscaleIndex::Upscaler(up)) => (None, Some(up)),
+            None => (None, u.upscaler),
+        };
+        MjUpscale {
+            origin_task_id: u.origin_task_id,
+            index,
+            upscaler,
+        }
+    }
+}
+
+/// A number or a string holding one, as GoAPI's fields take either.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum NumberOrText {
+    Number(u64),
+    Text(String),
+}
+
+/// An image of a grid, 1–4.
+fn grid_image<E: serde::de::Error>(n: u64) -> Result<u8, E> {
+    match u8::try_from(n) {
+        Ok(i @ 1..=4) => Ok(i),
+        _ => Err(E::custom(format!(
+            "index must be 1, 2, 3 or 4 (the image in the grid); got {n}"
+        ))),
+    }
+}
+
+/// `bot_id`: an integer (GoAPI's form; 0 pins nothing) or a string (an account's number
+/// or id; empty pins nothing).
+fn bot_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match Option::<NumberOrText>::deserialize(d)? {
+        None | Some(NumberOrText::Number(0)) => None,
+        Some(NumberOrText::Number(n)) => Some(n.to_string()),
+        Some(NumberOrText::Text(t)) if t.trim().is_empty() || t.trim() == "0" => None,
+        Some(NumberOrText::Text(t)) => Some(t.trim().to_string()),
+    })
+}
+
+/// Which variation of an upscaled image (Vary Strong / Subtle), or of a grid image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VariationOf {
+    /// V1–V4 of a grid.
+    Image(u8),
+    /// Vary (Strong) of an upscaled image: `"high_variation"`.
+    Strong,
+    /// Vary (Subtle) of an upscaled image: `"low_variation"`.
+    Subtle,
+}
+
+impl Serialize for VariationOf {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            VariationOf::Image(i) => s.serialize_u8(*i),
+            VariationOf::Strong => s.serialize_str("high_variation"),
+            VariationOf::Subtle => s.serialize_str("low_variation"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for VariationOf {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = match NumberOrText::deserialize(d)? {
+            NumberOrText::Number(n) => return Ok(VariationOf::Image(grid_image(n)?)),
+            NumberOrText::Text(t) => t,
+        };
+        match text.trim().to_ascii_lowercase().as_str() {
+            "high_variation" => Ok(VariationOf::Strong),
+            "low_variation" => Ok(VariationOf::Subtle),
+            t => match t.parse::<u64>() {
+                Ok(n) => Ok(VariationOf::Image(grid_image(n)?)),
+                Err(_) => Err(serde::de::Error::custom(format!(
+                    "index must be \"1\"…\"4\" (an image of the grid), \"high_variation\" or \"low_variation\" (Vary Strong / Subtle of an upscaled image); got {text:?}"
+                ))),
+            },
+        }
+    }
+}
+
 /// `midjourney` / `variation`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MjVariation {
     /// The origin task.
     pub origin_task_id: String,
-    /// 1..4.
-    pub index: u8,
+    /// V1–V4 of a grid, or Vary Strong / Subtle of an upscaled image.
+    pub index: VariationOf,
     /// Remix prompt.
     #[serde(default)]
     pub prompt: Option<String>,
+    /// e.g. `16:9`, for the remix.
+    #[serde(default)]
+    pub aspect_ratio: Option<String>,
+    /// Skip the operator's prompt checker (a plan feature).
+    #[serde(default)]
+    pub skip_prompt_check: Option<bool>,
 }
 
 /// `midjourney` / `reroll`.
@@ -172,6 +303,12 @@ pub struct MjReroll {
     /// Remix prompt.
     #[serde(default)]
     pub prompt: Option<String>,
+    /// e.g. `16:9`, for the remix.
+    #[serde(default)]
+    pub aspect_ratio: Option<String>,
+    /// Skip the operator's prompt checker (a plan feature).
+    #[serde(default)]
+    pub skip_prompt_check: Option<bool>,
 }
 
 /// `midjourney` / `describe`.
@@ -183,8 +320,8 @@ pub struct MjDescribe {
     /// relax | fast | turbo.
     #[serde(default)]
     pub process_mode: Option<ProcessMode>,
-    /// Pin to one hosted account.
-    #[serde(default)]
+    /// Pin to one hosted account (as for imagine).
+    #[serde(default, deserialize_with = "bot_id")]
     pub bot_id: Option<String>,
 }
 
@@ -200,8 +337,8 @@ pub struct MjBlend {
     /// relax | fast | turbo.
     #[serde(default)]
     pub process_mode: Option<ProcessMode>,
-    /// Pin to one hosted account.
-    #[serde(default)]
+    /// Pin to one hosted account (as for imagine).
+    #[serde(default, deserialize_with = "bot_id")]
     pub bot_id: Option<String>,
 }
 
@@ -223,6 +360,9 @@ pub struct MjInpaint {
     pub mask: String,
     /// The prompt for the region.
     pub prompt: String,
+    /// Skip the operator's prompt checker (a plan feature).
+    #[serde(default)]
+    pub skip_prompt_check: Option<bool>,
 }
 
 /// `midjourney` / `outpaint` (zoom out).
@@ -231,11 +371,33 @@ pub struct MjInpaint {
 pub struct MjOutpaint {
     /// The upscaled origin task.
     pub origin_task_id: String,
-    /// 1.0 < zoom ≤ 2.0.
+    /// 1.0 < zoom ≤ 2.0 (a number, or a string holding one: GoAPI sends `"1.5"`).
+    #[serde(deserialize_with = "zoom_ratio")]
     pub zoom_ratio: f64,
     /// Remix prompt.
     #[serde(default)]
     pub prompt: Option<String>,
+    /// Skip the operator's prompt checker (a plan feature).
+    #[serde(default)]
+    pub skip_prompt_check: Option<bool>,
+}
+
+/// A zoom ratio given as a number or as a string holding one.
+fn zoom_ratio<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Ratio {
+        Number(f64),
+        Text(String),
+    }
+    match Ratio::deserialize(d)? {
+        Ratio::Number(n) => Ok(n),
+        Ratio::Text(t) => t.trim().parse().map_err(|_| {
+            serde::de::Error::custom(format!(
+                "zoom_ratio must be a number from 1.0 to 2.0; got {t:?}"
+            ))
+        }),
+    }
 }
 
 /// `midjourney` / `pan`.
@@ -249,6 +411,9 @@ pub struct MjPan {
     /// Remix prompt.
     #[serde(default)]
     pub prompt: Option<String>,
+    /// Skip the operator's prompt checker (a plan feature).
+    #[serde(default)]
+    pub skip_prompt_check: Option<bool>,
 }
 
 /// One Midjourney operation with its input.
@@ -434,10 +599,17 @@ pub(super) fn validate(action: &MjAction) -> Result<(), SpecError> {
             }
         },
         MjAction::Variation(a) => {
-            index("index", a.index)?;
             opt_text("prompt", &a.prompt, MAX_MJ_PROMPT_CHARS)?;
+            if let Some(ar) = &a.aspect_ratio {
+                aspect_ratio("aspect_ratio", ar)?;
+            }
         }
-        MjAction::Reroll(a) => opt_text("prompt", &a.prompt, MAX_MJ_PROMPT_CHARS)?,
+        MjAction::Reroll(a) => {
+            opt_text("prompt", &a.prompt, MAX_MJ_PROMPT_CHARS)?;
+            if let Some(ar) = &a.aspect_ratio {
+                aspect_ratio("aspect_ratio", ar)?;
+            }
+        }
         MjAction::Describe(a) => check_http_url("image_url", &a.image_url)?,
         MjAction::Blend(a) => {
             if !(2..=5).contains(&a.image_urls.len()) {
@@ -481,6 +653,95 @@ mod tests {
     use crate::provider::Provider;
     use crate::task::TaskSpec;
     use serde_json::json;
+
+    fn action(task_type: &str, input: serde_json::Value) -> MjAction {
+        match parse("midjourney", task_type, input).unwrap() {
+            TaskSpec::Midjourney(t) => t.action,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// GoAPI's forms: string indexes (with the special upscalers and Vary Strong/Subtle
+    /// among them), integer bot ids (0 = none), zoom ratios as strings.
+    #[test]
+    fn goapi_field_forms_are_understood() {
+        let up = |index: serde_json::Value| match action(
+            "upscale",
+            json!({"origin_task_id": "t", "index": index}),
+        ) {
+            MjAction::Upscale(u) => (u.index, u.upscaler),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(up(json!("3")), (Some(3), None));
+        assert_eq!(up(json!(3)), (Some(3), None));
+        assert_eq!(up(json!("2x")), (None, Some(Upscaler::X2)));
+        assert_eq!(up(json!("Subtle")), (None, Some(Upscaler::Subtle)));
+        let vary = |index: serde_json::Value| match action(
+            "variation",
+            json!({"origin_task_id": "t", "index": index}),
+        ) {
+            MjAction::Variation(v) => v.index,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(vary(json!("1")), VariationOf::Image(1));
+        assert_eq!(vary(json!(4)), VariationOf::Image(4));
+        assert_eq!(vary(json!("high_variation")), VariationOf::Strong);
+        assert_eq!(vary(json!("low_variation")), VariationOf::Subtle);
+        let bot = |b: serde_json::Value| {
+            action("imagine", json!({"prompt": "p", "bot_id": b}))
+                .bot_id()
+                .map(str::to_string)
+        };
+        assert_eq!(bot(json!(0)), None);
+        assert_eq!(bot(json!("")), None);
+        assert_eq!(bot(json!(2)), Some("2".to_string()));
+        assert_eq!(bot(json!("acc_x")), Some("acc_x".to_string()));
+        match action(
+            "outpaint",
+            json!({"origin_task_id": "t", "zoom_ratio": "1.5"}),
+        ) {
+            MjAction::Outpaint(o) => assert_eq!(o.zoom_ratio, 1.5),
+            other => panic!("{other:?}"),
+        }
+        assert_bad_inputs(&[
+            (
+                "midjourney",
+                "upscale",
+                json!({"origin_task_id": "t", "index": "5"}),
+                "/input/index",
+            ),
+            (
+                "midjourney",
+                "upscale",
+                json!({"origin_task_id": "t", "index": "8x"}),
+                "/input/index",
+            ),
+            (
+                "midjourney",
+                "variation",
+                json!({"origin_task_id": "t", "index": "strong"}),
+                "/input/index",
+            ),
+            (
+                "midjourney",
+                "imagine",
+                json!({"prompt": "p", "bot_id": -1}),
+                "/input/bot_id",
+            ),
+            (
+                "midjourney",
+                "outpaint",
+                json!({"origin_task_id": "t", "zoom_ratio": "big"}),
+                "/input/zoom_ratio",
+            ),
+            (
+                "midjourney",
+                "reroll",
+                json!({"origin_task_id": "t", "aspect_ratio": "wide"}),
+                "/input/aspect_ratio",
+            ),
+        ]);
+    }
 
     #[test]
     fn version_flags_pick_the_price_row() {

@@ -65,12 +65,13 @@ pub use gpts::{
     GptsTask, GptsUploadFile,
 };
 pub use luma::{
-    LumaExtend, LumaFeature, LumaFrame, LumaFrameKind, LumaKeyFrames, LumaRemoveWatermark,
-    LumaTask, LumaVideo,
+    LumaExtend, LumaFeature, LumaFrame, LumaFrameKind, LumaKeyFrames, LumaModel,
+    LumaRemoveWatermark, LumaTask, LumaVideo,
 };
 pub use midjourney::{
     BlendDimension, MjAction, MjBlend, MjDescribe, MjImagine, MjInpaint, MjOutpaint, MjPan,
     MjReroll, MjSeed, MjTask, MjUpscale, MjVariation, MjVersion, PanDirection, Upscaler,
+    VariationOf,
 };
 pub use suno::{SunoGenerate, SunoGenerateCustom, SunoLyrics, SunoTask, SunoUpload};
 
@@ -171,6 +172,18 @@ pub enum TaskSpec {
     Gpts(GptsTask),
 }
 
+/// Other names GoAPI's documentation uses for a task type, with the name they stand for.
+pub const TASK_TYPE_ALIASES: &[(Provider, &str, &str)] =
+    &[(Provider::Suno, "generate_lyrics", SunoTask::LYRICS)];
+
+/// The task type a request's `task_type` names (its own name, or what an alias stands for).
+pub fn canonical_task_type(provider: Provider, task_type: &str) -> &str {
+    TASK_TYPE_ALIASES
+        .iter()
+        .find(|(p, alias, _)| *p == provider && *alias == task_type)
+        .map_or(task_type, |(_, _, name)| name)
+}
+
 /// Defaults that parsing needs from config.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ParseOptions {
@@ -204,10 +217,9 @@ impl TaskSpec {
         input: &serde_json::Value,
         opts: &ParseOptions,
     ) -> Result<TaskSpec, SpecError> {
-        let provider: Provider = model
-            .parse()
-            .map_err(|_| SpecError::UnknownModel(model.chars().take(64).collect()))?;
-        let task_type = task_type.trim();
+        let provider = Provider::from_model_name(model)
+            .ok_or_else(|| SpecError::UnknownModel(model.chars().take(64).collect()))?;
+        let task_type = canonical_task_type(provider, task_type.trim());
         let spec = match provider {
             Provider::Midjourney => MjAction::parse_input(task_type, input)?
                 .map(|action| midjourney::resolve(action, opts))

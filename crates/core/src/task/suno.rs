@@ -23,13 +23,14 @@ pub enum SunoTask {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SunoGenerate {
-    /// What the song should be about.
+    /// What the song should be about (`prompt` is accepted for it).
+    #[serde(alias = "prompt")]
     pub gpt_description_prompt: String,
     /// No vocals.
     #[serde(default)]
     pub make_instrumental: Option<bool>,
-    /// `chirp-v3-0`, `chirp-v3-5`, `chirp-v4`, …
-    #[serde(default)]
+    /// `chirp-v3-0`, `chirp-v3-5`, `chirp-v4`, … (`mv` is accepted for it).
+    #[serde(default, alias = "mv")]
     pub model_version: Option<String>,
 }
 
@@ -51,8 +52,8 @@ pub struct SunoGenerateCustom {
     /// No vocals.
     #[serde(default)]
     pub make_instrumental: Option<bool>,
-    /// Model version.
-    #[serde(default)]
+    /// Model version (`mv` is accepted for it).
+    #[serde(default, alias = "mv")]
     pub model_version: Option<String>,
     /// Continue this clip (makes the task a continue).
     #[serde(default)]
@@ -66,7 +67,9 @@ pub struct SunoGenerateCustom {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SunoLyrics {
-    /// What the lyrics should be about.
+    /// What the lyrics should be about; empty lets Suno choose (GoAPI's example sends an
+    /// empty input).
+    #[serde(default)]
     pub prompt: String,
 }
 
@@ -137,6 +140,7 @@ pub(super) fn validate(task: &SunoTask) -> Result<(), SpecError> {
                 _ => {}
             }
         }
+        SunoTask::Lyrics(l) if l.prompt.is_empty() => {}
         SunoTask::Lyrics(l) => text("prompt", &l.prompt, MAX_TEXT_CHARS)?,
         SunoTask::Upload(u) => check_http_url("audio_url", &u.audio_url)?,
     }
