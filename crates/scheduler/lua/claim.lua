@@ -38,12 +38,6 @@ local function park(rot, lane, key)
   redis.call('SADD', key, lane)
 end
 
-local function pick(owner, mode)
-  local acc = redis.call('ZRANGE', k('free', owner, mode), '0', '0')[1]
-  if acc then return acc end
-  return redis.call('ZRANGE', k('freeb', owner, mode), '0', '0')[1]
-end
-
 -- A BYOA lane whose tenant has no free account: fail its head over to PPU when the plan
 -- allows and no account can serve (or the head waited past max wait); else park it.
 local function byoa_blocked(rot, lane, tenant, mode)
@@ -89,18 +83,14 @@ local function flush_moved(rot)
   end
 end
 
--- The next lane of a rotation's round, or nil when the rotation is empty.
-local function next_lane(rot)
-  local p = PAGE[rot]
-  if not p or p.at > #p then
-    flush_moved(rot)
-    p = redis.call('ZRANGE', rr_key(rot), '0', PAGE_SIZE)
-    p.at = 1
-    PAGE[rot] = p
-  end
-  local lane = p[p.at]
-  p.at = p.at + 1
-  return lane
+-- A rotation's next page (its `at`: the next lane's index), the moves of the page used
+-- up written first. Empty when the rotation is.
+local function next_page(rot)
+  flush_moved(rot)
+  local p = redis.call('ZRANGE', rr_key(rot), '0', PAGE_SIZE)
+  p.at = 1
+  PAGE[rot] = p
+  return p
 end
 
 -- What this call has read of tenants and accounts, kept up to date by its own claims:
@@ -109,7 +99,9 @@ local TN, ACC = {}, {}
 -- Accounts used by this call and their last use, written once at the end.
 local LRU, LRU_ORDER = {}, {}
 -- This call's claims per in-flight set, and their leases (deadline, id pairs).
-local AINF, AINF_BY, TINF, TINF_BY, LEASES = {}, {}, {}, {}, {}
+-- (An account's claims in a mode are gathered in its entry in ACC, `ids`, which AINF
+-- lists: no second lookup per claim.)
+local AINF, TINF, TINF_BY, LEASES = {}, {}, {}, {}
 -- This call's running terms (id, terms pairs) for `running`.
 local RUNNING = {}
 -- Whether the pool has a free account in a mode; read again after a claim may fill one.
@@ -143,57 +135,128 @@ local function account(acc, mode)
   return a
 end
 
--- Returns 'claimed' (the claim's row added to `out`) | 'blocked' | 'empty' | 'skipped' |
--- 'moved' | 'nopool'.
+-- The head of a pinned lane whose account is gone. A task pinned only to resume its
+-- upstream job there starts afresh elsewhere (the job is lost with the account); a
+-- client's pin waits. Returns 'skipped' | 'moved', or nil: the lane waits.
+local function unpin_head(lane, tenant)
+  local q = k('q', lane)
+  local head = redis.call('LINDEX', q, '0')
+  if not head then return nil end
+  local t = load_task(head)
+  if t.status ~= 'queued' then
+    redis.call('LPOP', q)
+    return 'skipped'
+  end
+  local user_pin = redis.call('HGET', k('t', head), 'user_pin') or ''
+  if user_pin ~= '' then return nil end
+  redis.call('LPOP', q)
+  count_queued(tenant, -1)
+  redis.call('HSET', k('t', head), 'pin', '')
+  redis.call('HDEL', k('t', head), 'upstream')
+  t.pin = ''
+  enqueue(t, true)
+  return 'moved'
+end
+
+-- A pinned lane's account: the pin, when active with a free slot. Returns it, or nil and
+-- try_lane's result (the lane parked on the account until it can serve).
+local function pinned_account(rot, lane, tenant, mode, pin)
+  local a = account(pin, mode)
+  if not a.owner or a.state == 'disabled' or a.state == 'removed' then
+    local res = unpin_head(lane, tenant)
+    if res then return nil, res end
+  end
+  if a.state ~= 'active' or a.cap - a.inf <= 0 then
+    park(rot, lane, k('park', 'a', pin))
+    return nil, 'blocked'
+  end
+  return pin
+end
+
+-- Record the claim of task `id` (taken off `lane`, its queue at `qkey`; `tk` its hash,
+-- `t` the fields read, `started`, `upstream`) on account `acc` with token `seq`: the task
+-- hash, the slots and lease, the account's place in its free set, the lane's place in its
+-- round, and the claim's row in `out`.
+local function record_claim(rot, lane, qkey, seq, id, tk, t, started, upstream, tenant, pool, mode, acc)
+  count_queued(tenant, -1)
+  -- Read before this claim joins the account's in-flight set.
+  local a = account(acc, mode)
+  local token = int(seq)
+  local attempt = int((tonumber(t[2]) or 0) + 1)
+  redis.call('HSET', tk, 'status', 'processing', 'attempts', attempt, 'token', token, 'account', acc,
+    'started_ms', started)
+  -- Slot and lease sets are written once per set at the end of the call; until then
+  -- this call's counts above stand for them.
+  local ids = a.ids
+  if not ids then
+    ids = {}
+    a.ids = ids
+    AINF[#AINF + 1] = {acc, mode, ids = ids}
+  end
+  ids[#ids + 1] = id
+  if pool == 'ppu' then
+    group_add(TINF, TINF_BY, 'tinf', tenant, id)
+    local tn = TN[tenant]
+    tn.inf = tn.inf + 1
+  else
+    group_add(TINF, TINF_BY, 'binf', tenant, id)
+  end
+  LEASES[#LEASES + 1] = DEADLINE
+  LEASES[#LEASES + 1] = id
+  RUNNING[#RUNNING + 1] = id
+  RUNNING[#RUNNING + 1] = running_terms(token, tenant, pool, mode, acc, t[3], t[4], t[5], attempt)
+  -- The account's place in its free set, scored as acc_refresh scores it.
+  a.inf = a.inf + 1
+  a.lru = seq % 4294967296
+  if not LRU[acc] then LRU_ORDER[#LRU_ORDER + 1] = acc end
+  LRU[acc] = a.lru
+  if not a.zkey then a.zkey = free_key(a, mode) end
+  place_account(a.zkey, acc, a.state == 'active', a.cap - a.inf, a.weight, a.lru)
+  -- To the back of the round (written with the rotation's other moves, see next_page), or
+  -- out of it when emptied.
+  if redis.call('LLEN', qkey) == 0 then
+    redis.call('ZREM', rr_key(rot), lane)
+  else
+    local m = MOVED[rot]
+    if not m then
+      m = {}
+      MOVED[rot] = m
+    end
+    m[#m + 1] = token
+    m[#m + 1] = lane
+  end
+  if a.owner == 'pool' and a.cap - a.inf <= 0 then POOL_FREE[mode] = nil end
+  -- The row of this claim; its body is filled in at the end, with one MGET for the batch.
+  local o = #out
+  out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5] = id, token, acc, attempt, pool
+  out[o + 6], out[o + 7], out[o + 8], out[o + 9], out[o + 10] = mode, '', upstream or '', a.secret, tenant
+end
+
+-- Claim the head task of `lane` with token `seq`: the tenant's PPU cap, an account (the
+-- pin, or the owner's best free one), the task, the claim. Returns 'claimed' (the claim's
+-- row added to `out`) | 'blocked' | 'empty' | 'skipped' | 'moved' | 'nopool'.
 local function try_lane(rot, lane, seq)
   local tenant, pool, mode, pin = split_lane(lane)
-  local tn
+  local tn, owner = nil, tenant
   if pool == 'ppu' then
-    tn = tenant_slots(tenant)
+    tn, owner = tenant_slots(tenant), 'pool'
     if tn.cap >= 0 and tn.inf >= tn.cap then
       park(rot, lane, k('park', 'cap', tenant))
       return 'blocked'
     end
   end
-  local acc
+  local acc, res
   if pin ~= '' then
-    local a = account(pin, mode)
-    if not a.owner or a.state == 'disabled' or a.state == 'removed' then
-      -- The account is gone. A task pinned only to resume its upstream job there starts
-      -- afresh elsewhere (the job is lost with the account); a client's pin waits.
-      local head = redis.call('LINDEX', k('q', lane), '0')
-      if head then
-        local t = load_task(head)
-        if t.status ~= 'queued' then
-          redis.call('LPOP', k('q', lane))
-          return 'skipped'
-        end
-        local user_pin = redis.call('HGET', k('t', head), 'user_pin') or ''
-        if user_pin == '' then
-          redis.call('LPOP', k('q', lane))
-          count_queued(tenant, -1)
-          redis.call('HSET', k('t', head), 'pin', '')
-          redis.call('HDEL', k('t', head), 'upstream')
-          t.pin = ''
-          enqueue(t, true)
-          return 'moved'
-        end
-      end
-    end
-    if a.state ~= 'active' or a.cap - a.inf <= 0 then
-      park(rot, lane, k('park', 'a', pin))
-      return 'blocked'
-    end
-    acc = pin
+    acc, res = pinned_account(rot, lane, tenant, mode, pin)
+    if not acc then return res end
   else
-    local owner = tenant
-    if pool == 'ppu' then owner = 'pool' end
-    acc = pick(owner, mode)
+    acc = pick_account(owner, mode)
     if not acc then
       if pool == 'ppu' then return 'nopool' end
       return byoa_blocked(rot, lane, tenant, mode)
     end
   end
+  -- The task: the lane's head (taken here, not by a call: this runs for every task).
   local qkey = k('q', lane)
   local id = redis.call('LPOP', qkey)
   if not id then
@@ -215,63 +278,9 @@ local function try_lane(rot, lane, seq)
     if r[1] and r[1] ~= '' then started = r[1] end
     upstream, avoid = r[2], r[3]
   end
-  if pin == '' and avoid and avoid == acc then
-    -- A retry after a transient failure goes to another account when one is free.
-    local owner = tenant
-    if pool == 'ppu' then owner = 'pool' end
-    local alt = redis.call('ZRANGE', k('free', owner, mode), '0', '1')
-    local other = alt[1] ~= acc and alt[1] or alt[2]
-    if not other then
-      alt = redis.call('ZRANGE', k('freeb', owner, mode), '0', '1')
-      other = alt[1] ~= acc and alt[1] or alt[2]
-    end
-    if other then acc = other end
-  end
-  count_queued(tenant, -1)
-  -- Read before this claim joins the account's in-flight set.
-  local a = account(acc, mode)
-  local token = int(seq)
-  local attempt = int((tonumber(t[2]) or 0) + 1)
-  redis.call('HSET', tk, 'status', 'processing', 'attempts', attempt, 'token', token, 'account', acc,
-    'started_ms', started)
-  -- Slot and lease sets are written once per set at the end of the call; until then
-  -- this call's counts above stand for them.
-  group_add(AINF, AINF_BY, acc, mode, id)
-  if pool == 'ppu' then
-    group_add(TINF, TINF_BY, 'tinf', tenant, id)
-    tn.inf = tn.inf + 1
-  else
-    group_add(TINF, TINF_BY, 'binf', tenant, id)
-  end
-  LEASES[#LEASES + 1] = DEADLINE
-  LEASES[#LEASES + 1] = id
-  RUNNING[#RUNNING + 1] = id
-  RUNNING[#RUNNING + 1] = running_terms(token, tenant, pool, mode, acc, t[3], t[4], t[5], attempt)
-  -- The account's place in its free set, scored as acc_refresh scores it.
-  a.inf = a.inf + 1
-  a.lru = seq % 4294967296
-  if not LRU[acc] then LRU_ORDER[#LRU_ORDER + 1] = acc end
-  LRU[acc] = a.lru
-  if not a.zkey then a.zkey = free_key(a, mode) end
-  place_account(a.zkey, acc, a.state == 'active', a.cap - a.inf, a.weight, a.lru)
-  -- To the back of the round (written with the rotation's other moves, see next_lane), or
-  -- out of it when emptied.
-  if redis.call('LLEN', qkey) == 0 then
-    redis.call('ZREM', rr_key(rot), lane)
-  else
-    local m = MOVED[rot]
-    if not m then
-      m = {}
-      MOVED[rot] = m
-    end
-    m[#m + 1] = token
-    m[#m + 1] = lane
-  end
-  if a.owner == 'pool' and a.cap - a.inf <= 0 then POOL_FREE[mode] = nil end
-  -- The row of this claim; its body is filled in at the end, with one MGET for the batch.
-  local o = #out
-  out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5] = id, token, acc, attempt, pool
-  out[o + 6], out[o + 7], out[o + 8], out[o + 9], out[o + 10] = mode, '', upstream or '', a.secret, tenant
+  -- A retry after a transient failure goes to another account when one is free.
+  if pin == '' and avoid and avoid == acc then acc = pick_account(owner, mode, acc) or acc end
+  record_claim(rot, lane, qkey, seq, id, tk, t, started, upstream, tenant, pool, mode, acc)
   return 'claimed'
 end
 
@@ -290,12 +299,16 @@ while claimed < n and iter < max_iter and idle < #ROTS do
   local pool_mode = POOL_MODE[rot]
   -- A PPU rotation is looked at only while the pool has a free account in its mode.
   if pool_mode and POOL_FREE[pool_mode] == nil then
-    POOL_FREE[pool_mode] = redis.call('ZCARD', k('free', 'pool', pool_mode)) > 0
-        or redis.call('ZCARD', k('freeb', 'pool', pool_mode)) > 0
+    POOL_FREE[pool_mode] = pick_account('pool', pool_mode) ~= nil
   end
   local lane = nil
   if not EMPTY[rot] and not (pool_mode and not POOL_FREE[pool_mode]) then
-    lane = next_lane(rot)
+    -- The next lane of the rotation's round (read here, not by a call: this runs once per
+    -- task), or nil when the rotation is empty.
+    local p = PAGE[rot]
+    if not p or p.at > #p then p = next_page(rot) end
+    lane = p[p.at]
+    p.at = p.at + 1
     if not lane then EMPTY[rot] = true end
   end
   if not lane then

@@ -1395,6 +1395,45 @@ async fn a_retry_due_soon_is_not_held_back_by_a_cooldown_due_later() {
     assert_eq!(again[0].attempt, 2);
 }
 
+/// A task's first attempt on a1 (the most free capacity), its transient failure, and the
+/// account its retry is claimed on.
+async fn retried_on(s: &switchyard_scheduler::Scheduler) -> String {
+    s.submit(&task("t_p", MJ, BYOA, FAST, 14)).await.unwrap();
+    let c = s.claim(MJ, 1, NOW).await.unwrap().remove(0);
+    assert_eq!(c.account, "a1");
+    assert_eq!(
+        s.fail(&c.lease, &FailKind::Transient, "502", "")
+            .await
+            .unwrap(),
+        FailOutcome::Retry
+    );
+    let again = s.claim(MJ, 1, Duration::from_secs(3)).await.unwrap();
+    assert_eq!(again.len(), 1, "the retry was claimed");
+    again[0].account.clone()
+}
+
+#[tokio::test]
+async fn a_retry_prefers_another_primary_then_a_backup_then_its_own_account() {
+    let s = scheduler("avoid").await;
+    let owner = Owner::Tenant("t_p".into());
+    tenant(&s, "t_p", Plan::Premium).await;
+    account(&s, MJ, &owner, "a1", [0, 9, 0]).await;
+    account(&s, MJ, &owner, "a2", [0, 5, 0]).await;
+    account_with(&s, MJ, &owner, "bk", [0, 9, 0], 1, true).await;
+    assert_eq!(retried_on(&s).await, "a2");
+    let off = AccountState::Disabled {
+        reason: "test".into(),
+    };
+    s.set_account_state(MJ, &owner, "a2", Some(&off))
+        .await
+        .unwrap();
+    assert_eq!(retried_on(&s).await, "bk");
+    s.set_account_state(MJ, &owner, "bk", Some(&off))
+        .await
+        .unwrap();
+    assert_eq!(retried_on(&s).await, "a1", "no other account is free");
+}
+
 #[tokio::test]
 async fn a_batch_submit_counts_every_accepted_task_once_and_nothing_refused() {
     let s = scheduler("batchsub").await;

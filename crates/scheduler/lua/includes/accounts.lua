@@ -14,7 +14,7 @@ local ACCOUNT_READS, ACCOUNT_READS_SECRET = {}, {}
 
 -- The account's hash as a table (`cap_<mode>` fields as stored), or nil when it does not
 -- exist. `mode`: read only that mode's capacity (nil: every mode's); `secret`: also read
--- the credentials (sealed). The table has room for what claim adds (cap, inf, zkey).
+-- the credentials (sealed). The table has room for what claim adds (cap, inf, zkey, ids).
 local function read_account(acc, mode, secret)
   local reads = secret and ACCOUNT_READS_SECRET or ACCOUNT_READS
   local fields = reads[mode or '*']
@@ -39,7 +39,7 @@ local function read_account(acc, mode, secret)
   end
   return {owner = v[1], state = v[2], weight = tonumber(v[3] or '1') or 1, backup = v[4] == '1',
     lru = tonumber(v[5] or '0') or 0, nofast_until = v[6], cap_relax = relax, cap_fast = fast,
-    cap_turbo = turbo, secret = sealed, cap = nil, inf = nil, zkey = nil}
+    cap_turbo = turbo, secret = sealed, cap = nil, inf = nil, zkey = nil, ids = nil}
 end
 
 -- An account whose fast hours ran out (Midjourney's "Credits exhausted") keeps its relax
@@ -70,6 +70,25 @@ local function place_account(zkey, acc, active, free, weight, lru)
   else
     redis.call('ZREM', zkey, acc)
   end
+end
+
+-- The account a claim takes of `owner`'s (a tenant, or 'pool') in `mode`: the first of its
+-- free primaries (in place_account's order), or only when no primary is free, the first
+-- of its free backups. With `avoid`, the first other than that one (a retry prefers
+-- another account than the one it failed on: the first two are read, one is another).
+-- nil when there is none. The one place this rule is written: claims, retries and the
+-- check whether the pool can serve a mode all ask here.
+local function pick_account(owner, mode, avoid)
+  local last = avoid and '1' or '0'
+  local r = redis.call('ZRANGE', k('free', owner, mode), '0', last)
+  local acc = r[1]
+  -- (Without `avoid`, equal only when the set is empty: then r[2] is nil too.)
+  if acc == avoid then acc = r[2] end
+  if acc then return acc end
+  r = redis.call('ZRANGE', k('freeb', owner, mode), '0', last)
+  acc = r[1]
+  if acc == avoid then acc = r[2] end
+  return acc
 end
 
 -- Place the account in its free set for `mode` (and out of the other one, with
