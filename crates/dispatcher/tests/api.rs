@@ -233,7 +233,7 @@ async fn bad_requests_are_refused_with_stable_codes_and_change_nothing() {
         (Some(&key), imagine(json!({"prompt": "x --v"})), 400, "invalid_request", Some("/input/prompt")),
         (Some(&key), imagine(json!({"prompt": "x", "aspect_ratio": "wide"})), 400, "invalid_request", Some("/input/aspect_ratio")),
         (Some(&key), json!({"model": "midjourney", "task_type": "upscale", "input": {"origin_task_id": "t", "index": 5}}).to_string(), 400, "invalid_request", Some("/input/index")),
-        (Some(&key), json!({"model": "midjourney", "task_type": "upscale", "input": {"origin_task_id": "t", "index": "1"}}).to_string(), 400, "invalid_request", Some("/input/index")),
+        (Some(&key), json!({"model": "midjourney", "task_type": "upscale", "input": {"origin_task_id": "t", "index": "7"}}).to_string(), 400, "invalid_request", Some("/input/index")),
         (Some(&key), json!({"model": "midjourney", "task_type": "variation", "input": {"origin_task_id": "t", "index": 0}}).to_string(), 400, "invalid_request", Some("/input/index")),
         (Some(&key), json!({"model": "midjourney", "task_type": "blend", "input": {"image_urls": ["https://a.com/1"]}}).to_string(), 400, "invalid_request", Some("/input/image_urls")),
         (Some(&key), json!({"model": "midjourney", "task_type": "blend", "input": {"image_urls": ["https://a.com/1","https://a.com/2","https://a.com/3","https://a.com/4","https://a.com/5","https://a.com/6"]}}).to_string(), 400, "invalid_request", Some("/input/image_urls")),
