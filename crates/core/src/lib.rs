@@ -14,6 +14,7 @@ pub mod entitlement;
 pub mod error;
 pub mod plan;
 pub mod pricing;
+pub mod prompt_check;
 pub mod provider;
 pub mod secrets;
 pub mod task;

@@ -288,6 +288,60 @@ impl TaskSpec {
         }
     }
 
+    /// The prompts the prompt checker reads, with their input field: Midjourney's prompt
+    /// and remix prompts, Suno's description, lyrics, title and tags, Luma's prompt.
+    pub fn prompts(&self) -> Vec<(&'static str, &str)> {
+        let mut out = Vec::new();
+        match self {
+            TaskSpec::Midjourney(t) => {
+                let remix = match &t.action {
+                    MjAction::Imagine(a) => Some(a.prompt.as_str()),
+                    MjAction::Inpaint(a) => Some(a.prompt.as_str()),
+                    MjAction::Variation(a) => a.prompt.as_deref(),
+                    MjAction::Reroll(a) => a.prompt.as_deref(),
+                    MjAction::Outpaint(a) => a.prompt.as_deref(),
+                    MjAction::Pan(a) => a.prompt.as_deref(),
+                    _ => None,
+                };
+                out.extend(remix.map(|p| ("prompt", p)));
+            }
+            TaskSpec::Suno(SunoTask::GenerateMusic(g)) => {
+                out.push(("gpt_description_prompt", g.gpt_description_prompt.as_str()));
+            }
+            TaskSpec::Suno(SunoTask::GenerateMusicCustom(g)) => {
+                out.push(("prompt", g.prompt.as_str()));
+                out.extend(g.title.as_deref().map(|t| ("title", t)));
+                out.extend(g.tags.as_deref().map(|t| ("tags", t)));
+            }
+            TaskSpec::Suno(SunoTask::Lyrics(l)) => out.push(("prompt", l.prompt.as_str())),
+            TaskSpec::Luma(LumaTask::VideoGeneration(v)) => out.push(("prompt", v.prompt.as_str())),
+            TaskSpec::Luma(LumaTask::ExtendVideo(e)) => {
+                out.extend(e.prompt.as_deref().map(|p| ("prompt", p)));
+            }
+            TaskSpec::Suno(SunoTask::Upload(_))
+            | TaskSpec::Luma(LumaTask::RemoveWatermark(_))
+            | TaskSpec::Gpts(_) => {}
+        }
+        out
+    }
+
+    /// Whether the request asks to skip the prompt checker (`skip_prompt_check: true`).
+    pub fn skip_prompt_check(&self) -> bool {
+        let TaskSpec::Midjourney(t) = self else {
+            return false;
+        };
+        let skip = match &t.action {
+            MjAction::Imagine(a) => a.skip_prompt_check,
+            MjAction::Variation(a) => a.skip_prompt_check,
+            MjAction::Reroll(a) => a.skip_prompt_check,
+            MjAction::Inpaint(a) => a.skip_prompt_check,
+            MjAction::Outpaint(a) => a.skip_prompt_check,
+            MjAction::Pan(a) => a.skip_prompt_check,
+            _ => None,
+        };
+        skip == Some(true)
+    }
+
     /// The free text the simulator reads directives from (prompt, description, lyrics,
     /// message), if the task has one.
     pub fn free_text(&self) -> Option<&str> {
