@@ -10,7 +10,9 @@ use serde_json::{Map, Value, json};
 use switchyard_core::{
     AccountState, PlanLimits, Provider, QuotaKind, ServiceMode, TaskBody, TaskStatus,
 };
-use switchyard_scheduler::{AccountInfo, Balance, ProviderLoad, TaskRecord, Tenant, TenantLoad};
+use switchyard_scheduler::{
+    AccountInfo, Balance, ProviderLoad, StoredStatus, TaskRecord, Tenant, TenantLoad,
+};
 
 use crate::error::ok;
 
@@ -31,50 +33,49 @@ pub fn status(r: &TaskRecord, load: Option<&TenantLoad>) -> TaskStatus {
 
 /// The task object (`data` of create, get, fetch and webhooks). Secrets are never in it.
 pub fn task(r: &TaskRecord, load: Option<&TenantLoad>, logs: &[String]) -> Value {
-    let body = TaskBody::from_json(r.get("body")).ok();
+    let body = TaskBody::from_json(&r.body).ok();
     let input = body.as_ref().map_or(Value::Null, |b| b.input.clone());
     let task_type = body
         .as_ref()
         .map_or("", |b| b.task_type.as_str())
         .to_string();
-    let output: Value = serde_json::from_str(r.get("output")).unwrap_or(Value::Null);
-    let error = if r.get("error_code").is_empty() || r.status() == TaskStatus::Completed.as_str() {
-        Value::Null
-    } else {
-        json!({"code": r.get("error_code"), "message": r.get("error_message"),
-               "raw_message": r.get("error_raw")})
+    let error = match &r.error {
+        Some(e) if !e.code.is_empty() && r.status != StoredStatus::Completed => {
+            json!({"code": e.code, "message": e.message, "raw_message": e.raw})
+        }
+        _ => Value::Null,
     };
-    let service_mode = if r.get("svc") == ServiceMode::Byoa.as_str() {
+    let service_mode = if r.requested == ServiceMode::Byoa {
         "private"
     } else {
         "public"
     };
     let mut config = json!({"service_mode": service_mode});
-    if !r.get("wh_endpoint").is_empty() {
-        config["webhook_config"] = json!({"endpoint": r.get("wh_endpoint")});
+    if let Some(w) = &r.webhook {
+        config["webhook_config"] = json!({"endpoint": w.endpoint});
     }
     let logs: Vec<Value> = logs
         .iter()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
     json!({
-        "task_id": r.get("id"),
+        "task_id": r.id,
         "model": body.as_ref().map_or(r.provider.as_str(), TaskBody::model_name),
         "task_type": task_type,
         "status": status(r, load).as_str(),
         "config": config,
         "input": input,
-        "output": output,
+        "output": r.output,
         "meta": {
-            "created_at": time(r.num("created_ms")),
-            "started_at": time(r.num("started_ms")),
-            "ended_at": time(r.num("ended_ms")),
-            "usage": {"type": r.get("kind"), "frozen": r.num("hold"), "consume": r.num("consume")},
-            "is_using_private_pool": r.get("pool") == ServiceMode::Byoa.as_str(),
-            "failover_triggered": r.get("failover") == "1",
-            "account_id": Some(r.get("account")).filter(|a| !a.is_empty()),
-            "attempts": r.num("attempts"),
-            "progress": r.num("progress"),
+            "created_at": time(r.created_ms),
+            "started_at": time(r.started_ms),
+            "ended_at": time(r.ended_ms),
+            "usage": {"type": r.quota_kind.as_str(), "frozen": r.hold, "consume": r.consume},
+            "is_using_private_pool": r.pool == ServiceMode::Byoa,
+            "failover_triggered": r.failover,
+            "account_id": r.account,
+            "attempts": r.attempts,
+            "progress": r.progress,
         },
         "logs": logs,
         "error": error,

@@ -9,9 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use switchyard_core::config::UpstreamsConfig;
 use switchyard_core::secrets::SecretBox;
-use switchyard_core::{
-    Config, Plan, PlanTable, Provider, QuotaKind, ServiceMode, TaskSpec, TaskStatus,
-};
+use switchyard_core::{Config, Plan, PlanTable, Provider, QuotaKind, ServiceMode, TaskSpec};
 use switchyard_provider_sim::Sim;
 use switchyard_scheduler::{
     AccountSpec, Owner, Scheduler, TaskRecord, TaskRequest, TenantSettings,
@@ -189,7 +187,7 @@ impl Harness {
     /// Wait until a task is completed, failed or cancelled.
     pub async fn wait_terminal(&self, tenant: &str, id: &str, timeout: Duration) -> TaskRecord {
         self.wait_task(tenant, id, "a terminal status", timeout, |r| {
-            r.status().parse().is_ok_and(TaskStatus::is_terminal)
+            r.status.is_terminal()
         })
         .await
     }
@@ -213,8 +211,7 @@ impl Harness {
             }
             assert!(
                 Instant::now() < deadline,
-                "task {id}: timed out waiting for {what}: {:?}",
-                rec.map(|r| r.fields)
+                "task {id}: timed out waiting for {what}: {rec:?}"
             );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
@@ -306,7 +303,7 @@ impl RunningWorker {
 
 /// A task's output as JSON.
 pub fn output(r: &TaskRecord) -> Value {
-    serde_json::from_str(r.get("output")).unwrap_or(Value::Null)
+    r.output.clone()
 }
 
 /// A worker binary running as a child process with a harness's environment. Dropped while

@@ -7,9 +7,9 @@
 //! carries the typed spec to the worker. The first refusal is the answer.
 
 use serde_json::Value;
-use switchyard_core::{NotEntitled, Origin, Plan, ServiceMode, TaskBody, TaskSpec, TaskStatus};
+use switchyard_core::{NotEntitled, Origin, Plan, ServiceMode, TaskBody, TaskSpec};
 
-use crate::{NewTask, Owner, Scheduler, SchedulerError};
+use crate::{NewTask, Owner, Scheduler, SchedulerError, StoredStatus};
 
 /// A request, its input parsed and its `config` read.
 #[derive(Debug, Clone)]
@@ -138,7 +138,7 @@ impl Scheduler {
                 message: format!("the origin task is a {} task", o.provider),
             });
         }
-        if o.status().parse::<TaskStatus>().ok() != Some(TaskStatus::Completed) {
+        if o.status != StoredStatus::Completed {
             return Err(IntakeError::Invalid {
                 field: "/input/origin_task_id",
                 message: format!(
@@ -147,7 +147,7 @@ impl Scheduler {
                 ),
             });
         }
-        let origin_spec = TaskBody::from_json(o.get("body"))
+        let origin_spec = TaskBody::from_json(&o.body)
             .ok()
             .and_then(|b| b.spec(&self.config().parse_options()).ok());
         if let (TaskSpec::Midjourney(t), Some(TaskSpec::Midjourney(from))) =
@@ -156,15 +156,11 @@ impl Scheduler {
             t.inherit(from.process_mode, from.version);
         }
         Ok(FollowUp {
-            service_mode: if o.get("pool") == ServiceMode::Byoa.as_str() {
-                ServiceMode::Byoa
-            } else {
-                ServiceMode::Ppu
-            },
-            pin: Some(o.get("account").to_string()).filter(|a| !a.is_empty()),
+            service_mode: o.pool,
+            pin: o.account,
             origin: Origin {
                 task_id: origin_id,
-                output: serde_json::from_str(o.get("output")).unwrap_or(Value::Null),
+                output: o.output,
             },
         })
     }

@@ -49,7 +49,7 @@ pub use lease::{CompleteOutcome, FailKind, FailOutcome, Lease};
 pub use registry::{IdemClaim, Tenant};
 pub use stats::{ProviderLoad, TenantLoad};
 pub use submit::{NewTask, Submitted};
-pub use tasks::TaskRecord;
+pub use tasks::{StoredStatus, TaskError, TaskRecord, Webhook};
 pub use tenants::TenantSettings;
 
 /// What went wrong talking to Redis or with the scheduler's own setup.

@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::{account, fund, task, tenant};
 use switchyard_core::{AccountState, Config, Plan, ProcessMode, Provider, QuotaKind, ServiceMode};
 use switchyard_scheduler::{
-    CancelOutcome, CompleteOutcome, FailKind, FailOutcome, Owner, Scheduler,
+    CancelOutcome, CompleteOutcome, FailKind, FailOutcome, Owner, Scheduler, StoredStatus,
 };
 
 const MJ: Provider = Provider::Midjourney;
@@ -138,7 +138,7 @@ async fn every_script_runs_on_a_cluster() {
     // Reads across slots: tasks, balances, accounts, events.
     for (t, id) in &ids {
         let rec = s.get_task(t, id).await.unwrap().unwrap();
-        assert_eq!(rec.status(), "completed", "{t} {id}");
+        assert_eq!(rec.status, StoredStatus::Completed, "{t} {id}");
     }
     for t in tenants {
         let b = s.balances(t).await.unwrap()[&QuotaKind::MjQuota];

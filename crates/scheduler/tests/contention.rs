@@ -13,7 +13,7 @@ use common::*;
 use rand::Rng;
 use switchyard_core::{Plan, ProcessMode, Provider, QuotaKind, ServiceMode};
 use switchyard_scheduler::{
-    CancelOutcome, ClaimedTask, CompleteOutcome, Owner, Scheduler, TenantSettings,
+    CancelOutcome, ClaimedTask, CompleteOutcome, Owner, Scheduler, StoredStatus, TenantSettings,
 };
 
 const MJ: Provider = Provider::Midjourney;
@@ -261,13 +261,16 @@ async fn a_thousand_vanished_holders_lose_nothing() {
         .get_tasks("t_e", &ids.iter().cloned().collect::<Vec<_>>())
         .await
         .unwrap();
-    let mut by_status: HashMap<String, usize> = HashMap::new();
+    let mut by_status: HashMap<StoredStatus, usize> = HashMap::new();
     for r in recs {
         let r = r.expect("no task lost");
-        *by_status.entry(r.status().to_string()).or_default() += 1;
+        *by_status.entry(r.status).or_default() += 1;
     }
-    assert_eq!(by_status.get("completed"), Some(&completed));
-    assert_eq!(by_status.get("failed"), Some(&(1000 - completed)));
+    assert_eq!(by_status.get(&StoredStatus::Completed), Some(&completed));
+    assert_eq!(
+        by_status.get(&StoredStatus::Failed),
+        Some(&(1000 - completed))
+    );
     let b = s.balances("t_e").await.unwrap()[&QuotaKind::SunoQuota];
     assert_eq!(b.held, 0);
     assert_eq!(b.captured, 10 * completed as i64);

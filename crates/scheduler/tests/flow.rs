@@ -10,7 +10,7 @@ use common::*;
 use switchyard_core::{AccountState, Plan, ProcessMode, Provider, QuotaKind, ServiceMode};
 use switchyard_scheduler::{
     AccountSpec, CancelOutcome, ClaimedTask, CompleteOutcome, FailKind, FailOutcome, NewTask,
-    Owner, SubmitError,
+    Owner, StoredStatus, SubmitError, TaskError,
 };
 
 const MJ: Provider = Provider::Midjourney;
@@ -56,7 +56,7 @@ async fn ppu_task_runs_and_is_charged_once() {
     assert_eq!(c.body, t.body);
     assert_eq!(c.account_secret, "secret-of-pool1");
     let rec = s.get_task("t_a", &t.id).await.unwrap().unwrap();
-    assert_eq!(rec.status(), "processing");
+    assert_eq!(rec.status, StoredStatus::Processing);
 
     assert!(
         s.report(&c.lease, Some("nonce-1"), Some(40), None)
@@ -81,10 +81,10 @@ async fn ppu_task_runs_and_is_charged_once() {
     let bal = s.balances("t_a").await.unwrap()[&QuotaKind::MjQuota];
     assert_eq!((bal.available, bal.held, bal.captured), (86, 0, 14));
     let rec = s.get_task("t_a", &t.id).await.unwrap().unwrap();
-    assert_eq!(rec.status(), "completed");
-    assert_eq!(rec.get("output"), "{\"ok\":1}");
-    assert_eq!(rec.get("upstream"), "nonce-1");
-    assert_eq!(rec.num("consume"), 14);
+    assert_eq!(rec.status, StoredStatus::Completed);
+    assert_eq!(rec.output, serde_json::json!({"ok": 1}));
+    assert_eq!(rec.upstream.as_deref(), Some("nonce-1"));
+    assert_eq!(rec.consume, 14);
     // Another tenant cannot see it.
     assert!(s.get_task("t_b", &t.id).await.unwrap().is_none());
 }
@@ -247,8 +247,8 @@ async fn fencing_refuses_a_stale_worker() {
         FailOutcome::Stale
     );
     let rec = s.get_task("t_a", &t.id).await.unwrap().unwrap();
-    assert_eq!(rec.status(), "processing");
-    assert_eq!(rec.get("upstream"), "");
+    assert_eq!(rec.status, StoredStatus::Processing);
+    assert_eq!(rec.upstream, None);
     // Both leases in one heartbeat: only B's is extended.
     assert_eq!(
         s.heartbeat(&[a.lease.clone(), b.lease.clone()])
@@ -270,7 +270,7 @@ async fn fencing_refuses_a_stale_worker() {
         CompleteOutcome::AlreadyCompleted
     );
     let rec = s.get_task("t_a", &t.id).await.unwrap().unwrap();
-    assert_eq!(rec.get("output"), "{\"from\":\"b\"}");
+    assert_eq!(rec.output, serde_json::json!({"from": "b"}));
     let bal = s.balances("t_a").await.unwrap()[&QuotaKind::MjQuota];
     assert_eq!((bal.captured, bal.held, bal.available), (14, 0, 86));
 }
@@ -300,8 +300,16 @@ async fn fail_kinds_drive_retries_cooldowns_and_accounts() {
     );
     let rec = s.get_task("t_a", &t.id).await.unwrap().unwrap();
     assert_eq!(
-        (rec.status(), rec.get("error_code"), rec.get("error_raw")),
-        ("failed", "upstream_rejected", "raw embed")
+        (
+            rec.status,
+            rec.error
+                .as_ref()
+                .map(|e| (e.code.as_str(), e.raw.as_str()))
+        ),
+        (
+            StoredStatus::Failed,
+            Some(("upstream_rejected", "raw embed"))
+        )
     );
     // Refunded once, whatever is retried.
     for _ in 0..3 {
@@ -425,7 +433,7 @@ async fn fail_kinds_drive_retries_cooldowns_and_accounts() {
         FailOutcome::Failed
     );
     let rec = s.get_task("t_a", &t.id).await.unwrap().unwrap();
-    assert_eq!(rec.get("error_code"), "retries_exhausted");
+    assert_eq!(rec.error.unwrap().code, "retries_exhausted");
     let bal = s.balances("t_a").await.unwrap()[&QuotaKind::MjQuota];
     assert_eq!((bal.held, bal.refunded, bal.captured), (0, 28, 0));
 }
@@ -604,7 +612,7 @@ async fn cancel_refunds_once_and_claim_skips_it() {
     let bal = s.balances("t_a").await.unwrap()[&QuotaKind::MjQuota];
     assert_eq!((bal.available, bal.held, bal.refunded), (94, 6, 6));
     let rec = s.get_task("t_a", &a.id).await.unwrap().unwrap();
-    assert_eq!((rec.status(), rec.num("consume")), ("cancelled", 0));
+    assert_eq!((rec.status, rec.consume), (StoredStatus::Cancelled, 0));
 }
 
 #[tokio::test]
@@ -745,7 +753,7 @@ async fn failover_premium_runs_on_the_pool_hobbyist_waits() {
     let bal = s.balances("t_p").await.unwrap()[&QuotaKind::MjQuota];
     assert_eq!((bal.captured, bal.held, bal.available), (14, 0, 486));
     let rec = s.get_task("t_p", &t.id).await.unwrap().unwrap();
-    assert_eq!(rec.get("failover"), "1");
+    assert!(rec.failover);
 
     // Hobbyist: no failover; only disabled accounts → refused at submit.
     assert!(matches!(
@@ -778,7 +786,7 @@ async fn failover_premium_runs_on_the_pool_hobbyist_waits() {
     assert_eq!(c.len(), 1, "{c:?}");
     assert_eq!(c[0].pool, PPU);
     let rec = s.get_task("t_p", &c[0].lease.id).await.unwrap().unwrap();
-    assert_eq!(rec.get("failover"), "1");
+    assert!(rec.failover);
     assert!(s.claim(MJ, 10, NOW).await.unwrap().is_empty());
     // Tasks already running on a disabled account finish.
     for r in running.iter().filter(|r| r.account == "h_acc") {
@@ -953,8 +961,8 @@ async fn get_task_returns_the_body() {
     let t = task("t_a", MJ, PPU, FAST, 14);
     s.submit(&t).await.unwrap();
     let rec = s.get_task("t_a", &t.id).await.unwrap().unwrap();
-    assert_eq!(rec.get("body"), t.body);
-    assert_eq!((rec.status(), rec.num("hold")), ("queued", 14));
+    assert_eq!(rec.body, t.body);
+    assert_eq!((rec.status, rec.hold), (StoredStatus::Queued, 14));
 }
 
 /// A Developer tenant, two Midjourney pool accounts, and one fast task submitted and
@@ -985,8 +993,8 @@ async fn a_task_accepted_upstream_stays_with_its_account() {
     wait_reaped(&s, MJ, 1).await;
     let rec = s.get_task("t_a", &t.id).await.unwrap().unwrap();
     assert_eq!(
-        (rec.status(), rec.get("pin")),
-        ("queued", first.account.as_str())
+        (rec.status, rec.pin.as_deref()),
+        (StoredStatus::Queued, Some(first.account.as_str()))
     );
     let again = s.claim(MJ, 1, NOW).await.unwrap().remove(0);
     assert_eq!(again.account, first.account);
@@ -1003,7 +1011,7 @@ async fn a_task_accepted_upstream_stays_with_its_account() {
     .await
     .unwrap();
     let rec = s.get_task("t_a", &t.id).await.unwrap().unwrap();
-    assert_eq!(rec.get("upstream"), "");
+    assert_eq!(rec.upstream, None);
 }
 
 #[tokio::test]
@@ -1017,7 +1025,7 @@ async fn an_empty_reference_forgets_the_job_and_frees_the_retry_to_move() {
     );
     assert!(s.report(&first.lease, Some(""), None, None).await.unwrap());
     let rec = s.get_task("t_a", &t.id).await.unwrap().unwrap();
-    assert_eq!((rec.get("upstream"), rec.num("progress")), ("", 5));
+    assert_eq!((rec.upstream, rec.progress), (None, 5));
     s.fail(
         &first.lease,
         &FailKind::Transient,
@@ -1027,14 +1035,10 @@ async fn an_empty_reference_forgets_the_job_and_frees_the_retry_to_move() {
     .await
     .unwrap();
     let rec = s.get_task("t_a", &t.id).await.unwrap().unwrap();
+    assert_eq!(rec.pin, None, "nothing upstream holds it to the account");
     assert_eq!(
-        rec.get("pin"),
-        "",
-        "nothing upstream holds it to the account"
-    );
-    assert_eq!(
-        rec.get("avoid"),
-        first.account,
+        rec.avoid,
+        Some(first.account),
         "the retry prefers another account"
     );
 }
@@ -1079,12 +1083,7 @@ async fn one_claim_spreads_over_more_accounts_than_it_reads_at_once() {
 async fn a_handed_back_task_resumes_its_upstream_job_on_its_first_attempt() {
     let (s, t, first) = one_claimed_of_two_pool_accounts("handback").await;
     assert_eq!((first.attempt, first.upstream_ref.as_deref()), (1, None));
-    let started = s
-        .get_task("t_a", &t.id)
-        .await
-        .unwrap()
-        .unwrap()
-        .num("started_ms");
+    let started = s.get_task("t_a", &t.id).await.unwrap().unwrap().started_ms;
     assert!(started > 0);
     assert!(
         s.report(&first.lease, Some("job-7"), None, None)
@@ -1105,7 +1104,7 @@ async fn a_handed_back_task_resumes_its_upstream_job_on_its_first_attempt() {
     assert_eq!(again.upstream_ref.as_deref(), Some("job-7"));
     // The run started when it was first claimed.
     let rec = s.get_task("t_a", &t.id).await.unwrap().unwrap();
-    assert_eq!(rec.num("started_ms"), started);
+    assert_eq!(rec.started_ms, started);
 }
 
 #[tokio::test]
@@ -1178,7 +1177,7 @@ async fn a_resume_pin_on_a_dead_account_is_dropped_a_client_pin_is_kept() {
         FailOutcome::Retry
     );
     let rec = s.get_task("t_p", &t.id).await.unwrap().unwrap();
-    assert_eq!(rec.get("pin"), c.account);
+    assert_eq!(rec.pin.as_ref(), Some(&c.account));
     // That account dies meanwhile: the task must not wait for it forever.
     s.set_account_state(
         MJ,
@@ -1217,7 +1216,10 @@ async fn a_resume_pin_on_a_dead_account_is_dropped_a_client_pin_is_kept() {
     .unwrap();
     assert!(s.claim(MJ, 5, NOW).await.unwrap().is_empty());
     let rec = s.get_task("t_p", &pinned.id).await.unwrap().unwrap();
-    assert_eq!((rec.status(), rec.get("pin")), ("queued", "mine"));
+    assert_eq!(
+        (rec.status, rec.pin.as_deref()),
+        (StoredStatus::Queued, Some("mine"))
+    );
 }
 
 #[tokio::test]
@@ -1298,7 +1300,14 @@ async fn a_completion_after_a_failed_run_clears_the_error() {
         FailOutcome::Retry
     );
     let rec = s.get_task("t_a", &t.id).await.unwrap().unwrap();
-    assert_eq!(rec.get("error_raw"), "bad gateway");
+    assert_eq!(
+        rec.error,
+        Some(TaskError {
+            raw: "bad gateway".into(),
+            ..TaskError::default()
+        }),
+        "a retry keeps the raw message, with no code yet"
+    );
     let c = s
         .claim(MJ, 1, Duration::from_secs(2))
         .await
@@ -1307,9 +1316,8 @@ async fn a_completion_after_a_failed_run_clears_the_error() {
     assert_eq!(c.attempt, 2);
     s.complete(&c.lease, "{}").await.unwrap();
     let rec = s.get_task("t_a", &t.id).await.unwrap().unwrap();
-    assert_eq!(rec.status(), "completed");
-    assert_eq!(rec.get("error_raw"), "");
-    assert_eq!(rec.get("error_code"), "");
+    assert_eq!(rec.status, StoredStatus::Completed);
+    assert_eq!(rec.error, None);
 }
 
 #[tokio::test]

@@ -54,7 +54,7 @@ async fn a_follow_up_inherits_from_its_origin_and_travels_typed() {
     );
     let origin = run_to_completion(&s, "t_f", Plan::Premium, imagine).await;
     let rec = s.get_task("t_f", &origin).await.unwrap().unwrap();
-    let origin_account = rec.get("account").to_string();
+    let origin_account = rec.account.clone().unwrap_or_default();
 
     // The follow-up says nothing of mode or version.
     let up = request(

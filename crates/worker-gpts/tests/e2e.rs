@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::json;
 use switchyard_core::{AccountState, Plan, Provider, QuotaKind, ServiceMode};
 use switchyard_harness::{Harness, output};
-use switchyard_scheduler::Owner;
+use switchyard_scheduler::{Owner, StoredStatus};
 use switchyard_worker_gpts::Gpts;
 
 const T: Duration = Duration::from_secs(20);
@@ -37,7 +37,7 @@ async fn every_gpts_task_type_completes() {
         )
         .await;
     let c = h.wait_terminal("t_d", &conv, T).await;
-    assert_eq!(c.status(), "completed", "{:?}", c.fields);
+    assert_eq!(c.status, StoredStatus::Completed, "{:?}", c);
     let out = output(&c);
     let conv_id = out["conversation_id"].as_str().unwrap().to_string();
     assert!(
@@ -85,11 +85,11 @@ async fn every_gpts_task_type_completes() {
     for (tt, input, field) in cases {
         let id = h.submit("t_d", ppu, "gpts", tt, input).await;
         let r = h.wait_terminal("t_d", &id, T).await;
-        assert_eq!(r.status(), "completed", "{tt}: {:?}", r.fields);
+        assert_eq!(r.status, StoredStatus::Completed, "{tt}: {:?}", r);
         assert!(
             !output(&r)[field].is_null(),
             "{tt} output lacks {field}: {}",
-            r.get("output")
+            r.output
         );
     }
     // 30 + 10 + 1 + 1 + 100 + 10 + 0 + 0.
@@ -140,10 +140,10 @@ async fn a_usage_limit_cools_the_account_until_the_time_given() {
     for id in &ids {
         let r = h.wait_terminal("t_d", id, T).await;
         assert_eq!(
-            (r.status(), r.get("account")),
-            ("completed", "fine"),
+            (r.status, r.account.as_deref()),
+            (StoredStatus::Completed, Some("fine")),
             "{:?}",
-            r.fields
+            r
         );
     }
     let acc = h
@@ -192,16 +192,12 @@ async fn a_stream_cut_mid_answer_is_resumed_not_returned_half_written() {
         .await;
     let r = h.wait_terminal("t_d", &id, T).await;
     w.stop().await;
-    assert_eq!(r.status(), "completed", "{:?}", r.fields);
+    assert_eq!(r.status, StoredStatus::Completed, "{:?}", r);
     assert_eq!(
         output(&r)["message"]["content"],
         json!(format!("Simulated answer to: {text}")),
         "the whole answer"
     );
-    assert_eq!(
-        r.num("attempts"),
-        2,
-        "retried after the cut, from the reference"
-    );
+    assert_eq!(r.attempts, 2, "retried after the cut, from the reference");
     assert_eq!(h.sim.stats().tasks["x1"], 1, "resumed, not sent again");
 }

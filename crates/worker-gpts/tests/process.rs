@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use switchyard_core::{Plan, Provider, QuotaKind, ServiceMode};
 use switchyard_harness::{Harness, WorkerProcess, output};
-use switchyard_scheduler::{Owner, TaskRecord};
+use switchyard_scheduler::{Owner, StoredStatus, TaskRecord};
 
 const T: Duration = Duration::from_secs(20);
 
@@ -18,7 +18,7 @@ fn spawn_worker(h: &Harness) -> WorkerProcess {
 }
 
 fn reference(r: &TaskRecord) -> Value {
-    serde_json::from_str(r.get("upstream")).unwrap_or(Value::Null)
+    serde_json::from_str(r.upstream.as_deref().unwrap_or_default()).unwrap_or(Value::Null)
 }
 
 async fn setup(name: &str) -> Harness {
@@ -77,24 +77,20 @@ async fn a_new_conversation_is_resumed_by_its_conversation_and_answer_ids() {
             "the conversation and answer in the reference",
             T,
             |r| {
-                r.status() == "processing"
+                r.status == StoredStatus::Processing
                     && reference(r)["conversation_id"].is_string()
                     && reference(r)["answer_id"].is_string()
             },
         )
         .await;
     let r = kill_and_resume(&h, a, &id).await;
-    assert_eq!(r.status(), "completed", "{:?}", r.fields);
-    assert_eq!(r.num("attempts"), 2, "claimed again after the crash");
+    assert_eq!(r.status, StoredStatus::Completed, "{:?}", r);
+    assert_eq!(r.attempts, 2, "claimed again after the crash");
     assert_eq!(
         output(&r)["conversation_id"],
         reference(&seen)["conversation_id"]
     );
-    assert!(
-        answer(&r).contains("tell me about otters"),
-        "{}",
-        r.get("output")
-    );
+    assert!(answer(&r).contains("tell me about otters"), "{}", r.output);
     assert_eq!(h.sim.stats().tasks["c1"], 1, "resumed, not sent again");
 }
 
@@ -108,16 +104,12 @@ async fn a_run_killed_before_the_first_event_finds_its_conversation_by_our_messa
     h.wait_upstream_jobs("w1", 1, T).await;
     let rec = h.sched.get_task("t_d", &id).await.unwrap().unwrap();
     let stored = reference(&rec);
-    assert!(stored["message_id"].is_string(), "{:?}", rec.fields);
-    assert!(stored["conversation_id"].is_null(), "{:?}", rec.fields);
+    assert!(stored["message_id"].is_string(), "{:?}", rec);
+    assert!(stored["conversation_id"].is_null(), "{:?}", rec);
     let r = kill_and_resume(&h, a, &id).await;
-    assert_eq!(r.status(), "completed", "{:?}", r.fields);
-    assert_eq!(r.num("attempts"), 2);
-    assert!(
-        answer(&r).contains("what do herons eat"),
-        "{}",
-        r.get("output")
-    );
+    assert_eq!(r.status, StoredStatus::Completed, "{:?}", r);
+    assert_eq!(r.attempts, 2);
+    assert!(answer(&r).contains("what do herons eat"), "{}", r.output);
     assert!(output(&r)["conversation_id"].is_string());
     assert_eq!(h.sim.stats().tasks["w1"], 1, "found, not sent again");
 }
@@ -128,7 +120,7 @@ async fn a_continued_conversation_resumes_with_the_answer_to_our_message() {
     let first = create(&h, "first question [sim:ms=100] [sim:task=q1]").await;
     let a = spawn_worker(&h);
     let done = h.wait_terminal("t_d", &first, T).await;
-    assert_eq!(done.status(), "completed", "{:?}", done.fields);
+    assert_eq!(done.status, StoredStatus::Completed, "{:?}", done);
     let conv = output(&done)["conversation_id"]
         .as_str()
         .unwrap()
@@ -149,13 +141,13 @@ async fn a_continued_conversation_resumes_with_the_answer_to_our_message() {
     assert_eq!(reference(&rec)["conversation_id"], json!(conv));
     assert!(reference(&rec)["message_id"].is_string());
     let r = kill_and_resume(&h, a, &id).await;
-    assert_eq!(r.status(), "completed", "{:?}", r.fields);
-    assert_eq!(r.num("attempts"), 2);
+    assert_eq!(r.status, StoredStatus::Completed, "{:?}", r);
+    assert_eq!(r.attempts, 2);
     assert_eq!(output(&r)["conversation_id"], json!(conv));
     assert!(
         answer(&r).contains("second question"),
         "the answer to our message, not the previous one: {}",
-        r.get("output")
+        r.output
     );
     assert_eq!(h.sim.stats().tasks["q2"], 1, "resumed, not sent again");
 }
@@ -167,11 +159,7 @@ async fn a_lost_conversation_is_found_past_a_page_of_newer_ones() {
     let mut a = spawn_worker(&h);
     h.wait_upstream_jobs("o1", 1, T).await;
     let rec = h.sched.get_task("t_d", &id).await.unwrap().unwrap();
-    assert!(
-        reference(&rec)["conversation_id"].is_null(),
-        "{:?}",
-        rec.fields
-    );
+    assert!(reference(&rec)["conversation_id"].is_null(), "{:?}", rec);
     a.kill();
     // The answer is written to its end (which updates the conversation last)...
     h.wait_upstream_idle("gpt1", T).await;
@@ -195,11 +183,7 @@ async fn a_lost_conversation_is_found_past_a_page_of_newer_ones() {
     let b = spawn_worker(&h);
     let r = h.wait_terminal("t_d", &id, T).await;
     b.terminate(Duration::from_secs(10));
-    assert_eq!(r.status(), "completed", "{:?}", r.fields);
-    assert!(
-        answer(&r).contains("how do owls sleep"),
-        "{}",
-        r.get("output")
-    );
+    assert_eq!(r.status, StoredStatus::Completed, "{:?}", r);
+    assert!(answer(&r).contains("how do owls sleep"), "{}", r.output);
     assert_eq!(h.sim.stats().tasks["o1"], 1, "found, not sent again");
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::json;
 use switchyard_core::{Plan, Provider, QuotaKind, ServiceMode};
 use switchyard_harness::{Harness, output};
-use switchyard_scheduler::Owner;
+use switchyard_scheduler::{Owner, StoredStatus};
 use switchyard_worker_luma::Luma;
 
 const T: Duration = Duration::from_secs(20);
@@ -48,14 +48,14 @@ async fn every_luma_task_type_completes() {
         )
         .await;
     let t = h.wait_terminal("t_p", &text, T).await;
-    assert_eq!(t.status(), "completed", "{:?}", t.fields);
+    assert_eq!(t.status, StoredStatus::Completed, "{:?}", t);
     let out = output(&t);
     assert!(out["video"]["url"].as_str().unwrap().starts_with("http"));
     assert!(out["video_raw"]["url"].is_string() && out["thumbnail"]["url"].is_string());
     assert!(out["generation_id"].is_string());
     assert_eq!(
-        h.wait_terminal("t_p", &frames, T).await.status(),
-        "completed"
+        h.wait_terminal("t_p", &frames, T).await.status,
+        StoredStatus::Completed
     );
     // Extend and remove the watermark of the first video (follow-ups on its account).
     let ext = h
@@ -77,10 +77,10 @@ async fn every_luma_task_type_completes() {
         )
         .await;
     let e = h.wait_terminal("t_p", &ext, T).await;
-    assert_eq!(e.status(), "completed", "{:?}", e.fields);
+    assert_eq!(e.status, StoredStatus::Completed, "{:?}", e);
     assert_ne!(output(&e)["generation_id"], out["generation_id"]);
     let r = h.wait_terminal("t_p", &wm, T).await;
-    assert_eq!(r.status(), "completed", "{:?}", r.fields);
+    assert_eq!(r.status, StoredStatus::Completed, "{:?}", r);
     assert!(
         output(&r)["video"]["url"]
             .as_str()
@@ -118,10 +118,10 @@ async fn a_rejected_video_is_failed_and_refunded() {
         .await;
     let r = h.wait_terminal("t_d", &id, T).await;
     assert_eq!(
-        (r.status(), r.get("error_code")),
-        ("failed", "upstream_rejected")
+        (r.status, r.error.as_ref().map(|e| e.code.as_str())),
+        (StoredStatus::Failed, Some("upstream_rejected"))
     );
-    assert!(!r.get("error_raw").is_empty());
+    assert!(r.error.as_ref().is_some_and(|e| !e.raw.is_empty()));
     let b = h.sched.balances("t_d").await.unwrap()[&QuotaKind::LumaQuota];
     assert_eq!(
         (b.available, b.held, b.captured),

@@ -10,14 +10,15 @@ use std::time::Duration;
 use serde_json::json;
 use switchyard_core::{Plan, Provider, QuotaKind, ServiceMode};
 use switchyard_harness::{Harness, WorkerProcess, output};
-use switchyard_scheduler::{Owner, TaskRecord};
+use switchyard_scheduler::{Owner, StoredStatus, TaskRecord};
 
 const T: Duration = Duration::from_secs(20);
 
 /// The task holds the upstream's ids (not only the intent stored before submitting).
 fn accepted(r: &TaskRecord) -> bool {
-    let upstream = r.get("upstream");
-    !upstream.is_empty() && !upstream.contains("submitting")
+    r.upstream
+        .as_deref()
+        .is_some_and(|u| !u.contains("submitting"))
 }
 
 fn spawn_worker(h: &Harness) -> WorkerProcess {
@@ -44,14 +45,14 @@ async fn setup(name: &str) -> Harness {
 async fn kill_and_resume(h: &Harness, mut first: WorkerProcess, id: &str) -> (String, TaskRecord) {
     let seen = h
         .wait_task("t_p", id, "a generation id", T, |r| {
-            r.status() == "processing" && accepted(r)
+            r.status == StoredStatus::Processing && accepted(r)
         })
         .await;
     first.kill(); // SIGKILL: no hand-back, no goodbye
     let second = spawn_worker(h);
     let r = h.wait_terminal("t_p", id, T).await;
     second.terminate(Duration::from_secs(10));
-    (seen.get("upstream").to_string(), r)
+    (seen.upstream.clone().unwrap_or_default(), r)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -68,8 +69,8 @@ async fn a_killed_generation_is_resumed_by_its_generation_id() {
         .await;
     let a = spawn_worker(&h);
     let (generation, r) = kill_and_resume(&h, a, &id).await;
-    assert_eq!(r.status(), "completed", "{:?}", r.fields);
-    assert_eq!(r.num("attempts"), 2, "claimed again after the crash");
+    assert_eq!(r.status, StoredStatus::Completed, "{:?}", r);
+    assert_eq!(r.attempts, 2, "claimed again after the crash");
     let out = output(&r);
     assert_eq!(out["generation_id"], json!(generation));
     assert!(out["video"]["url"].as_str().unwrap().contains(&generation));
@@ -90,7 +91,7 @@ async fn a_killed_extend_is_resumed_by_its_generation_id() {
         .await;
     let a = spawn_worker(&h);
     let o = h.wait_terminal("t_p", &origin, T).await;
-    assert_eq!(o.status(), "completed", "{:?}", o.fields);
+    assert_eq!(o.status, StoredStatus::Completed, "{:?}", o);
     let id = h
         .submit(
             "t_p",
@@ -101,8 +102,8 @@ async fn a_killed_extend_is_resumed_by_its_generation_id() {
         )
         .await;
     let (generation, r) = kill_and_resume(&h, a, &id).await;
-    assert_eq!(r.status(), "completed", "{:?}", r.fields);
-    assert_eq!(r.num("attempts"), 2);
+    assert_eq!(r.status, StoredStatus::Completed, "{:?}", r);
+    assert_eq!(r.attempts, 2);
     let out = output(&r);
     assert_eq!(out["generation_id"], json!(generation));
     assert_ne!(
@@ -132,7 +133,7 @@ async fn a_kill_before_luma_answers_adopts_the_generation_from_the_list() {
         )
         .await;
     let o = h.wait_terminal("t_p", &origin, T).await;
-    assert_eq!(o.status(), "completed", "{:?}", o.fields);
+    assert_eq!(o.status, StoredStatus::Completed, "{:?}", o);
     let window = "[sim:ms=1500] [sim:reply_ms=5000]";
     let created = h
         .submit(
@@ -162,9 +163,11 @@ async fn a_kill_before_luma_answers_adopts_the_generation_from_the_list() {
     for r in recs {
         let r = r.unwrap();
         assert!(
-            r.get("upstream").contains("submitting"),
+            r.upstream
+                .as_deref()
+                .is_some_and(|u| u.contains("submitting")),
             "only the intent is stored: {:?}",
-            r.fields
+            r
         );
     }
     let mut a = a;
@@ -174,10 +177,10 @@ async fn a_kill_before_luma_answers_adopts_the_generation_from_the_list() {
     let e = h.wait_terminal("t_p", &extended, T).await;
     b.terminate(Duration::from_secs(10));
     for (r, text) in [(&g, "gulls rise"), (&e, "ferries turn")] {
-        assert_eq!(r.status(), "completed", "{:?}", r.fields);
-        assert_eq!(r.num("attempts"), 2, "claimed again after the crash");
+        assert_eq!(r.status, StoredStatus::Completed, "{:?}", r);
+        assert_eq!(r.attempts, 2, "claimed again after the crash");
         let out = output(r);
-        assert_eq!(out["generation_id"].as_str(), Some(r.get("upstream")));
+        assert_eq!(out["generation_id"].as_str(), r.upstream.as_deref());
         assert!(out["prompt"].as_str().unwrap().contains(text));
     }
     assert_ne!(output(&e)["generation_id"], output(&o)["generation_id"]);
@@ -225,8 +228,8 @@ async fn an_intent_luma_never_took_submits_once() {
     let w = spawn_worker(&h);
     let r = h.wait_terminal("t_p", &id, T).await;
     w.terminate(Duration::from_secs(10));
-    assert_eq!(r.status(), "completed", "{:?}", r.fields);
-    assert_eq!(r.num("attempts"), 2, "the 502, then the creation");
+    assert_eq!(r.status, StoredStatus::Completed, "{:?}", r);
+    assert_eq!(r.attempts, 2, "the 502, then the creation");
     let stats = h.sim.stats();
     assert_eq!(stats.accounts["fresh1"].refused, 1);
     assert_eq!(stats.accounts["fresh1"].submissions, 1, "submitted once");

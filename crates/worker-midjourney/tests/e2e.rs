@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::json;
 use switchyard_core::{AccountState, Plan, Provider, QuotaKind, ServiceMode};
 use switchyard_harness::{Harness, output};
-use switchyard_scheduler::Owner;
+use switchyard_scheduler::{Owner, StoredStatus};
 use switchyard_worker_midjourney::Midjourney;
 
 const T: Duration = Duration::from_secs(20);
@@ -30,7 +30,7 @@ async fn every_midjourney_task_type_completes() {
             json!({"prompt": "a red fox --v 6 [sim:ms=200]", "process_mode": "fast", "aspect_ratio": "16:9"}))
         .await;
     let grid = h.wait_terminal("t_p", &imagine, T).await;
-    assert_eq!(grid.status(), "completed", "{:?}", grid.fields);
+    assert_eq!(grid.status, StoredStatus::Completed, "{:?}", grid);
     let out = output(&grid);
     assert!(out["image_url"].as_str().unwrap().starts_with("http"));
     assert_eq!(out["image_urls"].as_array().unwrap().len(), 4);
@@ -43,7 +43,7 @@ async fn every_midjourney_task_type_completes() {
     for a in ["upscale1", "upscale4", "variation1", "reroll"] {
         assert!(actions.contains(&a), "{a} missing from {actions:?}");
     }
-    assert!(grid.num("progress") == 100);
+    assert_eq!(grid.progress, 100);
 
     // Follow-ups on the grid.
     let mut follow = Vec::new();
@@ -62,14 +62,14 @@ async fn every_midjourney_task_type_completes() {
     let mut upscaled = None;
     for (tt, id) in &follow {
         let r = h.wait_terminal("t_p", id, T).await;
-        assert_eq!(r.status(), "completed", "{tt}: {:?}", r.fields);
+        assert_eq!(r.status, StoredStatus::Completed, "{tt}: {:?}", r);
         assert_eq!(
-            r.get("account"),
-            "pool1",
+            r.account.as_deref(),
+            Some("pool1"),
             "follow-ups run on the origin's account"
         );
         if *tt == "seed" {
-            assert!(output(&r)["seed"].is_u64(), "{}", r.get("output"));
+            assert!(output(&r)["seed"].is_u64(), "{}", r.output);
         }
         if *tt == "upscale" && upscaled.is_none() {
             upscaled = Some(r);
@@ -86,7 +86,7 @@ async fn every_midjourney_task_type_completes() {
             .any(|a| a == "pan_left"),
         "{up_actions}"
     );
-    let up_id = up.get("id").to_string();
+    let up_id = up.id.clone();
     for (tt, input) in [
         ("pan", json!({"origin_task_id": up_id, "direction": "left"})),
         (
@@ -100,7 +100,7 @@ async fn every_midjourney_task_type_completes() {
     ] {
         let id = h.submit("t_p", ppu, "midjourney", tt, input).await;
         let r = h.wait_terminal("t_p", &id, T).await;
-        assert_eq!(r.status(), "completed", "{tt}: {:?}", r.fields);
+        assert_eq!(r.status, StoredStatus::Completed, "{tt}: {:?}", r);
     }
     // Fresh tasks that upload images.
     let describe = h
@@ -122,11 +122,11 @@ async fn every_midjourney_task_type_completes() {
         )
         .await;
     let d = h.wait_terminal("t_p", &describe, T).await;
-    assert_eq!(d.status(), "completed", "{:?}", d.fields);
+    assert_eq!(d.status, StoredStatus::Completed, "{:?}", d);
     assert!(output(&d)["description"].as_str().unwrap().contains("1️⃣"));
     assert_eq!(
-        h.wait_terminal("t_p", &blend, T).await.status(),
-        "completed"
+        h.wait_terminal("t_p", &blend, T).await.status,
+        StoredStatus::Completed
     );
     let b = h.sched.balances("t_p").await.unwrap()[&QuotaKind::MjQuota];
     assert_eq!(b.held, 0);
@@ -173,20 +173,24 @@ async fn error_embeds_and_bad_tokens_drive_outcomes() {
     for id in &ids {
         let r = h.wait_terminal("t_p", id, T).await;
         assert_eq!(
-            (r.status(), r.get("account")),
-            ("completed", "good"),
+            (r.status, r.account.as_deref()),
+            (StoredStatus::Completed, Some("good")),
             "{:?}",
-            r.fields
+            r
         );
     }
     let r = h.wait_terminal("t_p", &rejected, T).await;
     assert_eq!(
-        (r.status(), r.get("error_code")),
-        ("failed", "upstream_rejected"),
+        (r.status, r.error.as_ref().map(|e| e.code.as_str())),
+        (StoredStatus::Failed, Some("upstream_rejected")),
         "{:?}",
-        r.fields
+        r
     );
-    assert!(r.get("error_raw").contains("Banned prompt"));
+    assert!(
+        r.error
+            .as_ref()
+            .is_some_and(|e| e.raw.contains("Banned prompt"))
+    );
     let accounts = h.sched.list_accounts(MJ, &pool).await.unwrap();
     let state = |id: &str| accounts.iter().find(|a| a.id == id).unwrap().state.clone();
     match state("captcha") {
@@ -230,7 +234,7 @@ async fn a_command_discord_refused_is_sent_again_at_once_on_retry() {
     assert!(switchyard_worker_midjourney::REPLY_WINDOW >= Duration::from_secs(15));
     let r = h.wait_terminal("t_p", &id, Duration::from_secs(8)).await;
     w.stop().await;
-    assert_eq!(r.status(), "completed", "{:?}", r.fields);
-    assert_eq!(r.num("attempts"), 2);
+    assert_eq!(r.status, StoredStatus::Completed, "{:?}", r);
+    assert_eq!(r.attempts, 2);
     assert_eq!(h.sim.stats().tasks["moth"], 1);
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use switchyard_core::{Plan, Provider, QuotaKind, ServiceMode};
 use switchyard_harness::{Harness, WorkerProcess, output};
-use switchyard_scheduler::{Owner, TaskRecord};
+use switchyard_scheduler::{Owner, StoredStatus, TaskRecord};
 
 /// The channel the worker uses when the account names none.
 const CHANNEL: &str = "0";
@@ -18,7 +18,7 @@ fn spawn_worker(h: &Harness) -> WorkerProcess {
 }
 
 fn reference(r: &TaskRecord) -> Value {
-    serde_json::from_str(r.get("upstream")).unwrap_or(Value::Null)
+    serde_json::from_str(r.upstream.as_deref().unwrap_or_default()).unwrap_or(Value::Null)
 }
 
 async fn setup(name: &str) -> Harness {
@@ -66,8 +66,8 @@ async fn kill_when_referenced(h: &Harness, id: &str, mut worker: WorkerProcess) 
 }
 
 fn assert_resumed(h: &Harness, r: &TaskRecord, marker: &str, job_id: &str) {
-    assert_eq!(r.status(), "completed", "{:?}", r.fields);
-    assert_eq!(r.num("attempts"), 2, "claimed again after the crash");
+    assert_eq!(r.status, StoredStatus::Completed, "{:?}", r);
+    assert_eq!(r.attempts, 2, "claimed again after the crash");
     let out = output(r);
     assert_eq!(out["job_id"], job_id, "the result of the first job: {out}");
     assert!(out["image_url"].as_str().unwrap().contains(job_id), "{out}");
@@ -121,11 +121,13 @@ async fn a_job_that_failed_while_no_one_watched_fails_once() {
     let b = spawn_worker(&h);
     let r = h.wait_terminal("t_p", &id, Duration::from_secs(30)).await;
     b.terminate(Duration::from_secs(10));
-    assert_eq!(r.status(), "failed", "{:?}", r.fields);
+    assert_eq!(r.status, StoredStatus::Failed, "{:?}", r);
     assert!(
-        r.get("error_message").contains("Banned prompt"),
+        r.error
+            .as_ref()
+            .is_some_and(|e| e.message.contains("Banned prompt")),
         "{:?}",
-        r.fields
+        r
     );
     assert_eq!(h.sim.stats().tasks["fail1"], 1, "not submitted again");
     let bal = h.sched.balances("t_p").await.unwrap()[&QuotaKind::MjQuota];
@@ -154,8 +156,8 @@ async fn a_job_seen_only_as_its_message_is_found_by_its_prompt_after_it_ended() 
     a.kill();
     assert!(
         reference(&r)["job_id"].is_null(),
-        "killed before the job id was seen: {}",
-        r.get("upstream")
+        "killed before the job id was seen: {:?}",
+        r.upstream
     );
     h.wait_upstream_idle("mjcrash", Duration::from_secs(20))
         .await;
@@ -163,8 +165,8 @@ async fn a_job_seen_only_as_its_message_is_found_by_its_prompt_after_it_ended() 
     let b = spawn_worker(&h);
     let r = h.wait_terminal("t_p", &id, Duration::from_secs(30)).await;
     b.terminate(Duration::from_secs(10));
-    assert_eq!(r.status(), "completed", "{:?}", r.fields);
-    assert_eq!(r.num("attempts"), 2);
-    assert!(output(&r)["job_id"].is_string(), "{}", r.get("output"));
+    assert_eq!(r.status, StoredStatus::Completed, "{:?}", r);
+    assert_eq!(r.attempts, 2);
+    assert!(output(&r)["job_id"].is_string(), "{}", r.output);
     assert_eq!(h.sim.stats().tasks["early1"], 1, "one upstream job");
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::json;
 use switchyard_core::{AccountState, Plan, Provider, QuotaKind, ServiceMode};
 use switchyard_harness::{Harness, output};
-use switchyard_scheduler::Owner;
+use switchyard_scheduler::{Owner, StoredStatus};
 use switchyard_worker_suno::Suno;
 
 const T: Duration = Duration::from_secs(20);
@@ -60,7 +60,7 @@ async fn every_suno_task_type_completes() {
         .await;
     for id in [&generated, &custom] {
         let r = h.wait_terminal("t_d", id, T).await;
-        assert_eq!(r.status(), "completed", "{:?}", r.fields);
+        assert_eq!(r.status, StoredStatus::Completed, "{:?}", r);
         let out = output(&r);
         let clips = out["clips"].as_array().unwrap();
         assert_eq!(clips.len(), 2, "two clips per generation");
@@ -81,7 +81,10 @@ async fn every_suno_task_type_completes() {
             json!({"prompt": "more [sim:ms=100]", "continue_clip_id": first, "continue_at": 30}),
         )
         .await;
-    assert_eq!(h.wait_terminal("t_d", &cont, T).await.status(), "completed");
+    assert_eq!(
+        h.wait_terminal("t_d", &cont, T).await.status,
+        StoredStatus::Completed
+    );
     let l = h.wait_terminal("t_d", &lyrics, T).await;
     assert!(output(&l)["text"].as_str().unwrap().contains("the sea"));
     let u = h.wait_terminal("t_d", &upload, T).await;
@@ -139,24 +142,26 @@ async fn fail_kinds_cool_disable_retry_and_reject() {
         .await;
     for id in &ids {
         let r = h.wait_terminal("t_d", id, T).await;
-        assert_eq!(r.status(), "completed", "{:?}", r.fields);
+        assert_eq!(r.status, StoredStatus::Completed, "{:?}", r);
         assert!(
-            ["flaky", "good"].contains(&r.get("account")),
-            "ran on {}",
-            r.get("account")
+            matches!(r.account.as_deref(), Some("flaky" | "good")),
+            "ran on {:?}",
+            r.account
         );
     }
     let r = h.wait_terminal("t_d", &rejected, T).await;
     assert_eq!(
-        (r.status(), r.get("error_code")),
-        ("failed", "upstream_rejected")
+        (r.status, r.error.as_ref().map(|e| e.code.as_str())),
+        (StoredStatus::Failed, Some("upstream_rejected"))
     );
     assert!(
-        r.get("error_raw").contains("Banned prompt"),
+        r.error
+            .as_ref()
+            .is_some_and(|e| e.raw.contains("Banned prompt")),
         "{:?}",
-        r.fields
+        r
     );
-    assert_eq!(r.num("consume"), 0);
+    assert_eq!(r.consume, 0);
     let accounts = h.sched.list_accounts(Provider::Suno, &pool).await.unwrap();
     let state = |id: &str| accounts.iter().find(|a| a.id == id).unwrap().state.clone();
     assert!(matches!(state("limited"), AccountState::CoolingDown { .. }));

@@ -7,12 +7,13 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use switchyard_core::{Plan, Provider, QuotaKind, ServiceMode};
 use switchyard_harness::{Harness, WorkerProcess, output};
-use switchyard_scheduler::{Owner, TaskRecord};
+use switchyard_scheduler::{Owner, StoredStatus, TaskRecord};
 
 /// The task holds the upstream's ids (not only the intent stored before submitting).
 fn accepted(r: &TaskRecord) -> bool {
-    let upstream = r.get("upstream");
-    !upstream.is_empty() && !upstream.contains("submitting")
+    r.upstream
+        .as_deref()
+        .is_some_and(|u| !u.contains("submitting"))
 }
 
 fn spawn_worker(h: &Harness, extra: &[(&str, &str)]) -> WorkerProcess {
@@ -47,15 +48,15 @@ async fn a_killed_worker_is_resumed_without_a_second_submission() {
         &id,
         "an upstream reference",
         Duration::from_secs(15),
-        |r| r.status() == "processing" && accepted(r),
+        |r| r.status == StoredStatus::Processing && accepted(r),
     )
     .await;
     a.kill(); // SIGKILL: no hand-back, no goodbye
     let b = spawn_worker(&h, &[]);
     let r = h.wait_terminal("t_d", &id, Duration::from_secs(20)).await;
     b.terminate(Duration::from_secs(10));
-    assert_eq!(r.status(), "completed", "{:?}", r.fields);
-    assert_eq!(r.num("attempts"), 2, "claimed again after the crash");
+    assert_eq!(r.status, StoredStatus::Completed, "{:?}", r);
+    assert_eq!(r.attempts, 2, "claimed again after the crash");
     assert_eq!(
         h.sim.stats().accounts["crash1"].submissions,
         1,
@@ -104,7 +105,7 @@ async fn sigterm_hands_back_running_tasks_at_once() {
             id,
             "processing with a reference",
             Duration::from_secs(20),
-            |r| r.status() == "processing" && accepted(r),
+            |r| r.status == StoredStatus::Processing && accepted(r),
         )
         .await;
     }
@@ -114,8 +115,8 @@ async fn sigterm_hands_back_running_tasks_at_once() {
     let recs = h.sched.get_tasks("t_p", &ids).await.unwrap();
     for r in &recs {
         let r = r.as_ref().expect("task lost");
-        assert_eq!(r.status(), "queued", "{:?}", r.fields);
-        assert_eq!(r.num("attempts"), 0);
+        assert_eq!(r.status, StoredStatus::Queued, "{:?}", r);
+        assert_eq!(r.attempts, 0);
     }
     // Another worker resumes them from their references: no second submission.
     let w2 = spawn_worker(&h, &[]);
@@ -123,8 +124,8 @@ async fn sigterm_hands_back_running_tasks_at_once() {
         assert_eq!(
             h.wait_terminal("t_p", id, Duration::from_secs(30))
                 .await
-                .status(),
-            "completed"
+                .status,
+            StoredStatus::Completed
         );
     }
     w2.terminate(Duration::from_secs(10));
@@ -172,7 +173,7 @@ async fn four_processes_never_exceed_caps_by_the_witness() {
     let workers: Vec<WorkerProcess> = (0..4).map(|_| spawn_worker(&h, &[])).collect();
     for (t, id) in &ids {
         let r = h.wait_terminal(t, id, Duration::from_secs(120)).await;
-        assert_eq!(r.status(), "completed", "{:?}", r.fields);
+        assert_eq!(r.status, StoredStatus::Completed, "{:?}", r);
     }
     for w in &workers {
         w.signal("-TERM");
@@ -244,11 +245,11 @@ async fn lyrics_upload_and_continue_are_resumed_by_their_ids_after_a_kill() {
                 id,
                 "an upstream reference",
                 Duration::from_secs(15),
-                |r| r.status() == "processing" && accepted(r),
+                |r| r.status == StoredStatus::Processing && accepted(r),
             )
             .await
-            .get("upstream")
-            .to_string(),
+            .upstream
+            .unwrap_or_default(),
         );
     }
     a.kill(); // SIGKILL: no hand-back, no goodbye
@@ -276,8 +277,8 @@ async fn lyrics_upload_and_continue_are_resumed_by_their_ids_after_a_kill() {
     let c = h.wait_terminal("t_d", &cont, Duration::from_secs(20)).await;
     b.terminate(Duration::from_secs(10));
     for r in [&l, &u, &c] {
-        assert_eq!(r.status(), "completed", "{:?}", r.fields);
-        assert_eq!(r.num("attempts"), 2, "claimed again after the crash");
+        assert_eq!(r.status, StoredStatus::Completed, "{:?}", r);
+        assert_eq!(r.attempts, 2, "claimed again after the crash");
     }
     assert!(refs[0].contains("lyr"), "{}", refs[0]);
     assert!(
@@ -352,9 +353,11 @@ async fn a_kill_before_suno_answers_adopts_the_generation_from_the_feed() {
             .clone()
             .unwrap();
         assert!(
-            r.get("upstream").contains("submitting"),
+            r.upstream
+                .as_deref()
+                .is_some_and(|u| u.contains("submitting")),
             "only the intent is stored: {:?}",
-            r.fields
+            r
         );
     }
     a.kill(); // inside the window: Suno made the clips, their ids were never stored
@@ -367,8 +370,8 @@ async fn a_kill_before_suno_answers_adopts_the_generation_from_the_feed() {
         .await;
     b.terminate(Duration::from_secs(10));
     for (r, text) in [(&d, "a night train"), (&c, "rails hum")] {
-        assert_eq!(r.status(), "completed", "{:?}", r.fields);
-        assert_eq!(r.num("attempts"), 2, "claimed again after the crash");
+        assert_eq!(r.status, StoredStatus::Completed, "{:?}", r);
+        assert_eq!(r.attempts, 2, "claimed again after the crash");
         let clips = output(r)["clips"].as_array().unwrap().clone();
         assert_eq!(clips.len(), 2, "both clips of the generation");
         assert_ne!(clips[0]["id"], clips[1]["id"]);
@@ -385,7 +388,11 @@ async fn a_kill_before_suno_answers_adopts_the_generation_from_the_feed() {
         for clip in &clips {
             let shown = clip["metadata"].to_string();
             assert!(shown.contains(text), "{shown}");
-            assert!(r.get("upstream").contains(clip["id"].as_str().unwrap()));
+            assert!(
+                r.upstream
+                    .as_deref()
+                    .is_some_and(|u| u.contains(clip["id"].as_str().unwrap()))
+            );
         }
     }
     assert_eq!(output(&c)["clips"][0]["title"], "Rails");
@@ -437,8 +444,8 @@ async fn an_intent_suno_never_took_generates_once() {
     let w = spawn_worker(&h, &[]);
     let r = h.wait_terminal("t_d", &id, Duration::from_secs(20)).await;
     w.terminate(Duration::from_secs(10));
-    assert_eq!(r.status(), "completed", "{:?}", r.fields);
-    assert_eq!(r.num("attempts"), 2, "the 502, then the generation");
+    assert_eq!(r.status, StoredStatus::Completed, "{:?}", r);
+    assert_eq!(r.attempts, 2, "the 502, then the generation");
     let stats = h.sim.stats();
     assert_eq!(stats.accounts["fresh1"].refused, 1);
     assert_eq!(stats.accounts["fresh1"].submissions, 1, "generated once");

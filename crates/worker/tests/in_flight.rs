@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use common::*;
 use serde_json::Value;
 use switchyard_core::Provider;
-use switchyard_scheduler::Scheduler;
+use switchyard_scheduler::{Scheduler, StoredStatus};
 use switchyard_worker::{Control, Job, Upstream, UpstreamError, Worker};
 use tokio::sync::watch;
 
@@ -105,13 +105,13 @@ async fn a_panicking_adapter_fails_its_runs_and_leaves_no_trace() {
                 .get_task("tenant", &id)
                 .await
                 .unwrap()
-                .is_some_and(|r| r.status() == "failed")
+                .is_some_and(|r| r.status == StoredStatus::Failed)
         },
     )
     .await;
-    let f = fields(sched, "tenant", &id).await;
+    let f = record(sched, "tenant", &id).await;
     let budget = c.scheduler.max_attempts;
-    assert_eq!(f["attempts"], budget.to_string(), "{f:?}");
+    assert_eq!(f.attempts, budget, "{f:?}");
     assert_eq!(w.upstream.runs.load(Ordering::SeqCst), budget);
     w.expect_no_run_in_flight("the panicked runs to leave the count (before any heartbeat)")
         .await;
@@ -137,7 +137,10 @@ async fn finished_runs_never_linger_in_the_in_flight_count() {
                 .await
                 .unwrap()
                 .iter()
-                .all(|r| r.as_ref().is_some_and(|r| r.status() == "completed"))
+                .all(|r| {
+                    r.as_ref()
+                        .is_some_and(|r| r.status == StoredStatus::Completed)
+                })
         },
     )
     .await;

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use common::*;
 use serde_json::Value;
 use switchyard_core::Provider;
-use switchyard_scheduler::Scheduler;
+use switchyard_scheduler::{Scheduler, StoredStatus};
 use switchyard_test_support::DurableRedis;
 use switchyard_worker::{Control, Job, Upstream, UpstreamError, Worker};
 use tokio::sync::watch;
@@ -152,8 +152,8 @@ async fn a_redis_restart_mid_run_finishes_every_run_in_place() {
     )
     .await;
     for p in ["B", "C"] {
-        let f = fields(&sched, "tenant", &ids[p]).await;
-        assert_eq!(f["upstream"], format!("ref-{p}"));
+        let f = record(&sched, "tenant", &ids[p]).await;
+        assert_eq!(f.upstream, Some(format!("ref-{p}")));
     }
 
     // The outage: SIGKILL, 5 s down, restart on the same port from the AOF.
@@ -175,18 +175,14 @@ async fn a_redis_restart_mid_run_finishes_every_run_in_place() {
                     .await
                     .ok()
                     .flatten()
-                    .is_some_and(|r| r.status() == "completed")
+                    .is_some_and(|r| r.status == StoredStatus::Completed)
             },
         )
         .await;
-        let f = fields(&sched, "tenant", id).await;
-        assert_eq!(f["attempts"], "1", "{p} ran once: {f:?}");
-        assert_eq!(f["upstream"], format!("ref-{p}"), "{p}: {f:?}");
-        assert_eq!(
-            serde_json::from_str::<Value>(&f["output"]).unwrap(),
-            out(p),
-            "{p}: {f:?}"
-        );
+        let f = record(&sched, "tenant", id).await;
+        assert_eq!(f.attempts, 1, "{p} ran once: {f:?}");
+        assert_eq!(f.upstream, Some(format!("ref-{p}")), "{p}: {f:?}");
+        assert_eq!(f.output, out(p), "{p}: {f:?}");
     }
     {
         let s = seen.lock().unwrap();
@@ -215,7 +211,7 @@ async fn a_redis_restart_mid_run_finishes_every_run_in_place() {
                 .await
                 .ok()
                 .flatten()
-                .is_some_and(|r| r.status() == "completed")
+                .is_some_and(|r| r.status == StoredStatus::Completed)
         },
     )
     .await;

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use common::*;
 use serde_json::Value;
 use switchyard_core::Provider;
-use switchyard_scheduler::Scheduler;
+use switchyard_scheduler::{Scheduler, StoredStatus};
 use switchyard_worker::{Control, Job, Upstream, UpstreamError, Worker};
 use tokio::sync::watch;
 
@@ -68,8 +68,8 @@ async fn shutdown_at_any_point_leaves_no_task_leased_to_nobody() {
         let stranded: Vec<&str> = recs
             .iter()
             .flatten()
-            .filter(|r| r.status() == "processing")
-            .map(|r| r.get("id"))
+            .filter(|r| r.status == StoredStatus::Processing)
+            .map(|r| r.id.as_str())
             .collect();
         assert!(
             stranded.is_empty(),
@@ -78,9 +78,9 @@ async fn shutdown_at_any_point_leaves_no_task_leased_to_nobody() {
         );
         for r in recs.iter().flatten() {
             assert!(
-                matches!(r.status(), "queued" | "completed"),
+                matches!(r.status, StoredStatus::Queued | StoredStatus::Completed),
                 "round {round}: {:?}",
-                r.fields
+                r
             );
         }
     }
@@ -90,7 +90,7 @@ async fn shutdown_at_any_point_leaves_no_task_leased_to_nobody() {
         .unwrap()
         .iter()
         .flatten()
-        .filter(|r| r.status() == "completed")
+        .filter(|r| r.status == StoredStatus::Completed)
         .count();
     assert!(
         done > 0 && done < ids.len(),

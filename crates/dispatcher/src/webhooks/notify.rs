@@ -218,12 +218,13 @@ async fn message(state: &Shared, job: &Job) -> Result<Option<Message>, String> {
             .await
             .map_err(|e| e.to_string())?
             .ok_or("task gone")?;
-        let endpoint = rec.get("wh_endpoint").to_string();
-        if endpoint.is_empty() {
+        let Some(webhook) = &rec.webhook else {
             return Ok(None);
-        }
-        let secret = Some(rec.get("wh_secret"))
-            .filter(|s| !s.is_empty())
+        };
+        let endpoint = webhook.endpoint.clone();
+        let secret = webhook
+            .sealed_secret
+            .as_deref()
             .and_then(|s| state.secrets.open(s).ok());
         let data = tasks::render(state, &rec, &HashMap::new()).await;
         let body = json!({"timestamp": at / 1000, "event": format!("task.{}", job.event.kind), "data": data});

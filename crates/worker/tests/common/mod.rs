@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use switchyard_core::secrets::SecretBox;
 use switchyard_core::task::SunoTask;
 use switchyard_core::{Config, Provider, QuotaKind, ServiceMode, TaskBody, TaskSpec};
-use switchyard_scheduler::{AccountSpec, NewTask, Owner, Scheduler};
+use switchyard_scheduler::{AccountSpec, NewTask, Owner, Scheduler, TaskRecord};
 
 /// The master key the tests seal credentials with.
 pub const MASTER_KEY: &str = "switchyard-worker-tests-master-key";
@@ -126,17 +126,12 @@ where
     }
 }
 
-/// A task's stored fields (empty when gone).
-pub async fn fields(
-    s: &Scheduler,
-    tenant: &str,
-    id: &str,
-) -> std::collections::HashMap<String, String> {
+/// A task as stored (panics when it is gone).
+pub async fn record(s: &Scheduler, tenant: &str, id: &str) -> TaskRecord {
     s.get_task(tenant, id)
         .await
         .unwrap()
-        .map(|r| r.fields)
-        .unwrap_or_default()
+        .unwrap_or_else(|| panic!("task {id} is gone"))
 }
 
 /// `Value` shorthand for the fake upstreams' outputs.
