@@ -20,6 +20,7 @@ use thiserror::Error;
 
 use crate::plan::{Plan, PlanTable};
 use crate::pricing::PriceTable;
+use crate::prompt_check::{PromptCheckConfig, PromptChecker};
 use crate::provider::Provider as UpstreamProvider;
 use crate::task::{MjVersion, ParseOptions};
 
@@ -141,6 +142,8 @@ pub struct Config {
     pub plans: PlanTable,
     /// The price table (the seed's values).
     pub prices: PriceTable,
+    /// The prompt checker's banned words and patterns.
+    pub prompt_check: PromptCheckConfig,
 }
 
 /// Redis connection and key layout.
@@ -462,6 +465,8 @@ impl Config {
 
     /// Check values that parse but cannot work.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        PromptChecker::new(&self.prompt_check)
+            .map_err(|e| ConfigError::invalid("prompt_check.patterns", e))?;
         let r = &self.redis;
         if !["redis://", "rediss://", "unix://", "redis+unix://"]
             .iter()

@@ -4,7 +4,7 @@ use crate::error::NotEntitled;
 use crate::plan::{Plan, PlanLimits, PlanTable};
 use crate::pricing::QuotaKind;
 use crate::provider::ServiceMode;
-use crate::task::{LumaFeature, MjAction, SunoTask, TaskSpec};
+use crate::task::{LumaFeature, SunoTask, TaskSpec};
 
 impl PlanTable {
     /// Whether `plan` may run `task` in `service_mode`. The error names the feature and the
@@ -32,14 +32,8 @@ impl PlanTable {
                 if t.action.bot_id().is_some() {
                     check(&|l| l.bot_id, "midjourney bot_id (account pinning)".into())?;
                 }
-                if let MjAction::Imagine(i) = &t.action
-                    && i.skip_prompt_check == Some(true)
-                {
-                    check(
-                        &|l| l.midjourney.skip_prompt_check,
-                        "midjourney skip_prompt_check".into(),
-                    )?;
-                }
+                // skip_prompt_check is not an entitlement: a plan without it has the
+                // prompt checked all the same (the intake says so in the task's logs).
                 Ok(())
             }
             TaskSpec::Suno(t) => {

@@ -571,8 +571,20 @@ fn bot_id_and_skip_prompt_check_need_premium() {
         "imagine",
         json!({"prompt": "p", "skip_prompt_check": true}),
     );
-    assert!(entitlement(Plan::Hobbyist, ServiceMode::Ppu, &skip).is_err());
-    assert!(entitlement(Plan::Premium, ServiceMode::Ppu, &skip).is_ok());
+    // Skipping the checker is a plan right the intake applies, not a refusal.
+    assert!(entitlement(Plan::Hobbyist, ServiceMode::Ppu, &skip).is_ok());
+    assert!(
+        !PlanTable::seed()
+            .get(Plan::Hobbyist)
+            .midjourney
+            .skip_prompt_check
+    );
+    assert!(
+        PlanTable::seed()
+            .get(Plan::Premium)
+            .midjourney
+            .skip_prompt_check
+    );
 }
 
 #[test]

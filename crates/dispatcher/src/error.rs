@@ -164,7 +164,8 @@ impl From<NotEntitled> for ApiError {
 }
 
 /// A request the intake refused: 404 `task_not_found` for a missing origin task, 400 at
-/// the field, 403 `not_entitled`, 404 `account_not_found` for an unknown `bot_id`.
+/// the field, 400 `prompt_rejected` naming the word, 403 `not_entitled`, 404
+/// `account_not_found` for an unknown `bot_id`.
 impl From<IntakeError> for ApiError {
     fn from(e: IntakeError) -> Self {
         match e {
@@ -172,6 +173,13 @@ impl From<IntakeError> for ApiError {
             IntakeError::Invalid { field, message } => ApiError::invalid(field, message),
             IntakeError::NotEntitled(e) => e.into(),
             IntakeError::AccountNotFound(id) => ApiError::account_not_found(&id),
+            IntakeError::PromptRejected { field, matched } => ApiError::bad(
+                "prompt_rejected",
+                &field,
+                format!(
+                    "the prompt contains `{matched}`, which is not allowed; remove it and retry"
+                ),
+            ),
             IntakeError::Scheduler(e) => e.into(),
         }
     }

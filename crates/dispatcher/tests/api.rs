@@ -252,7 +252,7 @@ async fn bad_requests_are_refused_with_stable_codes_and_change_nothing() {
         (Some(&key), json!({"model": "suno", "task_type": "lyrics", "input": {"prompt": "x"}}).to_string(), 403, "not_entitled", None),
         (Some(&key), json!({"model": "gpts", "task_type": "create_conversation", "input": {"message": "hi"}}).to_string(), 403, "not_entitled", None),
         (Some(&key), json!({"model": "luma", "task_type": "video_generation", "input": {"prompt": "p", "key_frames": {"frame0": {"type": "image", "url": "https://x.com/a.png"}}}}).to_string(), 403, "not_entitled", None),
-        (Some(&key), json!({"model": "midjourney", "task_type": "imagine", "input": {"prompt": "x", "skip_prompt_check": true}}).to_string(), 403, "not_entitled", None),
+        (Some(&key), json!({"model": "midjourney", "task_type": "imagine", "input": {"prompt": "a nude statue", "skip_prompt_check": true}}).to_string(), 400, "prompt_rejected", Some("/input/prompt")),
         (Some(&key), json!({"model": "midjourney", "task_type": "upscale", "input": {"origin_task_id": "01234567-no-such-task", "index": 1}}).to_string(), 404, "task_not_found", None),
         (Some(&key), imagine(json!({"prompt": "x", "process_mode": "turbo"})), 402, "insufficient_quota", None),
         (Some(&key), json!({"model": "midjourney", "task_type": "imagine", "input": {"prompt": "x"}, "config": {"service_mode": "private"}}).to_string(), 422, "no_account", None),

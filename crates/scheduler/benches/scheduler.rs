@@ -90,6 +90,7 @@ fn new_task(tenant: &str, n: usize) -> NewTask {
         body: r#"{"model":"suno","task_type":"generate_music","input":{"gpt_description_prompt":"a song about the sea"}}"#.to_string(),
         extra: vec![],
         idempotency: None,
+        log: vec![],
     }
 }
 

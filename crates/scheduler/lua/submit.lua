@@ -2,8 +2,8 @@
 -- hold, store, queue, wake. Each task is all or nothing: a refused one writes nothing.
 -- ARGV: for each task, its argument count, then its arguments: id, tenant, service_mode
 --       (ppu|byoa), mode, pin, ppu_price, quota_kind, idempotency_key, idempotency_hash,
---       idempotency_ttl_s, then field/value pairs. A batch comes from one caller and is
---       bounded by it.
+--       idempotency_ttl_s, then field/value pairs (`body`: the body's own key; `log`: an
+--       entry of the task's log). A batch comes from one caller and is bounded by it.
 -- Returns one reply per task: {'ok', id, pool, failover, held} | {'dup', id} |
 -- {'err', code, detail}.
 -- Tenant settings read by this call (a submit changes none).
@@ -92,6 +92,11 @@ local function submit_one(A)
   for i = 11, #A, 2 do
     if A[i] == 'body' then
       redis.call('SET', k('tb', id), A[i + 1])
+    elseif A[i] == 'log' then
+      -- A note of the intake. Entries appended later take the task's TTL once it has one;
+      -- until then the tenant's retention bounds the list.
+      redis.call('RPUSH', k('tlog', id), A[i + 1])
+      redis.call('EXPIRE', k('tlog', id), tn[3])
     else
       fields[#fields + 1] = A[i]
       fields[#fields + 1] = A[i + 1]

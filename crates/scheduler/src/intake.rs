@@ -50,6 +50,14 @@ pub enum IntakeError {
     /// `bot_id` names no account of this tenant.
     #[error("account {0} not found")]
     AccountNotFound(String),
+    /// The prompt checker found a banned word or pattern.
+    #[error("{field}: the prompt contains `{matched}`, which is not allowed; remove it and retry")]
+    PromptRejected {
+        /// The field, as a JSON pointer.
+        field: String,
+        /// The banned word, phrase or pattern.
+        matched: String,
+    },
     /// Redis failed.
     #[error(transparent)]
     Scheduler(#[from] SchedulerError),
@@ -81,6 +89,9 @@ impl Scheduler {
             extra,
             idempotency,
         } = req;
+        let config = self.config();
+        let mut log = Vec::new();
+        self.check_prompts(plan, &spec, &mut log)?;
         let mut pin = None;
         let mut origin = None;
         if let Some(origin_id) = spec.origin_task_id().map(str::to_string) {
@@ -95,7 +106,6 @@ impl Scheduler {
                 message: "bot_id pins one of your hosted accounts; set config.service_mode to \"private\"".into(),
             });
         }
-        let config = self.config();
         config.plans.entitlement(plan, service_mode, &spec)?;
         if let Some(bot) = spec.bot_id() {
             let owner = Owner::Tenant(tenant.to_string());
@@ -117,7 +127,41 @@ impl Scheduler {
                 .to_json(),
             extra,
             idempotency,
+            log,
         })
+    }
+
+    /// The prompt checker, unless the request skips it on a plan that allows skipping; a
+    /// skip the plan does not allow is ignored and noted in the task's log.
+    fn check_prompts(
+        &self,
+        plan: Plan,
+        spec: &TaskSpec,
+        log: &mut Vec<String>,
+    ) -> Result<(), IntakeError> {
+        let may_skip = self.config().plans.get(plan).midjourney.skip_prompt_check;
+        if spec.skip_prompt_check() {
+            if may_skip {
+                return Ok(());
+            }
+            log.push(
+                serde_json::json!({
+                    "time": humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+                    "kind": "intake",
+                    "message": format!(
+                        "skip_prompt_check ignored: the {plan} plan does not include skipping the prompt checker; the prompt was checked"
+                    ),
+                })
+                .to_string(),
+            );
+        }
+        self.inner
+            .prompt_checker
+            .check(spec)
+            .map_err(|r| IntakeError::PromptRejected {
+                field: format!("/input/{}", r.field),
+                matched: r.matched,
+            })
     }
 
     /// Follow-ups run where their origin ran, with its service mode and (Midjourney) its

@@ -126,6 +126,7 @@ struct Inner {
     cfg: SchedulerConfig,
     config: Config,
     scripts: scripts::Scripts,
+    prompt_checker: switchyard_core::prompt_check::PromptChecker,
 }
 
 impl Scheduler {
@@ -139,6 +140,10 @@ impl Scheduler {
                 cfg: config.scheduler.clone(),
                 config: config.clone(),
                 scripts: scripts::Scripts::load(config),
+                prompt_checker: switchyard_core::prompt_check::PromptChecker::new(
+                    &config.prompt_check,
+                )
+                .map_err(SchedulerError::Config)?,
             }),
         };
         s.ping().await?;

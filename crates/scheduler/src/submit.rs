@@ -29,6 +29,8 @@ pub struct NewTask {
     pub extra: Vec<(String, String)>,
     /// Idempotency key and a hash of the request it came with.
     pub idempotency: Option<(String, String)>,
+    /// Entries for the task's log, written with it (e.g. the intake's notes).
+    pub log: Vec<String>,
 }
 
 /// A task accepted (or found again by its idempotency key).
@@ -69,6 +71,10 @@ impl Scheduler {
         for (k, v) in &task.extra {
             args.push(k.clone());
             args.push(v.clone());
+        }
+        for entry in &task.log {
+            args.push("log".to_string());
+            args.push(entry.clone());
         }
         (base, args)
     }

@@ -93,6 +93,7 @@ pub fn task(tenant: &str, p: Provider, sm: ServiceMode, mode: ProcessMode, price
         body: format!("{{\"n\":{n},\"tenant\":\"{tenant}\"}}"),
         extra: vec![],
         idempotency: None,
+        log: vec![],
     }
 }
 

@@ -95,6 +95,7 @@ pub fn task(config: &Config, tenant: &str, prompt: &str) -> NewTask {
         body: TaskBody::new(spec, input, None).to_json(),
         extra: vec![],
         idempotency: None,
+        log: vec![],
     }
 }
 
