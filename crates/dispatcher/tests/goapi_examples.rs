@@ -6,33 +6,11 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use common::Api;
 use reqwest::Method;
 use serde_json::{Value, json};
-
-/// Every documented create body: (file name, body).
-fn create_bodies() -> Vec<(String, Value)> {
-    let root =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/goapi-examples/requests");
-    let mut out = Vec::new();
-    for dir in std::fs::read_dir(&root).unwrap() {
-        for f in std::fs::read_dir(dir.unwrap().path()).unwrap() {
-            let path = f.unwrap().path();
-            let doc: Value =
-                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-            if doc["method"] == "POST" && doc["path"] == "/api/v1/task" {
-                let name = path.file_name().unwrap().to_string_lossy().to_string();
-                out.push((name, doc["body"].clone()));
-            }
-        }
-    }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    assert!(out.len() >= 16, "the examples are missing");
-    out
-}
 
 /// Whether the worker must download something from the internet to run this body (an
 /// image to describe, a key frame): out of reach here, so such bodies are checked up to
@@ -81,7 +59,7 @@ async fn every_documented_body_is_accepted_as_it_is_and_runs() {
     assert_eq!(done["status"], "completed", "{done}");
 
     let mut runs = Vec::new();
-    for (name, mut body) in create_bodies() {
+    for (name, mut body) in switchyard_test_support::goapi_create_bodies() {
         if body["input"].get("origin_task_id").is_some() {
             body["input"]["origin_task_id"] = json!(grid_id);
         }
@@ -95,7 +73,7 @@ async fn every_documented_body_is_accepted_as_it_is_and_runs() {
             .await;
         if body["model"] == "music-u" {
             assert_eq!(s, 400, "{name}: {v}");
-            assert_eq!(v["data"]["error"]["code"], "unknown_model", "{name}: {v}");
+            assert_eq!(v["data"]["error"]["reason"], "unknown_model", "{name}: {v}");
             assert!(
                 v["message"].as_str().unwrap().contains("suno"),
                 "{name}: {v}"

@@ -419,3 +419,33 @@ pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool)
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// GoAPI's and PiAPI's documented create bodies (`testdata/goapi-examples/requests/`,
+/// copied from the pages each file cites), as (file name, body), sorted by name.
+pub fn goapi_create_bodies() -> Vec<(String, serde_json::Value)> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/goapi-examples/requests");
+    let mut out = Vec::new();
+    for dir in std::fs::read_dir(&root).expect("testdata/goapi-examples/requests") {
+        let dir = dir.expect("an examples directory").path();
+        for f in std::fs::read_dir(&dir).expect("an examples directory") {
+            let path = f.expect("an example file").path();
+            let text = std::fs::read_to_string(&path).expect("an example file");
+            let doc: serde_json::Value = serde_json::from_str(&text).expect("example JSON");
+            if doc["method"] == "POST" && doc["path"] == "/api/v1/task" {
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_default();
+                out.push((name, doc["body"].clone()));
+            }
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    assert!(
+        out.len() >= 16,
+        "the GoAPI examples are missing: {}",
+        out.len()
+    );
+    out
+}
