@@ -189,10 +189,10 @@ impl<'a> Http<'a> {
                 ));
             }
             let field = e.field.map(|f| format!(" ({f})")).unwrap_or_default();
-            let code = if e.code == "unknown" {
+            let code = if e.reason == "unknown" {
                 "error"
             } else {
-                &e.code
+                &e.reason
             };
             CliError::Usage(format!("{code}{field}: {}", e.message))
         })

@@ -9,12 +9,12 @@ use switchyard_core::TaskStatus;
 
 /// An API error as the server reported it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{status} {code}: {message}")]
+#[error("{status} {reason}: {message}")]
 pub struct ClientError {
     /// HTTP status (0: no answer).
     pub status: u16,
-    /// Stable error code (`unauthorized`, `invalid_request`, …).
-    pub code: String,
+    /// The stable reason (`unauthorized`, `invalid_request`, …; `data.error.reason`).
+    pub reason: String,
     /// The message.
     pub message: String,
     /// The field, for 400s.
@@ -90,7 +90,7 @@ impl Client {
         };
         let resp = req.send().await.map_err(|e| ClientError {
             status: 0,
-            code: "connection".into(),
+            reason: "connection".into(),
             message: e.to_string(),
             field: None,
         })?;
@@ -109,7 +109,7 @@ impl Client {
         };
         Err(ClientError {
             status,
-            code: err["code"].as_str().unwrap_or("unknown").to_string(),
+            reason: err["reason"].as_str().unwrap_or("unknown").to_string(),
             message,
             field: err["field"].as_str().map(str::to_string),
         })

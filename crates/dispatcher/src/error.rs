@@ -11,8 +11,8 @@ use switchyard_scheduler::{AccountError, IntakeError, SchedulerError, SubmitErro
 pub struct ApiError {
     /// HTTP status.
     pub status: StatusCode,
-    /// Stable snake_case code.
-    pub code: &'static str,
+    /// Stable snake_case reason (`data.error.reason`).
+    pub reason: &'static str,
     /// What was wrong and what to do.
     pub message: String,
     /// JSON pointer to the field (400s).
@@ -22,10 +22,10 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    fn new(status: StatusCode, reason: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             status,
-            code,
+            reason,
             message: message.into(),
             field: None,
             retry_after: None,
@@ -89,6 +89,15 @@ impl ApiError {
     /// 404 for anything else.
     pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::NOT_FOUND, code, message)
+    }
+
+    /// 405 `method_not_allowed`.
+    pub fn method_not_allowed(method: &axum::http::Method, path: &str) -> Self {
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("{method} is not allowed on {path}; see the API reference"),
+        )
     }
 
     /// 409.
@@ -234,11 +243,13 @@ impl From<Refused> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut error = json!({"code": self.code, "message": self.message});
+        let code = self.status.as_u16();
+        let mut error = json!({"code": code, "message": self.message, "raw_message": "",
+                               "detail": null, "reason": self.reason});
         if let Some(f) = &self.field {
             error["field"] = json!(f);
         }
-        let body = json!({"code": self.status.as_u16(), "message": self.message, "data": {"error": error}});
+        let body = json!({"code": code, "message": self.message, "data": {"error": error, "detail": null}});
         let mut resp = (self.status, axum::Json(body)).into_response();
         if let Some(s) = self.retry_after
             && let Ok(v) = HeaderValue::from_str(&s.to_string())
@@ -251,7 +262,12 @@ impl IntoResponse for ApiError {
 
 /// A success envelope.
 pub fn ok(data: serde_json::Value) -> Response {
-    axum::Json(json!({"code": 200, "message": "success", "data": data})).into_response()
+    ok_saying("success", data)
+}
+
+/// A success envelope with its own message (GoAPI's cancel replies).
+pub fn ok_saying(message: &str, data: serde_json::Value) -> Response {
+    axum::Json(json!({"code": 200, "message": message, "data": data})).into_response()
 }
 
 #[cfg(test)]
@@ -345,7 +361,8 @@ mod tests {
         ];
         for (e, status, code, field, message) in rows {
             assert_eq!(e.status.as_u16(), status, "{e:?}");
-            assert_eq!(e.code, code, "{e:?}");
+            assert_eq!(e.reason, code, "{e:?}");
+            assert!(crate::openapi::ERROR_CODES.contains(&e.reason), "{e:?}");
             assert_eq!(e.field.as_deref(), field, "{e:?}");
             assert_eq!(e.message, message, "{e:?}");
         }

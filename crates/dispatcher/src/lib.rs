@@ -83,10 +83,25 @@ impl AppState {
     }
 }
 
-/// The calling tenant, from `X-API-Key`.
+/// The calling tenant, from `X-API-Key`, with one request taken from its rate budget
+/// (a `?wait` long poll counts once).
 pub struct Caller(pub Tenant);
 
 impl FromRequestParts<Shared> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, ApiError> {
+        let Submitter(t) = Submitter::from_request_parts(parts, state).await?;
+        state.rate_check(&t.tenant_id)?;
+        Ok(Caller(t))
+    }
+}
+
+/// The calling tenant of a create, from `X-API-Key`, not yet rate-checked: the create
+/// takes from the budget last, after its other checks (API.md's validation order).
+pub struct Submitter(pub Tenant);
+
+impl FromRequestParts<Shared> for Submitter {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, ApiError> {
@@ -98,7 +113,7 @@ impl FromRequestParts<Shared> for Caller {
             .filter(|k| !k.is_empty())
             .ok_or_else(|| ApiError::unauthorized("missing X-API-Key header"))?;
         match tenants::by_key(&state.sched, key).await? {
-            Some(t) => Ok(Caller(t)),
+            Some(t) => Ok(Submitter(t)),
             None => Err(ApiError::unauthorized("unknown API key")),
         }
     }
@@ -140,6 +155,8 @@ pub fn router(state: Shared) -> Router {
             "/api/v1/task/{id}",
             get(tasks::get_one).delete(tasks::cancel),
         )
+        .route("/api/v1/task/{id}/cancel", post(tasks::cancel))
+        .route("/api/v1/tasks", axum::routing::delete(tasks::cancel_many))
         .route(
             "/api/v1/accounts",
             post(accounts::create).get(accounts::list),
@@ -175,6 +192,7 @@ pub fn router(state: Shared) -> Router {
         )
         .route("/readyz", get(ready))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)
 }
@@ -196,6 +214,10 @@ async fn metrics_route(State(s): State<Shared>) -> Response {
 
 async fn not_found() -> ApiError {
     ApiError::not_found("not_found", "no such route; see the API reference")
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::method_not_allowed(&method, uri.path())
 }
 
 /// Serve until `shutdown` completes; also runs the webhook deliverer.

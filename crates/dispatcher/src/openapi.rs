@@ -45,6 +45,20 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         method: "post",
+        path: "/api/v1/task/{task_id}/cancel",
+        summary: "Cancel a staged or pending task (the same as DELETE)",
+        auth: "key",
+        body: None,
+    },
+    Route {
+        method: "delete",
+        path: "/api/v1/tasks",
+        summary: "Cancel every cancellable task created before ?created_before=<unix s> of ?model=<model|all>",
+        auth: "key",
+        body: None,
+    },
+    Route {
+        method: "post",
         path: "/api/v1/task/fetch",
         summary: "Get up to 100 tasks",
         auth: "key",
@@ -185,7 +199,7 @@ pub const ROUTES: &[Route] = &[
     },
 ];
 
-/// The stable error codes.
+/// The stable reasons of a refused request (`data.error.reason`).
 pub const ERROR_CODES: &[&str] = &[
     "unauthorized",
     "forbidden",
@@ -194,10 +208,15 @@ pub const ERROR_CODES: &[&str] = &[
     "invalid_request",
     "unknown_model",
     "unknown_task_type",
+    "prompt_rejected",
     "task_not_found",
     "account_not_found",
+    "tenant_not_found",
+    "not_found",
+    "method_not_allowed",
     "not_cancellable",
     "idempotency_key_reused",
+    "account_exists",
     "payload_too_large",
     "rate_limited",
     "no_account",
@@ -238,8 +257,10 @@ fn schemas() -> Value {
             "kind": {"type": "string", "enum": ["credits", "mj_quota", "suno_quota", "luma_quota", "gpts_quota"]}, "amount": {"type": "integer", "minimum": 1}}},
         "Envelope": {"type": "object", "properties": {"code": {"type": "integer"}, "message": {"type": "string"}, "data": {}}},
         "Error": {"type": "object", "properties": {"code": {"type": "integer"}, "message": {"type": "string"},
-            "data": {"type": "object", "properties": {"error": {"type": "object", "properties": {
-                "code": {"type": "string", "enum": ERROR_CODES}, "message": {"type": "string"}, "field": {"type": "string"}}}}}}},
+            "data": {"type": "object", "properties": {"detail": {"nullable": true}, "error": {"type": "object", "properties": {
+                "code": {"type": "integer", "description": "the HTTP status"}, "message": {"type": "string"},
+                "raw_message": {"type": "string"}, "detail": {"type": "object", "nullable": true},
+                "reason": {"type": "string", "enum": ERROR_CODES}, "field": {"type": "string", "description": "JSON pointer"}}}}}}},
     })
 }
 

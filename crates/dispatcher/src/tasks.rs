@@ -5,18 +5,18 @@ use std::time::{Duration, Instant};
 
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
-use serde_json::Value;
+use axum::response::Response;
+use serde_json::{Value, json};
 use switchyard_core::Provider;
 use switchyard_scheduler::{CancelOutcome, TaskRecord, TenantLoad};
 
-use crate::error::{ApiError, ok};
+use crate::error::{ApiError, ok, ok_saying};
 use crate::intake::{self, CreateTask};
 use crate::json::{FromJson, Json, JsonWithBytes, object};
-use crate::{Caller, Shared, view};
+use crate::{Caller, Shared, Submitter, view};
 
 /// Load for staged/pending, per provider.
-async fn loads(state: &Shared, tenant: &str) -> HashMap<Provider, TenantLoad> {
+pub(crate) async fn loads(state: &Shared, tenant: &str) -> HashMap<Provider, TenantLoad> {
     state
         .sched
         .tenant_load(tenant)
@@ -38,7 +38,7 @@ pub async fn render(
 /// `POST /api/v1/task`.
 pub async fn create(
     State(state): State<Shared>,
-    Caller(tenant): Caller,
+    Submitter(tenant): Submitter,
     headers: HeaderMap,
     JsonWithBytes { value: req, bytes }: JsonWithBytes<CreateTask>,
 ) -> Result<Response, ApiError> {
@@ -141,7 +141,8 @@ pub async fn fetch(
     Ok(ok(Value::Array(out)))
 }
 
-/// `DELETE /api/v1/task/{id}`.
+/// `DELETE /api/v1/task/{id}` and `POST /api/v1/task/{id}/cancel`: GoAPI's reply,
+/// `message: "task <id> canceled"` and the task.
 pub async fn cancel(
     State(state): State<Shared>,
     Caller(tenant): Caller,
@@ -162,5 +163,55 @@ pub async fn cancel(
         .get_task(&tenant.tenant_id, &id)
         .await?
         .ok_or_else(|| ApiError::task_not_found(&id))?;
-    Ok(ok(render(&state, &rec, &HashMap::new()).await).into_response())
+    let data = render(&state, &rec, &HashMap::new()).await;
+    Ok(ok_saying(&format!("task {id} canceled"), data))
+}
+
+/// The query of `DELETE /api/v1/tasks`.
+#[derive(serde::Deserialize)]
+pub struct BulkCancelQuery {
+    created_before: Option<String>,
+    model: Option<String>,
+}
+
+/// `DELETE /api/v1/tasks?created_before=<unix s>&model=<model or all>`: cancel every
+/// cancellable task of the caller's that matches; replies the count and the ids.
+pub async fn cancel_many(
+    State(state): State<Shared>,
+    Caller(tenant): Caller,
+    Query(q): Query<BulkCancelQuery>,
+) -> Result<Response, ApiError> {
+    let before_ms = match q.created_before.as_deref().map(str::trim) {
+        None | Some("") => u64::MAX,
+        Some(s) => s
+            .parse::<u64>()
+            .ok()
+            .and_then(|secs| secs.checked_mul(1000))
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "/created_before",
+                    "created_before must be a Unix time in seconds",
+                )
+            })?,
+    };
+    let providers: Vec<Provider> = match q.model.as_deref().map(str::trim) {
+        None | Some("") | Some("all") => Provider::ALL.to_vec(),
+        Some(m) => vec![Provider::from_model_name(m).ok_or_else(|| {
+            ApiError::from(switchyard_core::SpecError::UnknownModel(m.to_string()))
+        })?],
+    };
+    let mut ids = Vec::new();
+    for p in providers {
+        ids.extend(
+            state
+                .sched
+                .cancel_created_before(&tenant.tenant_id, p, before_ms)
+                .await?,
+        );
+    }
+    let n = ids.len();
+    Ok(ok_saying(
+        &format!("{n} tasks canceled"),
+        json!({"cancelled": n, "task_ids": ids}),
+    ))
 }

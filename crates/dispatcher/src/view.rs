@@ -39,21 +39,21 @@ pub fn task(r: &TaskRecord, load: Option<&TenantLoad>, logs: &[String]) -> Value
         .as_ref()
         .map_or("", |b| b.task_type.as_str())
         .to_string();
-    let error = match &r.error {
-        Some(e) if !e.code.is_empty() && r.status != StoredStatus::Completed => {
-            json!({"code": e.code, "message": e.message, "raw_message": e.raw})
-        }
-        _ => Value::Null,
-    };
+    let error = task_error(r);
     let service_mode = if r.requested == ServiceMode::Byoa {
         "private"
     } else {
         "public"
     };
-    let mut config = json!({"service_mode": service_mode});
-    if let Some(w) = &r.webhook {
-        config["webhook_config"] = json!({"endpoint": w.endpoint});
-    }
+    // The secret is write-only: GoAPI's shape, always empty.
+    let endpoint = r.webhook.as_ref().map_or("", |w| w.endpoint.as_str());
+    let config = json!({"service_mode": service_mode,
+                        "webhook_config": {"endpoint": endpoint, "secret": ""}});
+    let process_mode = if r.provider == Provider::Midjourney {
+        json!(r.process_mode.as_str())
+    } else {
+        Value::Null
+    };
     let logs: Vec<Value> = logs
         .iter()
         .filter_map(|l| serde_json::from_str(l).ok())
@@ -76,10 +76,38 @@ pub fn task(r: &TaskRecord, load: Option<&TenantLoad>, logs: &[String]) -> Value
             "account_id": r.account,
             "attempts": r.attempts,
             "progress": r.progress,
+            "process_mode": process_mode,
         },
+        "detail": null,
         "logs": logs,
         "error": error,
     })
+}
+
+/// The numeric `error.code` of a failed task's reason (API.md, "Error codes"); a reason
+/// without a number of its own reads as an upstream refusal.
+pub fn task_error_code(reason: &str) -> u32 {
+    match reason {
+        "upstream_timeout" => 10001,
+        "account_error" => 10002,
+        "retries_exhausted" => 10003,
+        "insufficient_quota" => 10004,
+        "cancelled" => 10005,
+        "expired_in_queue" => 10006,
+        _ => 10000,
+    }
+}
+
+/// A task's error object in GoAPI's shape: `{code: 0, message: "", raw_message: "",
+/// detail: null}` when it has none (never `null`); a failed or cancelled task's code per
+/// reason, with `reason` beside it.
+fn task_error(r: &TaskRecord) -> Value {
+    match &r.error {
+        Some(e) if !e.code.is_empty() && r.status != StoredStatus::Completed => json!({
+            "code": task_error_code(&e.code), "message": e.message, "raw_message": e.raw,
+            "detail": null, "reason": e.code}),
+        _ => json!({"code": 0, "message": "", "raw_message": "", "detail": null}),
+    }
 }
 
 /// The reply to a create: the task object, marked `Idempotent-Replayed: true` when the

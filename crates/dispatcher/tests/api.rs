@@ -187,9 +187,7 @@ async fn every_task_type_round_trips_with_signed_webhooks() {
         assert!(verify(secret, h), "bad signature");
         assert!(v["timestamp"].is_u64());
         assert!(
-            v["data"]["config"]["webhook_config"]
-                .get("secret")
-                .is_none(),
+            v["data"]["config"]["webhook_config"]["secret"] == "",
             "secret echoed"
         );
     }
@@ -263,7 +261,7 @@ async fn bad_requests_are_refused_with_stable_codes_and_change_nothing() {
         let short: String = body.chars().take(120).collect();
         assert_eq!(s, *status, "{short} → {v}");
         assert_eq!(v["code"], *status, "{short}");
-        assert_eq!(v["data"]["error"]["code"], *code, "{short} → {v}");
+        assert_eq!(v["data"]["error"]["reason"], *code, "{short} → {v}");
         assert_eq!(v["message"], v["data"]["error"]["message"]);
         assert!(!v["message"].as_str().unwrap().is_empty());
         if let Some(f) = field {
@@ -315,7 +313,7 @@ async fn bad_requests_are_refused_with_stable_codes_and_change_nothing() {
         )
         .await;
     assert_eq!(
-        (s, v["data"]["error"]["code"].as_str()),
+        (s, v["data"]["error"]["reason"].as_str()),
         (403, Some("not_entitled")),
         "hobbyist: no Luma beyond the trial"
     );
@@ -348,7 +346,7 @@ async fn tenants_see_only_their_own_tasks_and_accounts() {
         .raw(Some(&b), Method::GET, &format!("/api/v1/task/{id}"), None)
         .await;
     assert_eq!(
-        (s, v["data"]["error"]["code"].as_str()),
+        (s, v["data"]["error"]["reason"].as_str()),
         (404, Some("task_not_found"))
     );
     let (s, _, _) = api
@@ -465,11 +463,14 @@ async fn cancel_idempotency_and_retention() {
         .create_task_idempotent("idem-1", &other)
         .await
         .unwrap_err();
-    assert_eq!((e.status, e.code.as_str()), (409, "idempotency_key_reused"));
+    assert_eq!(
+        (e.status, e.reason.as_str()),
+        (409, "idempotency_key_reused")
+    );
     let luma = json!({"model": "luma", "task_type": "video_generation", "input": {"prompt": "p"}});
     let e = c.create_task_idempotent("idem-1", &luma).await.unwrap_err();
     assert_eq!(
-        (e.status, e.code.as_str()),
+        (e.status, e.reason.as_str()),
         (409, "idempotency_key_reused"),
         "same key, another provider"
     );
@@ -491,7 +492,7 @@ async fn cancel_idempotency_and_retention() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let e = c.cancel(id).await.unwrap_err();
-    assert_eq!((e.status, e.code.as_str()), (409, "not_cancellable"));
+    assert_eq!((e.status, e.reason.as_str()), (409, "not_cancellable"));
     // Retention: with the tenant's retention shortened, a finished task is gone after it.
     let mut s = switchyard_dispatcher::tenants::settings(
         &switchyard_dispatcher::tenants::get(&api.h.sched, &tenant)

@@ -136,7 +136,7 @@ async fn openapi_lists_every_route_the_router_serves() {
             .unwrap();
         let body: serde_json::Value = resp.json().await.unwrap_or(serde_json::Value::Null);
         assert_ne!(
-            body["data"]["error"]["code"], "not_found",
+            body["data"]["error"]["reason"], "not_found",
             "{} {} is not routed",
             r.method, r.path
         );
@@ -160,7 +160,7 @@ async fn openapi_lists_every_route_the_router_serves() {
         assert!(paths.contains_key(p), "{p} missing");
     }
     let codes = doc["components"]["schemas"]["Error"]["properties"]["data"]["properties"]["error"]
-        ["properties"]["code"]["enum"]
+        ["properties"]["reason"]["enum"]
         .as_array()
         .unwrap();
     assert!(codes.iter().any(|c| c == "idempotency_key_reused"));

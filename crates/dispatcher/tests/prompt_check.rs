@@ -53,7 +53,7 @@ async fn banned_words_are_refused_unless_the_plan_may_skip_the_checker() {
                 )
                 .await;
             assert_eq!(s, 400, "{v}");
-            assert_eq!(v["data"]["error"]["code"], "prompt_rejected", "{v}");
+            assert_eq!(v["data"]["error"]["reason"], "prompt_rejected", "{v}");
             assert_eq!(v["data"]["error"]["field"], "/input/prompt", "{v}");
             assert!(v["message"].as_str().unwrap().contains(word), "{v}");
         }
@@ -74,7 +74,7 @@ async fn banned_words_are_refused_unless_the_plan_may_skip_the_checker() {
         )
         .await;
     assert_eq!(
-        (s, v["data"]["error"]["code"].as_str()),
+        (s, v["data"]["error"]["reason"].as_str()),
         (400, Some("prompt_rejected")),
         "{v}"
     );

@@ -94,17 +94,28 @@ impl Scheduler {
         self.check_prompts(plan, &spec, &mut log)?;
         let mut pin = None;
         let mut origin = None;
-        if let Some(origin_id) = spec.origin_task_id().map(str::to_string) {
-            let f = self.follow_up(tenant, &mut spec, origin_id).await?;
-            service_mode = f.service_mode;
-            pin = f.pin;
-            origin = Some(f.origin);
-        }
+        // bot_id comes with tasks that have no origin, so the requested mode is theirs.
         if spec.bot_id().is_some() && service_mode == ServiceMode::Ppu {
             return Err(IntakeError::Invalid {
                 field: "/input/bot_id",
                 message: "bot_id pins one of your hosted accounts; set config.service_mode to \"private\"".into(),
             });
+        }
+        // 403 comes before 404 in the validation order: a follow-up whose origin is
+        // unknown is answered by the entitlement of the mode it asked for (a known
+        // origin's mode decides otherwise).
+        let requested = config.plans.entitlement(plan, service_mode, &spec);
+        if let Some(origin_id) = spec.origin_task_id().map(str::to_string) {
+            let f = match (
+                self.follow_up(tenant, &mut spec, origin_id).await,
+                requested,
+            ) {
+                (Err(IntakeError::OriginNotFound(_)), Err(refused)) => return Err(refused.into()),
+                (r, _) => r?,
+            };
+            service_mode = f.service_mode;
+            pin = f.pin;
+            origin = Some(f.origin);
         }
         config.plans.entitlement(plan, service_mode, &spec)?;
         if let Some(bot) = spec.bot_id() {

@@ -226,7 +226,8 @@ async fn message(state: &Shared, job: &Job) -> Result<Option<Message>, String> {
             .sealed_secret
             .as_deref()
             .and_then(|s| state.secrets.open(s).ok());
-        let data = tasks::render(state, &rec, &HashMap::new()).await;
+        // Staged or pending as the create reply and GET say it at this moment.
+        let data = tasks::render(state, &rec, &tasks::loads(state, &tenant_id).await).await;
         let body = json!({"timestamp": at / 1000, "event": format!("task.{}", job.event.kind), "data": data});
         Message {
             endpoint,

@@ -1,0 +1,402 @@
+//! GoAPI's reply shapes: the error object on refused requests and on tasks, `detail`,
+//! 404 and 405 in the envelope, cancel (reply, alias, bulk), the rate limit on every
+//! route, and the statuses a webhook shows.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Api, Receiver};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+fn suno(prompt: &str) -> String {
+    json!({"model": "suno", "task_type": "generate_music", "input": {"gpt_description_prompt": prompt}}).to_string()
+}
+
+/// The error object of a refused request: GoAPI's fields, plus `reason` and `field`.
+fn assert_refusal(v: &Value, status: u16, reason: &str) {
+    assert_eq!(v["code"], status, "{v}");
+    let e = &v["data"]["error"];
+    assert_eq!(e["code"], status, "error.code is the HTTP status: {v}");
+    assert_eq!(e["reason"], reason, "{v}");
+    assert_eq!(e["raw_message"], "", "{v}");
+    assert!(e["detail"].is_null() && e.get("detail").is_some(), "{v}");
+    assert!(!e["message"].as_str().unwrap().is_empty(), "{v}");
+    assert_eq!(v["message"], e["message"], "{v}");
+    assert!(v["data"].get("detail").is_some_and(Value::is_null), "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_refusal_is_the_envelope_with_goapis_error_object() {
+    let api = Api::start("replies_errors").await;
+    let (_, key) = api.tenant("developer").await;
+    let (s, _, v) = api
+        .raw(
+            Some(&key),
+            Method::POST,
+            "/api/v1/task",
+            Some("{\"model\": "),
+        )
+        .await;
+    assert_eq!(s, 400);
+    assert_refusal(&v, 400, "invalid_request");
+    assert_eq!(v["data"]["error"]["field"], "/body");
+
+    let (s, _, v) = api
+        .raw(Some(&key), Method::GET, "/api/v1/no/such/path", None)
+        .await;
+    assert_eq!(s, 404);
+    assert_refusal(&v, 404, "not_found");
+
+    // A wrong method on a known path: 405 in the envelope, not an empty body.
+    for (method, path) in [
+        (Method::GET, "/api/v1/task"),
+        (Method::PUT, "/api/v1/task/abc"),
+        (Method::GET, "/api/v1/task/fetch"),
+    ] {
+        let (s, _, v) = api.raw(Some(&key), method.clone(), path, None).await;
+        assert_eq!(s, 405, "{method} {path}");
+        assert_refusal(&v, 405, "method_not_allowed");
+        assert!(v["message"].as_str().unwrap().contains(path), "{v}");
+    }
+
+    let (s, _, v) = api.raw(None, Method::GET, "/api/v1/me", None).await;
+    assert_eq!(s, 401);
+    assert_refusal(&v, 401, "unauthorized");
+    api.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_shows_an_empty_error_object_detail_and_its_process_mode() {
+    let api = Api::start("replies_task").await;
+    let (tenant, key) = api.tenant("developer").await;
+    api.credit(&tenant, "mj_quota", 1000).await;
+    let body = json!({"model": "midjourney", "task_type": "imagine",
+        "input": {"prompt": "a fox", "process_mode": "fast"},
+        "config": {"service_mode": "", "webhook_config": {"endpoint": "", "secret": ""}}});
+    let (s, _, v) = api
+        .raw(
+            Some(&key),
+            Method::POST,
+            "/api/v1/task",
+            Some(&body.to_string()),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let t = &v["data"];
+    assert_eq!(
+        t["error"],
+        json!({"code": 0, "message": "", "raw_message": "", "detail": null})
+    );
+    assert!(t.get("detail").is_some_and(Value::is_null), "{t}");
+    assert_eq!(t["meta"]["process_mode"], "fast");
+    assert_eq!(
+        t["config"]["webhook_config"],
+        json!({"endpoint": "", "secret": ""})
+    );
+    // Other providers have no process mode.
+    api.credit(&tenant, "suno_quota", 100).await;
+    let (_, _, v) = api
+        .raw(Some(&key), Method::POST, "/api/v1/task", Some(&suno("x")))
+        .await;
+    assert!(v["data"]["meta"]["process_mode"].is_null(), "{v}");
+    api.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_answers_goapis_reply_by_delete_and_by_post() {
+    let api = Api::start("replies_cancel").await;
+    let (tenant, key) = api.tenant("developer").await;
+    api.credit(&tenant, "suno_quota", 100).await;
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let (s, _, v) = api
+            .raw(Some(&key), Method::POST, "/api/v1/task", Some(&suno("x")))
+            .await;
+        assert_eq!(s, 200, "{v}");
+        ids.push(v["data"]["task_id"].as_str().unwrap().to_string());
+    }
+    let (s, _, v) = api
+        .raw(
+            Some(&key),
+            Method::DELETE,
+            &format!("/api/v1/task/{}", ids[0]),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["message"], format!("task {} canceled", ids[0]));
+    assert_eq!(v["data"]["status"], "cancelled");
+    let e = &v["data"]["error"];
+    assert_eq!(
+        (&e["code"], &e["reason"], &e["message"]),
+        (
+            &json!(10005),
+            &json!("cancelled"),
+            &json!("cancelled by the client")
+        )
+    );
+    assert_eq!(v["data"]["meta"]["usage"]["consume"], 0);
+    let (s, _, v) = api
+        .raw(
+            Some(&key),
+            Method::POST,
+            &format!("/api/v1/task/{}/cancel", ids[1]),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["message"], format!("task {} canceled", ids[1]));
+    assert_eq!(v["data"]["status"], "cancelled");
+    let me = api.client(&key).me().await.unwrap();
+    assert_eq!(me["held"]["suno_quota"], 0, "{me}");
+    assert_eq!(me["balances"]["suno_quota"], 100, "{me}");
+    api.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_cancel_takes_the_callers_matching_queued_tasks_only() {
+    let api = Api::start("replies_bulk").await;
+    let (tenant, key) = api.tenant("developer").await;
+    let (other_id, other) = api.tenant("developer").await;
+    api.credit(&tenant, "suno_quota", 1000).await;
+    api.credit(&tenant, "mj_quota", 1000).await;
+    api.credit(&other_id, "suno_quota", 1000).await;
+    let create = |key: String, body: String| {
+        let api = &api;
+        async move {
+            let (s, _, v) = api
+                .raw(Some(&key), Method::POST, "/api/v1/task", Some(&body))
+                .await;
+            assert_eq!(s, 200, "{v}");
+            v["data"]["task_id"].as_str().unwrap().to_string()
+        }
+    };
+    let mut old_suno = Vec::new();
+    for _ in 0..3 {
+        old_suno.push(create(key.clone(), suno("old")).await);
+    }
+    let imagine = json!({"model": "midjourney", "task_type": "imagine", "input": {"prompt": "a fox", "process_mode": "fast"}}).to_string();
+    let old_mj = create(key.clone(), imagine.clone()).await;
+    let foreign = create(other.clone(), suno("theirs")).await;
+    // created_before is whole seconds: the next second's tasks are newer.
+    let cut = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1;
+    tokio::time::sleep(Duration::from_millis(
+        1000 - (std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_millis() as u64)
+            + 50,
+    ))
+    .await;
+    let new_suno = create(key.clone(), suno("new")).await;
+
+    let (s, _, v) = api
+        .raw(
+            Some(&key),
+            Method::DELETE,
+            "/api/v1/tasks?created_before=1&model=kling",
+            None,
+        )
+        .await;
+    assert_eq!(s, 400);
+    assert_refusal(&v, 400, "unknown_model");
+    let (s, _, v) = api
+        .raw(
+            Some(&key),
+            Method::DELETE,
+            "/api/v1/tasks?created_before=soon",
+            None,
+        )
+        .await;
+    assert_eq!(s, 400);
+    assert_refusal(&v, 400, "invalid_request");
+
+    let (s, _, v) = api
+        .raw(
+            Some(&key),
+            Method::DELETE,
+            &format!("/api/v1/tasks?created_before={cut}&model=music-s"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["message"], "3 tasks canceled", "{v}");
+    assert_eq!(v["data"]["cancelled"], 3);
+    let mut got: Vec<String> = v["data"]["task_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap().to_string())
+        .collect();
+    got.sort();
+    old_suno.sort();
+    assert_eq!(got, old_suno);
+    let status = |key: String, id: String| {
+        let api = &api;
+        async move {
+            let (_, _, v) = api
+                .raw(Some(&key), Method::GET, &format!("/api/v1/task/{id}"), None)
+                .await;
+            v["data"]["status"].as_str().unwrap_or("").to_string()
+        }
+    };
+    assert_eq!(status(key.clone(), new_suno.clone()).await, "pending");
+    assert_eq!(status(key.clone(), old_mj.clone()).await, "pending");
+    assert_eq!(status(other.clone(), foreign.clone()).await, "pending");
+
+    // model=all, no time bound: everything of the caller's left.
+    let (s, _, v) = api
+        .raw(Some(&key), Method::DELETE, "/api/v1/tasks?model=all", None)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["data"]["cancelled"], 2, "{v}");
+    assert_eq!(status(key.clone(), new_suno).await, "cancelled");
+    assert_eq!(status(key.clone(), old_mj).await, "cancelled");
+    assert_eq!(status(other, foreign).await, "pending");
+    let me = api.client(&key).me().await.unwrap();
+    assert_eq!(me["held"]["suno_quota"], 0, "{me}");
+    assert_eq!(me["held"]["mj_quota"], 0, "{me}");
+    assert_eq!(me["queued"]["suno"], 0, "{me}");
+    api.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_tenant_route_is_rate_limited_and_a_long_poll_counts_once() {
+    let api = Api::start_with("replies_rate", |c| {
+        c.dispatcher.rate_limit_per_s = 1;
+        c.dispatcher.rate_limit_burst = 3;
+    })
+    .await;
+    let (tenant, key) = api.tenant("developer").await;
+    api.credit(&tenant, "suno_quota", 100).await;
+    let (s, _, v) = api
+        .raw(Some(&key), Method::POST, "/api/v1/task", Some(&suno("x")))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let id = v["data"]["task_id"].as_str().unwrap().to_string();
+    // A 2 s long poll is one request (budget 3: create, this, one more).
+    let (s, _, _) = api
+        .raw(
+            Some(&key),
+            Method::GET,
+            &format!("/api/v1/task/{id}?wait=2"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    let mut statuses = Vec::new();
+    let mut retry = None;
+    for (m, p) in [
+        (Method::GET, "/api/v1/me".to_string()),
+        (Method::GET, format!("/api/v1/task/{id}")),
+        (Method::GET, "/api/v1/accounts".to_string()),
+        (Method::GET, "/api/v1/me".to_string()),
+        (Method::GET, "/api/v1/me".to_string()),
+    ] {
+        let (s, h, v) = api.raw(Some(&key), m, &p, None).await;
+        if s == 429 {
+            assert_refusal(&v, 429, "rate_limited");
+            retry = h
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_string());
+        }
+        statuses.push(s);
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert!(retry.unwrap().parse::<u64>().unwrap() >= 1);
+    api.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_without_the_task_type_gets_403_before_the_origin_is_looked_up() {
+    let api = Api::start("replies_order").await;
+    let (_, key) = api.tenant("developer").await;
+    let body = json!({"model": "luma", "task_type": "remove_watermark",
+        "input": {"origin_task_id": "0190aaaa-no-such-task"}})
+    .to_string();
+    let (s, _, v) = api
+        .raw(Some(&key), Method::POST, "/api/v1/task", Some(&body))
+        .await;
+    assert_eq!(s, 403, "{v}");
+    assert_refusal(&v, 403, "not_entitled");
+    // On a plan that has it, the unknown origin is the answer.
+    let (_, premium) = api.tenant("premium").await;
+    let (s, _, v) = api
+        .raw(Some(&premium), Method::POST, "/api/v1/task", Some(&body))
+        .await;
+    assert_eq!(s, 404, "{v}");
+    assert_refusal(&v, 404, "task_not_found");
+    api.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_staged_tasks_created_webhook_says_staged_as_the_create_reply_does() {
+    let mut api = Api::start("replies_staged").await;
+    api.pool().await;
+    api.run_workers();
+    let hook = Receiver::start(0).await;
+    let (tenant, key) = api.tenant("hobbyist").await;
+    api.credit(&tenant, "suno_quota", 1000).await;
+    // Hobbyist: 2 Suno tasks in flight; the third waits staged.
+    let body = |p: &str| {
+        json!({"model": "suno", "task_type": "generate_music",
+            "input": {"gpt_description_prompt": p},
+            "config": {"webhook_config": {"endpoint": hook.url, "secret": "s3cr3t-of-test"}}})
+        .to_string()
+    };
+    let mut running = Vec::new();
+    for _ in 0..2 {
+        let (s, _, v) = api
+            .raw(
+                Some(&key),
+                Method::POST,
+                "/api/v1/task",
+                Some(&body("[sim:ms=6000] slow")),
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+        running.push(v["data"]["task_id"].as_str().unwrap().to_string());
+    }
+    // Wait until both hold their slots.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let me = api.client(&key).me().await.unwrap();
+        if me["in_flight"]["suno"] == 2 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{me}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (s, _, v) = api
+        .raw(
+            Some(&key),
+            Method::POST,
+            "/api/v1/task",
+            Some(&body("[sim:ms=10] quick")),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["data"]["status"], "staged", "{v}");
+    let id = v["data"]["task_id"].as_str().unwrap().to_string();
+    hook.wait_for(&id, "task.created", Duration::from_secs(5))
+        .await;
+    let created = hook
+        .accepted()
+        .into_iter()
+        .find(|(e, t, _)| e == "task.created" && *t == id)
+        .unwrap()
+        .2;
+    assert_eq!(created["data"]["status"], "staged", "{created}");
+    assert_eq!(created["data"]["config"]["webhook_config"]["secret"], "");
+    assert!(!created.to_string().contains("s3cr3t-of-test"));
+    hook.wait_for(&id, "task.completed", Duration::from_secs(30))
+        .await;
+    api.stop().await;
+}
