@@ -2,7 +2,7 @@
 
 use clap::Args;
 use serde_json::{Map, Value, json};
-use switchyard_core::plan::{Access, LumaFeatures, PlanLimits};
+use switchyard_core::plan::{Access, Grant, LumaFeatures, PlanLimits};
 use switchyard_core::task::{LumaTask, MjAction, SunoTask, task_types};
 use switchyard_core::{Config, Plan, ProcessMode, Provider, ServiceMode, SpecError, TaskSpec};
 
@@ -118,20 +118,26 @@ pub fn plans(config: &Config, json_out: bool) -> Result<(), CliError> {
         d => format!("{d} days"),
     });
     println!("\nMidjourney");
-    row("  task progress", &|l| yes(l.midjourney.task_progress));
     row("  skip prompt checker", &|l| {
         yes(l.midjourney.skip_prompt_check)
     });
-    row("  discord image url", &|l| {
-        yes(l.midjourney.discord_image_url)
-    });
-    row("  image urls", &|l| yes(l.midjourney.image_urls));
-    row("  intermediate images (PPU)", &|l| {
-        yes(l.midjourney.intermediate_image_urls_ppu)
-    });
-    row("  intermediate images (BYOA)", &|l| {
-        yes(l.midjourney.intermediate_image_urls_byoa)
-    });
+    let grant = |g: Grant| match g {
+        Grant::Yes => "yes".to_string(),
+        Grant::No => "no".to_string(),
+        Grant::OnApproval => "on approval".to_string(),
+    };
+    for pool in ServiceMode::ALL {
+        let name = pool.as_str().to_uppercase();
+        row(&format!("  task progress ({name})"), &|l| {
+            yes(l.midjourney.output(pool).task_progress)
+        });
+        row(&format!("  discord/temporary image urls ({name})"), &|l| {
+            yes(l.midjourney.output(pool).discord_image_url)
+        });
+        row(&format!("  intermediate image urls ({name})"), &|l| {
+            grant(l.midjourney.output(pool).intermediate_image_urls)
+        });
+    }
     println!("\nSuno");
     row("  create", &|l| yes(l.suno.create));
     row("  continue", &|l| yes(l.suno.continue_));

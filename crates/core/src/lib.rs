@@ -24,7 +24,7 @@ pub use body::{Origin, TaskBody};
 pub use config::{Config, ConfigError};
 pub use entitlement::entitlement;
 pub use error::{NotEntitled, ParseEnumError, SpecError};
-pub use plan::{Access, Plan, PlanLimits, PlanTable};
+pub use plan::{Access, Grant, MjFeatures, MjOutputFields, Plan, PlanLimits, PlanTable};
 pub use pricing::{Cost, PriceTable, QuotaKind, price};
 pub use provider::{ProcessMode, Provider, ServiceMode};
 pub use task::{MjVersion, ParseOptions, TaskSpec, TaskStatus};

@@ -146,22 +146,63 @@ pub struct LumaFeatures {
 
 /// Midjourney result and request features that differ per plan.
 ///
-/// The seed lists these rows without its check marks; the reading here is that each
-/// row is offered from the plan given in its doc comment (see `docs/plans-and-prices.md`).
+/// The seed lists these rows without its check marks; the reading here is GoAPI's own
+/// table of optional output fields per plan and pool (see `docs/plans-and-prices.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MjFeatures {
-    /// `output.progress` while processing (Developer and above).
-    pub task_progress: bool,
     /// `input.skip_prompt_check` (Premium and above).
     pub skip_prompt_check: bool,
-    /// `output.discord_image_url` (Developer and above).
+    /// Optional output of a task that ran on the PPU pool.
+    pub ppu_output: MjOutputFields,
+    /// Optional output of a task that ran on the tenant's own accounts.
+    pub byoa_output: MjOutputFields,
+}
+
+/// The optional Midjourney output fields one plan gives in one pool. `image_url` and
+/// `image_urls` are given on every plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MjOutputFields {
+    /// `output.task_progress` (and `progress`) while processing, and `task.progress`
+    /// webhooks.
+    pub task_progress: bool,
+    /// `output.discord_image_url` and `output.temporary_image_urls`: the upstream's own
+    /// links.
     pub discord_image_url: bool,
-    /// `output.image_urls`, the four split images (Developer and above).
-    pub image_urls: bool,
-    /// Intermediate images on PPU ("upon approval only": off unless the operator turns it on).
-    pub intermediate_image_urls_ppu: bool,
-    /// Intermediate images on BYOA (Premium and above).
-    pub intermediate_image_urls_byoa: bool,
+    /// `output.intermediate_image_urls`, the previews shown while the job ran.
+    pub intermediate_image_urls: Grant,
+}
+
+/// Whether an output field is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Grant {
+    /// Given.
+    Yes,
+    /// Not given.
+    No,
+    /// Given to tenants the operator approved ("upon approval only").
+    OnApproval,
+}
+
+impl Grant {
+    /// Whether a tenant gets it (`approved`: the operator approved the tenant).
+    pub fn given(self, approved: bool) -> bool {
+        match self {
+            Grant::Yes => true,
+            Grant::No => false,
+            Grant::OnApproval => approved,
+        }
+    }
+}
+
+impl MjFeatures {
+    /// The optional output fields of a task that ran in `pool`.
+    pub fn output(&self, pool: ServiceMode) -> MjOutputFields {
+        match pool {
+            ServiceMode::Ppu => self.ppu_output,
+            ServiceMode::Byoa => self.byoa_output,
+        }
+    }
 }
 
 /// Everything one plan grants.
@@ -266,13 +307,19 @@ impl PlanTable {
             captcha_resolver: false,
             report_days: 0,
             gpts_ppu: false,
+            // GoAPI's table, "Free": nothing optional on PPU; the upstream's links on BYOA.
             midjourney: MjFeatures {
-                task_progress: false,
                 skip_prompt_check: false,
-                discord_image_url: false,
-                image_urls: false,
-                intermediate_image_urls_ppu: false,
-                intermediate_image_urls_byoa: false,
+                ppu_output: MjOutputFields {
+                    task_progress: false,
+                    discord_image_url: false,
+                    intermediate_image_urls: Grant::No,
+                },
+                byoa_output: MjOutputFields {
+                    task_progress: false,
+                    discord_image_url: true,
+                    intermediate_image_urls: Grant::No,
+                },
             },
             suno: SunoFeatures {
                 create: true,
@@ -303,11 +350,19 @@ impl PlanTable {
             task_log_retention_hours: 7 * 24,
             report_days: 1,
             gpts_ppu: true,
+            // "Creator": progress everywhere; previews with BYOA.
             midjourney: MjFeatures {
-                task_progress: true,
-                discord_image_url: true,
-                image_urls: true,
-                ..hobbyist.midjourney
+                skip_prompt_check: false,
+                ppu_output: MjOutputFields {
+                    task_progress: true,
+                    discord_image_url: false,
+                    intermediate_image_urls: Grant::No,
+                },
+                byoa_output: MjOutputFields {
+                    task_progress: true,
+                    discord_image_url: true,
+                    intermediate_image_urls: Grant::Yes,
+                },
             },
             suno: SunoFeatures {
                 create: true,
@@ -348,10 +403,15 @@ impl PlanTable {
             bot_id: true,
             captcha_resolver: true,
             report_days: 7,
+            // "Pro": the upstream's links on PPU too; PPU previews upon approval.
             midjourney: MjFeatures {
                 skip_prompt_check: true,
-                intermediate_image_urls_byoa: true,
-                ..developer.midjourney
+                ppu_output: MjOutputFields {
+                    task_progress: true,
+                    discord_image_url: true,
+                    intermediate_image_urls: Grant::OnApproval,
+                },
+                byoa_output: developer.midjourney.byoa_output,
             },
             // "Premium: 30 quotas/video | Yes | Yes | Yes | Yes"
             luma_ppu: LumaFeatures {

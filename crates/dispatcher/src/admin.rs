@@ -149,6 +149,7 @@ pub async fn create_tenant(
         failover_max_wait_s: 0,
         notification_webhook: None,
         notification_secret: None,
+        approved_extras: false,
     };
     let key = tenants::create(&state.sched, &t).await?;
     Ok(ok(view::tenant_created(&t, &key)))
@@ -166,18 +167,29 @@ pub async fn list_tenants(State(state): State<Shared>, _: Operator) -> Result<Re
 pub struct TenantChange {
     name: Option<String>,
     plan: Option<Plan>,
+    approved_extras: Option<bool>,
 }
 
 impl FromJson for TenantChange {
     fn from_json(v: Value) -> Result<Self, ApiError> {
         let m = body_object(
             &v,
-            &["name", "plan"],
+            &["name", "plan", "approved_extras"],
             "; Enterprise caps are set in config under [plans.enterprise]",
         )?;
         Ok(TenantChange {
             plan: plan_of(m.get("plan"))?,
             name: m.get("name").and_then(Value::as_str).map(str::to_string),
+            approved_extras: match m.get("approved_extras") {
+                None => None,
+                Some(Value::Bool(b)) => Some(*b),
+                Some(_) => {
+                    return Err(ApiError::invalid(
+                        "/approved_extras",
+                        "approved_extras must be true or false",
+                    ));
+                }
+            },
         })
     }
 }
@@ -198,6 +210,9 @@ pub async fn update_tenant(
     }
     if let Some(n) = change.name {
         t.name = n;
+    }
+    if let Some(a) = change.approved_extras {
+        t.approved_extras = a;
     }
     tenants::save(&state.sched, &t).await?;
     Ok(ok(view::tenant(&t)))

@@ -13,6 +13,7 @@ use switchyard_scheduler::{CancelOutcome, TaskRecord, TenantLoad};
 use crate::error::{ApiError, ok, ok_saying};
 use crate::intake::{self, CreateTask};
 use crate::json::{FromJson, Json, JsonWithBytes, object};
+use crate::tenants::Tenant;
 use crate::{Caller, Shared, Submitter, view};
 
 /// Load for staged/pending, per provider.
@@ -25,14 +26,20 @@ pub(crate) async fn loads(state: &Shared, tenant: &str) -> HashMap<Provider, Ten
         .unwrap_or_default()
 }
 
-/// The task object of a record.
+/// The task object of a record, as its tenant's plan shows it.
 pub async fn render(
     state: &Shared,
+    tenant: &Tenant,
     r: &TaskRecord,
     loads: &HashMap<Provider, TenantLoad>,
 ) -> Value {
     let logs = state.sched.task_log(r).await.unwrap_or_default();
-    view::task(r, loads.get(&r.provider), &logs)
+    view::task(
+        r,
+        loads.get(&r.provider),
+        &logs,
+        &view::Viewer::of(state, tenant),
+    )
 }
 
 /// `POST /api/v1/task`.
@@ -50,7 +57,13 @@ pub async fn create(
         .get_task(&tenant.tenant_id, &submitted.id)
         .await?
         .ok_or_else(|| ApiError::task_not_found(&submitted.id))?;
-    let data = render(&state, &rec, &loads(&state, &tenant.tenant_id).await).await;
+    let data = render(
+        &state,
+        &tenant,
+        &rec,
+        &loads(&state, &tenant.tenant_id).await,
+    )
+    .await;
     Ok(view::created(data, submitted.replayed))
 }
 
@@ -85,7 +98,13 @@ pub async fn get_one(
             .ok_or_else(|| ApiError::task_not_found(&id))?;
         let terminal = rec.api_status(false).is_terminal();
         if terminal || Instant::now() >= deadline {
-            let data = render(&state, &rec, &loads(&state, &tenant.tenant_id).await).await;
+            let data = render(
+                &state,
+                &tenant,
+                &rec,
+                &loads(&state, &tenant.tenant_id).await,
+            )
+            .await;
             return Ok(ok(data));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -136,7 +155,7 @@ pub async fn fetch(
     let l = loads(&state, &tenant.tenant_id).await;
     let mut out = Vec::new();
     for r in recs.iter().flatten() {
-        out.push(render(&state, r, &l).await);
+        out.push(render(&state, &tenant, r, &l).await);
     }
     Ok(ok(Value::Array(out)))
 }
@@ -163,7 +182,7 @@ pub async fn cancel(
         .get_task(&tenant.tenant_id, &id)
         .await?
         .ok_or_else(|| ApiError::task_not_found(&id))?;
-    let data = render(&state, &rec, &HashMap::new()).await;
+    let data = render(&state, &tenant, &rec, &HashMap::new()).await;
     Ok(ok_saying(&format!("task {id} canceled"), data))
 }
 

@@ -31,8 +31,65 @@ pub fn status(r: &TaskRecord, load: Option<&TenantLoad>) -> TaskStatus {
     r.api_status(capped)
 }
 
+/// Who looks at a task: its tenant's plan and approvals, which decide the optional
+/// output fields (API.md, "Output").
+pub struct Viewer<'a> {
+    /// The tenant's plan.
+    pub plan: &'a PlanLimits,
+    /// The operator approved the tenant's "upon approval" extras.
+    pub approved_extras: bool,
+}
+
+impl<'a> Viewer<'a> {
+    /// The viewer that is `tenant`.
+    pub fn of(state: &'a crate::Shared, tenant: &Tenant) -> Self {
+        Viewer {
+            plan: state.config.plans.get(tenant.plan),
+            approved_extras: tenant.approved_extras,
+        }
+    }
+
+    /// Whether the task's progress is shown (Midjourney: a plan feature per pool).
+    pub fn shows_progress(&self, r: &TaskRecord) -> bool {
+        r.provider != Provider::Midjourney || self.plan.midjourney.output(r.pool).task_progress
+    }
+
+    /// The output as the plan gives it: Midjourney's optional fields the plan does not
+    /// give in the pool the task ran in are absent (not `null`).
+    fn output(&self, r: &TaskRecord) -> Value {
+        let mut out = r.output.clone();
+        if r.provider != Provider::Midjourney {
+            return out;
+        }
+        let fields = self.plan.midjourney.output(r.pool);
+        if let Value::Object(m) = &mut out {
+            if !fields.task_progress {
+                m.remove("task_progress");
+                m.remove("progress");
+            }
+            if !fields.discord_image_url {
+                m.remove("discord_image_url");
+                m.remove("temporary_image_urls");
+            }
+            if !fields.intermediate_image_urls.given(self.approved_extras) {
+                m.remove("intermediate_image_urls");
+            }
+        }
+        out
+    }
+
+    /// `meta.progress`: as reported where progress is shown, else 0 until completed.
+    fn progress(&self, r: &TaskRecord) -> u8 {
+        if self.shows_progress(r) || r.status == StoredStatus::Completed {
+            r.progress
+        } else {
+            0
+        }
+    }
+}
+
 /// The task object (`data` of create, get, fetch and webhooks). Secrets are never in it.
-pub fn task(r: &TaskRecord, load: Option<&TenantLoad>, logs: &[String]) -> Value {
+pub fn task(r: &TaskRecord, load: Option<&TenantLoad>, logs: &[String], viewer: &Viewer) -> Value {
     let body = TaskBody::from_json(&r.body).ok();
     let input = body.as_ref().map_or(Value::Null, |b| b.input.clone());
     let task_type = body
@@ -65,7 +122,7 @@ pub fn task(r: &TaskRecord, load: Option<&TenantLoad>, logs: &[String]) -> Value
         "status": status(r, load).as_str(),
         "config": config,
         "input": input,
-        "output": r.output,
+        "output": viewer.output(r),
         "meta": {
             "created_at": time(r.created_ms),
             "started_at": time(r.started_ms),
@@ -75,7 +132,7 @@ pub fn task(r: &TaskRecord, load: Option<&TenantLoad>, logs: &[String]) -> Value
             "failover_triggered": r.failover,
             "account_id": r.account,
             "attempts": r.attempts,
-            "progress": r.progress,
+            "progress": viewer.progress(r),
             "process_mode": process_mode,
         },
         "detail": null,
@@ -163,9 +220,11 @@ pub fn me(
     "in_flight": in_flight, "queued": queued})
 }
 
-/// A tenant: id, name, plan.
+/// A tenant: id, name, plan, and whether the operator approved its "upon approval"
+/// extras.
 pub fn tenant(t: &Tenant) -> Value {
-    json!({"tenant_id": t.tenant_id, "name": t.name, "plan": t.plan})
+    json!({"tenant_id": t.tenant_id, "name": t.name, "plan": t.plan,
+           "approved_extras": t.approved_extras})
 }
 
 /// A new tenant, with its API key (shown this once).

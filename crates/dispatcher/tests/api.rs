@@ -110,8 +110,14 @@ async fn every_task_type_round_trips_with_signed_webhooks() {
         json!({"gpt_description_prompt": "sea shanty [sim:ms=100]"}),
     )
     .await;
-    assert_eq!(song["output"]["clips"].as_array().unwrap().len(), 2);
-    let clip = song["output"]["clips"][0]["id"].clone();
+    assert_eq!(song["output"]["clips"].as_object().unwrap().len(), 2);
+    let clip = song["output"]["clips"]
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap()["id"]
+        .clone();
     run(
         "suno",
         "generate_music_custom",

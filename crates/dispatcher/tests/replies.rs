@@ -400,3 +400,242 @@ async fn a_staged_tasks_created_webhook_says_staged_as_the_create_reply_does() {
         .await;
     api.stop().await;
 }
+
+/// The optional Midjourney output fields of one completed imagine, per plan and pool.
+async fn imagine_output(api: &Api, key: &str, private: bool) -> (String, Value) {
+    let mode = if private { "private" } else { "public" };
+    let t = api
+        .client(key)
+        .create_task(
+            "midjourney",
+            "imagine",
+            json!({"prompt": "a red fox [sim:ms=2500]", "process_mode": "fast"}),
+            Some(json!({"service_mode": mode})),
+        )
+        .await
+        .unwrap();
+    let id = t["task_id"].as_str().unwrap().to_string();
+    let done = api
+        .client(key)
+        .wait_task(&id, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(done["status"], "completed", "{done}");
+    (id, done)
+}
+
+fn present(t: &Value) -> Vec<&'static str> {
+    [
+        "image_url",
+        "image_urls",
+        "task_progress",
+        "progress",
+        "discord_image_url",
+        "temporary_image_urls",
+        "intermediate_image_urls",
+    ]
+    .into_iter()
+    .filter(|f| t["output"].get(*f).is_some())
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn midjourneys_optional_output_fields_follow_the_plan_and_pool() {
+    let mut api = Api::start("replies_gating").await;
+    api.pool().await;
+    api.run_workers();
+    let (hobby, hobby_key) = api.tenant("hobbyist").await;
+    let (prem, prem_key) = api.tenant("premium").await;
+    let (_, dev_key) = api.tenant("developer").await;
+    api.credit(&hobby, "mj_quota", 1000).await;
+    api.credit(&prem, "mj_quota", 1000).await;
+    for (i, key) in [&hobby_key, &dev_key].into_iter().enumerate() {
+        api.client(key)
+            .add_account(&json!({"provider": "midjourney", "name": "mine",
+                "credentials": {"token": format!("sim:ok:gating-account-{i}-0001")},
+                "capacity": {"relax": 2, "fast": 2, "turbo": 0}}))
+            .await
+            .unwrap();
+    }
+    let all = [
+        "image_url",
+        "image_urls",
+        "task_progress",
+        "progress",
+        "discord_image_url",
+        "temporary_image_urls",
+        "intermediate_image_urls",
+    ];
+    // GoAPI's table: Free PPU — nothing optional.
+    let (_, t) = imagine_output(&api, &hobby_key, false).await;
+    assert_eq!(present(&t), ["image_url", "image_urls"], "{t}");
+    assert_eq!(t["meta"]["progress"], 100);
+    // Free BYOA — the upstream's links, no progress.
+    let (_, t) = imagine_output(&api, &hobby_key, true).await;
+    assert_eq!(
+        present(&t),
+        [
+            "image_url",
+            "image_urls",
+            "discord_image_url",
+            "temporary_image_urls"
+        ],
+        "{t}"
+    );
+    // Creator BYOA — everything, with the previews the job showed.
+    let (_, t) = imagine_output(&api, &dev_key, true).await;
+    assert_eq!(present(&t), all, "{t}");
+    assert!(
+        !t["output"]["intermediate_image_urls"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "{t}"
+    );
+    assert_eq!(t["output"]["task_progress"], 100);
+    // Pro PPU — all but the previews, which come upon the operator's approval.
+    let (id, t) = imagine_output(&api, &prem_key, false).await;
+    assert_eq!(present(&t), all[..6], "{t}");
+    let (s, v) = api
+        .admin(
+            Method::PATCH,
+            &format!("/admin/v1/tenants/{prem}"),
+            Some(json!({"approved_extras": true})),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, &v["data"]["approved_extras"]),
+        (200, &json!(true)),
+        "{v}"
+    );
+    let t = api.client(&prem_key).get_task(&id, 0).await.unwrap();
+    assert_eq!(present(&t), all, "{t}");
+    let (s, v) = api
+        .admin(
+            Method::PATCH,
+            &format!("/admin/v1/tenants/{prem}"),
+            Some(json!({"approved_extras": "yes"})),
+            None,
+        )
+        .await;
+    assert_eq!(s, 400, "{v}");
+    assert_eq!(v["data"]["error"]["field"], "/approved_extras");
+    api.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suno_music_reads_as_goapis_current_task_type_and_outputs_clips_by_id() {
+    let mut api = Api::start("replies_music").await;
+    api.pool().await;
+    api.run_workers();
+    let (tenant, key) = api.tenant("developer").await;
+    api.credit(&tenant, "suno_quota", 1000).await;
+    let c = api.client(&key);
+    let run = |input: Value| {
+        let c = c.clone();
+        async move {
+            let t = c.create_task("suno", "music", input, None).await.unwrap();
+            assert_eq!(t["task_type"], "music", "{t}");
+            let id = t["task_id"].as_str().unwrap().to_string();
+            let done = c.wait_task(&id, Duration::from_secs(30)).await.unwrap();
+            assert_eq!(done["status"], "completed", "{done}");
+            (id, done)
+        }
+    };
+    // GoAPI's webhook example's input: title and tags make it a custom generation.
+    let (first, t) = run(json!({"make_instrumental": false, "mv": "chirp-v3-5",
+        "prompt": "[Verse]\nrails hum [sim:ms=50]", "tags": "folk", "task_id": "", "title": "Rails"}))
+    .await;
+    let clips = t["output"]["clips"].as_object().unwrap();
+    assert_eq!(clips.len(), 2, "{t}");
+    for (id, clip) in clips {
+        assert_eq!(clip["id"], *id);
+        assert_eq!(clip["title"], "Rails");
+        for f in ["audio_url", "video_url", "image_url", "image_large_url"] {
+            assert!(clip[f].as_str().unwrap().starts_with("http"), "{f}: {clip}");
+        }
+        assert!(clip["duration"].is_number(), "{clip}");
+        assert_eq!(clip["metadata"]["type"], "gen");
+    }
+    // No title or tags: a description generation.
+    let (_, t) =
+        run(json!({"prompt": "a sea shanty [sim:ms=50]", "task_id": "", "title": ""})).await;
+    let clip = t["output"]["clips"]
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap()
+        .clone();
+    assert!(
+        clip["metadata"]["gpt_description_prompt"]
+            .as_str()
+            .unwrap()
+            .contains("sea shanty"),
+        "{clip}"
+    );
+    // A task_id continues that task's first clip.
+    let (_, t) =
+        run(json!({"prompt": "[Verse]\nmore [sim:ms=50]", "task_id": first, "title": "Rails II"}))
+            .await;
+    let clip = t["output"]["clips"]
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap()
+        .clone();
+    assert_eq!(clip["metadata"]["type"], "extend", "{clip}");
+    // Bad input names its field; nothing is created.
+    for (input, field) in [
+        (json!({"prompt": "x", "colour": "red"}), "/input/colour"),
+        (
+            json!({"prompt": "x", "negative_tags": "pop"}),
+            "/input/negative_tags",
+        ),
+        (
+            json!({"prompt": "x", "title": "T", "task_id": "0190-no-such-task"}),
+            "",
+        ),
+    ] {
+        let (s, _, v) = api
+            .raw(
+                Some(&key),
+                Method::POST,
+                "/api/v1/task",
+                Some(&json!({"model": "suno", "task_type": "music", "input": input}).to_string()),
+            )
+            .await;
+        if field.is_empty() {
+            assert_eq!(s, 404, "{v}");
+        } else {
+            assert_eq!(
+                (s, v["data"]["error"]["field"].as_str()),
+                (400, Some(field)),
+                "{v}"
+            );
+        }
+    }
+    // Lyrics: GoAPI's shape.
+    let t = c
+        .create_task(
+            "suno",
+            "lyrics",
+            json!({"prompt": "trains [sim:ms=20]"}),
+            None,
+        )
+        .await
+        .unwrap();
+    let done = c
+        .wait_task(t["task_id"].as_str().unwrap(), Duration::from_secs(30))
+        .await
+        .unwrap();
+    let out = &done["output"];
+    assert!(
+        out["text"].is_string() && out["title"].is_string(),
+        "{done}"
+    );
+    assert_eq!(out["lyrics_pairs"][0]["text"], out["text"], "{done}");
+    api.stop().await;
+}

@@ -239,6 +239,7 @@ async fn a_redis_outage_answers_503_and_readyz_says_so() {
         failover_max_wait_s: 0,
         notification_webhook: None,
         notification_secret: None,
+        approved_extras: false,
     };
     let key = switchyard_dispatcher::tenants::create(&sched, &t)
         .await
@@ -315,7 +316,16 @@ async fn a_banned_account_notifies_its_tenant() {
             Some(&json!({"provider": "suno", "name": "mine", "credentials": {"cookie": "sim:banned:b1"}, "concurrency": 1}).to_string()))
         .await;
     assert_eq!(s, 200, "{acc}");
-    let acc_id = acc["data"]["account_id"].as_str().unwrap().to_string();
+    let suno_acc = acc["data"]["account_id"].as_str().unwrap().to_string();
+    api.credit(&tenant, "mj_quota", 100).await;
+    let mj = api
+        .client(&key)
+        .add_account(&json!({"provider": "midjourney", "name": "mine",
+            "credentials": {"token": "sim:banned:mj-banned-0001"},
+            "capacity": {"relax": 1, "fast": 1, "turbo": 0}}))
+        .await
+        .unwrap();
+    let mj_acc = mj["account_id"].as_str().unwrap().to_string();
     api.client(&key)
         .create_task(
             "suno",
@@ -325,20 +335,36 @@ async fn a_banned_account_notifies_its_tenant() {
         )
         .await
         .unwrap();
+    api.client(&key)
+        .create_task(
+            "midjourney",
+            "imagine",
+            json!({"prompt": "x"}),
+            Some(json!({"service_mode": "private"})),
+        )
+        .await
+        .unwrap();
+    // GoAPI's name for Midjourney, ours in the same shape for Suno.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let got = hook.got.lock().unwrap().clone();
-        if let Some((h, v, _)) = got.iter().find(|(_, v, _)| v["type"] == "account_banned") {
-            assert_eq!(v["detail"]["account_id"], acc_id.as_str());
-            assert!(v["message"].is_string() && v["time"].is_u64());
-            assert_eq!(h["x-webhook-secret"], "n-secret");
-            break;
+    for (kind, acc_id, provider) in [
+        ("account_disabled", &suno_acc, "suno"),
+        ("mj_bot_banned", &mj_acc, "midjourney"),
+    ] {
+        loop {
+            let got = hook.got.lock().unwrap().clone();
+            if let Some((h, v, _)) = got.iter().find(|(_, v, _)| v["type"] == kind) {
+                assert_eq!(v["detail"]["account_id"], acc_id.as_str());
+                assert_eq!(v["detail"]["provider"], provider);
+                assert!(v["message"].is_string() && v["time"].is_u64());
+                assert_eq!(h["x-webhook-secret"], "n-secret");
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {kind} notification: {got:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no account notification: {got:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     api.stop().await;
 }

@@ -164,6 +164,7 @@ fn clip(s: &Shared, id: &str, job: &str) -> Value {
         "audio_url": if streaming { json!(format!("{base}/_cdn/{id}.mp3")) } else { json!("") },
         "video_url": if status == "complete" { json!(format!("{base}/_cdn/{id}.mp4")) } else { json!("") },
         "image_url": format!("{base}/_cdn/{id}.jpeg"),
+        "image_large_url": format!("{base}/_cdn/image_large_{id}.jpeg"),
         "model_name": data["mv"].as_str().unwrap_or("chirp-v3-5"),
         "created_at": data["created_ms"].as_u64().map(iso),
         "batch_index": u8::from(id.ends_with("-b")),

@@ -7,6 +7,7 @@
 //! carries the typed spec to the worker. The first refusal is the answer.
 
 use serde_json::Value;
+use switchyard_core::task::SunoTask;
 use switchyard_core::{NotEntitled, Origin, Plan, ServiceMode, TaskBody, TaskSpec};
 
 use crate::{NewTask, Owner, Scheduler, SchedulerError, StoredStatus};
@@ -209,6 +210,20 @@ impl Scheduler {
             (&mut *spec, origin_spec)
         {
             t.inherit(from.process_mode, from.version);
+        }
+        if let TaskSpec::Suno(SunoTask::GenerateMusicCustom(c)) = &mut *spec
+            && c.continue_clip_id.is_none()
+        {
+            // GoAPI's `music` continues a task: its first clip, or the clip of an upload.
+            let clip = o.output["clips"]
+                .as_object()
+                .and_then(|m| m.keys().next().cloned())
+                .or_else(|| o.output["clip_id"].as_str().map(str::to_string))
+                .ok_or_else(|| IntakeError::Invalid {
+                    field: "/input/task_id",
+                    message: "the task to continue has no clip; name a music or upload task".into(),
+                })?;
+            c.continue_clip_id = Some(clip);
         }
         Ok(FollowUp {
             service_mode: o.pool,

@@ -36,6 +36,10 @@ pub struct Tenant {
     /// Sealed secret of the notification webhook.
     #[serde(default)]
     pub notification_secret: Option<String>,
+    /// The operator approved this tenant for output fields its plan gives "upon
+    /// approval only" (Midjourney's intermediate images on PPU).
+    #[serde(default)]
+    pub approved_extras: bool,
 }
 
 impl Tenant {

@@ -20,6 +20,7 @@ fn record(id: &str) -> Tenant {
         failover_max_wait_s: 0,
         notification_webhook: None,
         notification_secret: None,
+        approved_extras: false,
     }
 }
 

@@ -42,6 +42,8 @@ pub(crate) struct JobView {
     pub start_gone: bool,
     /// Last progress seen.
     pub progress: u8,
+    /// The preview images of the job message's progress edits, in order, each once.
+    pub previews: Vec<String>,
     /// The result message.
     pub done: Option<Value>,
     /// An error embed: title, description.
@@ -378,6 +380,11 @@ impl Gateway {
                         && let Some(p) = percent(d["content"].as_str().unwrap_or(""))
                     {
                         v.progress = v.progress.max(p);
+                        if let Some(url) = d["attachments"][0]["url"].as_str()
+                            && !v.previews.iter().any(|u| u == url)
+                        {
+                            v.previews.push(url.to_string());
+                        }
                     }
                 } else if t == "MESSAGE_CREATE"
                     && let Some(nonce) = s.first_reply_of(d)

@@ -499,7 +499,9 @@ impl Midjourney {
                 }
                 if view.progress > last_progress {
                     last_progress = view.progress;
-                    ctl.progress(view.progress, None).await?;
+                    let partial = json!({"task_progress": view.progress, "progress": view.progress,
+                                         "intermediate_image_urls": view.previews});
+                    ctl.progress(view.progress, Some(&partial)).await?;
                 }
                 if !gw.alive() {
                     // Reconnect and catch up from the channel.
@@ -694,7 +696,8 @@ fn output(view: &JobView, reference: &MjReference) -> Value {
         .and_then(|s| s.parse::<u64>().ok());
     let description = m["embeds"][0]["description"].as_str().map(str::to_string);
     json!({"image_url": url, "image_urls": split, "temporary_image_urls": split,
-           "discord_image_url": url, "progress": 100, "actions": action_names(&m["components"]),
+           "discord_image_url": url, "task_progress": 100, "progress": 100,
+           "intermediate_image_urls": view.previews, "actions": action_names(&m["components"]),
            "seed": seed, "description": description,
            "message_id": m["id"], "channel_id": m["channel_id"].as_str().unwrap_or(channel),
            "job_id": view.job_id.clone().or(reference.job_id.clone()),

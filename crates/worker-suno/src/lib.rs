@@ -84,6 +84,29 @@ pub fn clip_shows_intent(clip: &Value, intent: &Value) -> bool {
     model && input
 }
 
+/// Suno's output as GoAPI shows it: a map from clip id to the clip
+/// (`{id, audio_url, video_url, image_url, image_large_url, title, duration, metadata}`).
+fn clip_map(clips: &[Value]) -> Value {
+    let mut map = serde_json::Map::new();
+    for c in clips {
+        let Some(id) = c["id"].as_str() else { continue };
+        map.insert(
+            id.to_string(),
+            json!({"id": id, "audio_url": c["audio_url"], "video_url": c["video_url"],
+                   "image_url": c["image_url"], "image_large_url": c["image_large_url"],
+                   "title": c["title"], "duration": c["metadata"]["duration"],
+                   "metadata": c["metadata"]}),
+        );
+    }
+    Value::Object(map)
+}
+
+/// Lyrics as GoAPI shows them: `{text, title, lyrics_pairs: [{title, text}]}`.
+fn lyrics_output(r: &Value) -> Value {
+    let (text, title) = (&r["text"], &r["title"]);
+    json!({"text": text, "title": title, "lyrics_pairs": [{"title": title, "text": text}]})
+}
+
 /// The adopted reference (`{"clips": [..]}`) from the clips of a feed that show an
 /// intent's input and were created at or after `since` (Unix ms): the oldest such
 /// generation's clips, by `batch_index`. `None` when there are none.
@@ -382,12 +405,7 @@ impl Suno {
                 .iter()
                 .all(|id| clips.iter().any(|c| c["id"].as_str() == Some(id)));
             if least == 100 && all && !clips.is_empty() {
-                let clips: Vec<Value> = clips
-                    .iter()
-                    .map(|c| json!({"id": c["id"], "audio_url": c["audio_url"], "video_url": c["video_url"],
-                        "image_url": c["image_url"], "title": c["title"], "metadata": c["metadata"]}))
-                    .collect();
-                return Ok(Some(json!({"clips": clips})));
+                return Ok(Some(json!({"clips": clip_map(&clips)})));
             }
             ctl.progress(least as u8, None).await?;
             return Ok(None);
@@ -400,7 +418,7 @@ impl Suno {
             )
             .await?;
             return match r["status"].as_str() {
-                Some("complete") => Ok(Some(json!({"text": r["text"], "title": r["title"]}))),
+                Some("complete") => Ok(Some(lyrics_output(&r))),
                 Some("error") => Err(UpstreamError::BadRequest {
                     message: "Suno could not write these lyrics".into(),
                     raw: r["error_message"].as_str().unwrap_or("").to_string(),

@@ -62,7 +62,7 @@ async fn every_suno_task_type_completes() {
         let r = h.wait_terminal("t_d", id, T).await;
         assert_eq!(r.status, StoredStatus::Completed, "{:?}", r);
         let out = output(&r);
-        let clips = out["clips"].as_array().unwrap();
+        let clips = out["clips"].as_object().unwrap().values();
         assert_eq!(clips.len(), 2, "two clips per generation");
         for c in clips {
             assert!(c["audio_url"].as_str().unwrap().starts_with("http"));
@@ -71,7 +71,13 @@ async fn every_suno_task_type_completes() {
         }
     }
     // A continue of the first clip.
-    let first = output(&h.wait_terminal("t_d", &generated, T).await)["clips"][0]["id"].clone();
+    let first = output(&h.wait_terminal("t_d", &generated, T).await)["clips"]
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap()["id"]
+        .clone();
     let cont = h
         .submit(
             "t_d",

@@ -220,6 +220,14 @@ impl TaskSpec {
         let provider = Provider::from_model_name(model)
             .ok_or_else(|| SpecError::UnknownModel(model.chars().take(64).collect()))?;
         let task_type = canonical_task_type(provider, task_type.trim());
+        let music;
+        let (task_type, input) = if provider == Provider::Suno && task_type == suno::MUSIC {
+            let (tt, read) = suno::read_music(input)?;
+            music = read;
+            (tt, &music)
+        } else {
+            (task_type, input)
+        };
         let spec = match provider {
             Provider::Midjourney => MjAction::parse_input(task_type, input)?
                 .map(|action| midjourney::resolve(action, opts))
@@ -276,6 +284,7 @@ impl TaskSpec {
             TaskSpec::Midjourney(t) => t.action.origin_task_id(),
             TaskSpec::Luma(LumaTask::ExtendVideo(e)) => e.origin_task_id.as_deref(),
             TaskSpec::Luma(LumaTask::RemoveWatermark(r)) => Some(&r.origin_task_id),
+            TaskSpec::Suno(SunoTask::GenerateMusicCustom(c)) => c.continue_task_id.as_deref(),
             _ => None,
         }
     }

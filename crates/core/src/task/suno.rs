@@ -1,6 +1,7 @@
 //! Suno: the music, lyrics and upload tasks with their inputs and validation.
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::{MAX_TEXT_CHARS, check_http_url, id, opt_text, text};
 use crate::error::SpecError;
@@ -61,6 +62,10 @@ pub struct SunoGenerateCustom {
     /// Seconds into the clip to continue from.
     #[serde(default)]
     pub continue_at: Option<f64>,
+    /// Continue the first clip of this task (GoAPI's `music` names the task in
+    /// `task_id`); the intake resolves it into `continue_clip_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continue_task_id: Option<String>,
 }
 
 /// `suno` / `lyrics`.
@@ -88,10 +93,102 @@ task_type_names!(SunoTask {
     Upload => UPLOAD = "upload",
 });
 
+/// GoAPI's current Suno task type, read as the task type it stands for.
+pub const MUSIC: &str = "music";
+
+/// The fields `music` takes.
+const MUSIC_FIELDS: &[&str] = &[
+    "prompt",
+    "gpt_description_prompt",
+    "title",
+    "tags",
+    "negative_tags",
+    "make_instrumental",
+    "mv",
+    "model_version",
+    "task_id",
+    "continue_clip_id",
+    "continue_at",
+];
+
+/// A `music` input as the task type it stands for: with a `title` or `tags` (or a
+/// `task_id` or `continue_clip_id` to continue) a custom generation whose `prompt` is the
+/// lyrics, otherwise a description generation whose `prompt` is the description. Empty
+/// strings count as absent, as GoAPI's examples send `"task_id": ""`.
+pub fn read_music(input: &Value) -> Result<(&'static str, Value), SpecError> {
+    let Some(m) = input.as_object() else {
+        return Err(SpecError::input("", "input must be a JSON object"));
+    };
+    if let Some(k) = m.keys().find(|k| !MUSIC_FIELDS.contains(&k.as_str())) {
+        return Err(SpecError::input(
+            k,
+            format!(
+                "unknown field `{k}`; music takes {}",
+                MUSIC_FIELDS.join(", ")
+            ),
+        ));
+    }
+    let given = |k: &str| {
+        m.get(k)
+            .filter(|v| !v.is_null() && v.as_str() != Some(""))
+            .cloned()
+    };
+    let mut out = serde_json::Map::new();
+    let custom = ["title", "tags", "task_id", "continue_clip_id"]
+        .iter()
+        .any(|k| given(k).is_some());
+    let task_type = if custom {
+        for (from, to) in [
+            ("prompt", "prompt"),
+            ("title", "title"),
+            ("tags", "tags"),
+            ("negative_tags", "negative_tags"),
+            ("make_instrumental", "make_instrumental"),
+            ("mv", "mv"),
+            ("model_version", "model_version"),
+            ("continue_clip_id", "continue_clip_id"),
+            ("continue_at", "continue_at"),
+            ("task_id", "continue_task_id"),
+        ] {
+            if let Some(v) = given(from) {
+                out.insert(to.into(), v);
+            }
+        }
+        if given("gpt_description_prompt").is_some() {
+            return Err(SpecError::input(
+                "gpt_description_prompt",
+                "a music task with a title, tags or a task to continue is a custom generation: give the lyrics in prompt",
+            ));
+        }
+        SunoTask::GENERATE_MUSIC_CUSTOM
+    } else {
+        let description = given("gpt_description_prompt").or_else(|| given("prompt"));
+        if let Some(d) = description {
+            out.insert("gpt_description_prompt".into(), d);
+        }
+        for k in ["make_instrumental", "mv", "model_version"] {
+            if let Some(v) = given(k) {
+                out.insert(k.into(), v);
+            }
+        }
+        for k in ["negative_tags", "continue_at"] {
+            if given(k).is_some() {
+                return Err(SpecError::input(
+                    k,
+                    format!("{k} needs a custom generation: give a title or tags"),
+                ));
+            }
+        }
+        SunoTask::GENERATE_MUSIC
+    };
+    Ok((task_type, Value::Object(out)))
+}
+
 impl SunoTask {
-    /// True for a custom generation that continues a clip.
+    /// True for a custom generation that continues a clip (or a task's first clip).
     pub fn is_continue(&self) -> bool {
-        matches!(self, SunoTask::GenerateMusicCustom(c) if c.continue_clip_id.is_some())
+        matches!(self, SunoTask::GenerateMusicCustom(c)
+            if c.continue_clip_id.is_some() || c.continue_task_id.is_some())
     }
 
     /// The model version asked for, if any.
@@ -124,7 +221,13 @@ pub(super) fn validate(task: &SunoTask) -> Result<(), SpecError> {
             if let Some(clip) = &g.continue_clip_id {
                 id("continue_clip_id", clip)?;
             }
-            match (g.continue_at, &g.continue_clip_id) {
+            if let Some(task) = &g.continue_task_id {
+                id("task_id", task)?;
+            }
+            match (
+                g.continue_at,
+                g.continue_clip_id.as_ref().or(g.continue_task_id.as_ref()),
+            ) {
                 (Some(at), Some(_)) if !(at.is_finite() && at >= 0.0) => {
                     return Err(SpecError::input(
                         "continue_at",

@@ -30,6 +30,7 @@ const GROUP: &str = "webhooks";
 /// acknowledged.
 struct Job {
     consumer: String,
+    provider: switchyard_core::Provider,
     base: String,
     entry: String,
     event: Event,

@@ -15,7 +15,7 @@ use tracing::debug;
 
 use super::deliver::{self, Message};
 use super::{GROUP, Job};
-use crate::{Shared, tasks, tenants};
+use crate::{Shared, tasks, tenants, view};
 
 /// Run the deliverer until the task is aborted.
 pub async fn run(state: Shared) {
@@ -30,10 +30,10 @@ pub async fn run(state: Shared) {
     let queues: Arc<Mutex<HashMap<String, mpsc::UnboundedSender<Job>>>> = Arc::default();
     let mut bases = Vec::new();
     for p in Provider::ALL {
-        bases.extend(state.sched.bases(p));
+        bases.extend(state.sched.bases(p).into_iter().map(|b| (p, b)));
     }
     let mut handles = Vec::new();
-    for base in bases {
+    for (provider, base) in bases {
         let (state, http, queues, consumer) = (
             state.clone(),
             http.clone(),
@@ -41,7 +41,7 @@ pub async fn run(state: Shared) {
             consumer.clone(),
         );
         handles.push(tokio::spawn(async move {
-            read_shard(state, base, consumer, http, queues).await;
+            read_shard(state, provider, base, consumer, http, queues).await;
         }));
     }
     for h in handles {
@@ -51,6 +51,7 @@ pub async fn run(state: Shared) {
 
 async fn read_shard(
     state: Shared,
+    provider: Provider,
     base: String,
     consumer: String,
     http: reqwest::Client,
@@ -102,6 +103,7 @@ async fn read_shard(
             };
             let job = Job {
                 consumer: consumer.clone(),
+                provider,
                 base: base.clone(),
                 entry: id,
                 event,
@@ -201,7 +203,7 @@ async fn message(state: &Shared, job: &Job) -> Result<Option<Message>, String> {
             .notification_secret
             .as_deref()
             .and_then(|s| state.secrets.open(s).ok());
-        let Some(body) = notification(&job.event, at) else {
+        let Some(body) = notification(&job.event, job.provider, at) else {
             return Ok(None);
         };
         Message {
@@ -212,6 +214,10 @@ async fn message(state: &Shared, job: &Job) -> Result<Option<Message>, String> {
         }
     } else {
         let task_id = job.event.fields.get("task").cloned().unwrap_or_default();
+        let tenant = tenants::get(&state.sched, &tenant_id)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("no tenant")?;
         let rec = state
             .sched
             .get_task(&tenant_id, &task_id)
@@ -227,7 +233,13 @@ async fn message(state: &Shared, job: &Job) -> Result<Option<Message>, String> {
             .as_deref()
             .and_then(|s| state.secrets.open(s).ok());
         // Staged or pending as the create reply and GET say it at this moment.
-        let data = tasks::render(state, &rec, &tasks::loads(state, &tenant_id).await).await;
+        // Midjourney progress is a plan feature: no `task.progress` where the plan
+        // does not give it.
+        if job.event.kind == "progress" && !view::Viewer::of(state, &tenant).shows_progress(&rec) {
+            return Ok(None);
+        }
+        let loads = tasks::loads(state, &tenant_id).await;
+        let data = tasks::render(state, &tenant, &rec, &loads).await;
         let body = json!({"timestamp": at / 1000, "event": format!("task.{}", job.event.kind), "data": data});
         Message {
             endpoint,
@@ -239,40 +251,57 @@ async fn message(state: &Shared, job: &Job) -> Result<Option<Message>, String> {
     Ok(Some(message))
 }
 
-/// The account notification for an `account` event, or `None` when there is nothing
-/// to tell (an account becoming active).
-fn notification(e: &Event, at_ms: u64) -> Option<Value> {
+/// The account notification for an `account` event of `provider`'s accounts, under
+/// GoAPI's type names (API.md, Webhooks; ours, in the same shape, for Suno and Luma), or
+/// `None` when there is nothing to tell (an account added, a cool-down ending).
+fn notification(e: &Event, provider: Provider, at_ms: u64) -> Option<Value> {
     let f = |k: &str| e.fields.get(k).cloned().unwrap_or_default();
-    let (state, reason, account) = (f("state"), f("reason"), f("account"));
+    let (state, reason, account, prev) = (f("state"), f("reason"), f("account"), f("prev"));
     let until = f("until")
         .parse::<u64>()
         .ok()
         .filter(|u| *u > 0)
         .map(crate::view::time);
     let r = reason.to_ascii_lowercase();
-    let (kind, message) = match state.as_str() {
-        "disabled" if r.contains("captcha") => (
-            "account_captcha_required",
-            "the account needs a captcha solved",
+    let no_fast = r.contains("no_fast_hours");
+    let (kind, message) = match (provider, state.as_str()) {
+        (Provider::Midjourney, "active" | "cooling_down") if no_fast => (
+            "mj_bot_no_fasthour",
+            "the Midjourney account has no fast hours left; relax jobs go on",
         ),
-        "disabled" if r.contains("subscription") => (
-            "account_subscription_expired",
-            "the account's subscription is not active",
+        (_, "active") if prev == "disabled" => {
+            ("account_reenabled", "the account takes work again")
+        }
+        (Provider::Midjourney, "disabled") if r.contains("captcha") => (
+            "mj_bot_captcha_required",
+            "the Midjourney account needs a captcha solved",
         ),
-        "disabled" => ("account_banned", "the account was disabled"),
-        "active" | "cooling_down" if r.contains("no_fast_hours") => (
-            "account_no_fast_hours",
-            "the account has no fast hours left",
+        (Provider::Midjourney, "disabled") if r.contains("subscription") => (
+            "mj_bot_subscription_expired",
+            "the Midjourney account's subscription is not active",
         ),
-        "cooling_down" => (
-            "account_usage_limited",
-            "the account is rate-limited upstream",
+        (Provider::Midjourney, "disabled") => {
+            ("mj_bot_banned", "the Midjourney account was disabled")
+        }
+        (Provider::Midjourney, "cooling_down") => (
+            "mj_penalty_triggered",
+            "Midjourney limited the account for a while",
         ),
+        (Provider::Gpts, "disabled") => (
+            "gpt_account_unavailable",
+            "the ChatGPT account cannot be used",
+        ),
+        (Provider::Gpts, "cooling_down") => (
+            "gpt_usage_limit_reached",
+            "the ChatGPT account reached its usage limit",
+        ),
+        (_, "disabled") => ("account_disabled", "the account was disabled"),
         _ => return None,
     };
     Some(
         json!({"type": kind, "time": at_ms / 1000, "message": message,
-                "detail": {"account_id": account, "reason": reason, "until": until}}),
+                "detail": {"account_id": account, "provider": provider, "reason": reason,
+                           "until": until}}),
     )
 }
 
@@ -298,28 +327,86 @@ mod tests {
     }
 
     #[test]
-    fn account_events_become_notifications() {
-        let kind = |state: &str, reason: &str| {
-            notification(&account_event(state, reason), 1_000)
-                .map(|n| n["type"].as_str().unwrap_or_default().to_string())
+    fn account_events_become_notifications_under_goapis_names() {
+        let kind = |p: Provider, state: &str, reason: &str, prev: &str| {
+            let mut e = account_event(state, reason);
+            e.fields.insert("prev".into(), prev.into());
+            notification(&e, p, 1_000).map(|n| n["type"].as_str().unwrap_or_default().to_string())
         };
-        // Fast hours gone: the account stays active (relax goes on), and the tenant is told.
-        assert_eq!(
-            kind(
+        let mj = Provider::Midjourney;
+        let rows = [
+            (
+                mj,
                 "active",
-                "no_fast_hours: the account has no fast hours left"
-            )
-            .as_deref(),
-            Some("account_no_fast_hours")
-        );
-        assert_eq!(kind("active", ""), None);
-        assert_eq!(
-            kind("cooling_down", "rate_limited").as_deref(),
-            Some("account_usage_limited")
-        );
-        assert_eq!(
-            kind("disabled", "captcha required").as_deref(),
-            Some("account_captcha_required")
-        );
+                "no_fast_hours: the account has no fast hours left",
+                "active",
+                Some("mj_bot_no_fasthour"),
+            ),
+            (mj, "active", "", "cooling_down", None),
+            (mj, "active", "", "disabled", Some("account_reenabled")),
+            (
+                mj,
+                "cooling_down",
+                "rate_limited",
+                "active",
+                Some("mj_penalty_triggered"),
+            ),
+            (
+                mj,
+                "disabled",
+                "captcha required",
+                "active",
+                Some("mj_bot_captcha_required"),
+            ),
+            (
+                mj,
+                "disabled",
+                "subscription_expired",
+                "active",
+                Some("mj_bot_subscription_expired"),
+            ),
+            (
+                mj,
+                "disabled",
+                "banned: 4004",
+                "active",
+                Some("mj_bot_banned"),
+            ),
+            (
+                Provider::Gpts,
+                "disabled",
+                "invalid_credentials",
+                "active",
+                Some("gpt_account_unavailable"),
+            ),
+            (
+                Provider::Gpts,
+                "cooling_down",
+                "usage_limited",
+                "active",
+                Some("gpt_usage_limit_reached"),
+            ),
+            (
+                Provider::Suno,
+                "disabled",
+                "banned",
+                "active",
+                Some("account_disabled"),
+            ),
+            (
+                Provider::Luma,
+                "cooling_down",
+                "rate_limited",
+                "active",
+                None,
+            ),
+        ];
+        for (p, state, reason, prev, want) in rows {
+            assert_eq!(
+                kind(p, state, reason, prev).as_deref(),
+                want,
+                "{p} {state} {reason} (was {prev})"
+            );
+        }
     }
 }

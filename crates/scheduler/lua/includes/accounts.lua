@@ -149,7 +149,8 @@ local function set_state(acc, state, until_ms, reason)
   -- Any change may unblock a lane: active gives capacity; unusable may trigger failover.
   acc_unpark(acc, prev.owner)
   if prev.state ~= state then
-    emit('account', 'account', acc, 'owner', prev.owner, 'state', state, 'until', until_ms or 0, 'reason', reason or '')
+    emit('account', 'account', acc, 'owner', prev.owner, 'state', state, 'until', until_ms or 0, 'reason', reason or '',
+      'prev', prev.state or '')
   end
   return true
 end
