@@ -2,11 +2,11 @@
 //! stats).
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use serde_json::{Value, json};
-use switchyard_core::{Plan, Provider, QuotaKind, ServiceMode};
+use switchyard_core::{NotEntitled, Plan, Provider, QuotaKind, ServiceMode};
 use switchyard_scheduler::Owner;
 
 use crate::error::{ApiError, ok};
@@ -24,6 +24,47 @@ pub async fn me(State(state): State<Shared>, Caller(t): Caller) -> Result<Respon
     let load = state.sched.tenant_load(&t.tenant_id).await?;
     let limits = state.config.plans.get(t.plan);
     Ok(ok(view::me(&t, limits, &load, balances, held)))
+}
+
+/// `?days=` of the usage report.
+#[derive(serde::Deserialize)]
+pub struct UsageQuery {
+    days: Option<String>,
+}
+
+/// `GET /api/v1/usage?days=N`: the plan's data report (1 day on Developer, 7 on Premium
+/// and Enterprise; none on Hobbyist), per UTC day and provider, newest first. Without
+/// `days`, the plan's whole period.
+pub async fn usage(
+    State(state): State<Shared>,
+    Caller(t): Caller,
+    Query(q): Query<UsageQuery>,
+) -> Result<Response, ApiError> {
+    let plans = &state.config.plans;
+    let allowed = u64::from(plans.get(t.plan).report_days);
+    let days = match q.days.as_deref().map(str::trim) {
+        None | Some("") => allowed.max(1),
+        Some(d) => d
+            .parse::<u64>()
+            .ok()
+            .filter(|d| (1..=366).contains(d))
+            .ok_or_else(|| {
+                ApiError::invalid("/days", "days must be a whole number of days, 1 or more")
+            })?,
+    };
+    if days > allowed {
+        return Err(NotEntitled {
+            plan: t.plan,
+            needs: plans.lowest_plan_where(|l| u64::from(l.report_days) >= days),
+            feature: format!("a {days}-day data report"),
+        }
+        .into());
+    }
+    let today = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() / 86_400);
+    let rows = state.sched.usage(&t.tenant_id, today, days).await?;
+    Ok(ok(view::usage(days, &rows)))
 }
 
 /// `PATCH /api/v1/me/settings`.

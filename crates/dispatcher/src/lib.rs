@@ -167,6 +167,7 @@ pub fn router(state: Shared) -> Router {
         )
         .route("/api/v1/me", get(admin::me))
         .route("/api/v1/me/settings", patch(admin::settings))
+        .route("/api/v1/usage", get(admin::usage))
         .route(
             "/admin/v1/tenants",
             post(admin::create_tenant).get(admin::list_tenants),

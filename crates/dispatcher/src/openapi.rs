@@ -100,6 +100,13 @@ pub const ROUTES: &[Route] = &[
         body: None,
     },
     Route {
+        method: "get",
+        path: "/api/v1/usage",
+        summary: "The plan's data report: ?days=N (1 on Developer, 7 on Premium) per day and provider",
+        auth: "key",
+        body: None,
+    },
+    Route {
         method: "patch",
         path: "/api/v1/me/settings",
         summary: "default_service_mode, failover_max_wait_s, notification_webhook",

@@ -11,7 +11,7 @@ use switchyard_core::{
     AccountState, PlanLimits, Provider, QuotaKind, ServiceMode, TaskBody, TaskStatus,
 };
 use switchyard_scheduler::{
-    AccountInfo, Balance, ProviderLoad, StoredStatus, TaskRecord, Tenant, TenantLoad,
+    AccountInfo, Balance, ProviderLoad, StoredStatus, TaskRecord, Tenant, TenantLoad, UsageDay,
 };
 
 use crate::error::ok;
@@ -218,6 +218,46 @@ pub fn me(
     "notification_webhook": t.notification_webhook,
     "caps": caps, "balances": balances, "held": held,
     "in_flight": in_flight, "queued": queued})
+}
+
+/// A UTC day (days since the epoch) as `YYYY-MM-DD`.
+fn date(day: u64) -> String {
+    let t = UNIX_EPOCH + Duration::from_secs(day * 86_400);
+    humantime::format_rfc3339_seconds(t).to_string()[..10].to_string()
+}
+
+/// `GET /api/v1/usage`: the report's rows (day, provider: tasks, successes, failures,
+/// cancelled, quota spent in the provider's quota kind, p50/p95 time from creation to
+/// completion in ms) and totals per provider over the period.
+pub fn usage(days: u64, rows: &[UsageDay]) -> Value {
+    let mut totals = Map::new();
+    let report: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            let t = totals.entry(r.provider.as_str()).or_insert_with(|| {
+                json!({"tasks": 0, "successes": 0, "failures": 0,
+                    "cancelled": 0, "quota_spent": 0, "quota_kind": QuotaKind::of(r.provider)})
+            });
+            for (k, v) in [
+                ("tasks", r.tasks()),
+                ("successes", r.completed),
+                ("failures", r.failed),
+                ("cancelled", r.cancelled),
+                ("quota_spent", r.spent),
+            ] {
+                t[k] = json!(t[k].as_u64().unwrap_or(0) + v);
+            }
+            json!({"date": date(r.day), "provider": r.provider, "tasks": r.tasks(),
+                   "successes": r.completed, "failures": r.failed, "cancelled": r.cancelled,
+                   "quota_spent": r.spent, "quota_kind": QuotaKind::of(r.provider),
+                   "p50_ms": r.p50_ms, "p95_ms": r.p95_ms})
+        })
+        .collect();
+    let (from, to) = match (rows.last(), rows.first()) {
+        (Some(a), Some(b)) => (json!(date(a.day)), json!(date(b.day))),
+        _ => (Value::Null, Value::Null),
+    };
+    json!({"days": days, "from": from, "to": to, "report": report, "totals": totals})
 }
 
 /// A tenant: id, name, plan, and whether the operator approved its "upon approval"

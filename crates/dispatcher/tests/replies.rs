@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Api, Receiver};
@@ -637,5 +638,110 @@ async fn suno_music_reads_as_goapis_current_task_type_and_outputs_clips_by_id() 
         "{done}"
     );
     assert_eq!(out["lyrics_pairs"][0]["text"], out["text"], "{done}");
+    api.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_usage_report_counts_each_ended_task_once_per_day_and_provider() {
+    let mut api = Api::start("replies_usage").await;
+    api.pool().await;
+    // Suno runs; Midjourney has no worker, so its task waits to be cancelled.
+    let suno = Arc::new(switchyard_worker_suno::Suno::new(&api.h.config));
+    api.workers.push(api.h.start_worker(suno));
+    let (tenant, key) = api.tenant("developer").await;
+    api.credit(&tenant, "suno_quota", 1000).await;
+    api.credit(&tenant, "mj_quota", 1000).await;
+    let c = api.client(&key);
+    let mut spent = 0;
+    for prompt in ["one [sim:ms=300]", "two [sim:ms=300]", "bad [sim:fail]"] {
+        let t = c
+            .create_task(
+                "suno",
+                "generate_music",
+                json!({"gpt_description_prompt": prompt}),
+                None,
+            )
+            .await
+            .unwrap();
+        let done = c
+            .wait_task(t["task_id"].as_str().unwrap(), Duration::from_secs(30))
+            .await
+            .unwrap();
+        spent += done["meta"]["usage"]["consume"].as_u64().unwrap();
+    }
+    assert!(spent > 0);
+    let mj = c
+        .create_task("midjourney", "imagine", json!({"prompt": "a fox"}), None)
+        .await
+        .unwrap();
+    c.cancel(mj["task_id"].as_str().unwrap()).await.unwrap();
+
+    let (s, _, v) = api
+        .raw(Some(&key), Method::GET, "/api/v1/usage", None)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let d = &v["data"];
+    assert_eq!(d["days"], 1);
+    assert_eq!(d["from"], d["to"]);
+    let row = |p: &str| {
+        d["report"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["provider"] == p)
+            .cloned()
+            .unwrap()
+    };
+    let s_row = row("suno");
+    assert_eq!(
+        (
+            &s_row["tasks"],
+            &s_row["successes"],
+            &s_row["failures"],
+            &s_row["quota_spent"]
+        ),
+        (&json!(3), &json!(2), &json!(1), &json!(spent)),
+        "{d}"
+    );
+    assert_eq!(s_row["quota_kind"], "suno_quota");
+    let p50 = s_row["p50_ms"].as_u64().unwrap();
+    assert!((300..60_000).contains(&p50), "{s_row}");
+    assert!(s_row["p95_ms"].as_u64().unwrap() >= p50);
+    let m_row = row("midjourney");
+    assert_eq!(
+        (&m_row["tasks"], &m_row["cancelled"]),
+        (&json!(1), &json!(1)),
+        "{d}"
+    );
+    assert!(m_row["p50_ms"].is_null());
+    assert_eq!(row("luma")["tasks"], 0);
+    assert_eq!(d["totals"]["suno"]["successes"], 2);
+
+    // The plan's period: Developer has the 1-day report, Premium the 7-day one.
+    let (s, _, v) = api
+        .raw(Some(&key), Method::GET, "/api/v1/usage?days=7", None)
+        .await;
+    assert_eq!(s, 403, "{v}");
+    assert_refusal(&v, 403, "not_entitled");
+    assert!(v["message"].as_str().unwrap().contains("premium"), "{v}");
+    let (s, _, v) = api
+        .raw(Some(&key), Method::GET, "/api/v1/usage?days=week", None)
+        .await;
+    assert_eq!(
+        (s, v["data"]["error"]["field"].as_str()),
+        (400, Some("/days"))
+    );
+    let (_, hobby) = api.tenant("hobbyist").await;
+    let (s, _, v) = api
+        .raw(Some(&hobby), Method::GET, "/api/v1/usage", None)
+        .await;
+    assert_eq!(s, 403, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("developer"), "{v}");
+    let (_, prem) = api.tenant("premium").await;
+    let (s, _, v) = api
+        .raw(Some(&prem), Method::GET, "/api/v1/usage?days=7", None)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["data"]["report"].as_array().unwrap().len(), 7 * 4);
     api.stop().await;
 }

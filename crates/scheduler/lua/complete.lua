@@ -29,8 +29,10 @@ for i = 1, #ARGV, 3 do
 end
 release_many(done)
 local L = ledger()
+USAGE.batch = true
 for i, t in ipairs(done) do
   finish(t, 'completed', '', '', '', L, 'output', outputs[i], 'progress', '100') -- per cent, not configured
 end
 flush_ledger(L)
+flush_usage()
 return out

@@ -109,6 +109,12 @@ pub fn lane_queue(base: &str, lane: &str) -> String {
     format!("{base}:q:{lane}")
 }
 
+/// A tenant's usage report of one UTC day (`day`: days since the Unix epoch): outcome
+/// counts, quota spent, completion-time buckets. Built by the scripts.
+pub fn usage(base: &str, tenant: &str, day: u64) -> String {
+    format!("{base}:use:{tenant}:{day}")
+}
+
 /// Tasks waiting to retry, by due time. Built by the scripts.
 pub fn delayed(base: &str) -> String {
     format!("{base}:delayed")

@@ -26,6 +26,7 @@ mod stats;
 mod submit;
 mod tasks;
 mod tenants;
+pub mod usage;
 
 use std::sync::Arc;
 
@@ -51,6 +52,7 @@ pub use stats::{ProviderLoad, TenantLoad};
 pub use submit::{NewTask, Submitted};
 pub use tasks::{StoredStatus, TaskError, TaskRecord, Webhook};
 pub use tenants::TenantSettings;
+pub use usage::UsageDay;
 
 /// What went wrong talking to Redis or with the scheduler's own setup.
 #[derive(Debug, Error)]

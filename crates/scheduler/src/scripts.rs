@@ -24,6 +24,7 @@ pub(crate) const INCLUDES: &[(&str, &str)] = &[
     ("quota", include_str!("../lua/includes/quota.lua")),
     ("accounts", include_str!("../lua/includes/accounts.lua")),
     ("running", include_str!("../lua/includes/running.lua")),
+    ("usage", include_str!("../lua/includes/usage.lua")),
     ("tasks", include_str!("../lua/includes/tasks.lua")),
     ("due", include_str!("../lua/includes/due.lua")),
 ];
@@ -106,7 +107,7 @@ fn config_include(config: &Config) -> String {
         "local CONFIG = {{max_attempts = {}, backoff_ms = {}, backoff_max_ms = {}, \
          cooldown_ms = {}, no_fast_pause_ms = {}, events_max_len = '{}', \
          retention_fallback_s = '{}', conversion = {{below = {}, steps = {{{}}}, num = {}, \
-         den = {}}}}}",
+         den = {}}}, usage_keep_s = {}, usage_bucket_ratio = {}, usage_spent_unit = {}}}",
         s.max_attempts,
         s.retry_backoff_ms,
         s.retry_backoff_max_ms,
@@ -118,6 +119,9 @@ fn config_include(config: &Config) -> String {
         steps.join(", "),
         rates.mj_quota,
         rates.credits,
+        crate::usage::keep_secs(config),
+        crate::usage::BUCKET_RATIO,
+        crate::usage::SPENT_UNIT,
     );
     out
 }

@@ -480,6 +480,10 @@ impl Midjourney {
         };
         gw.track(&reference.nonce, &known(&reference));
         let nonce = reference.nonce.clone();
+        let images = match &job.spec {
+            TaskSpec::Midjourney(t) => images_of(&t.action),
+            _ => 4,
+        };
         let result = async {
             if resumed {
                 self.catch_up(&gw, token, &reference).await?;
@@ -495,7 +499,7 @@ impl Midjourney {
                     return Err(classify_embed(title, description).into());
                 }
                 if view.done.is_some() {
-                    return Ok(output(&view, &reference));
+                    return Ok(output(&view, &reference, images));
                 }
                 if view.progress > last_progress {
                     last_progress = view.progress;
@@ -675,19 +679,13 @@ fn action_names(components: &Value) -> Vec<String> {
 }
 
 /// The task output from the final message (fields per UPSTREAMS.md §2.1).
-fn output(view: &JobView, reference: &MjReference) -> Value {
+fn output(view: &JobView, reference: &MjReference, images: usize) -> Value {
     let channel = reference.channel_id.as_str();
     let m = view.done.clone().unwrap_or(Value::Null);
     let url = m["attachments"][0]["url"]
         .as_str()
         .unwrap_or("")
         .to_string();
-    let split: Vec<String> = if url.is_empty() {
-        vec![]
-    } else {
-        let stem = url.trim_end_matches(".png");
-        (0..4).map(|i| format!("{stem}_{i}.png")).collect()
-    };
     let content = m["content"].as_str().unwrap_or("");
     let seed = content
         .split("seed ")
@@ -695,13 +693,41 @@ fn output(view: &JobView, reference: &MjReference) -> Value {
         .and_then(|s| s.split_whitespace().next())
         .and_then(|s| s.parse::<u64>().ok());
     let description = m["embeds"][0]["description"].as_str().map(str::to_string);
-    json!({"image_url": url, "image_urls": split, "temporary_image_urls": split,
-           "discord_image_url": url, "task_progress": 100, "progress": 100,
+    let mut out = json!({"task_progress": 100, "progress": 100,
            "intermediate_image_urls": view.previews, "actions": action_names(&m["components"]),
-           "seed": seed, "description": description,
            "message_id": m["id"], "channel_id": m["channel_id"].as_str().unwrap_or(channel),
            "job_id": view.job_id.clone().or(reference.job_id.clone()),
-           "components": m["components"]})
+           "components": m["components"]});
+    if let Some(seed) = seed {
+        out["seed"] = json!(seed);
+    }
+    if let Some(d) = description {
+        out["description"] = json!(d);
+    }
+    // A grid shows four images, an upscale one; describe and seed none.
+    if images > 0 && !url.is_empty() {
+        let split: Vec<String> = if images == 1 {
+            vec![url.clone()]
+        } else {
+            let stem = url.trim_end_matches(".png");
+            (0..images).map(|i| format!("{stem}_{i}.png")).collect()
+        };
+        out["image_url"] = json!(url);
+        out["discord_image_url"] = json!(url);
+        out["image_urls"] = json!(split);
+        out["temporary_image_urls"] = json!(split);
+    }
+    out
+}
+
+/// How many images an action's result shows: one for an upscale, none for describe and
+/// seed, the four of a grid otherwise.
+fn images_of(action: &MjAction) -> usize {
+    match action {
+        MjAction::Upscale(_) => 1,
+        MjAction::Describe(_) | MjAction::Seed(_) => 0,
+        _ => 4,
+    }
 }
 
 #[async_trait]

@@ -70,6 +70,16 @@ async fn every_midjourney_task_type_completes() {
         );
         if *tt == "seed" {
             assert!(output(&r)["seed"].is_u64(), "{}", r.output);
+            assert!(output(&r).get("image_urls").is_none(), "{}", r.output);
+        }
+        if *tt == "upscale" {
+            // One image, not four derived from it.
+            let out = output(&r);
+            assert_eq!(
+                out["image_urls"],
+                json!([out["image_url"].clone()]),
+                "{out}"
+            );
         }
         if *tt == "upscale" && upscaled.is_none() {
             upscaled = Some(r);
@@ -124,6 +134,13 @@ async fn every_midjourney_task_type_completes() {
     let d = h.wait_terminal("t_p", &describe, T).await;
     assert_eq!(d.status, StoredStatus::Completed, "{:?}", d);
     assert!(output(&d)["description"].as_str().unwrap().contains("1️⃣"));
+    for f in ["image_url", "image_urls", "discord_image_url"] {
+        assert!(
+            output(&d).get(f).is_none(),
+            "describe has no {f}: {}",
+            d.output
+        );
+    }
     assert_eq!(
         h.wait_terminal("t_p", &blend, T).await.status,
         StoredStatus::Completed

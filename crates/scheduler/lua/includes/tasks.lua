@@ -7,6 +7,7 @@
 --- @include "quota"
 --- @include "accounts"
 --- @include "events"
+--- @include "usage"
 
 local TASK_FIELDS = {'tenant', 'pool', 'mode', 'pin', 'account', 'status', 'token', 'attempts',
   'hold', 'hold_state', 'retention_s', 'ppu_price', 'kind', 'enq_ms', 'failover', 'upstream'}
@@ -124,6 +125,7 @@ end
 -- set, as name, value pairs.
 local function finish(t, status, code, message, raw, L, ...)
   local hold_state, consume = settle(t, status == 'completed' and 'capture' or 'refund', L)
+  count_usage(t, status, consume)
   local f = {'HSET', tkey(t), 'status', status, 'ended_ms', NOW_S, 'hold_state', hold_state, 'consume', consume, ...}
   code, message, raw = code or '', message or '', raw or ''
   -- A first run that succeeds has no error fields to write or to clear (an earlier
