@@ -224,6 +224,11 @@ pub struct PlanLimits {
     pub report_days: u32,
     /// GPTs on the PPU pool ("only available for Developer Plan or Above").
     pub gpts_ppu: bool,
+    /// Tasks a tenant may have waiting (staged or pending) for a provider: this many
+    /// times the provider's PPU cap…
+    pub queue_per_cap: u32,
+    /// …and never fewer than this (so a Hobbyist with its own accounts can queue 100).
+    pub queue_min: u32,
     /// Midjourney per-plan features.
     pub midjourney: MjFeatures,
     /// Suno task kinds.
@@ -238,6 +243,13 @@ impl PlanLimits {
     /// The PPU cap of one provider (`None`: no cap).
     pub fn ppu_cap(&self, provider: Provider) -> Option<u32> {
         self.ppu_caps.get(provider)
+    }
+
+    /// The most tasks a tenant may have waiting for `provider` (`None`: no limit, for a
+    /// provider without a PPU cap on this plan).
+    pub fn max_queued(&self, provider: Provider) -> Option<u32> {
+        self.ppu_cap(provider)
+            .map(|c| c.saturating_mul(self.queue_per_cap).max(self.queue_min))
     }
 
     /// Task-log retention in seconds.
@@ -307,6 +319,8 @@ impl PlanTable {
             captcha_resolver: false,
             report_days: 0,
             gpts_ppu: false,
+            queue_per_cap: 10,
+            queue_min: 100,
             // GoAPI's table, "Free": nothing optional on PPU; the upstream's links on BYOA.
             midjourney: MjFeatures {
                 skip_prompt_check: false,

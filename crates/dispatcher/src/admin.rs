@@ -23,7 +23,8 @@ pub async fn me(State(state): State<Shared>, Caller(t): Caller) -> Result<Respon
     let (balances, held) = balances_json(&state, &t.tenant_id).await?;
     let load = state.sched.tenant_load(&t.tenant_id).await?;
     let limits = state.config.plans.get(t.plan);
-    Ok(ok(view::me(&t, limits, &load, balances, held)))
+    let settings = t.settings(&state.config);
+    Ok(ok(view::me(&t, limits, &settings, &load, balances, held)))
 }
 
 /// `?days=` of the usage report.
@@ -97,6 +98,22 @@ pub async fn settings(
                         "failover_max_wait_s must be 0 to 86400 seconds",
                     )
                 })?;
+            }
+            "max_queued" => {
+                t.max_queued = match val {
+                    Value::Null => None,
+                    v => Some(
+                        v.as_u64()
+                            .and_then(|n| u32::try_from(n).ok())
+                            .filter(|n| *n >= 1)
+                            .ok_or_else(|| {
+                                ApiError::invalid(
+                                    "/max_queued",
+                                    "max_queued must be a whole number, 1 or more (null: the plan's)",
+                                )
+                            })?,
+                    ),
+                };
             }
             "notification_webhook" => match val {
                 Value::Null => {
@@ -191,6 +208,7 @@ pub async fn create_tenant(
         notification_webhook: None,
         notification_secret: None,
         approved_extras: false,
+        max_queued: None,
     };
     let key = tenants::create(&state.sched, &t).await?;
     Ok(ok(view::tenant_created(&t, &key)))

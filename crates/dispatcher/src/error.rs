@@ -134,6 +134,17 @@ impl ApiError {
         }
     }
 
+    /// 429 `queue_full`: the tenant has `limit` tasks waiting for `provider`.
+    pub fn queue_full(provider: Provider, limit: u32) -> Self {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "queue_full",
+            format!(
+                "you have {limit} {provider} tasks waiting, the most your plan and settings allow (max_queued); wait for some to start, or cancel some"
+            ),
+        )
+    }
+
     /// 503: Redis unreachable; nothing was written.
     pub fn unavailable() -> Self {
         ApiError::new(
@@ -235,6 +246,7 @@ impl From<Refused> for ApiError {
                 "idempotency_key_reused",
                 format!("this Idempotency-Key was used for task {id} with a different request"),
             ),
+            SubmitError::QueueFull(limit) => ApiError::queue_full(provider, limit),
             SubmitError::NoTenant(_) => ApiError::unauthorized("unknown tenant"),
             SubmitError::Scheduler(e) => e.into(),
         }
@@ -350,6 +362,13 @@ mod tests {
                 "idempotency_key_reused",
                 None,
                 "this Idempotency-Key was used for task t1 with a different request",
+            ),
+            (
+                refused(SubmitError::QueueFull(30)),
+                429,
+                "queue_full",
+                None,
+                "you have 30 midjourney tasks waiting, the most your plan and settings allow (max_queued); wait for some to start, or cancel some",
             ),
             (
                 refused(SubmitError::NoTenant("t".into())),

@@ -226,6 +226,7 @@ pub const ERROR_CODES: &[&str] = &[
     "account_exists",
     "payload_too_large",
     "rate_limited",
+    "queue_full",
     "no_account",
     "unavailable",
 ];

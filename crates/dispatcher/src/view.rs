@@ -11,7 +11,8 @@ use switchyard_core::{
     AccountState, PlanLimits, Provider, QuotaKind, ServiceMode, TaskBody, TaskStatus,
 };
 use switchyard_scheduler::{
-    AccountInfo, Balance, ProviderLoad, StoredStatus, TaskRecord, Tenant, TenantLoad, UsageDay,
+    AccountInfo, Balance, ProviderLoad, StoredStatus, TaskRecord, Tenant, TenantLoad,
+    TenantSettings, UsageDay,
 };
 
 use crate::error::ok;
@@ -195,6 +196,7 @@ pub fn balances(b: &HashMap<QuotaKind, Balance>) -> (Value, Value) {
 pub fn me(
     t: &Tenant,
     limits: &PlanLimits,
+    settings: &TenantSettings,
     load: &[TenantLoad],
     balances: Value,
     held: Value,
@@ -202,7 +204,14 @@ pub fn me(
     let mut caps = Map::new();
     let mut in_flight = Map::new();
     let mut queued = Map::new();
+    let mut max_queued = Map::new();
     for l in load {
+        let max = settings
+            .max_queued
+            .iter()
+            .find(|(p, _)| *p == l.provider)
+            .and_then(|(_, m)| *m);
+        max_queued.insert(l.provider.as_str().into(), json!(max));
         let p = l.provider.as_str();
         let cap = match l.provider {
             Provider::Gpts if !limits.gpts_ppu => Value::Null,
@@ -216,7 +225,7 @@ pub fn me(
     "default_service_mode": t.default_service_mode.api_name(),
     "failover_max_wait_s": t.failover_max_wait_s,
     "notification_webhook": t.notification_webhook,
-    "caps": caps, "balances": balances, "held": held,
+    "caps": caps, "max_queued": max_queued, "balances": balances, "held": held,
     "in_flight": in_flight, "queued": queued})
 }
 

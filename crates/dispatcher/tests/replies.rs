@@ -745,3 +745,59 @@ async fn the_usage_report_counts_each_ended_task_once_per_day_and_provider() {
     assert_eq!(v["data"]["report"].as_array().unwrap().len(), 7 * 4);
     api.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_answers_429_queue_full_and_max_queued_lowers_it() {
+    let api = Api::start("replies_queue").await;
+    let (tenant, key) = api.tenant("developer").await;
+    api.credit(&tenant, "suno_quota", 1000).await;
+    let me = api.client(&key).me().await.unwrap();
+    // Developer: Suno cap 10 → 100 waiting; Midjourney cap 9 → 100; Luma has no cap.
+    assert_eq!(me["max_queued"]["suno"], 100, "{me}");
+    assert!(me["max_queued"]["luma"].is_null(), "{me}");
+    let settings = |v: Value| {
+        let api = &api;
+        let key = key.clone();
+        async move {
+            api.raw(
+                Some(&key),
+                Method::PATCH,
+                "/api/v1/me/settings",
+                Some(&v.to_string()),
+            )
+            .await
+        }
+    };
+    let (s, _, v) = settings(json!({"max_queued": 0})).await;
+    assert_eq!(
+        (s, v["data"]["error"]["field"].as_str()),
+        (400, Some("/max_queued"))
+    );
+    let (s, _, v) = settings(json!({"max_queued": 2})).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["data"]["max_queued"]["suno"], 2, "{v}");
+    // No worker runs: tasks wait.
+    for _ in 0..2 {
+        let (s, _, v) = api
+            .raw(Some(&key), Method::POST, "/api/v1/task", Some(&suno("x")))
+            .await;
+        assert_eq!(s, 200, "{v}");
+    }
+    let before = api.client(&key).me().await.unwrap();
+    let (s, _, v) = api
+        .raw(Some(&key), Method::POST, "/api/v1/task", Some(&suno("x")))
+        .await;
+    assert_eq!(s, 429, "{v}");
+    assert_refusal(&v, 429, "queue_full");
+    let after = api.client(&key).me().await.unwrap();
+    assert_eq!(before["balances"], after["balances"], "nothing held");
+    assert_eq!(after["queued"]["suno"], 2);
+    // Back to the plan's limit.
+    let (s, _, _) = settings(json!({"max_queued": null})).await;
+    assert_eq!(s, 200);
+    let (s, _, v) = api
+        .raw(Some(&key), Method::POST, "/api/v1/task", Some(&suno("x")))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    api.stop().await;
+}

@@ -240,6 +240,7 @@ async fn a_redis_outage_answers_503_and_readyz_says_so() {
         notification_webhook: None,
         notification_secret: None,
         approved_extras: false,
+        max_queued: None,
     };
     let key = switchyard_dispatcher::tenants::create(&sched, &t)
         .await

@@ -67,6 +67,7 @@ pub fn uncapped_settings() -> TenantSettings {
         failover: false,
         failover_max_wait_ms: 0,
         retention_s: 3600,
+        max_queued: Provider::ALL.map(|p| (p, None)),
     }
 }
 

@@ -72,6 +72,7 @@ fn no_caps() -> TenantSettings {
         failover: false,
         failover_max_wait_ms: 0,
         retention_s: 3600,
+        max_queued: Provider::ALL.map(|p| (p, None)),
     }
 }
 

@@ -30,7 +30,7 @@ local function submit_one(A)
   end
   local tn = TENANTS[tenant]
   if not tn then
-    tn = redis.call('HMGET', k('tn', tenant), 'failover', 'plan', 'retention_s')
+    tn = redis.call('HMGET', k('tn', tenant), 'failover', 'plan', 'retention_s', 'queued', 'max_queued')
     TENANTS[tenant] = tn
   end
   -- Tenants are written with their plan's retention (tenant.lua); one without is unknown.
@@ -63,11 +63,23 @@ local function submit_one(A)
   end
   if pool == 'ppu' and failover == 1 then pin = '' end
 
+  -- The tenant's queue for this provider: refused when full, after the quota check (402
+  -- comes first), with the hold given back.
+  local max_queued = tonumber(tn[5] or '') or -1
+  local full = max_queued >= 0 and
+    (tonumber(tn[4] or '') or 0) + (BATCH and BATCH.queued[tenant] or 0) >= max_queued
+
   local held = 0
   if pool == 'ppu' then
     local ok, avail = hold(tenant, kind, ppu_price)
     if not ok then return {'err', 'insufficient_quota', tostring(avail)} end
+    if full then
+      unhold(tenant, kind, ppu_price)
+      return {'err', 'queue_full', tostring(max_queued)}
+    end
     held = ppu_price
+  elseif full then
+    return {'err', 'queue_full', tostring(max_queued)}
   end
 
   local state = 'none'

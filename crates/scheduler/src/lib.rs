@@ -104,6 +104,9 @@ pub enum SubmitError {
     /// The idempotency key was used with a different request.
     #[error("idempotency key already used for task {0} with a different request")]
     IdempotencyKeyReused(String),
+    /// The tenant already has its most tasks waiting for this provider (the limit).
+    #[error("the queue is full: {0} tasks waiting")]
+    QueueFull(u32),
     /// Redis failed.
     #[error(transparent)]
     Scheduler(#[from] SchedulerError),

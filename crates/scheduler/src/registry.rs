@@ -40,6 +40,9 @@ pub struct Tenant {
     /// approval only" (Midjourney's intermediate images on PPU).
     #[serde(default)]
     pub approved_extras: bool,
+    /// The tenant's own limit on tasks waiting per provider (never above the plan's).
+    #[serde(default)]
+    pub max_queued: Option<u32>,
 }
 
 impl Tenant {
@@ -50,6 +53,7 @@ impl Tenant {
             config.plans.get(self.plan),
             self.failover_max_wait_s * 1000,
         )
+        .with_max_queued(self.max_queued)
     }
 }
 

@@ -174,6 +174,7 @@ fn parse_submit(task: &NewTask, reply: Vec<String>) -> Result<Submitted, SubmitE
             "no_account" => SubmitError::NoAccount(get(2)),
             "account_not_found" => SubmitError::AccountNotFound(get(2)),
             "idempotency_key_reused" => SubmitError::IdempotencyKeyReused(get(2)),
+            "queue_full" => SubmitError::QueueFull(get(2).parse().unwrap_or(0)),
             _ => protocol("submit", &reply)?,
         }),
         _ => protocol("submit", &reply)?,

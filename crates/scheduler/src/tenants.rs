@@ -18,6 +18,8 @@ pub struct TenantSettings {
     pub failover_max_wait_ms: u64,
     /// Terminal tasks stay this long.
     pub retention_s: u64,
+    /// Most tasks waiting per provider (`None`: no limit); more are refused `queue_full`.
+    pub max_queued: [(Provider, Option<u32>); 4],
 }
 
 impl TenantSettings {
@@ -29,7 +31,18 @@ impl TenantSettings {
             failover: limits.auto_failover,
             failover_max_wait_ms,
             retention_s: limits.retention_secs(),
+            max_queued: Provider::ALL.map(|p| (p, limits.max_queued(p))),
         }
+    }
+
+    /// The same, with the tenant's own lower queue limit (never above the plan's).
+    pub fn with_max_queued(mut self, limit: Option<u32>) -> Self {
+        if let Some(l) = limit {
+            for (_, m) in &mut self.max_queued {
+                *m = Some(m.map_or(l, |plan| plan.min(l)));
+            }
+        }
+        self
     }
 }
 
@@ -43,7 +56,8 @@ impl Scheduler {
     ) -> Result<bool, SchedulerError> {
         let mut conn = self.conn().await?;
         let mut created = false;
-        for (provider, cap) in settings.caps {
+        for ((provider, cap), (_, max_queued)) in settings.caps.into_iter().zip(settings.max_queued)
+        {
             let initial = match QuotaKind::of(provider) {
                 QuotaKind::LumaQuota => self.inner.config.prices.luma.free_trial,
                 _ => 0,
@@ -61,7 +75,9 @@ impl Scheduler {
                 .arg("max_wait_ms")
                 .arg(settings.failover_max_wait_ms)
                 .arg("retention_s")
-                .arg(settings.retention_s);
+                .arg(settings.retention_s)
+                .arg("max_queued")
+                .arg(max_queued.map_or(-1, i64::from));
             let v: String = invoke(&inv, &mut conn).await?;
             created |= v == "created";
         }

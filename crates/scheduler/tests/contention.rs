@@ -293,6 +293,7 @@ fn no_caps(plan: &str) -> TenantSettings {
         failover: false,
         failover_max_wait_ms: 0,
         retention_s: 3600,
+        max_queued: Provider::ALL.map(|p| (p, None)),
     }
 }
 

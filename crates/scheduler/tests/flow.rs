@@ -109,6 +109,49 @@ async fn insufficient_quota_refuses_and_writes_nothing() {
 }
 
 #[tokio::test]
+async fn queue_full_refuses_once_the_tenants_queue_is_at_its_limit() {
+    let s = scheduler("queue_full").await;
+    // Hobbyist Suno: cap 2, so the plan's limit is max(10 × 2, 100) = 100 waiting.
+    tenant_as_planned(&s, "t_h", Plan::Hobbyist).await;
+    fund(&s, "t_h", QuotaKind::SunoQuota, 10_000).await;
+    let batch: Vec<_> = (0..101)
+        .map(|_| task("t_h", Provider::Suno, PPU, RELAX, 10))
+        .collect();
+    let replies = s.submit_batch(&batch).await.unwrap();
+    assert!(replies[..100].iter().all(Result::is_ok));
+    assert!(
+        matches!(replies[100], Err(SubmitError::QueueFull(100))),
+        "{:?}",
+        replies[100]
+    );
+    // The refused one holds nothing and exists nowhere.
+    assert!(s.get_task("t_h", &batch[100].id).await.unwrap().is_none());
+    let bal = s.balances("t_h").await.unwrap()[&QuotaKind::SunoQuota];
+    assert_eq!((bal.available, bal.held), (10_000 - 1000, 1000));
+    // A short balance is answered first (402 before 429).
+    assert!(matches!(
+        s.submit(&task("t_h", Provider::Suno, PPU, RELAX, 100_000))
+            .await,
+        Err(SubmitError::InsufficientQuota { .. })
+    ));
+    // One leaves the queue (started or cancelled): one more fits.
+    assert_eq!(
+        s.cancel("t_h", &batch[0].id).await.unwrap(),
+        CancelOutcome::Cancelled
+    );
+    s.submit(&task("t_h", Provider::Suno, PPU, RELAX, 10))
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.submit(&task("t_h", Provider::Suno, PPU, RELAX, 10)).await,
+        Err(SubmitError::QueueFull(100))
+    ));
+    // Midjourney's queue is its own.
+    fund(&s, "t_h", QuotaKind::MjQuota, 100).await;
+    s.submit(&task("t_h", MJ, PPU, RELAX, 3)).await.unwrap();
+}
+
+#[tokio::test]
 async fn midjourney_converts_2100_then_700_credits() {
     let s = scheduler("conv").await;
     tenant(&s, "t_a", Plan::Developer).await;
@@ -1340,6 +1383,7 @@ async fn ten_thousand_claims_and_completes_in_one_request_each() {
         failover: false,
         failover_max_wait_ms: 0,
         retention_s: 3600,
+        max_queued: Provider::ALL.map(|p| (p, None)),
     };
     s.upsert_tenant("t_a", &uncapped).await.unwrap();
     // One request each way; the scheduler splits them into bounded script calls.

@@ -21,6 +21,7 @@ fn record(id: &str) -> Tenant {
         notification_webhook: None,
         notification_secret: None,
         approved_extras: false,
+        max_queued: None,
     }
 }
 

@@ -31,12 +31,22 @@ pub async fn tenant(s: &Scheduler, id: &str, plan: Plan) {
     tenant_wait(s, id, plan, 0).await
 }
 
-/// Create a tenant with a failover max wait.
+/// Create a tenant with a failover max wait. Its queues are unbounded (these tests queue
+/// deep backlogs; `queue_full_refuses_once_the_tenants_queue_is_at_its_limit` tests the
+/// plan's limit).
 pub async fn tenant_wait(s: &Scheduler, id: &str, plan: Plan, max_wait_ms: u64) {
+    let table = PlanTable::seed();
+    let mut settings = TenantSettings::from_plan(plan.as_str(), table.get(plan), max_wait_ms);
+    settings.max_queued = settings.max_queued.map(|(p, _)| (p, None));
+    s.upsert_tenant(id, &settings).await.unwrap();
+}
+
+/// Create a tenant with its plan's queue limits.
+pub async fn tenant_as_planned(s: &Scheduler, id: &str, plan: Plan) {
     let table = PlanTable::seed();
     s.upsert_tenant(
         id,
-        &TenantSettings::from_plan(plan.as_str(), table.get(plan), max_wait_ms),
+        &TenantSettings::from_plan(plan.as_str(), table.get(plan), 0),
     )
     .await
     .unwrap();
