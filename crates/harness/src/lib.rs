@@ -98,17 +98,14 @@ impl Harness {
         }
     }
 
-    /// A tenant on a plan.
+    /// A tenant on a plan, with no limit on its waiting tasks (tests queue deep backlogs;
+    /// the plan's limit is tested where it is enforced, in the scheduler and the API).
     pub async fn tenant(&self, id: &str, plan: Plan) {
         self.plans.lock().unwrap().insert(id.to_string(), plan);
         let t = PlanTable::seed();
-        self.sched
-            .upsert_tenant(
-                id,
-                &TenantSettings::from_plan(plan.as_str(), t.get(plan), 0),
-            )
-            .await
-            .unwrap();
+        let mut settings = TenantSettings::from_plan(plan.as_str(), t.get(plan), 0);
+        settings.max_queued = settings.max_queued.map(|(p, _)| (p, None));
+        self.sched.upsert_tenant(id, &settings).await.unwrap();
     }
 
     /// Lift every PPU cap of a tenant (Enterprise-like), for load tests.
