@@ -99,6 +99,17 @@ pub async fn settings(
                     )
                 })?;
             }
+            "max_pending_s" => {
+                t.max_pending_s = match val {
+                    Value::Null => 0,
+                    v => v.as_u64().filter(|n| *n <= 7 * 86_400).ok_or_else(|| {
+                        ApiError::invalid(
+                            "/max_pending_s",
+                            "max_pending_s must be 0 (no limit) to 604800 seconds",
+                        )
+                    })?,
+                };
+            }
             "max_queued" => {
                 t.max_queued = match val {
                     Value::Null => None,
@@ -209,6 +220,7 @@ pub async fn create_tenant(
         notification_secret: None,
         approved_extras: false,
         max_queued: None,
+        max_pending_s: 0,
     };
     let key = tenants::create(&state.sched, &t).await?;
     Ok(ok(view::tenant_created(&t, &key)))

@@ -224,6 +224,7 @@ pub fn me(
     json!({"tenant_id": t.tenant_id, "name": t.name, "plan": t.plan,
     "default_service_mode": t.default_service_mode.api_name(),
     "failover_max_wait_s": t.failover_max_wait_s,
+    "max_pending_s": t.max_pending_s,
     "notification_webhook": t.notification_webhook,
     "caps": caps, "max_queued": max_queued, "balances": balances, "held": held,
     "in_flight": in_flight, "queued": queued})

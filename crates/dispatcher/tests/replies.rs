@@ -801,3 +801,56 @@ async fn a_full_queue_answers_429_queue_full_and_max_queued_lowers_it() {
     assert_eq!(s, 200, "{v}");
     api.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_waiting_past_max_pending_s_fails_expired_in_queue() {
+    let mut api = Api::start("replies_expiry").await;
+    // A Suno worker claims (and so runs the due work), but no account serves Suno.
+    let worker = Arc::new(switchyard_worker_suno::Suno::new(&api.h.config));
+    api.workers.push(api.h.start_worker(worker));
+    let (tenant, key) = api.tenant("developer").await;
+    api.credit(&tenant, "suno_quota", 100).await;
+    let (s, _, v) = api
+        .raw(
+            Some(&key),
+            Method::PATCH,
+            "/api/v1/me/settings",
+            Some(&json!({"max_pending_s": -1}).to_string()),
+        )
+        .await;
+    assert_eq!(
+        (s, v["data"]["error"]["field"].as_str()),
+        (400, Some("/max_pending_s"))
+    );
+    let (s, _, v) = api
+        .raw(
+            Some(&key),
+            Method::PATCH,
+            "/api/v1/me/settings",
+            Some(&json!({"max_pending_s": 1}).to_string()),
+        )
+        .await;
+    assert_eq!((s, &v["data"]["max_pending_s"]), (200, &json!(1)), "{v}");
+    let (_, _, v) = api
+        .raw(Some(&key), Method::POST, "/api/v1/task", Some(&suno("x")))
+        .await;
+    let id = v["data"]["task_id"].as_str().unwrap().to_string();
+    let t = api
+        .client(&key)
+        .wait_task(&id, Duration::from_secs(15))
+        .await
+        .unwrap();
+    assert_eq!(t["status"], "failed", "{t}");
+    assert_eq!(
+        (&t["error"]["code"], &t["error"]["reason"]),
+        (&json!(10006), &json!("expired_in_queue")),
+        "{t}"
+    );
+    assert_eq!(t["meta"]["usage"]["consume"], 0);
+    let me = api.client(&key).me().await.unwrap();
+    assert_eq!(
+        (&me["held"]["suno_quota"], &me["balances"]["suno_quota"]),
+        (&json!(0), &json!(100))
+    );
+    api.stop().await;
+}

@@ -241,6 +241,7 @@ async fn a_redis_outage_answers_503_and_readyz_says_so() {
         notification_secret: None,
         approved_extras: false,
         max_queued: None,
+        max_pending_s: 0,
     };
     let key = switchyard_dispatcher::tenants::create(&sched, &t)
         .await

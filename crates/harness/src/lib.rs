@@ -68,6 +68,7 @@ pub fn uncapped_settings() -> TenantSettings {
         failover_max_wait_ms: 0,
         retention_s: 3600,
         max_queued: Provider::ALL.map(|p| (p, None)),
+        max_pending_ms: 0,
     }
 }
 

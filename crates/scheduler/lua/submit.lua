@@ -30,7 +30,7 @@ local function submit_one(A)
   end
   local tn = TENANTS[tenant]
   if not tn then
-    tn = redis.call('HMGET', k('tn', tenant), 'failover', 'plan', 'retention_s', 'queued', 'max_queued')
+    tn = redis.call('HMGET', k('tn', tenant), 'failover', 'plan', 'retention_s', 'queued', 'max_queued', 'max_pending_ms')
     TENANTS[tenant] = tn
   end
   -- Tenants are written with their plan's retention (tenant.lua); one without is unknown.
@@ -120,6 +120,9 @@ local function submit_one(A)
     redis.call('HSET', k('idem', tenant, idem), 'task', id, 'hash', idem_hash)
     redis.call('EXPIRE', k('idem', tenant, idem), idem_ttl)
   end
+  -- The tenant's limit on waiting: the task expires if it is still waiting then.
+  local max_pending = tonumber(tn[6] or '') or 0
+  if max_pending > 0 then schedule('expiry', NOW + max_pending, id) end
   emit('created', 'task', id, 'tenant', tenant)
   return {'ok', id, pool, failover, held}
 end

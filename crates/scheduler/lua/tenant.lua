@@ -1,7 +1,7 @@
 -- Create or update a tenant's scheduling settings in this shard.
 -- ARGV: tenant, initial_avail (credited once, on creation), then field/value pairs among:
 -- plan, cap (-1 = no cap), failover (0|1), max_wait_ms, retention_s, max_queued (-1 = no
--- limit).
+-- limit), max_pending_ms (0 = none).
 -- Returns 'created' or 'updated'.
 --- @include "keys"
 --- @include "lanes"

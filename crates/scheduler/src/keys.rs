@@ -109,10 +109,16 @@ pub fn lane_queue(base: &str, lane: &str) -> String {
     format!("{base}:q:{lane}")
 }
 
+/// Waiting tasks whose tenant limits their wait, by deadline (`max_pending_s`). Built by
+/// the scripts.
+pub fn expiry(base: &str) -> String {
+    format!("{base}:expiry")
+}
+
 /// A tenant's usage report of one UTC day (`day`: days since the Unix epoch): outcome
 /// counts, quota spent, completion-time buckets. Built by the scripts.
-pub fn usage(base: &str, tenant: &str, day: u64) -> String {
-    format!("{base}:use:{tenant}:{day}")
+pub fn usage(base: &str, tenant: &str, day: impl std::fmt::Display) -> String {
+    format!("{base}:usage:{tenant}:{day}")
 }
 
 /// Tasks waiting to retry, by due time. Built by the scripts.
@@ -280,6 +286,8 @@ mod tests {
             usable(b, "<owner>", "<mode>"),
             cool(b),
             events(b),
+            usage(b, "<tenant>", "<day>"),
+            expiry(b),
         ];
         let global = [
             tenants(&g),

@@ -43,6 +43,9 @@ pub struct Tenant {
     /// The tenant's own limit on tasks waiting per provider (never above the plan's).
     #[serde(default)]
     pub max_queued: Option<u32>,
+    /// A task waiting longer than this fails `expired_in_queue`, refunded (0: never).
+    #[serde(default)]
+    pub max_pending_s: u64,
 }
 
 impl Tenant {
@@ -54,6 +57,7 @@ impl Tenant {
             self.failover_max_wait_s * 1000,
         )
         .with_max_queued(self.max_queued)
+        .with_max_pending_ms(self.max_pending_s * 1000)
     }
 }
 

@@ -20,6 +20,9 @@ pub struct TenantSettings {
     pub retention_s: u64,
     /// Most tasks waiting per provider (`None`: no limit); more are refused `queue_full`.
     pub max_queued: [(Provider, Option<u32>); 4],
+    /// A task still waiting this long after it was submitted fails `expired_in_queue`
+    /// (0: never).
+    pub max_pending_ms: u64,
 }
 
 impl TenantSettings {
@@ -32,7 +35,14 @@ impl TenantSettings {
             failover_max_wait_ms,
             retention_s: limits.retention_secs(),
             max_queued: Provider::ALL.map(|p| (p, limits.max_queued(p))),
+            max_pending_ms: 0,
         }
+    }
+
+    /// The same, with the tenant's limit on waiting (0: none).
+    pub fn with_max_pending_ms(mut self, ms: u64) -> Self {
+        self.max_pending_ms = ms;
+        self
     }
 
     /// The same, with the tenant's own lower queue limit (never above the plan's).
@@ -77,7 +87,9 @@ impl Scheduler {
                 .arg("retention_s")
                 .arg(settings.retention_s)
                 .arg("max_queued")
-                .arg(max_queued.map_or(-1, i64::from));
+                .arg(max_queued.map_or(-1, i64::from))
+                .arg("max_pending_ms")
+                .arg(settings.max_pending_ms);
             let v: String = invoke(&inv, &mut conn).await?;
             created |= v == "created";
         }

@@ -1,7 +1,7 @@
 //! The plans' data report: per tenant, UTC day and provider, the tasks that ended (by
 //! outcome), the quota they spent, and how long completed tasks took from creation.
 //! `finish` (`lua/includes/tasks.lua`, through `lua/includes/usage.lua`) counts each task
-//! once, when it ends, in the tenant's `use:<tenant>:<day>` hash of the provider's shard:
+//! once, when it ends, in the tenant's `usage:<tenant>:<day>` hash of the provider's shard:
 //! `c:<bucket>` for completed tasks (count and quota spent packed in one integer,
 //! `spent × 2^24 + count`, so a completion costs one command), `failed`, `cancelled`.
 

@@ -294,6 +294,7 @@ fn no_caps(plan: &str) -> TenantSettings {
         failover_max_wait_ms: 0,
         retention_s: 3600,
         max_queued: Provider::ALL.map(|p| (p, None)),
+        max_pending_ms: 0,
     }
 }
 

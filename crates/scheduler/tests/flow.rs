@@ -152,6 +152,42 @@ async fn queue_full_refuses_once_the_tenants_queue_is_at_its_limit() {
 }
 
 #[tokio::test]
+async fn a_task_waiting_past_max_pending_fails_expired_in_queue_and_is_refunded() {
+    let s = scheduler("expiry").await;
+    let table = switchyard_core::PlanTable::seed();
+    let settings =
+        switchyard_scheduler::TenantSettings::from_plan("developer", table.get(Plan::Developer), 0)
+            .with_max_pending_ms(300);
+    s.upsert_tenant("t_a", &settings).await.unwrap();
+    fund(&s, "t_a", QuotaKind::SunoQuota, 100).await;
+    // No account serves Suno yet: the task waits.
+    let waiting = task("t_a", Provider::Suno, PPU, RELAX, 10);
+    s.submit(&waiting).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    s.reap(Provider::Suno, 100).await.unwrap();
+    let rec = s.get_task("t_a", &waiting.id).await.unwrap().unwrap();
+    assert_eq!(rec.status, StoredStatus::Failed);
+    assert_eq!(rec.error.as_ref().unwrap().code, "expired_in_queue");
+    assert_eq!(rec.consume, 0);
+    let bal = s.balances("t_a").await.unwrap()[&QuotaKind::SunoQuota];
+    assert_eq!((bal.available, bal.held), (100, 0), "refunded");
+    let load = s.tenant_load("t_a").await.unwrap();
+    let suno = load.iter().find(|l| l.provider == Provider::Suno).unwrap();
+    assert_eq!(suno.queued, 0);
+    // A task claimed before its deadline runs on.
+    account(&s, Provider::Suno, &Owner::Pool, "p", [5, 0, 0]).await;
+    let started = task("t_a", Provider::Suno, PPU, RELAX, 10);
+    s.submit(&started).await.unwrap();
+    let got = s.claim(Provider::Suno, 5, NOW).await.unwrap();
+    assert_eq!(got.len(), 1);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Due work runs in claims too.
+    assert!(s.claim(Provider::Suno, 5, NOW).await.unwrap().is_empty());
+    let rec = s.get_task("t_a", &started.id).await.unwrap().unwrap();
+    assert_eq!(rec.status, StoredStatus::Processing);
+}
+
+#[tokio::test]
 async fn midjourney_converts_2100_then_700_credits() {
     let s = scheduler("conv").await;
     tenant(&s, "t_a", Plan::Developer).await;
@@ -1384,6 +1420,7 @@ async fn ten_thousand_claims_and_completes_in_one_request_each() {
         failover_max_wait_ms: 0,
         retention_s: 3600,
         max_queued: Provider::ALL.map(|p| (p, None)),
+        max_pending_ms: 0,
     };
     s.upsert_tenant("t_a", &uncapped).await.unwrap();
     // One request each way; the scheduler splits them into bounded script calls.

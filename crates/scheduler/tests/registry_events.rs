@@ -22,6 +22,7 @@ fn record(id: &str) -> Tenant {
         notification_secret: None,
         approved_extras: false,
         max_queued: None,
+        max_pending_s: 0,
     }
 }
 

@@ -1,4 +1,4 @@
--- The plans' data report: per tenant and UTC day (`use:<tenant>:<day>`, days since the
+-- The plans' data report: per tenant and UTC day (`usage:<tenant>:<day>`, days since the
 -- epoch), `c:<b>` for the completed tasks whose time from creation (read from the task's
 -- UUIDv7 id) falls in bucket b
 -- (b = floor(log(ms) / log(ratio))), holding their count and the quota they spent in one
@@ -30,7 +30,7 @@ local function flush_usage()
   local day = math.floor(NOW / 86400000)
   for _, tenant in ipairs(USAGE.order) do
     local d = USAGE.by[tenant]
-    local key = k('use', tenant, day)
+    local key = k('usage', tenant, day)
     local fresh = false
     for _, f in ipairs(d.order) do
       if redis.call('HINCRBY', key, f, d.n[f]) == d.n[f] then fresh = true end
