@@ -17,7 +17,7 @@ use crate::tenants::Tenant;
 use crate::{Caller, Shared, Submitter, view};
 
 /// Load for staged/pending, per provider.
-pub(crate) async fn loads(state: &Shared, tenant: &str) -> HashMap<Provider, TenantLoad> {
+async fn loads(state: &Shared, tenant: &str) -> HashMap<Provider, TenantLoad> {
     state
         .sched
         .tenant_load(tenant)
@@ -42,6 +42,12 @@ pub async fn render(
     )
 }
 
+/// The task object of a record, staged or pending as the tenant's load says now.
+pub async fn render_now(state: &Shared, tenant: &Tenant, r: &TaskRecord) -> Value {
+    let loads = loads(state, &tenant.tenant_id).await;
+    render(state, tenant, r, &loads).await
+}
+
 /// `POST /api/v1/task`.
 pub async fn create(
     State(state): State<Shared>,
@@ -57,13 +63,7 @@ pub async fn create(
         .get_task(&tenant.tenant_id, &submitted.id)
         .await?
         .ok_or_else(|| ApiError::task_not_found(&submitted.id))?;
-    let data = render(
-        &state,
-        &tenant,
-        &rec,
-        &loads(&state, &tenant.tenant_id).await,
-    )
-    .await;
+    let data = render_now(&state, &tenant, &rec).await;
     Ok(view::created(data, submitted.replayed))
 }
 
@@ -98,14 +98,7 @@ pub async fn get_one(
             .ok_or_else(|| ApiError::task_not_found(&id))?;
         let terminal = rec.api_status(false).is_terminal();
         if terminal || Instant::now() >= deadline {
-            let data = render(
-                &state,
-                &tenant,
-                &rec,
-                &loads(&state, &tenant.tenant_id).await,
-            )
-            .await;
-            return Ok(ok(data));
+            return Ok(ok(render_now(&state, &tenant, &rec).await));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -197,36 +197,19 @@ async fn bulk_cancel_takes_the_callers_matching_queued_tasks_only() {
     ))
     .await;
     let new_suno = create(key.clone(), suno("new")).await;
+    let del = |path: &str| {
+        let (api, key, path) = (&api, key.clone(), path.to_string());
+        async move { api.raw(Some(&key), Method::DELETE, &path, None).await }
+    };
 
-    let (s, _, v) = api
-        .raw(
-            Some(&key),
-            Method::DELETE,
-            "/api/v1/tasks?created_before=1&model=kling",
-            None,
-        )
-        .await;
+    let (s, _, v) = del("/api/v1/tasks?created_before=1&model=kling").await;
     assert_eq!(s, 400);
     assert_refusal(&v, 400, "unknown_model");
-    let (s, _, v) = api
-        .raw(
-            Some(&key),
-            Method::DELETE,
-            "/api/v1/tasks?created_before=soon",
-            None,
-        )
-        .await;
+    let (s, _, v) = del("/api/v1/tasks?created_before=soon").await;
     assert_eq!(s, 400);
     assert_refusal(&v, 400, "invalid_request");
 
-    let (s, _, v) = api
-        .raw(
-            Some(&key),
-            Method::DELETE,
-            &format!("/api/v1/tasks?created_before={cut}&model=music-s"),
-            None,
-        )
-        .await;
+    let (s, _, v) = del(&format!("/api/v1/tasks?created_before={cut}&model=music-s")).await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["message"], "3 tasks canceled", "{v}");
     assert_eq!(v["data"]["cancelled"], 3);

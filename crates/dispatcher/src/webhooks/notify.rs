@@ -238,8 +238,7 @@ async fn message(state: &Shared, job: &Job) -> Result<Option<Message>, String> {
         if job.event.kind == "progress" && !view::Viewer::of(state, &tenant).shows_progress(&rec) {
             return Ok(None);
         }
-        let loads = tasks::loads(state, &tenant_id).await;
-        let data = tasks::render(state, &tenant, &rec, &loads).await;
+        let data = tasks::render_now(state, &tenant, &rec).await;
         let body = json!({"timestamp": at / 1000, "event": format!("task.{}", job.event.kind), "data": data});
         Message {
             endpoint,
