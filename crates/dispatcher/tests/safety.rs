@@ -348,9 +348,12 @@ async fn a_banned_account_notifies_its_tenant() {
         .unwrap();
     // GoAPI's name for Midjourney, ours in the same shape for Suno.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    // Each was the tenant's only account: none is left to serve.
     for (kind, acc_id, provider) in [
         ("account_disabled", &suno_acc, "suno"),
         ("mj_bot_banned", &mj_acc, "midjourney"),
+        ("no_active_account", &suno_acc, "suno"),
+        ("no_active_mj_bot", &mj_acc, "midjourney"),
     ] {
         loop {
             let got = hook.got.lock().unwrap().clone();

@@ -264,6 +264,14 @@ fn notification(e: &Event, provider: Provider, at_ms: u64) -> Option<Value> {
     let r = reason.to_ascii_lowercase();
     let no_fast = r.contains("no_fast_hours");
     let (kind, message) = match (provider, state.as_str()) {
+        (Provider::Midjourney, "none_active") => (
+            "no_active_mj_bot",
+            "none of your Midjourney accounts can take work; private tasks wait",
+        ),
+        (_, "none_active") => (
+            "no_active_account",
+            "none of your accounts of this provider can take work; private tasks wait",
+        ),
         (Provider::Midjourney, "active" | "cooling_down") if no_fast => (
             "mj_bot_no_fasthour",
             "the Midjourney account has no fast hours left; relax jobs go on",
@@ -398,6 +406,14 @@ mod tests {
                 "rate_limited",
                 "active",
                 None,
+            ),
+            (mj, "none_active", "banned", "", Some("no_active_mj_bot")),
+            (
+                Provider::Suno,
+                "none_active",
+                "",
+                "",
+                Some("no_active_account"),
             ),
         ];
         for (p, state, reason, prev, want) in rows {
