@@ -222,6 +222,8 @@ async fn run_async(
     config.worker.account_min_gap_ms = 10;
     config.worker.shutdown_grace_s = 2;
     config.worker.reap_interval_ms = 500;
+    // The demo's files (the simulator's images) are on loopback.
+    config.worker.allow_private_inputs = true;
     config.scheduler.lease_ms = 10_000;
     let sched = switchyard_scheduler::Scheduler::connect(&config)
         .await

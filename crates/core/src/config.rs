@@ -296,6 +296,12 @@ pub struct WorkerConfig {
     pub reap_interval_ms: u64,
     /// Address for `/metrics` and `/healthz` (empty: none).
     pub metrics_listen: String,
+    /// Input files (images, key frames, GPTs files) may be fetched from private,
+    /// loopback and link-local addresses (the demo and tests, whose files are on
+    /// loopback). Off in production: a client's URL must not reach the operator's network.
+    pub allow_private_inputs: bool,
+    /// Largest input file a worker fetches, in bytes.
+    pub max_input_bytes: u64,
 }
 
 impl Default for WorkerConfig {
@@ -309,6 +315,8 @@ impl Default for WorkerConfig {
             shutdown_grace_s: 20,
             reap_interval_ms: 1000,
             metrics_listen: String::new(),
+            allow_private_inputs: false,
+            max_input_bytes: 25 * 1024 * 1024,
         }
     }
 }

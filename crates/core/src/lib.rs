@@ -12,6 +12,7 @@ pub mod body;
 pub mod config;
 pub mod entitlement;
 pub mod error;
+pub mod net;
 pub mod plan;
 pub mod pricing;
 pub mod prompt_check;

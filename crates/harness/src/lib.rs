@@ -45,7 +45,7 @@ pub fn credentials(provider: Provider, cred: &str) -> Value {
 
 /// A config on `url` under a fresh key prefix, with the test-friendly timings every
 /// test shares: quick retries, polls and reaps, no pacing to speak of, a 2 s shutdown
-/// grace.
+/// grace, input files fetched from the simulator on loopback.
 pub fn test_config(url: &str, name: &str) -> Config {
     let mut c = Config::default();
     c.redis.url = url.to_string();
@@ -56,6 +56,7 @@ pub fn test_config(url: &str, name: &str) -> Config {
     c.worker.account_min_gap_ms = 1;
     c.worker.reap_interval_ms = 200;
     c.worker.shutdown_grace_s = 2;
+    c.worker.allow_private_inputs = true;
     c
 }
 
@@ -267,6 +268,10 @@ impl Harness {
             (
                 "SWITCHYARD_WORKER__CONCURRENCY",
                 c.worker.concurrency.to_string(),
+            ),
+            (
+                "SWITCHYARD_WORKER__ALLOW_PRIVATE_INPUTS",
+                c.worker.allow_private_inputs.to_string(),
             ),
             ("SWITCHYARD_UPSTREAMS__DISCORD_API", u.discord_api.clone()),
             (

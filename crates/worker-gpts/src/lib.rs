@@ -32,13 +32,15 @@ use serde_json::{Value, json};
 use switchyard_core::task::GptsTask;
 use switchyard_core::{Config, Provider, TaskSpec};
 use switchyard_worker::{
-    Control, Job, Upstream, UpstreamError, classify_http, fetch_bytes, http_client, json_or_error,
-    retry_after,
+    Control, InputRules, Job, Upstream, UpstreamError, classify_http, fetch_bytes, http_client,
+    json_or_error, retry_after,
 };
 
 /// The GPTs adapter.
 pub struct Gpts {
     http: reqwest::Client,
+    /// Where input files may come from (`worker.allow_private_inputs`).
+    inputs: InputRules,
     api: String,
     poll: Duration,
 }
@@ -47,6 +49,7 @@ impl Gpts {
     /// From the upstream config.
     pub fn new(c: &Config) -> Gpts {
         Gpts {
+            inputs: InputRules::of(c),
             http: http_client(c.upstreams.request_timeout_s.max(120)),
             api: c.upstreams.chatgpt_api.trim_end_matches('/').to_string(),
             poll: Duration::from_millis(c.worker.poll_interval_ms),
@@ -500,7 +503,8 @@ impl Upstream for Gpts {
                 }
             },
             GptsTask::UploadFile(u) => {
-                let bytes = fetch_bytes(&self.http, &u.file_url, "the file to upload").await?;
+                let bytes =
+                    fetch_bytes(&self.http, &u.file_url, "the file to upload", self.inputs).await?;
                 let name = u.file_url.rsplit('/').next().unwrap_or("file");
                 let slot = json_or_error(
                     self.req(reqwest::Method::POST, "/backend-api/files", token)

@@ -34,7 +34,8 @@ use serde_json::{Value, json};
 use switchyard_core::task::{LumaFrame, LumaFrameKind, LumaTask};
 use switchyard_core::{Config, Provider, TaskSpec};
 use switchyard_worker::{
-    Control, Job, Upstream, UpstreamError, fetch_bytes, http_client, json_or_error, parse_iso_ms,
+    Control, InputRules, Job, Upstream, UpstreamError, fetch_bytes, http_client, json_or_error,
+    parse_iso_ms,
 };
 
 /// How far before an intent's time (this host's clock) a generation may be dated by
@@ -73,6 +74,8 @@ pub fn adopt_from_list(generations: &[Value], intent: &Value, since: u64) -> Opt
 /// The Luma adapter.
 pub struct Luma {
     http: reqwest::Client,
+    /// Where input files may come from (`worker.allow_private_inputs`).
+    inputs: InputRules,
     api: String,
     poll: Duration,
 }
@@ -81,6 +84,7 @@ impl Luma {
     /// From the upstream config.
     pub fn new(c: &Config) -> Luma {
         Luma {
+            inputs: InputRules::of(c),
             http: http_client(c.upstreams.request_timeout_s),
             api: c.upstreams.luma_api.trim_end_matches('/').to_string(),
             poll: Duration::from_millis(c.worker.poll_interval_ms),
@@ -106,7 +110,7 @@ impl Luma {
     /// Key frames must live on Luma's storage: fetch the image and upload it.
     async fn upload_frame(&self, frame: &LumaFrame, cookie: &str) -> Result<String, UpstreamError> {
         let url = frame.url.as_deref().unwrap_or("");
-        let bytes = fetch_bytes(&self.http, url, "the key frame image").await?;
+        let bytes = fetch_bytes(&self.http, url, "the key frame image", self.inputs).await?;
         let slot = json_or_error(self.req(
             reqwest::Method::POST,
             "/api/photon/v1/generations/file_upload?file_type=image&filename=frame.jpg",

@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 use switchyard_core::task::{MjAction, PanDirection, Upscaler, VariationOf};
 use switchyard_core::{Config, ProcessMode, Provider, TaskSpec};
 use switchyard_worker::{
-    Control, Job, Upstream, UpstreamError, fetch_bytes, http_client, retry_after,
+    Control, InputRules, Job, Upstream, UpstreamError, fetch_bytes, http_client, retry_after,
 };
 
 use gateway::{Gateway, JobView, Known};
@@ -135,6 +135,8 @@ const BLEND_COMMAND: (&str, &str) = ("1062880104792997970", "1237876415471554624
 /// The Midjourney adapter.
 pub struct Midjourney {
     http: reqwest::Client,
+    /// Where input files may come from (`worker.allow_private_inputs`).
+    inputs: InputRules,
     api: String,
     gateway_url: String,
     poll: Duration,
@@ -184,6 +186,7 @@ impl Midjourney {
     /// From the upstream config.
     pub fn new(c: &Config) -> Midjourney {
         Midjourney {
+            inputs: InputRules::of(c),
             http: http_client(c.upstreams.request_timeout_s),
             api: c.upstreams.discord_api.trim_end_matches('/').to_string(),
             gateway_url: c.upstreams.discord_gateway.clone(),
@@ -285,7 +288,7 @@ impl Midjourney {
         url: &str,
         idx: usize,
     ) -> Result<(String, String), UpstreamError> {
-        let bytes = fetch_bytes(&self.http, url, "the image").await?;
+        let bytes = fetch_bytes(&self.http, url, "the image", self.inputs).await?;
         let filename = format!("image{idx}.png");
         let slot: Value = self
             .post_json(

@@ -131,6 +131,18 @@ async fn every_midjourney_task_type_completes() {
             json!({"image_urls": [img, img], "dimension": "square"}),
         )
         .await;
+    // The image as a data: URL (what a client without a public host sends).
+    let describe_data = h
+        .submit(
+            "t_p",
+            ppu,
+            "midjourney",
+            "describe",
+            json!({"image_url": "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="}),
+        )
+        .await;
+    let dd = h.wait_terminal("t_p", &describe_data, T).await;
+    assert_eq!(dd.status, StoredStatus::Completed, "{:?}", dd);
     let d = h.wait_terminal("t_p", &describe, T).await;
     assert_eq!(d.status, StoredStatus::Completed, "{:?}", d);
     assert!(output(&d)["description"].as_str().unwrap().contains("1️⃣"));

@@ -224,24 +224,98 @@ pub async fn json_or_error(req: reqwest::RequestBuilder) -> Result<Value, Upstre
         .map_err(|_| UpstreamError::Transient("upstream sent unreadable JSON".into()))
 }
 
-/// Fetch a file the task names (an image to upload, a file for a GPT). A URL that cannot
-/// be fetched is the request's fault: `BadRequest` naming `what`.
+/// Where input files may come from and how large they may be (`worker` config).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InputRules {
+    /// Private, loopback and link-local addresses are allowed.
+    pub allow_private: bool,
+    /// Largest file, in bytes.
+    pub max_bytes: u64,
+}
+
+impl InputRules {
+    /// The rules of `config`.
+    pub fn of(config: &switchyard_core::Config) -> Self {
+        InputRules {
+            allow_private: config.worker.allow_private_inputs,
+            max_bytes: config.worker.max_input_bytes,
+        }
+    }
+}
+
+/// Fetch a file the task names (an image to upload, a file for a GPT): a `data:` URL's
+/// bytes, or an http(s) URL's body, under `rules` — a host that is or resolves to a
+/// private, loopback or link-local address is refused unless allowed, as is a file
+/// larger than the limit. A URL that cannot be fetched is the request's fault:
+/// `BadRequest` naming `what` and why.
 pub async fn fetch_bytes(
     http: &reqwest::Client,
     url: &str,
     what: &str,
+    rules: InputRules,
 ) -> Result<Vec<u8>, UpstreamError> {
-    let bad = || UpstreamError::BadRequest {
-        message: format!("could not fetch {what} from its URL"),
+    let bad = |why: String| UpstreamError::BadRequest {
+        message: format!("could not fetch {what}: {why}"),
         raw: String::new(),
     };
-    let resp = http
-        .get(url)
+    if url.len() >= 5 && url[..5].eq_ignore_ascii_case("data:") {
+        return switchyard_core::task::decode_data_url(url).map_err(bad);
+    }
+    let parsed = url::Url::parse(url).map_err(|e| bad(format!("not a valid URL ({e})")))?;
+    if !rules.allow_private {
+        switchyard_core::net::check_host(&parsed, "its URL").map_err(bad)?;
+        let host = parsed.host_str().unwrap_or("");
+        let port = parsed.port_or_known_default().unwrap_or(443);
+        let addrs =
+            tokio::net::lookup_host((host.trim_start_matches('[').trim_end_matches(']'), port))
+                .await
+                .map_err(|_| bad("its host does not resolve".into()))?;
+        for a in addrs {
+            if switchyard_core::net::is_private(a.ip()) {
+                return Err(bad(format!(
+                    "its host resolves to a private address ({})",
+                    a.ip()
+                )));
+            }
+        }
+    }
+    // Checked addresses are not followed elsewhere: no redirects then.
+    static NO_REDIRECTS: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    let client = if rules.allow_private {
+        http
+    } else {
+        NO_REDIRECTS.get_or_init(|| {
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(std::time::Duration::from_secs(60))
+                .build()
+                .unwrap_or_default()
+        })
+    };
+    let mut resp = client
+        .get(parsed)
         .send()
         .await
-        .and_then(reqwest::Response::error_for_status)
-        .map_err(|_| bad())?;
-    Ok(resp.bytes().await.map_err(|_| bad())?.to_vec())
+        .map_err(|e| bad(e.without_url().to_string()))?;
+    if !resp.status().is_success() {
+        return Err(bad(format!("HTTP {}", resp.status().as_u16())));
+    }
+    let too_large = || bad(format!("the file is larger than {} bytes", rules.max_bytes));
+    if resp.content_length().is_some_and(|n| n > rules.max_bytes) {
+        return Err(too_large());
+    }
+    let mut out = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| bad(e.without_url().to_string()))?
+    {
+        if (out.len() + chunk.len()) as u64 > rules.max_bytes {
+            return Err(too_large());
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
 }
 
 /// An HTTP client with the configured timeout, no redirects to other hosts' credentials.

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{MAX_TEXT_CHARS, check_http_url, id, opt_text, text};
+use super::{MAX_TEXT_CHARS, check_input_url, id, opt_text, text};
 use crate::error::SpecError;
 
 /// `gpts` / `create_conversation`.
@@ -119,7 +119,7 @@ pub(super) fn validate(task: &GptsTask) -> Result<(), SpecError> {
             id("conversation_id", &c.conversation_id)?;
             text("message", &c.message, MAX_TEXT_CHARS)?;
         }
-        GptsTask::UploadFile(u) => check_http_url("file_url", &u.file_url)?,
+        GptsTask::UploadFile(u) => check_input_url("file_url", &u.file_url)?,
         GptsTask::DownloadFile(d) => id("file_id", &d.file_id)?,
         GptsTask::CreateGpts(d) => {
             if d.gizmo_id.is_some() {

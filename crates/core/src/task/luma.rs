@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{MAX_TEXT_CHARS, aspect_ratio, check_http_url, id, opt_text, text};
+use super::{MAX_TEXT_CHARS, aspect_ratio, check_input_url, id, opt_text, text};
 use crate::error::SpecError;
 
 /// A Luma key frame. A request's frame is an image when it has a `url`, an earlier
@@ -320,7 +320,7 @@ impl LumaTask {
 fn validate_frame(field: &str, frame: &LumaFrame) -> Result<(), SpecError> {
     match frame.kind {
         LumaFrameKind::Image => match &frame.url {
-            Some(u) => check_http_url(&format!("{field}/url"), u),
+            Some(u) => check_input_url(&format!("{field}/url"), u),
             None => Err(SpecError::input(
                 &format!("{field}/url"),
                 "an image key frame needs url",

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{MAX_MJ_PROMPT_CHARS, ParseOptions, aspect_ratio, check_http_url, id, opt_text, text};
+use super::{MAX_MJ_PROMPT_CHARS, ParseOptions, aspect_ratio, check_input_url, id, opt_text, text};
 use crate::error::SpecError;
 use crate::provider::ProcessMode;
 
@@ -610,7 +610,7 @@ pub(super) fn validate(action: &MjAction) -> Result<(), SpecError> {
                 aspect_ratio("aspect_ratio", ar)?;
             }
         }
-        MjAction::Describe(a) => check_http_url("image_url", &a.image_url)?,
+        MjAction::Describe(a) => check_input_url("image_url", &a.image_url)?,
         MjAction::Blend(a) => {
             if !(2..=5).contains(&a.image_urls.len()) {
                 return Err(SpecError::input(
@@ -619,7 +619,7 @@ pub(super) fn validate(action: &MjAction) -> Result<(), SpecError> {
                 ));
             }
             for (i, u) in a.image_urls.iter().enumerate() {
-                check_http_url(&format!("image_urls/{i}"), u)?;
+                check_input_url(&format!("image_urls/{i}"), u)?;
             }
         }
         MjAction::Seed(_) => {}
@@ -798,8 +798,40 @@ mod tests {
     }
 
     #[test]
+    fn files_the_worker_fetches_may_be_data_urls() {
+        let opts = crate::task::ParseOptions::default();
+        for (tt, input) in [
+            (
+                "describe",
+                json!({"image_url": "data:image/png;base64,AQID"}),
+            ),
+            (
+                "blend",
+                json!({"image_urls": ["data:image/png;base64,AQID", "https://x.com/b.png"]}),
+            ),
+        ] {
+            assert!(
+                crate::TaskSpec::parse("midjourney", tt, &input, &opts).is_ok(),
+                "{tt}"
+            );
+        }
+    }
+
+    #[test]
     fn bad_inputs_name_their_field() {
         assert_bad_inputs(&[
+            (
+                "midjourney",
+                "describe",
+                json!({"image_url": "data:image/png;base64,%%%"}),
+                "/input/image_url",
+            ),
+            (
+                "midjourney",
+                "describe",
+                json!({"image_url": "data:image/png,plain"}),
+                "/input/image_url",
+            ),
             (
                 "midjourney",
                 "imagine",

@@ -467,6 +467,49 @@ pub fn check_http_url(field: &str, value: &str) -> Result<(), SpecError> {
     }
 }
 
+/// Largest file a `data:` URL may carry, decoded (the request's body limit also bounds it).
+pub const MAX_DATA_URL_BYTES: usize = 8 * 1024 * 1024;
+
+/// A file the worker fetches and uploads (an image, a key frame, a GPTs file): an
+/// http(s) URL with a host, or a `data:<type>;base64,<data>` URL of at most
+/// [`MAX_DATA_URL_BYTES`].
+pub fn check_input_url(field: &str, value: &str) -> Result<(), SpecError> {
+    let v = value.trim();
+    if v.len() >= 5 && v[..5].eq_ignore_ascii_case("data:") {
+        return decode_data_url(v)
+            .map(|_| ())
+            .map_err(|m| SpecError::input(field, format!("{field}: {m}")));
+    }
+    check_http_url(field, value)
+}
+
+/// The bytes of a `data:<type>;base64,<data>` URL, or what is wrong with it.
+pub fn decode_data_url(url: &str) -> Result<Vec<u8>, String> {
+    use base64::Engine;
+    let rest = url
+        .get(5..)
+        .filter(|_| url[..5].eq_ignore_ascii_case("data:"))
+        .ok_or("not a data: URL")?;
+    let (meta, data) = rest
+        .split_once(',')
+        .ok_or("a data: URL needs a comma before its data")?;
+    if !meta.to_ascii_lowercase().ends_with(";base64") {
+        return Err("a data: URL must be base64 (data:<type>;base64,<data>)".into());
+    }
+    if data.len() > MAX_DATA_URL_BYTES / 3 * 4 + 4 {
+        return Err(format!(
+            "the data: URL carries more than {MAX_DATA_URL_BYTES} bytes; give an http(s) URL"
+        ));
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(data.trim())
+        .map_err(|_| "the data: URL's data is not valid base64".to_string())?;
+    if bytes.is_empty() {
+        return Err("the data: URL is empty".into());
+    }
+    Ok(bytes)
+}
+
 pub(crate) fn aspect_ratio(field: &str, value: &str) -> Result<(), SpecError> {
     let ok = value
         .split_once(':')

@@ -2,28 +2,7 @@
 //! `dispatcher.allow_private_webhooks`) no private, loopback or link-local address,
 //! neither written in the URL nor resolved from its host at delivery.
 
-use std::net::IpAddr;
-
-/// Is this address one a webhook may not reach by default?
-fn private(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v) => {
-            v.is_private()
-                || v.is_loopback()
-                || v.is_link_local()
-                || v.is_unspecified()
-                || v.is_broadcast()
-                || v.octets()[0] == 100 && (64..128).contains(&v.octets()[1]) // CGNAT
-        }
-        IpAddr::V6(v) => {
-            v.is_loopback()
-                || v.is_unspecified()
-                || (v.segments()[0] & 0xfe00) == 0xfc00
-                || (v.segments()[0] & 0xffc0) == 0xfe80
-                || v.to_ipv4_mapped().is_some_and(|m| private(IpAddr::V4(m)))
-        }
-    }
-}
+// The address rules are `switchyard_core::net`'s, shared with the workers' input fetches.
 
 /// Check an endpoint at create time: http(s), a host, no literal private address
 /// (unless allowed). Returns what is wrong.
@@ -36,21 +15,13 @@ pub fn check_endpoint(endpoint: &str, allow_private: bool) -> Result<(), String>
             u.scheme()
         ));
     }
-    let host = u.host_str().ok_or("the endpoint needs a host")?;
     if allow_private {
-        return Ok(());
+        return u
+            .host_str()
+            .map(|_| ())
+            .ok_or_else(|| "the endpoint needs a host".to_string());
     }
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    if bare.eq_ignore_ascii_case("localhost") || bare.ends_with(".localhost") {
-        return Err("the endpoint points at this machine (localhost); use a public address".into());
-    }
-    if let Ok(ip) = bare.parse::<IpAddr>()
-        && private(ip)
-    {
-        return Err(format!(
-            "the endpoint is a private, loopback or link-local address ({ip}); use a public address"
-        ));
-    }
+    switchyard_core::net::check_host(&u, "the endpoint")?;
     Ok(())
 }
 
@@ -66,7 +37,7 @@ pub(super) async fn check_resolved(endpoint: &str, allow_private: bool) -> Resul
         .await
         .map_err(|_| "the endpoint's host does not resolve".to_string())?;
     for a in addrs {
-        if private(a.ip()) {
+        if switchyard_core::net::is_private(a.ip()) {
             return Err(format!(
                 "the endpoint resolves to a private address ({})",
                 a.ip()
