@@ -45,6 +45,7 @@ impl PlanTable {
                         check(&|l| l.suno.create, "suno music generation".into())
                     }
                     SunoTask::Lyrics(_) => check(&|l| l.suno.lyrics, "suno lyrics".into()),
+                    SunoTask::Concat(_) => check(&|l| l.suno.continue_, "suno concat".into()),
                     SunoTask::Upload(_) => check(&|l| l.suno.upload, "suno upload".into()),
                 }
             }

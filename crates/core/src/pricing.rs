@@ -212,6 +212,8 @@ pub struct SunoPrices {
     pub lyrics: u64,
     /// An audio upload.
     pub upload: u64,
+    /// A concat (the whole song of a continued clip); the page prices none.
+    pub concat: u64,
     /// The model used when a request names none.
     pub default_model_version: String,
 }
@@ -327,6 +329,7 @@ impl PriceTable {
                 continue_: 10,
                 lyrics: 0,
                 upload: 1,
+                concat: 0,
                 default_model_version: "chirp-v3-5".to_string(),
             },
             luma: LumaPrices {
@@ -409,6 +412,7 @@ impl PriceTable {
             }
             SunoTask::Lyrics(_) => s.lyrics,
             SunoTask::Upload(_) => s.upload,
+            SunoTask::Concat(_) => s.concat,
         }
     }
 

@@ -73,6 +73,7 @@ pub(crate) fn routes() -> Router<Shared> {
         .route("/api/feed/v2", get(feed))
         .route("/api/generate/lyrics/", post(lyrics))
         .route("/api/generate/lyrics/{id}", get(lyrics_get))
+        .route("/api/generate/concat/v2/", post(concat))
         .route("/api/uploads/audio/", post(upload))
         .route("/api/uploads/audio/{id}", get(upload_get))
 }
@@ -170,7 +171,7 @@ fn clip(s: &Shared, id: &str, job: &str) -> Value {
         "batch_index": u8::from(id.ends_with("-b")),
         "metadata": {"prompt": prompt, "gpt_description_prompt": data["gpt_description_prompt"],
                      "tags": tags, "duration": if status == "complete" { json!(120.5) } else { Value::Null },
-                     "type": if data["continue_clip_id"].is_string() { "extend" } else { "gen" },
+                     "type": if data["concat_of"].is_string() { "concat" } else if data["continue_clip_id"].is_string() { "extend" } else { "gen" },
                      "error_message": error},
     })
 }
@@ -287,6 +288,38 @@ async fn lyrics_get(
                 "error_message": if status == "error" { json!(text) } else { Value::Null }}),
     )
     .into_response()
+}
+
+/// `POST /api/generate/concat/v2/ {clip_id}`: the whole song of a continued clip, as one
+/// new clip. As Suno does, only the account that made the clip may concat it, and only a
+/// complete clip.
+async fn concat(State(s): State<Shared>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
+    let Some(a) = jwt_account(&headers) else {
+        return unauthorized();
+    };
+    let clip_id = body["clip_id"].as_str().unwrap_or("");
+    let source = clip_id.rsplit_once('-').map_or(clip_id, |(j, _)| j);
+    let Some(src) = s.job(source).filter(|j| j.account == a.name) else {
+        return err(StatusCode::NOT_FOUND, json!({"detail": "Clip not found"}));
+    };
+    if !matches!(src.state, JobState::Done) {
+        return err(
+            StatusCode::BAD_REQUEST,
+            json!({"detail": "Clip is not complete"}),
+        );
+    }
+    let mut d = Directives::parse(src.data["prompt"].as_str().unwrap_or(""));
+    d.ms = d.ms.min(200);
+    d.fail = false;
+    if let Err(r) = s.admit(&a, &d, true) {
+        return refusal_reply(r);
+    }
+    let job = s.next_id("sjob");
+    let mut data = src.data.clone();
+    data["concat_of"] = json!(clip_id);
+    data["created_ms"] = json!(now_ms());
+    s.start_job(&job, &a, &d, data, |_, _, _| {});
+    Json(clip(&s, &format!("{job}-a"), &job)).into_response()
 }
 
 async fn upload(State(s): State<Shared>, headers: HeaderMap, Json(body): Json<Value>) -> Response {

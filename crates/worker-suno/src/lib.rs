@@ -270,6 +270,20 @@ impl Suno {
                 .await?;
                 Ok(json!({"upload": r["id"]}))
             }
+            SunoTask::Concat(c) => {
+                // The result is one new clip, followed in the feed like a generation's.
+                let r = json_or_error(
+                    self.http
+                        .post(format!("{}/api/generate/concat/v2/", self.api))
+                        .header("authorization", &auth)
+                        .json(&json!({"clip_id": c.clip_id})),
+                )
+                .await?;
+                let id = r["id"]
+                    .as_str()
+                    .ok_or_else(|| UpstreamError::Transient("Suno's concat gave no clip".into()))?;
+                Ok(json!({"clips": [id]}))
+            }
         }
     }
 

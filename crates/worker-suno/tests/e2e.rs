@@ -87,19 +87,51 @@ async fn every_suno_task_type_completes() {
             json!({"prompt": "more [sim:ms=100]", "continue_clip_id": first, "continue_at": 30}),
         )
         .await;
+    let continued = h.wait_terminal("t_d", &cont, T).await;
+    assert_eq!(continued.status, StoredStatus::Completed);
+    // The whole song of the continued clip: one new clip.
+    let last = output(&continued)["clips"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .next()
+        .unwrap()
+        .clone();
+    let concat = h
+        .submit("t_d", ppu, "suno", "concat", json!({"clip_id": last}))
+        .await;
+    let c = h.wait_terminal("t_d", &concat, T).await;
+    assert_eq!(c.status, StoredStatus::Completed, "{c:?}");
+    let clips = output(&c)["clips"].as_object().unwrap().clone();
+    assert_eq!(clips.len(), 1, "{clips:?}");
+    let whole = clips.values().next().unwrap();
+    assert_eq!(whole["metadata"]["type"], "concat");
+    assert!(whole["audio_url"].as_str().unwrap().starts_with("http"));
+    // A clip Suno does not know for this account is refused upstream.
+    let unknown = h
+        .submit(
+            "t_d",
+            ppu,
+            "suno",
+            "concat",
+            json!({"clip_id": "sjob999999-a"}),
+        )
+        .await;
+    let r = h.wait_terminal("t_d", &unknown, T).await;
     assert_eq!(
-        h.wait_terminal("t_d", &cont, T).await.status,
-        StoredStatus::Completed
+        (r.status, r.error.as_ref().map(|e| e.code.as_str())),
+        (StoredStatus::Failed, Some("upstream_rejected")),
+        "{r:?}"
     );
     let l = h.wait_terminal("t_d", &lyrics, T).await;
     assert!(output(&l)["text"].as_str().unwrap().contains("the sea"));
     let u = h.wait_terminal("t_d", &upload, T).await;
     assert!(output(&u)["clip_id"].is_string());
-    // Charged once each: 10 + 10 + 10 (continue) + 0 (lyrics) + 1 (upload).
+    // Charged once each: 10 + 10 + 10 (continue) + 0 (lyrics) + 1 (upload) + 0 (concat).
     let b = h.sched.balances("t_d").await.unwrap()[&QuotaKind::SunoQuota];
     assert_eq!((b.captured, b.held), (31, 0));
-    // The witness saw one submission per task.
-    assert_eq!(h.sim.stats().accounts["suno1"].submissions, 5);
+    // The witness saw one submission per task (the refused concat is not one).
+    assert_eq!(h.sim.stats().accounts["suno1"].submissions, 6);
     w.stop().await;
 }
 

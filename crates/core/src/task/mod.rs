@@ -73,7 +73,7 @@ pub use midjourney::{
     MjReroll, MjSeed, MjTask, MjUpscale, MjVariation, MjVersion, PanDirection, Upscaler,
     VariationOf,
 };
-pub use suno::{SunoGenerate, SunoGenerateCustom, SunoLyrics, SunoTask, SunoUpload};
+pub use suno::{SunoConcat, SunoGenerate, SunoGenerateCustom, SunoLyrics, SunoTask, SunoUpload};
 
 /// Longest Midjourney prompt accepted, in characters (Discord's message limit is 6,000).
 pub const MAX_MJ_PROMPT_CHARS: usize = 6000;
@@ -327,7 +327,7 @@ impl TaskSpec {
             TaskSpec::Luma(LumaTask::ExtendVideo(e)) => {
                 out.extend(e.prompt.as_deref().map(|p| ("prompt", p)));
             }
-            TaskSpec::Suno(SunoTask::Upload(_))
+            TaskSpec::Suno(SunoTask::Upload(_) | SunoTask::Concat(_))
             | TaskSpec::Luma(LumaTask::RemoveWatermark(_))
             | TaskSpec::Gpts(_) => {}
         }

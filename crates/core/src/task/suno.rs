@@ -18,6 +18,8 @@ pub enum SunoTask {
     Lyrics(SunoLyrics),
     /// Audio upload.
     Upload(SunoUpload),
+    /// The whole song of a continued clip, as one clip.
+    Concat(SunoConcat),
 }
 
 /// `suno` / `generate_music`.
@@ -86,11 +88,20 @@ pub struct SunoUpload {
     pub audio_url: String,
 }
 
+/// `suno` / `concat`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SunoConcat {
+    /// The last clip of a continued song.
+    pub clip_id: String,
+}
+
 task_type_names!(SunoTask {
     GenerateMusic => GENERATE_MUSIC = "generate_music",
     GenerateMusicCustom => GENERATE_MUSIC_CUSTOM = "generate_music_custom",
     Lyrics => LYRICS = "lyrics",
     Upload => UPLOAD = "upload",
+    Concat => CONCAT = "concat",
 });
 
 /// GoAPI's current Suno task type, read as the task type it stands for.
@@ -246,6 +257,7 @@ pub(super) fn validate(task: &SunoTask) -> Result<(), SpecError> {
         SunoTask::Lyrics(l) if l.prompt.is_empty() => {}
         SunoTask::Lyrics(l) => text("prompt", &l.prompt, MAX_TEXT_CHARS)?,
         SunoTask::Upload(u) => check_http_url("audio_url", &u.audio_url)?,
+        SunoTask::Concat(c) => id("clip_id", &c.clip_id)?,
     }
     Ok(())
 }
@@ -287,6 +299,7 @@ mod tests {
             SunoTask::GENERATE_MUSIC => json!({"gpt_description_prompt": "p"}),
             SunoTask::GENERATE_MUSIC_CUSTOM => json!({"prompt": "la la"}),
             SunoTask::LYRICS => json!({"prompt": "p"}),
+            SunoTask::CONCAT => json!({"clip_id": "c1"}),
             _ => json!({"audio_url": "https://x/a.mp3"}),
         });
     }
