@@ -837,3 +837,49 @@ async fn a_task_waiting_past_max_pending_s_fails_expired_in_queue() {
     );
     api.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_credit_exchange_notifies_the_tenant() {
+    let api = Api::start("replies_exchange").await;
+    let (tenant, key) = api.tenant("developer").await;
+    let hook = Receiver::start(0).await;
+    let (s, _, v) = api
+        .raw(
+            Some(&key),
+            Method::PATCH,
+            "/api/v1/me/settings",
+            Some(&json!({"notification_webhook": {"endpoint": hook.url}}).to_string()),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    // 100 credits: below the smallest exchange step (700), and no Midjourney quota.
+    api.credit(&tenant, "credits", 100).await;
+    let body = json!({"model": "midjourney", "task_type": "imagine", "input": {"prompt": "a fox"}});
+    let (s, _, v) = api
+        .raw(
+            Some(&key),
+            Method::POST,
+            "/api/v1/task",
+            Some(&body.to_string()),
+        )
+        .await;
+    assert_eq!(s, 402, "{v}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = hook.got.lock().unwrap().clone();
+        if let Some((_, n, _)) = got
+            .iter()
+            .find(|(_, n, _)| n["type"] == "go_api_quota_exchange_failed")
+        {
+            assert_eq!(n["detail"]["credits"], 100, "{n}");
+            assert!(n["detail"]["needed"].as_u64().unwrap() > 0, "{n}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no notification: {got:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    api.stop().await;
+}

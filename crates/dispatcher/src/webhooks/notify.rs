@@ -95,6 +95,11 @@ async fn read_shard(
                     .get("owner")
                     .filter(|o| o.as_str() != "pool")
                     .map(|o| format!("acct:{o}")),
+                "ledger"
+                    if event.fields.get("entry").map(String::as_str) == Some("convert_failed") =>
+                {
+                    event.fields.get("tenant").map(|t| format!("acct:{t}"))
+                }
                 _ => None,
             };
             let Some(key) = key else {
@@ -190,7 +195,7 @@ async fn message(state: &Shared, job: &Job) -> Result<Option<Message>, String> {
         .get("at")
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    let message = if job.event.kind == "account" {
+    let message = if job.event.kind == "account" || job.event.kind == "ledger" {
         let t = tenants::get(&state.sched, &tenant_id)
             .await
             .map_err(|e| e.to_string())?
@@ -250,11 +255,20 @@ async fn message(state: &Shared, job: &Job) -> Result<Option<Message>, String> {
     Ok(Some(message))
 }
 
-/// The account notification for an `account` event of `provider`'s accounts, under
+/// The tenant notification for an `account` event of `provider`'s accounts (or a failed
+/// credit exchange, a `ledger` event), under
 /// GoAPI's type names (API.md, Webhooks; ours, in the same shape, for Suno and Luma), or
 /// `None` when there is nothing to tell (an account added, a cool-down ending).
 fn notification(e: &Event, provider: Provider, at_ms: u64) -> Option<Value> {
     let f = |k: &str| e.fields.get(k).cloned().unwrap_or_default();
+    if e.kind == "ledger" {
+        return (f("entry") == "convert_failed").then(|| {
+            json!({"type": "go_api_quota_exchange_failed", "time": at_ms / 1000,
+                   "message": "Midjourney quota ran short and there were not enough credits to exchange for more; top up",
+                   "detail": {"provider": provider, "credits": f("credits").parse::<u64>().unwrap_or(0),
+                              "needed": f("needed").parse::<u64>().unwrap_or(0)}})
+        });
+    }
     let (state, reason, account, prev) = (f("state"), f("reason"), f("account"), f("prev"));
     let until = f("until")
         .parse::<u64>()

@@ -41,6 +41,12 @@ local function hold(tenant, kind, amount)
   if amount > 0 then
     if b.avail < amount then
       ok = false
+      -- Midjourney quota short and no credits to exchange for more: the tenant is told
+      -- (GoAPI's `go_api_quota_exchange_failed`).
+      if kind == 'mj_quota' then
+        emit('ledger', 'tenant', tenant, 'entry', 'convert_failed', 'credits', int(b.credits or 0),
+          'needed', int(amount), 'kind', kind)
+      end
     else
       b.avail = b.avail - amount
       d.avail, d.held = (d.avail or 0) - amount, (d.held or 0) + amount
