@@ -226,6 +226,42 @@ impl Client {
             .0)
     }
 
+    /// Cancel every cancellable task created before `created_before` (Unix seconds; `None`:
+    /// all) of `model` (`None`: every model); returns `{cancelled, task_ids}`.
+    pub async fn cancel_tasks(
+        &self,
+        created_before: Option<u64>,
+        model: Option<&str>,
+    ) -> Result<Value, ClientError> {
+        let mut query = Vec::new();
+        if let Some(t) = created_before {
+            query.push(("created_before", t.to_string()));
+        }
+        query.push(("model", model.unwrap_or("all").to_string()));
+        Ok(self
+            .call(
+                self.http
+                    .delete(format!("{}/api/v1/tasks", self.base))
+                    .query(&query),
+            )
+            .await?
+            .0)
+    }
+
+    /// Change the tenant's settings (`default_service_mode`, `failover_max_wait_s`,
+    /// `notification_webhook`, `max_queued`, `max_pending_s`); returns `me`.
+    pub async fn update_settings(&self, body: &Value) -> Result<Value, ClientError> {
+        self.patch("/api/v1/me/settings", body).await
+    }
+
+    /// The plan's data report for the last `days` days (`None`: the plan's period).
+    pub async fn usage(&self, days: Option<u32>) -> Result<Value, ClientError> {
+        match days {
+            Some(d) => self.get(&format!("/api/v1/usage?days={d}")).await,
+            None => self.get("/api/v1/usage").await,
+        }
+    }
+
     /// The tenant's plan, caps, balances and load.
     pub async fn me(&self) -> Result<Value, ClientError> {
         Ok(self

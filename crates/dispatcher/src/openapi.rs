@@ -259,8 +259,11 @@ fn schemas() -> Value {
         "AccountPatch": {"type": "object", "properties": {"enabled": {"type": "boolean"}, "weight": {"type": "integer"},
             "capacity": {"type": "object"}, "concurrency": {"type": "integer"}, "backup": {"type": "boolean"}, "name": {"type": "string"}}},
         "Settings": {"type": "object", "properties": {"default_service_mode": {"type": "string", "enum": ["public", "private"]},
-            "failover_max_wait_s": {"type": "integer"}, "notification_webhook": {"type": "object", "nullable": true}}},
-        "Tenant": {"type": "object", "properties": {"name": {"type": "string"}, "plan": {"type": "string", "enum": ["hobbyist", "developer", "premium", "enterprise"]}}},
+            "failover_max_wait_s": {"type": "integer"}, "notification_webhook": {"type": "object", "nullable": true},
+            "max_queued": {"type": "integer", "minimum": 1, "nullable": true, "description": "tasks waiting per provider; at most the plan's"},
+            "max_pending_s": {"type": "integer", "minimum": 0, "maximum": 604800, "description": "a task waiting longer fails expired_in_queue; 0: never"}}},
+        "Tenant": {"type": "object", "properties": {"name": {"type": "string"}, "plan": {"type": "string", "enum": ["hobbyist", "developer", "premium", "enterprise"]},
+            "approved_extras": {"type": "boolean", "description": "output fields the plan gives upon approval (PATCH only)"}}},
         "Credit": {"type": "object", "required": ["kind", "amount"], "properties": {
             "kind": {"type": "string", "enum": ["credits", "mj_quota", "suno_quota", "luma_quota", "gpts_quota"]}, "amount": {"type": "integer", "minimum": 1}}},
         "Envelope": {"type": "object", "properties": {"code": {"type": "integer"}, "message": {"type": "string"}, "data": {}}},

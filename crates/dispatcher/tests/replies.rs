@@ -235,12 +235,9 @@ async fn bulk_cancel_takes_the_callers_matching_queued_tasks_only() {
     assert_eq!(status(key.clone(), old_mj.clone()).await, "pending");
     assert_eq!(status(other.clone(), foreign.clone()).await, "pending");
 
-    // model=all, no time bound: everything of the caller's left.
-    let (s, _, v) = api
-        .raw(Some(&key), Method::DELETE, "/api/v1/tasks?model=all", None)
-        .await;
-    assert_eq!(s, 200, "{v}");
-    assert_eq!(v["data"]["cancelled"], 2, "{v}");
+    // model=all, no time bound: everything of the caller's left (through the Rust client).
+    let v = api.client(&key).cancel_tasks(None, None).await.unwrap();
+    assert_eq!(v["cancelled"], 2, "{v}");
     assert_eq!(status(key.clone(), new_suno).await, "cancelled");
     assert_eq!(status(key.clone(), old_mj).await, "cancelled");
     assert_eq!(status(other, foreign).await, "pending");
@@ -659,11 +656,8 @@ async fn the_usage_report_counts_each_ended_task_once_per_day_and_provider() {
         .unwrap();
     c.cancel(mj["task_id"].as_str().unwrap()).await.unwrap();
 
-    let (s, _, v) = api
-        .raw(Some(&key), Method::GET, "/api/v1/usage", None)
-        .await;
-    assert_eq!(s, 200, "{v}");
-    let d = &v["data"];
+    // Through the Rust client: the plan's whole period.
+    let d = &c.usage(None).await.unwrap();
     assert_eq!(d["days"], 1);
     assert_eq!(d["from"], d["to"]);
     let row = |p: &str| {
