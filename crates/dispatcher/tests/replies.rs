@@ -877,3 +877,54 @@ async fn a_failed_credit_exchange_notifies_the_tenant() {
     }
     api.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn luma_and_gpts_outputs_carry_goapis_field_names() {
+    let mut api = Api::start("replies_outputs").await;
+    api.pool().await;
+    api.run_workers();
+    let (tenant, key) = api.tenant("developer").await;
+    api.credit(&tenant, "luma_quota", 1000).await;
+    api.credit(&tenant, "gpts_quota", 1000).await;
+    let c = api.client(&key);
+    let run = |model: &'static str, tt: &'static str, input: Value| {
+        let c = c.clone();
+        async move {
+            let t = c.create_task(model, tt, input, None).await.unwrap();
+            let done = c
+                .wait_task(t["task_id"].as_str().unwrap(), Duration::from_secs(30))
+                .await
+                .unwrap();
+            assert_eq!(done["status"], "completed", "{done}");
+            assert_eq!(done["error"]["code"], 0, "{done}");
+            done["output"].clone()
+        }
+    };
+    let v = run(
+        "luma",
+        "video_generation",
+        json!({"prompt": "waves [sim:ms=50]"}),
+    )
+    .await;
+    assert!(v["generation_id"].is_string(), "{v}");
+    for f in ["video", "video_raw", "thumbnail", "last_frame"] {
+        assert!(
+            v[f]["url"].as_str().unwrap().starts_with("http"),
+            "{f}: {v}"
+        );
+    }
+    assert!(
+        v["video"]["width"].is_number() && v["video"]["height"].is_number(),
+        "{v}"
+    );
+    let g = run(
+        "gpts",
+        "create_conversation",
+        json!({"message": "hello [sim:ms=20]"}),
+    )
+    .await;
+    assert!(g["conversation_id"].is_string(), "{g}");
+    assert_eq!(g["message"]["role"], "assistant", "{g}");
+    assert!(g["message"]["content"].is_string(), "{g}");
+    api.stop().await;
+}
