@@ -119,38 +119,30 @@ async fn cancel_answers_goapis_reply_by_delete_and_by_post() {
         assert_eq!(s, 200, "{v}");
         ids.push(v["data"]["task_id"].as_str().unwrap().to_string());
     }
-    let (s, _, v) = api
-        .raw(
-            Some(&key),
-            Method::DELETE,
-            &format!("/api/v1/task/{}", ids[0]),
-            None,
-        )
-        .await;
-    assert_eq!(s, 200, "{v}");
-    assert_eq!(v["message"], format!("task {} canceled", ids[0]));
-    assert_eq!(v["data"]["status"], "cancelled");
-    let e = &v["data"]["error"];
-    assert_eq!(
-        (&e["code"], &e["reason"], &e["message"]),
+    // GoAPI's DELETE, and the POST …/cancel its command-line client uses.
+    for (method, path, id) in [
+        (Method::DELETE, format!("/api/v1/task/{}", ids[0]), &ids[0]),
         (
-            &json!(10005),
-            &json!("cancelled"),
-            &json!("cancelled by the client")
-        )
-    );
-    assert_eq!(v["data"]["meta"]["usage"]["consume"], 0);
-    let (s, _, v) = api
-        .raw(
-            Some(&key),
             Method::POST,
-            &format!("/api/v1/task/{}/cancel", ids[1]),
-            None,
-        )
-        .await;
-    assert_eq!(s, 200, "{v}");
-    assert_eq!(v["message"], format!("task {} canceled", ids[1]));
-    assert_eq!(v["data"]["status"], "cancelled");
+            format!("/api/v1/task/{}/cancel", ids[1]),
+            &ids[1],
+        ),
+    ] {
+        let (s, _, v) = api.raw(Some(&key), method, &path, None).await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(v["message"], format!("task {id} canceled"));
+        assert_eq!(v["data"]["status"], "cancelled");
+        let e = &v["data"]["error"];
+        assert_eq!(
+            (&e["code"], &e["reason"], &e["message"]),
+            (
+                &json!(10005),
+                &json!("cancelled"),
+                &json!("cancelled by the client")
+            )
+        );
+        assert_eq!(v["data"]["meta"]["usage"]["consume"], 0);
+    }
     let me = api.client(&key).me().await.unwrap();
     assert_eq!(me["held"]["suno_quota"], 0, "{me}");
     assert_eq!(me["balances"]["suno_quota"], 100, "{me}");
