@@ -159,8 +159,66 @@ pub async fn prepare(
         .sched
         .intake(&tenant.tenant_id, tenant.plan, request)
         .await?;
-    state.rate_check(&tenant.tenant_id)?;
+    if let Err(limited) = state.rate_check(&tenant.tenant_id) {
+        // 402 and queue_full come before rate_limited in the validation order: a request
+        // over its rate that either would refuse is answered so (read only: nothing is
+        // submitted).
+        return Err(refusal_before_rate(state, tenant, &task)
+            .await?
+            .unwrap_or(limited));
+    }
     Ok(task)
+}
+
+/// What the submit would refuse `task` for, read without submitting: a PPU balance short
+/// of its price (counting Midjourney's credit exchange), or a full queue.
+async fn refusal_before_rate(
+    state: &Shared,
+    tenant: &Tenant,
+    task: &NewTask,
+) -> Result<Option<ApiError>, ApiError> {
+    if task.service_mode == ServiceMode::Ppu && task.ppu_price.amount > 0 {
+        let balances = state.sched.balances(&tenant.tenant_id).await?;
+        let kind = task.ppu_price.kind;
+        let available = balances.get(&kind).map_or(0, |b| b.available.max(0) as u64);
+        let conv = &state.config.prices.mj_auto_conversion;
+        let credits = balances
+            .get(&switchyard_core::QuotaKind::Credits)
+            .map_or(0, |b| b.available.max(0) as u64);
+        let exchangeable = kind == switchyard_core::QuotaKind::MjQuota
+            && available < conv.below
+            && conv.steps.iter().any(|s| *s <= credits);
+        if available < task.ppu_price.amount && !exchangeable {
+            return Ok(Some(
+                Refused {
+                    provider: task.provider,
+                    error: SubmitError::InsufficientQuota {
+                        kind,
+                        needed: task.ppu_price.amount,
+                        available,
+                    },
+                }
+                .into(),
+            ));
+        }
+    }
+    let limit = tenant
+        .settings(&state.config)
+        .max_queued
+        .iter()
+        .find(|(p, _)| *p == task.provider)
+        .and_then(|(_, m)| *m);
+    if let Some(limit) = limit {
+        let load = state.sched.tenant_load(&tenant.tenant_id).await?;
+        let queued = load
+            .iter()
+            .find(|l| l.provider == task.provider)
+            .map_or(0, |l| l.queued.max(0) as u64);
+        if queued >= u64::from(limit) {
+            return Ok(Some(ApiError::queue_full(task.provider, limit)));
+        }
+    }
+    Ok(None)
 }
 
 /// Reserve the task's `Idempotency-Key` (if any), submit it, and release the reservation.

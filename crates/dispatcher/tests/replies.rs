@@ -284,6 +284,24 @@ async fn every_tenant_route_is_rate_limited_and_a_long_poll_counts_once() {
     }
     assert!(statuses.contains(&429), "{statuses:?}");
     assert!(retry.unwrap().parse::<u64>().unwrap() >= 1);
+    // Still over the rate (a token comes back each second): a create it can pay is
+    // answered 429, one right after that its balance cannot pay 402, as the validation
+    // order puts 402 before 429.
+    let (s, _, v) = api
+        .raw(Some(&key), Method::POST, "/api/v1/task", Some(&suno("x")))
+        .await;
+    assert_eq!(s, 429, "{v}");
+    assert_refusal(&v, 429, "rate_limited");
+    let mj = json!({"model": "midjourney", "task_type": "imagine", "input": {"prompt": "a fox"}});
+    let (s, _, v) = api
+        .raw(
+            Some(&key),
+            Method::POST,
+            "/api/v1/task",
+            Some(&mj.to_string()),
+        )
+        .await;
+    assert_eq!(s, 402, "{v}");
     api.stop().await;
 }
 
