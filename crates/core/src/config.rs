@@ -337,6 +337,8 @@ pub struct UpstreamsConfig {
     pub luma_api: String,
     /// ChatGPT's web backend.
     pub chatgpt_api: String,
+    /// Midjourney's image CDN: each image of a grid is `<cdn>/<job id>/0_<i>.png`.
+    pub midjourney_cdn: String,
     /// Per-request timeout, in seconds.
     pub request_timeout_s: u64,
 }
@@ -350,6 +352,7 @@ impl Default for UpstreamsConfig {
             suno_clerk: "https://clerk.suno.com".into(),
             luma_api: "https://internal-api.virginia.labs.lumalabs.ai".into(),
             chatgpt_api: "https://chatgpt.com".into(),
+            midjourney_cdn: "https://cdn.midjourney.com".into(),
             request_timeout_s: 30,
         }
     }
@@ -366,7 +369,8 @@ impl UpstreamsConfig {
             suno_api: base.clone(),
             suno_clerk: base.clone(),
             luma_api: base.clone(),
-            chatgpt_api: base,
+            chatgpt_api: base.clone(),
+            midjourney_cdn: format!("{base}/_mjcdn"),
             request_timeout_s: 30,
         }
     }
@@ -581,6 +585,7 @@ impl Config {
             ("upstreams.suno_clerk", &self.upstreams.suno_clerk),
             ("upstreams.luma_api", &self.upstreams.luma_api),
             ("upstreams.chatgpt_api", &self.upstreams.chatgpt_api),
+            ("upstreams.midjourney_cdn", &self.upstreams.midjourney_cdn),
         ] {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(ConfigError::invalid(key, "must be an http(s) URL"));

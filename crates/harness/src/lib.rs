@@ -282,6 +282,10 @@ impl Harness {
             ("SWITCHYARD_UPSTREAMS__SUNO_CLERK", u.suno_clerk.clone()),
             ("SWITCHYARD_UPSTREAMS__LUMA_API", u.luma_api.clone()),
             ("SWITCHYARD_UPSTREAMS__CHATGPT_API", u.chatgpt_api.clone()),
+            (
+                "SWITCHYARD_UPSTREAMS__MIDJOURNEY_CDN",
+                u.midjourney_cdn.clone(),
+            ),
             ("SWITCHYARD_MASTER_KEY", MASTER_KEY.to_string()),
             ("RUST_LOG", "warn".to_string()),
         ]

@@ -117,6 +117,28 @@ pub(crate) fn chatter(s: &Shared, channel: &str, n: usize) {
     }
 }
 
+/// `GET /_mjcdn/{job id}/{file}`: Midjourney's CDN, which holds each image of a finished
+/// job's grid (`0_0.png` … `0_3.png`) and the grid (`grid_0.webp`) under the job id; any
+/// other job or file is 404, as the real CDN answers.
+pub(crate) async fn mj_cdn(
+    State(s): State<Shared>,
+    Path((uuid, file)): Path<(String, String)>,
+) -> Response {
+    let known = ["0_0.png", "0_1.png", "0_2.png", "0_3.png", "grid_0.webp"]
+        .contains(&file.as_str())
+        && s.lock().jobs.iter().any(|(id, j)| {
+            id.starts_with("job") && matches!(j.state, JobState::Done) && job_uuid(id) == uuid
+        });
+    if !known {
+        return (StatusCode::NOT_FOUND, "Not Found").into_response();
+    }
+    (
+        [("content-type", "image/png")],
+        vec![0x89u8, b'P', b'N', b'G', 0, 0, 0, 0],
+    )
+        .into_response()
+}
+
 /// The Midjourney job id the simulator gives a job (a UUID, as Midjourney's are).
 fn job_uuid(job: &str) -> String {
     let n: u64 = job

@@ -470,6 +470,7 @@ fn router(state: Shared) -> Router {
                 )
             }),
         )
+        .route("/_mjcdn/{job}/{file}", get(discord::mj_cdn))
         .merge(discord::routes())
         .merge(suno::routes())
         .merge(luma::routes())

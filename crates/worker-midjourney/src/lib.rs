@@ -135,6 +135,8 @@ const BLEND_COMMAND: (&str, &str) = ("1062880104792997970", "1237876415471554624
 /// The Midjourney adapter.
 pub struct Midjourney {
     http: reqwest::Client,
+    /// Midjourney's image CDN (`upstreams.midjourney_cdn`), without a trailing slash.
+    cdn: String,
     /// Where input files may come from (`worker.allow_private_inputs`).
     inputs: InputRules,
     api: String,
@@ -187,6 +189,7 @@ impl Midjourney {
     pub fn new(c: &Config) -> Midjourney {
         Midjourney {
             inputs: InputRules::of(c),
+            cdn: c.upstreams.midjourney_cdn.trim_end_matches('/').to_string(),
             http: http_client(c.upstreams.request_timeout_s),
             api: c.upstreams.discord_api.trim_end_matches('/').to_string(),
             gateway_url: c.upstreams.discord_gateway.clone(),
@@ -502,7 +505,7 @@ impl Midjourney {
                     return Err(classify_embed(title, description).into());
                 }
                 if view.done.is_some() {
-                    return Ok(output(&view, &reference, images));
+                    return Ok(output(&view, &reference, images, &self.cdn));
                 }
                 if view.progress > last_progress {
                     last_progress = view.progress;
@@ -682,7 +685,7 @@ fn action_names(components: &Value) -> Vec<String> {
 }
 
 /// The task output from the final message (fields per UPSTREAMS.md §2.1).
-fn output(view: &JobView, reference: &MjReference, images: usize) -> Value {
+fn output(view: &JobView, reference: &MjReference, images: usize, cdn: &str) -> Value {
     let channel = reference.channel_id.as_str();
     let m = view.done.clone().unwrap_or(Value::Null);
     let url = m["attachments"][0]["url"]
@@ -707,18 +710,25 @@ fn output(view: &JobView, reference: &MjReference, images: usize) -> Value {
     if let Some(d) = description {
         out["description"] = json!(d);
     }
-    // A grid shows four images, an upscale one; describe and seed none.
+    // A grid shows four images — Midjourney's CDN holds each under the job id —, an
+    // upscale one; describe and seed none.
     if images > 0 && !url.is_empty() {
-        let split: Vec<String> = if images == 1 {
-            vec![url.clone()]
-        } else {
-            let stem = url.trim_end_matches(".png");
-            (0..images).map(|i| format!("{stem}_{i}.png")).collect()
+        let job = view.job_id.as_ref().or(reference.job_id.as_ref());
+        let split: Option<Vec<String>> = match (images, job) {
+            (1, _) => Some(vec![url.clone()]),
+            (_, Some(job)) => Some(
+                (0..images)
+                    .map(|i| format!("{cdn}/{job}/0_{i}.png"))
+                    .collect(),
+            ),
+            (_, None) => None,
         };
         out["image_url"] = json!(url);
         out["discord_image_url"] = json!(url);
-        out["image_urls"] = json!(split);
-        out["temporary_image_urls"] = json!(split);
+        if let Some(split) = split {
+            out["image_urls"] = json!(split);
+            out["temporary_image_urls"] = json!(split);
+        }
     }
     out
 }

@@ -33,7 +33,22 @@ async fn every_midjourney_task_type_completes() {
     assert_eq!(grid.status, StoredStatus::Completed, "{:?}", grid);
     let out = output(&grid);
     assert!(out["image_url"].as_str().unwrap().starts_with("http"));
-    assert_eq!(out["image_urls"].as_array().unwrap().len(), 4);
+    // The four images of the grid, each where Midjourney's CDN keeps it under the job id.
+    let split = out["image_urls"].as_array().unwrap();
+    assert_eq!(split.len(), 4);
+    assert_eq!(out["temporary_image_urls"], out["image_urls"]);
+    let http = reqwest::Client::new();
+    for (i, u) in split.iter().enumerate() {
+        let u = u.as_str().unwrap();
+        assert!(u.starts_with(&format!("{}/_mjcdn/", h.sim.url())), "{u}");
+        assert!(u.ends_with(&format!("/0_{i}.png")), "{u}");
+        assert_eq!(http.get(u).send().await.unwrap().status(), 200, "{u}");
+    }
+    let wrong = format!(
+        "{}/_mjcdn/00000000-0000-4000-a000-000000000000/0_0.png",
+        h.sim.url()
+    );
+    assert_eq!(http.get(&wrong).send().await.unwrap().status(), 404);
     let actions: Vec<&str> = out["actions"]
         .as_array()
         .unwrap()
