@@ -16,6 +16,12 @@ fn suno(prompt: &str) -> String {
     json!({"model": "suno", "task_type": "generate_music", "input": {"gpt_description_prompt": prompt}}).to_string()
 }
 
+/// `POST /api/v1/task` with `body`: (status, headers, reply).
+async fn post_task(api: &Api, key: &str, body: &str) -> (u16, reqwest::header::HeaderMap, Value) {
+    api.raw(Some(key), Method::POST, "/api/v1/task", Some(body))
+        .await
+}
+
 /// The error object of a refused request: GoAPI's fields, plus `reason` and `field`.
 fn assert_refusal(v: &Value, status: u16, reason: &str) {
     assert_eq!(v["code"], status, "{v}");
@@ -33,14 +39,7 @@ fn assert_refusal(v: &Value, status: u16, reason: &str) {
 async fn every_refusal_is_the_envelope_with_goapis_error_object() {
     let api = Api::start("replies_errors").await;
     let (_, key) = api.tenant("developer").await;
-    let (s, _, v) = api
-        .raw(
-            Some(&key),
-            Method::POST,
-            "/api/v1/task",
-            Some("{\"model\": "),
-        )
-        .await;
+    let (s, _, v) = post_task(&api, &key, "{\"model\": ").await;
     assert_eq!(s, 400);
     assert_refusal(&v, 400, "invalid_request");
     assert_eq!(v["data"]["error"]["field"], "/body");
@@ -77,14 +76,7 @@ async fn a_task_shows_an_empty_error_object_detail_and_its_process_mode() {
     let body = json!({"model": "midjourney", "task_type": "imagine",
         "input": {"prompt": "a fox", "process_mode": "fast"},
         "config": {"service_mode": "", "webhook_config": {"endpoint": "", "secret": ""}}});
-    let (s, _, v) = api
-        .raw(
-            Some(&key),
-            Method::POST,
-            "/api/v1/task",
-            Some(&body.to_string()),
-        )
-        .await;
+    let (s, _, v) = post_task(&api, &key, &body.to_string()).await;
     assert_eq!(s, 200, "{v}");
     let t = &v["data"];
     assert_eq!(
@@ -99,9 +91,7 @@ async fn a_task_shows_an_empty_error_object_detail_and_its_process_mode() {
     );
     // Other providers have no process mode.
     api.credit(&tenant, "suno_quota", 100).await;
-    let (_, _, v) = api
-        .raw(Some(&key), Method::POST, "/api/v1/task", Some(&suno("x")))
-        .await;
+    let (_, _, v) = post_task(&api, &key, &suno("x")).await;
     assert!(v["data"]["meta"]["process_mode"].is_null(), "{v}");
     api.stop().await;
 }
@@ -113,9 +103,7 @@ async fn cancel_answers_goapis_reply_by_delete_and_by_post() {
     api.credit(&tenant, "suno_quota", 100).await;
     let mut ids = Vec::new();
     for _ in 0..2 {
-        let (s, _, v) = api
-            .raw(Some(&key), Method::POST, "/api/v1/task", Some(&suno("x")))
-            .await;
+        let (s, _, v) = post_task(&api, &key, &suno("x")).await;
         assert_eq!(s, 200, "{v}");
         ids.push(v["data"]["task_id"].as_str().unwrap().to_string());
     }
@@ -160,9 +148,7 @@ async fn bulk_cancel_takes_the_callers_matching_queued_tasks_only() {
     let create = |key: String, body: String| {
         let api = &api;
         async move {
-            let (s, _, v) = api
-                .raw(Some(&key), Method::POST, "/api/v1/task", Some(&body))
-                .await;
+            let (s, _, v) = post_task(api, &key, &body).await;
             assert_eq!(s, 200, "{v}");
             v["data"]["task_id"].as_str().unwrap().to_string()
         }
@@ -249,9 +235,7 @@ async fn every_tenant_route_is_rate_limited_and_a_long_poll_counts_once() {
     .await;
     let (tenant, key) = api.tenant("developer").await;
     api.credit(&tenant, "suno_quota", 100).await;
-    let (s, _, v) = api
-        .raw(Some(&key), Method::POST, "/api/v1/task", Some(&suno("x")))
-        .await;
+    let (s, _, v) = post_task(&api, &key, &suno("x")).await;
     assert_eq!(s, 200, "{v}");
     let id = v["data"]["task_id"].as_str().unwrap().to_string();
     // A 2 s long poll is one request (budget 3: create, this, one more).
@@ -287,20 +271,11 @@ async fn every_tenant_route_is_rate_limited_and_a_long_poll_counts_once() {
     // Still over the rate (a token comes back each second): a create it can pay is
     // answered 429, one right after that its balance cannot pay 402, as the validation
     // order puts 402 before 429.
-    let (s, _, v) = api
-        .raw(Some(&key), Method::POST, "/api/v1/task", Some(&suno("x")))
-        .await;
+    let (s, _, v) = post_task(&api, &key, &suno("x")).await;
     assert_eq!(s, 429, "{v}");
     assert_refusal(&v, 429, "rate_limited");
     let mj = json!({"model": "midjourney", "task_type": "imagine", "input": {"prompt": "a fox"}});
-    let (s, _, v) = api
-        .raw(
-            Some(&key),
-            Method::POST,
-            "/api/v1/task",
-            Some(&mj.to_string()),
-        )
-        .await;
+    let (s, _, v) = post_task(&api, &key, &mj.to_string()).await;
     assert_eq!(s, 402, "{v}");
     api.stop().await;
 }
@@ -312,16 +287,12 @@ async fn a_plan_without_the_task_type_gets_403_before_the_origin_is_looked_up() 
     let body = json!({"model": "luma", "task_type": "remove_watermark",
         "input": {"origin_task_id": "0190aaaa-no-such-task"}})
     .to_string();
-    let (s, _, v) = api
-        .raw(Some(&key), Method::POST, "/api/v1/task", Some(&body))
-        .await;
+    let (s, _, v) = post_task(&api, &key, &body).await;
     assert_eq!(s, 403, "{v}");
     assert_refusal(&v, 403, "not_entitled");
     // On a plan that has it, the unknown origin is the answer.
     let (_, premium) = api.tenant("premium").await;
-    let (s, _, v) = api
-        .raw(Some(&premium), Method::POST, "/api/v1/task", Some(&body))
-        .await;
+    let (s, _, v) = post_task(&api, &premium, &body).await;
     assert_eq!(s, 404, "{v}");
     assert_refusal(&v, 404, "task_not_found");
     api.stop().await;
@@ -344,14 +315,7 @@ async fn a_staged_tasks_created_webhook_says_staged_as_the_create_reply_does() {
     };
     let mut running = Vec::new();
     for _ in 0..2 {
-        let (s, _, v) = api
-            .raw(
-                Some(&key),
-                Method::POST,
-                "/api/v1/task",
-                Some(&body("[sim:ms=6000] slow")),
-            )
-            .await;
+        let (s, _, v) = post_task(&api, &key, &body("[sim:ms=6000] slow")).await;
         assert_eq!(s, 200, "{v}");
         running.push(v["data"]["task_id"].as_str().unwrap().to_string());
     }
@@ -365,14 +329,7 @@ async fn a_staged_tasks_created_webhook_says_staged_as_the_create_reply_does() {
         assert!(std::time::Instant::now() < deadline, "{me}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let (s, _, v) = api
-        .raw(
-            Some(&key),
-            Method::POST,
-            "/api/v1/task",
-            Some(&body("[sim:ms=10] quick")),
-        )
-        .await;
+    let (s, _, v) = post_task(&api, &key, &body("[sim:ms=10] quick")).await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["data"]["status"], "staged", "{v}");
     let id = v["data"]["task_id"].as_str().unwrap().to_string();
@@ -590,14 +547,12 @@ async fn suno_music_reads_as_goapis_current_task_type_and_outputs_clips_by_id() 
             "",
         ),
     ] {
-        let (s, _, v) = api
-            .raw(
-                Some(&key),
-                Method::POST,
-                "/api/v1/task",
-                Some(&json!({"model": "suno", "task_type": "music", "input": input}).to_string()),
-            )
-            .await;
+        let (s, _, v) = post_task(
+            &api,
+            &key,
+            &json!({"model": "suno", "task_type": "music", "input": input}).to_string(),
+        )
+        .await;
         if field.is_empty() {
             assert_eq!(s, 404, "{v}");
         } else {
@@ -765,15 +720,11 @@ async fn a_full_queue_answers_429_queue_full_and_max_queued_lowers_it() {
     assert_eq!(v["data"]["max_queued"]["suno"], 2, "{v}");
     // No worker runs: tasks wait.
     for _ in 0..2 {
-        let (s, _, v) = api
-            .raw(Some(&key), Method::POST, "/api/v1/task", Some(&suno("x")))
-            .await;
+        let (s, _, v) = post_task(&api, &key, &suno("x")).await;
         assert_eq!(s, 200, "{v}");
     }
     let before = api.client(&key).me().await.unwrap();
-    let (s, _, v) = api
-        .raw(Some(&key), Method::POST, "/api/v1/task", Some(&suno("x")))
-        .await;
+    let (s, _, v) = post_task(&api, &key, &suno("x")).await;
     assert_eq!(s, 429, "{v}");
     assert_refusal(&v, 429, "queue_full");
     let after = api.client(&key).me().await.unwrap();
@@ -782,9 +733,7 @@ async fn a_full_queue_answers_429_queue_full_and_max_queued_lowers_it() {
     // Back to the plan's limit.
     let (s, _, _) = settings(json!({"max_queued": null})).await;
     assert_eq!(s, 200);
-    let (s, _, v) = api
-        .raw(Some(&key), Method::POST, "/api/v1/task", Some(&suno("x")))
-        .await;
+    let (s, _, v) = post_task(&api, &key, &suno("x")).await;
     assert_eq!(s, 200, "{v}");
     api.stop().await;
 }
@@ -818,9 +767,7 @@ async fn a_task_waiting_past_max_pending_s_fails_expired_in_queue() {
         )
         .await;
     assert_eq!((s, &v["data"]["max_pending_s"]), (200, &json!(1)), "{v}");
-    let (_, _, v) = api
-        .raw(Some(&key), Method::POST, "/api/v1/task", Some(&suno("x")))
-        .await;
+    let (_, _, v) = post_task(&api, &key, &suno("x")).await;
     let id = v["data"]["task_id"].as_str().unwrap().to_string();
     let t = api
         .client(&key)
@@ -859,14 +806,7 @@ async fn a_failed_credit_exchange_notifies_the_tenant() {
     // 100 credits: below the smallest exchange step (700), and no Midjourney quota.
     api.credit(&tenant, "credits", 100).await;
     let body = json!({"model": "midjourney", "task_type": "imagine", "input": {"prompt": "a fox"}});
-    let (s, _, v) = api
-        .raw(
-            Some(&key),
-            Method::POST,
-            "/api/v1/task",
-            Some(&body.to_string()),
-        )
-        .await;
+    let (s, _, v) = post_task(&api, &key, &body.to_string()).await;
     assert_eq!(s, 402, "{v}");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
