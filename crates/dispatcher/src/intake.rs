@@ -181,13 +181,11 @@ async fn refusal_before_rate(
         let balances = state.sched.balances(&tenant.tenant_id).await?;
         let kind = task.ppu_price.kind;
         let available = balances.get(&kind).map_or(0, |b| b.available.max(0) as u64);
-        let conv = &state.config.prices.mj_auto_conversion;
         let credits = balances
             .get(&switchyard_core::QuotaKind::Credits)
             .map_or(0, |b| b.available.max(0) as u64);
         let exchangeable = kind == switchyard_core::QuotaKind::MjQuota
-            && available < conv.below
-            && conv.steps.iter().any(|s| *s <= credits);
+            && state.config.prices.mj_auto_conversion(available, credits) > 0;
         if available < task.ppu_price.amount && !exchangeable {
             return Ok(Some(
                 Refused {
@@ -202,13 +200,7 @@ async fn refusal_before_rate(
             ));
         }
     }
-    let limit = tenant
-        .settings(&state.config)
-        .max_queued
-        .iter()
-        .find(|(p, _)| *p == task.provider)
-        .and_then(|(_, m)| *m);
-    if let Some(limit) = limit {
+    if let Some(limit) = tenant.settings(&state.config).max_queued_for(task.provider) {
         let load = state.sched.tenant_load(&tenant.tenant_id).await?;
         let queued = load
             .iter()

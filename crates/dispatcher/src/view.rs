@@ -206,12 +206,10 @@ pub fn me(
     let mut queued = Map::new();
     let mut max_queued = Map::new();
     for l in load {
-        let max = settings
-            .max_queued
-            .iter()
-            .find(|(p, _)| *p == l.provider)
-            .and_then(|(_, m)| *m);
-        max_queued.insert(l.provider.as_str().into(), json!(max));
+        max_queued.insert(
+            l.provider.as_str().into(),
+            json!(settings.max_queued_for(l.provider)),
+        );
         let p = l.provider.as_str();
         let cap = match l.provider {
             Provider::Gpts if !limits.gpts_ppu => Value::Null,

@@ -20,11 +20,7 @@ for i = 3, #ARGV do
   elseif before > 0 and (tonumber(redis.call('HGET', t.key, 'created_ms')) or 0) >= before then
     answer = 'later'
   else
-    if t.status == 'queued' then
-      count_queued(tenant, -1)
-    else
-      redis.call('ZREM', k('delayed'), id)
-    end
+    unqueue(t)
     finish(t, 'cancelled', 'cancelled', 'cancelled by the client', '')
   end
   out[#out + 1] = answer

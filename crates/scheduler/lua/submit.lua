@@ -74,7 +74,7 @@ local function submit_one(A)
     local ok, avail = hold(tenant, kind, ppu_price)
     if not ok then return {'err', 'insufficient_quota', tostring(avail)} end
     if full then
-      unhold(tenant, kind, ppu_price)
+      unhold(tenant, ppu_price)
       return {'err', 'queue_full', tostring(max_queued)}
     end
     held = ppu_price

@@ -68,7 +68,7 @@ impl Scheduler {
         for svc in ServiceMode::ALL {
             for mode in ProcessMode::ALL {
                 for pin in &pins {
-                    let lane = format!("{tenant}|{}|{}|{pin}", svc.as_str(), mode.as_str());
+                    let lane = keys::lane_id(tenant, svc.as_str(), mode.as_str(), pin);
                     queues.push(keys::lane_queue(&base, &lane));
                 }
             }

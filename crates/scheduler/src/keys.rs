@@ -104,7 +104,13 @@ pub fn events(base: &str) -> String {
     format!("{base}:ev")
 }
 
-/// A lane's queue of task ids (`lane`: `tenant|pool|mode|pin`). Built by the scripts.
+/// A lane's id, `tenant|pool|mode|pin` (`pin` empty when unpinned), as `lane_id` in
+/// `lua/includes/lanes.lua` builds it.
+pub fn lane_id(tenant: &str, pool: &str, mode: &str, pin: &str) -> String {
+    format!("{tenant}|{pool}|{mode}|{pin}")
+}
+
+/// A lane's queue of task ids (`lane`: a [`lane_id`]). Built by the scripts.
 pub fn lane_queue(base: &str, lane: &str) -> String {
     format!("{base}:q:{lane}")
 }

@@ -39,6 +39,14 @@ impl TenantSettings {
         }
     }
 
+    /// The most tasks that may wait for `provider` (`None`: no limit).
+    pub fn max_queued_for(&self, provider: Provider) -> Option<u32> {
+        self.max_queued
+            .iter()
+            .find(|(p, _)| *p == provider)
+            .and_then(|(_, m)| *m)
+    }
+
     /// The same, with the tenant's limit on waiting (0: none).
     pub fn with_max_pending_ms(mut self, ms: u64) -> Self {
         self.max_pending_ms = ms;

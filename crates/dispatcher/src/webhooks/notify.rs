@@ -219,10 +219,6 @@ async fn message(state: &Shared, job: &Job) -> Result<Option<Message>, String> {
         }
     } else {
         let task_id = job.event.fields.get("task").cloned().unwrap_or_default();
-        let tenant = tenants::get(&state.sched, &tenant_id)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or("no tenant")?;
         let rec = state
             .sched
             .get_task(&tenant_id, &task_id)
@@ -232,14 +228,19 @@ async fn message(state: &Shared, job: &Job) -> Result<Option<Message>, String> {
         let Some(webhook) = &rec.webhook else {
             return Ok(None);
         };
+        // The tenant (its plan shapes the task object) is read only for a task that has a
+        // webhook.
+        let tenant = tenants::get(&state.sched, &tenant_id)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("no tenant")?;
         let endpoint = webhook.endpoint.clone();
         let secret = webhook
             .sealed_secret
             .as_deref()
             .and_then(|s| state.secrets.open(s).ok());
-        // Staged or pending as the create reply and GET say it at this moment.
-        // Midjourney progress is a plan feature: no `task.progress` where the plan
-        // does not give it.
+        // Midjourney progress is a plan feature: no `task.progress` where the plan does
+        // not give it. The task is shown staged or pending as GET shows it now.
         if job.event.kind == "progress" && !view::Viewer::of(state, &tenant).shows_progress(&rec) {
             return Ok(None);
         }

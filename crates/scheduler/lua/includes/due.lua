@@ -25,12 +25,7 @@ local function due_work()
   for _, id in ipairs(redis.call('ZRANGEBYSCORE', k('expiry'), '-inf', NOW, 'LIMIT', 0, 32)) do
     redis.call('ZREM', k('expiry'), id)
     local t = load_task(id)
-    if t.status == 'queued' or t.status == 'delayed' then
-      if t.status == 'queued' then
-        count_queued(t.tenant, -1)
-      else
-        redis.call('ZREM', k('delayed'), id)
-      end
+    if unqueue(t) then
       finish(t, 'failed', 'expired_in_queue',
         'the task waited longer than your max_pending_s setting and was not started; its hold was refunded', '')
     end

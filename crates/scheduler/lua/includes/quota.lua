@@ -56,19 +56,12 @@ local function hold(tenant, kind, amount)
   return ok, b.avail
 end
 
--- Give back a hold just taken by hold() in this call (a task refused after it).
-local function unhold(tenant, kind, amount)
-  local cache = BATCH and BATCH.bal
-  local b = cache and cache[tenant]
-  if b then
-    b.avail = b.avail + amount
-    b.d.avail, b.d.held = (b.d.avail or 0) + amount, (b.d.held or 0) - amount
-  else
-    local L = ledger()
-    ledger_add(L, tenant, 'avail', amount)
-    ledger_add(L, tenant, 'held', -amount)
-    flush_ledger(L)
-  end
+-- Give back a hold hold() just took in this submit batch (a task refused after it): the
+-- batch's cached balance and its not yet written changes.
+local function unhold(tenant, amount)
+  local b = BATCH.bal[tenant]
+  b.avail = b.avail + amount
+  b.d.avail, b.d.held = (b.d.avail or 0) + amount, (b.d.held or 0) - amount
 end
 
 -- Settle a task's hold once ('capture' or 'refund'); hold_state makes it idempotent

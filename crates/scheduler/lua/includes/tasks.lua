@@ -120,6 +120,20 @@ local function release(t)
   return release_many({t})
 end
 
+-- A waiting task leaves its wait: a queued one is no longer counted (claim drops its
+-- queue entry lazily), a delayed one leaves the retry set. Returns false for a task not
+-- waiting.
+local function unqueue(t)
+  if t.status == 'queued' then
+    count_queued(t.tenant, -1)
+  elseif t.status == 'delayed' then
+    redis.call('ZREM', k('delayed'), t.id)
+  else
+    return false
+  end
+  return true
+end
+
 -- Finish a task: status, settlement, retention TTL, event. `L`: a ledger() for the
 -- balance changes (the caller flushes it; nil: written at once). Then more fields to
 -- set, as name, value pairs.
