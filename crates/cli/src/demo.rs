@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use rand::RngCore;
 use serde_json::{Value, json};
-use switchyard_core::config::UpstreamsConfig;
+use switchyard_core::config::{StorageConfig, StorageKind, UpstreamsConfig};
 use switchyard_core::secrets::SecretBox;
 use switchyard_core::{Config, Plan, PlanTable, Provider, TaskStatus};
 use switchyard_dispatcher::client::{Client, ClientError};
@@ -178,6 +178,12 @@ pub fn run(mut config: Config, args: DemoArgs) -> Result<(), CliError> {
             Some(r)
         }
     };
+    // Hosted results: the configured store, or (by default) a directory of this run's own.
+    let own_files = (config.storage == StorageConfig::default()).then(|| {
+        let dir = std::env::temp_dir().join(format!("switchyard-demo-files-{}", random_hex(4)));
+        config.storage.dir = dir.display().to_string();
+        dir
+    });
     let result = rt.block_on(run_async(
         config,
         args,
@@ -193,6 +199,9 @@ pub fn run(mut config: Config, args: DemoArgs) -> Result<(), CliError> {
                 r.port
             );
         }
+    }
+    if let Some(dir) = own_files {
+        let _ = std::fs::remove_dir_all(dir);
     }
     result
 }
@@ -244,6 +253,11 @@ async fn run_async(
     let addr = listener.local_addr().map_err(|e| other(e.into()))?;
     let base = format!("http://{addr}");
     let state = switchyard_dispatcher::AppState::new(sched.clone(), secrets.clone());
+    if let Some(why) = state.files.problem() {
+        return Err(CliError::Usage(format!(
+            "{why}; fix the [storage] section (or set storage.kind = \"off\")"
+        )));
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut server_stop = stop_rx.clone();
     let server = tokio::spawn(switchyard_dispatcher::serve(state, listener, async move {
@@ -288,6 +302,14 @@ async fn run_async(
             "  redis         {} (key prefix {})",
             config.redis.url, config.redis.key_prefix
         ),
+    }
+    match config.storage.kind {
+        StorageKind::Local => println!("  results       hosted in {}", config.storage.dir),
+        StorageKind::S3 => println!(
+            "  results       hosted in the S3 bucket {}",
+            config.storage.s3_bucket
+        ),
+        StorageKind::Off => println!("  results       not hosted (storage.kind = off)"),
     }
     println!("  PPU pool      {}", pool_line(&pool, &config.plans));
     for (plan, key) in &seeded {

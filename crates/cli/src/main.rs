@@ -160,6 +160,11 @@ fn serve(
         tracing::info!(listen = %addr, "dispatcher listening");
         println!("switchyard dispatcher on http://{addr}");
         let state = switchyard_dispatcher::AppState::new(sched, secrets);
+        if let Some(why) = state.files.problem() {
+            return Err(tables::CliError::Other(anyhow::anyhow!(
+                "{why}; fix the [storage] section (or set storage.kind = \"off\")"
+            )));
+        }
         switchyard_dispatcher::serve(state, listener, async move {
             let _ = signal.wait_for(|s| *s).await;
         })
@@ -180,6 +185,11 @@ fn worker(
         .map_err(|e| tables::CliError::Usage(format!("--provider: {e}")))?;
     let secrets = master_key()?;
     switchyard_worker::init_logs(log_format == "json");
+    switchyard_worker::open_files(&config.storage).map_err(|e| {
+        tables::CliError::Other(anyhow::anyhow!(
+            "{e}; fix the [storage] section (or set storage.kind = \"off\")"
+        ))
+    })?;
     let upstream: Arc<dyn switchyard_worker::Upstream> = match provider {
         Provider::Midjourney => Arc::new(switchyard_worker_midjourney::Midjourney::new(&config)),
         Provider::Suno => Arc::new(switchyard_worker_suno::Suno::new(&config)),

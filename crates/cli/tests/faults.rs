@@ -898,6 +898,10 @@ fn faults_under_chaos() {
             format!("redis://127.0.0.1:{redis_port}"),
         ),
         ("SWITCHYARD_REDIS__KEY_PREFIX", "faults".to_string()),
+        (
+            "SWITCHYARD_STORAGE__DIR",
+            dir.join("files").display().to_string(),
+        ),
         ("SWITCHYARD_MASTER_KEY", MASTER_KEY.to_string()),
         (
             "SWITCHYARD_DISPATCHER__ADMIN_TOKEN",

@@ -144,6 +144,8 @@ pub struct Config {
     pub prices: PriceTable,
     /// The prompt checker's banned words and patterns.
     pub prompt_check: PromptCheckConfig,
+    /// Where results are hosted (API.md, "Results are hosted").
+    pub storage: StorageConfig,
 }
 
 /// Redis connection and key layout.
@@ -256,6 +258,9 @@ pub struct DispatcherConfig {
     pub webhook_timeout_s: u64,
     /// Smallest gap between two `task.progress` webhooks of one task, in milliseconds.
     pub progress_webhook_gap_ms: u64,
+    /// The address clients reach this API at (`https://api.example.com`), which hosted
+    /// result links start with. Empty: `http://` and the address it listens on.
+    pub public_url: String,
 }
 
 impl Default for DispatcherConfig {
@@ -271,6 +276,7 @@ impl Default for DispatcherConfig {
             webhook_max_backoff_s: 600,
             webhook_timeout_s: 10,
             progress_webhook_gap_ms: 2000,
+            public_url: String::new(),
         }
     }
 }
@@ -317,6 +323,91 @@ impl Default for WorkerConfig {
             metrics_listen: String::new(),
             allow_private_inputs: false,
             max_input_bytes: 25 * 1024 * 1024,
+        }
+    }
+}
+
+/// Where hosted results are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageKind {
+    /// A directory of this machine (`storage.dir`): one host, the demo's default.
+    Local,
+    /// An S3-compatible bucket (`storage.s3_*`): workers and dispatchers on many hosts.
+    S3,
+    /// Nothing is stored: results keep the upstream's own (expiring) URLs.
+    Off,
+}
+
+/// Hosted results: each output file is downloaded by the worker, stored here, and served
+/// by the dispatcher at signed links until the task's retention ends.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// `local`, `s3` or `off`.
+    pub kind: StorageKind,
+    /// The directory of `local` (created when missing). The default, under the system's
+    /// temporary directory, is shared by the processes of one host and does not outlive a
+    /// reboot: set it for anything that should last.
+    pub dir: String,
+    /// The bucket of `s3`.
+    pub s3_bucket: String,
+    /// A key prefix inside the bucket (may be empty).
+    pub s3_prefix: String,
+    /// The bucket's region.
+    pub s3_region: String,
+    /// The S3 endpoint (empty: AWS); an S3-compatible server's URL otherwise.
+    pub s3_endpoint: String,
+    /// The access key id (empty: the AWS environment and instance credentials).
+    pub s3_access_key_id: String,
+    /// The secret access key (a secret: prefer `SWITCHYARD_STORAGE__S3_SECRET_ACCESS_KEY`).
+    pub s3_secret_access_key: String,
+    /// Allow an `http://` endpoint (a server on a private network, tests).
+    pub s3_allow_http: bool,
+    /// Largest output file a worker downloads, in bytes.
+    pub max_file_bytes: u64,
+    /// Longest download of one output file, in seconds.
+    pub download_timeout_s: u64,
+}
+
+impl std::fmt::Debug for StorageConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageConfig")
+            .field("kind", &self.kind)
+            .field("dir", &self.dir)
+            .field("s3_bucket", &self.s3_bucket)
+            .field("s3_prefix", &self.s3_prefix)
+            .field("s3_region", &self.s3_region)
+            .field("s3_endpoint", &self.s3_endpoint)
+            .field(
+                "s3_access_key_id",
+                &crate::secrets::mask(&self.s3_access_key_id),
+            )
+            .field("s3_secret_access_key", &"••••")
+            .field("s3_allow_http", &self.s3_allow_http)
+            .field("max_file_bytes", &self.max_file_bytes)
+            .field("download_timeout_s", &self.download_timeout_s)
+            .finish()
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            kind: StorageKind::Local,
+            dir: std::env::temp_dir()
+                .join("switchyard-files")
+                .display()
+                .to_string(),
+            s3_bucket: String::new(),
+            s3_prefix: String::new(),
+            s3_region: "us-east-1".into(),
+            s3_endpoint: String::new(),
+            s3_access_key_id: String::new(),
+            s3_secret_access_key: String::new(),
+            s3_allow_http: false,
+            max_file_bytes: 512 * 1024 * 1024,
+            download_timeout_s: 300,
         }
     }
 }
@@ -479,6 +570,35 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         PromptChecker::new(&self.prompt_check)
             .map_err(|e| ConfigError::invalid("prompt_check.patterns", e))?;
+        let st = &self.storage;
+        match st.kind {
+            StorageKind::Local if st.dir.trim().is_empty() => {
+                return Err(ConfigError::invalid(
+                    "storage.dir",
+                    "must name a directory when storage.kind is local",
+                ));
+            }
+            StorageKind::S3 if st.s3_bucket.trim().is_empty() => {
+                return Err(ConfigError::invalid(
+                    "storage.s3_bucket",
+                    "must name a bucket when storage.kind is s3",
+                ));
+            }
+            _ => {}
+        }
+        if st.max_file_bytes == 0 || st.download_timeout_s == 0 {
+            return Err(ConfigError::invalid(
+                "storage.max_file_bytes",
+                "storage.max_file_bytes and storage.download_timeout_s must be at least 1",
+            ));
+        }
+        let public = &self.dispatcher.public_url;
+        if !(public.is_empty() || public.starts_with("http://") || public.starts_with("https://")) {
+            return Err(ConfigError::invalid(
+                "dispatcher.public_url",
+                "must start with http:// or https:// (or be empty)",
+            ));
+        }
         let r = &self.redis;
         if !["redis://", "rediss://", "unix://", "redis+unix://"]
             .iter()

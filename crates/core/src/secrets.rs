@@ -28,6 +28,8 @@ pub enum SecretError {
 #[derive(Clone)]
 pub struct SecretBox {
     cipher: ChaCha20Poly1305,
+    /// A key for signing, derived from the master key (never the master key itself).
+    signing: [u8; 32],
 }
 
 impl fmt::Debug for SecretBox {
@@ -48,9 +50,19 @@ impl SecretBox {
             Some(b) => b,
             None => Sha256::digest(master_key.as_bytes()).into(),
         };
+        let mut h = Sha256::new();
+        h.update(b"switchyard signing key v1\0");
+        h.update(bytes);
         Ok(SecretBox {
             cipher: ChaCha20Poly1305::new(Key::from_slice(&bytes)),
+            signing: h.finalize().into(),
         })
+    }
+
+    /// A 32-byte key for signing (hosted result links), derived from the master key, so
+    /// every process holding the master key signs and checks alike.
+    pub fn signing_key(&self) -> [u8; 32] {
+        self.signing
     }
 
     /// Seal: `v1:` + base64(nonce ‖ ciphertext).

@@ -12,6 +12,7 @@ pub mod admin;
 pub mod client;
 pub mod dashboard;
 pub mod error;
+pub mod files;
 pub mod intake;
 pub mod json;
 pub mod metrics;
@@ -47,6 +48,8 @@ pub struct AppState {
     /// Seals credentials and webhook secrets.
     pub secrets: SecretBox,
     limiter: DefaultKeyedRateLimiter<String>,
+    /// Hosted results: the store (when on) and the links to it.
+    pub files: files::Hosted,
 }
 
 /// The state handle.
@@ -61,11 +64,13 @@ impl AppState {
         let quota =
             Quota::per_second(NonZeroU32::new(d.rate_limit_per_s).unwrap_or(NonZeroU32::MIN))
                 .allow_burst(NonZeroU32::new(d.rate_limit_burst).unwrap_or(NonZeroU32::MIN));
+        let files = files::Hosted::open(&config, &secrets);
         Arc::new(AppState {
             sched,
             config,
             secrets,
             limiter: RateLimiter::keyed(quota),
+            files,
         })
     }
 
@@ -185,6 +190,7 @@ pub fn router(state: Shared) -> Router {
         .route("/admin/v1/stats", get(admin::stats))
         .route("/admin/v1/dashboard", get(dashboard::data))
         .route("/dashboard", get(dashboard::page))
+        .route("/files/{task}/{name}", get(files::serve_file))
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics_route))
         .route(
@@ -227,6 +233,9 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    if let Ok(addr) = listener.local_addr() {
+        state.files.listening_at(addr);
+    }
     let deliverer = tokio::spawn(webhooks::run(state.clone()));
     let app = router(state);
     let r = axum::serve(

@@ -39,6 +39,8 @@ pub struct Viewer<'a> {
     pub plan: &'a PlanLimits,
     /// The operator approved the tenant's "upon approval" extras.
     pub approved_extras: bool,
+    /// Hosted results, whose links replace the upstream's URLs.
+    pub hosted: Option<&'a crate::files::Hosted>,
 }
 
 impl<'a> Viewer<'a> {
@@ -47,6 +49,7 @@ impl<'a> Viewer<'a> {
         Viewer {
             plan: state.config.plans.get(tenant.plan),
             approved_extras: tenant.approved_extras,
+            hosted: Some(&state.files),
         }
     }
 
@@ -55,9 +58,19 @@ impl<'a> Viewer<'a> {
         r.provider != Provider::Midjourney || self.plan.midjourney.output(r.pool).task_progress
     }
 
+    /// The output as the plan gives it, with hosted files' links in place of the
+    /// upstream's URLs.
+    fn output(&self, r: &TaskRecord) -> Value {
+        let out = self.plan_output(r);
+        match self.hosted {
+            Some(h) => h.show(r, out),
+            None => out,
+        }
+    }
+
     /// The output as the plan gives it: Midjourney's optional fields the plan does not
     /// give in the pool the task ran in are absent (not `null`).
-    fn output(&self, r: &TaskRecord) -> Value {
+    fn plan_output(&self, r: &TaskRecord) -> Value {
         let mut out = r.output.clone();
         if r.provider != Provider::Midjourney {
             return out;

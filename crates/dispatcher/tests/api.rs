@@ -162,13 +162,17 @@ async fn every_task_type_round_trips_with_signed_webhooks() {
         json!({"conversation_id": cid, "message": "more"}),
     )
     .await;
+    // A file and a GPT are seen only by the account that made them: download and modify
+    // what this tenant's tasks made.
+    let up = run("gpts", "upload_file", json!({"file_url": cdn})).await;
+    let file_id = up["output"]["file_id"].clone();
+    run("gpts", "download_file", json!({"file_id": file_id})).await;
+    let made = run("gpts", "create_gpts", json!({"name": "Helper"})).await;
+    let gizmo = made["output"]["gizmo_id"].clone();
     for (tt, input) in [
-        ("upload_file", json!({"file_url": cdn})),
-        ("download_file", json!({"file_id": "file-1"})),
-        ("create_gpts", json!({"name": "Helper"})),
         (
             "modify_gpts",
-            json!({"gizmo_id": "g-abc", "name": "Helper 2"}),
+            json!({"gizmo_id": gizmo, "name": "Helper 2"}),
         ),
         ("models", json!({})),
         ("gizmos", json!({})),

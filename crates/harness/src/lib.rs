@@ -57,6 +57,11 @@ pub fn test_config(url: &str, name: &str) -> Config {
     c.worker.reap_interval_ms = 200;
     c.worker.shutdown_grace_s = 2;
     c.worker.allow_private_inputs = true;
+    // Hosted results in this test binary's scratch directory (removed when it exits).
+    c.storage.dir = switchyard_test_support::scratch("files")
+        .join(&c.redis.key_prefix)
+        .display()
+        .to_string();
     c
 }
 
@@ -286,6 +291,7 @@ impl Harness {
                 "SWITCHYARD_UPSTREAMS__MIDJOURNEY_CDN",
                 u.midjourney_cdn.clone(),
             ),
+            ("SWITCHYARD_STORAGE__DIR", c.storage.dir.clone()),
             ("SWITCHYARD_MASTER_KEY", MASTER_KEY.to_string()),
             ("RUST_LOG", "warn".to_string()),
         ]

@@ -125,6 +125,12 @@ async fn conversation(
     let Some(a) = account(&headers) else {
         return unauthorized();
     };
+    // A GPT made by another account is private to it.
+    if let Some(g) = body["conversation_mode"]["gizmo_id"].as_str()
+        && s.lock().owned.get(g).is_some_and(|owner| *owner != a.name)
+    {
+        return err(StatusCode::NOT_FOUND, json!({"detail": "Gizmo not found"}));
+    }
     let text = body["messages"][0]["content"]["parts"][0]
         .as_str()
         .unwrap_or("")
@@ -334,6 +340,7 @@ async fn file_create(
         return *r;
     }
     let id = s.next_id("file-");
+    s.lock().owned.insert(id.clone(), a.name.clone());
     Json(
         json!({"status": "success", "file_id": id, "file_name": body["file_name"],
                 "upload_url": format!("{}/_gpt_upload/{id}", s.base())}),
@@ -356,6 +363,14 @@ async fn file_download(
     let Some(a) = account(&headers) else {
         return unauthorized();
     };
+    // Only the account that uploaded a file sees it.
+    if s.lock().owned.get(&id) != Some(&a.name) {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"detail": "File not found"})),
+        )
+            .into_response();
+    }
     if let Err(r) = quick(&s, &a) {
         return *r;
     }
@@ -374,10 +389,24 @@ async fn gizmo_upsert(
     if let Err(r) = quick(&s, &a) {
         return *r;
     }
-    let id = body["gizmo_id"]
-        .as_str()
-        .map(str::to_string)
-        .unwrap_or_else(|| s.next_id("g-sim"));
+    // A GPT is modified only by the account that made it.
+    let id = match body["gizmo_id"].as_str() {
+        Some(g) => {
+            if s.lock().owned.get(g) != Some(&a.name) {
+                return (
+                    StatusCode::NOT_FOUND,
+                    Json(json!({"detail": "Gizmo not found"})),
+                )
+                    .into_response();
+            }
+            g.to_string()
+        }
+        None => {
+            let g = s.next_id("g-sim");
+            s.lock().owned.insert(g.clone(), a.name.clone());
+            g
+        }
+    };
     Json(json!({"gizmo": {"id": id, "display": body["display"], "instructions": body["instructions"]}}))
         .into_response()
 }

@@ -25,6 +25,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post, put};
 use serde_json::{Value, json};
+
+use crate::media;
 use std::sync::atomic::Ordering;
 
 use crate::{Behaviour, Directives, JobState, Refusal, Shared, SimAccount, err};
@@ -124,19 +126,85 @@ pub(crate) async fn mj_cdn(
     State(s): State<Shared>,
     Path((uuid, file)): Path<(String, String)>,
 ) -> Response {
-    let known = ["0_0.png", "0_1.png", "0_2.png", "0_3.png", "grid_0.webp"]
-        .contains(&file.as_str())
-        && s.lock().jobs.iter().any(|(id, j)| {
-            id.starts_with("job") && matches!(j.state, JobState::Done) && job_uuid(id) == uuid
-        });
-    if !known {
-        return (StatusCode::NOT_FOUND, "Not Found").into_response();
+    let grid = s.lock().mj_grids.get(&uuid).copied();
+    let part = ["0_0.png", "0_1.png", "0_2.png", "0_3.png"]
+        .iter()
+        .position(|f| *f == file);
+    match (grid, part) {
+        (Some((w, h, seed)), Some(i)) => (
+            [("content-type", "image/png")],
+            media::png(media::MjImage {
+                width: w / 2,
+                height: h / 2,
+                seed,
+                part: Some(i as u8),
+            }),
+        )
+            .into_response(),
+        (Some((w, h, seed)), None) if file == "grid_0.webp" => (
+            [("content-type", "image/png")],
+            media::png(media::MjImage {
+                width: w,
+                height: h,
+                seed,
+                part: None,
+            }),
+        )
+            .into_response(),
+        _ => (StatusCode::NOT_FOUND, "Not Found").into_response(),
+    }
+}
+
+/// `GET /_cdn/{file}`: the media "CDN" every simulated upstream's results point at. A
+/// Midjourney result is its PNG, while its link lasts (`ex`, as Discord's CDN signs its
+/// links; an expired or altered link answers 404 as Discord's does); any other file is
+/// deterministic bytes of its name.
+pub(crate) async fn cdn(
+    State(s): State<Shared>,
+    Path(file): Path<String>,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let image = s.lock().media.get(&file).copied();
+    let gone = || {
+        (
+            StatusCode::NOT_FOUND,
+            "This content is no longer available.",
+        )
+            .into_response()
+    };
+    if let Some(image) = image {
+        let (Some(ex), Some(hm)) = (q.get("ex"), q.get("hm")) else {
+            return gone();
+        };
+        let live = u64::from_str_radix(ex, 16).is_ok_and(|ex| ex > now_s());
+        if !live || *hm != cdn_hmac(&file, ex) {
+            return gone();
+        }
+        return ([("content-type", "image/png")], media::png(image)).into_response();
     }
     (
-        [("content-type", "image/png")],
-        vec![0x89u8, b'P', b'N', b'G', 0, 0, 0, 0],
+        [("content-type", media::content_type(&file))],
+        media::bytes_of(&file),
     )
         .into_response()
+}
+
+/// The signature part (`hm`) of a simulated Discord CDN link.
+fn cdn_hmac(file: &str, ex: &str) -> String {
+    format!("{:016x}", seed_of(&format!("{file}|{ex}")))
+}
+
+/// A number from a text (FNV-1a), for colours and signatures.
+fn seed_of(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+fn now_s() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// The Midjourney job id the simulator gives a job (a UUID, as Midjourney's are).
@@ -418,9 +486,38 @@ fn on_step(s: &Shared, job_id: &str, state: &JobState) {
                 d["user"].as_str().unwrap_or("user"),
                 slug(prompt)
             );
+            // The image: a grid of four, or an upscale (the origin grid's image, alone).
+            let (gw, gh) = media::grid_size(prompt);
+            let image = if upscaled {
+                let mut parts = kind.split("::");
+                let index = parts.nth(3).and_then(|i| i.parse::<u8>().ok()).unwrap_or(1);
+                let origin = kind.rsplit("::").next().unwrap_or(uuid);
+                media::MjImage {
+                    width: gw / 2,
+                    height: gh / 2,
+                    seed: seed_of(origin),
+                    part: Some(index.clamp(1, 4) - 1),
+                }
+            } else {
+                media::MjImage {
+                    width: gw,
+                    height: gh,
+                    seed: seed_of(uuid),
+                    part: None,
+                }
+            };
+            {
+                let mut inner = s.lock();
+                inner.media.insert(file.clone(), image);
+                inner
+                    .mj_grids
+                    .insert(uuid.to_string(), (gw, gh, seed_of(uuid)));
+            }
+            // Discord's CDN links are signed and expire (`ex`: the end, hex Unix seconds).
+            let ex = format!("{:x}", now_s() + s.cdn_link_ttl_s());
             let mut m = json!({"id": final_id, "channel_id": channel, "author": {"id": MJ_BOT},
                    "content": content,
-                   "attachments": [{"url": format!("{base}/_cdn/{file}"), "filename": file, "width": 2048, "height": 2048}],
+                   "attachments": [{"url": format!("{base}/_cdn/{file}?ex={ex}&is={:x}&hm={}", now_s(), cdn_hmac(&file, &ex)), "filename": file, "width": image.width, "height": image.height}],
                    "components": components, "embeds": embeds});
             // A button's job replies to the message the button was on; a command's does not.
             if let Some(origin) = d["reply_to"].as_str() {

@@ -22,6 +22,7 @@
 mod chatgpt;
 mod discord;
 mod luma;
+mod media;
 mod suno;
 
 use std::collections::{BTreeMap, HashMap};
@@ -191,6 +192,14 @@ pub(crate) struct Inner {
     pub messages: HashMap<String, BTreeMap<u64, Value>>,
     /// The prompt behind each Midjourney bot message, by message id (for buttons).
     pub prompts: HashMap<String, String>,
+    /// Midjourney's result images, by CDN file name.
+    pub media: HashMap<String, media::MjImage>,
+    /// Each finished Midjourney job's grid (width, height, colour seed), by job id.
+    pub mj_grids: HashMap<String, (u32, u32, u64)>,
+    /// How long Discord CDN links last, in seconds.
+    pub cdn_link_ttl_s: u64,
+    /// ChatGPT files and GPTs, by id: the account that made each (only it sees it).
+    pub owned: HashMap<String, String>,
 }
 
 pub(crate) struct SimState {
@@ -219,6 +228,11 @@ impl SimState {
 
     pub fn next_id(&self, prefix: &str) -> String {
         format!("{prefix}{}", self.seq.fetch_add(1, Ordering::Relaxed) + 1)
+    }
+
+    /// How long Discord CDN links last, in seconds.
+    pub fn cdn_link_ttl_s(&self) -> u64 {
+        self.lock().cdn_link_ttl_s
     }
 
     pub fn base(&self) -> String {
@@ -415,6 +429,10 @@ impl Sim {
                 attempts: HashMap::new(),
                 messages: HashMap::new(),
                 prompts: HashMap::new(),
+                media: HashMap::new(),
+                mj_grids: HashMap::new(),
+                cdn_link_ttl_s: 24 * 3600,
+                owned: HashMap::new(),
             }),
             gateway: tx,
             base_url: Mutex::new(format!("http://{addr}")),
@@ -443,6 +461,12 @@ impl Sim {
         self.state.lock().stats.clone()
     }
 
+    /// Make the Discord CDN links of results from now on last `secs` (a day by default),
+    /// as a test of what outlives them needs.
+    pub fn set_cdn_link_ttl(&self, secs: u64) {
+        self.state.lock().cdn_link_ttl_s = secs;
+    }
+
     /// Post `n` messages from another user in a Discord channel, as a busy server does:
     /// they push a job's messages out of the channel's most recent page.
     pub fn discord_chatter(&self, channel: &str, n: usize) {
@@ -461,15 +485,7 @@ fn router(state: Shared) -> Router {
         .route("/_sim/stats", get(stats))
         // Media "CDN": results point here, and key frames or files to upload are fetched
         // from here in tests.
-        .route(
-            "/_cdn/{file}",
-            get(|| async {
-                (
-                    [("content-type", "application/octet-stream")],
-                    vec![0u8; 64],
-                )
-            }),
-        )
+        .route("/_cdn/{file}", get(discord::cdn))
         .route("/_mjcdn/{job}/{file}", get(discord::mj_cdn))
         .merge(discord::routes())
         .merge(suno::routes())

@@ -136,7 +136,9 @@ async fn extend(
     Path(id): Path<String>,
     Json(mut body): Json<Value>,
 ) -> Response {
-    if s.job(&id).is_none() && !id.starts_with("ext-") {
+    // Only the account that made a generation sees it, or can extend it.
+    let mine = account(&headers).is_some_and(|a| s.job(&id).is_some_and(|j| j.account == a.name));
+    if !mine {
         return err(
             StatusCode::NOT_FOUND,
             json!({"detail": "generation not found"}),
@@ -147,10 +149,10 @@ async fn extend(
 }
 
 async fn poll(State(s): State<Shared>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    if account(&headers).is_none() {
+    let Some(a) = account(&headers) else {
         return unauthorized();
-    }
-    if s.job(&id).is_none() {
+    };
+    if s.job(&id).is_none_or(|j| j.account != a.name) {
         return err(
             StatusCode::NOT_FOUND,
             json!({"detail": "generation not found"}),
@@ -160,10 +162,14 @@ async fn poll(State(s): State<Shared>, headers: HeaderMap, Path(id): Path<String
 }
 
 async fn download(State(s): State<Shared>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    if account(&headers).is_none() {
+    let Some(a) = account(&headers) else {
         return unauthorized();
-    }
-    match s.job(&id).map(|j| j.state) {
+    };
+    match s.job(&id).filter(|j| j.account == a.name).map(|j| j.state) {
+        None => err(
+            StatusCode::NOT_FOUND,
+            json!({"detail": "generation not found"}),
+        ),
         Some(JobState::Done) => {
             Json(json!({"url": format!("{}/_cdn/{id}_nowatermark.mp4", s.base())})).into_response()
         }

@@ -189,6 +189,13 @@ async fn generate(
         .filter(|t| !t.is_empty())
         .or(body["prompt"].as_str())
         .unwrap_or("");
+    // A continue names a clip: as Suno does, only the account that made it may continue
+    // it (any other is told it does not exist).
+    if let Some(clip_id) = body["continue_clip_id"].as_str()
+        && !owns_clip(&s, &a, clip_id)
+    {
+        return err(StatusCode::NOT_FOUND, json!({"detail": "Clip not found"}));
+    }
     let d = Directives::parse(text);
     if let Err(r) = s.admit(&a, &d, true) {
         return refusal_reply(r);
@@ -293,13 +300,23 @@ async fn lyrics_get(
 /// `POST /api/generate/concat/v2/ {clip_id}`: the whole song of a continued clip, as one
 /// new clip. As Suno does, only the account that made the clip may concat it, and only a
 /// complete clip.
+/// The job a clip id belongs to (`<job>-a`, `<job>-b`, an upload's `<job>-clip`).
+fn clip_job(clip_id: &str) -> &str {
+    clip_id.rsplit_once('-').map_or(clip_id, |(j, _)| j)
+}
+
+/// Whether `a` made the clip (a generation's or an upload's).
+fn owns_clip(s: &Shared, a: &SimAccount, clip_id: &str) -> bool {
+    s.job(clip_job(clip_id))
+        .is_some_and(|j| j.account == a.name)
+}
+
 async fn concat(State(s): State<Shared>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
     let Some(a) = jwt_account(&headers) else {
         return unauthorized();
     };
     let clip_id = body["clip_id"].as_str().unwrap_or("");
-    let source = clip_id.rsplit_once('-').map_or(clip_id, |(j, _)| j);
-    let Some(src) = s.job(source).filter(|j| j.account == a.name) else {
+    let Some(src) = s.job(clip_job(clip_id)).filter(|j| j.account == a.name) else {
         return err(StatusCode::NOT_FOUND, json!({"detail": "Clip not found"}));
     };
     if !matches!(src.state, JobState::Done) {
@@ -346,10 +363,11 @@ async fn upload_get(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if jwt_account(&headers).is_none() {
+    let Some(a) = jwt_account(&headers) else {
         return unauthorized();
-    }
-    let Some(j) = s.job(&id) else {
+    };
+    // Another account's upload does not exist for this one.
+    let Some(j) = s.job(&id).filter(|j| j.account == a.name) else {
         return err(StatusCode::NOT_FOUND, json!({"detail": "Not found"}));
     };
     let status = match j.state {

@@ -135,10 +135,13 @@ local function account(acc, mode)
   return a
 end
 
--- The head of a pinned lane whose account is gone. A task pinned only to resume its
--- upstream job there starts afresh elsewhere (the job is lost with the account); a
--- client's pin waits. Returns 'skipped' | 'moved', or nil: the lane waits.
-local function unpin_head(lane, tenant)
+-- The head of a pinned lane whose account cannot serve it (`why`: gone, or `nil` when
+-- it only lacks capacity in the lane's mode). A follow-up pinned to the account that owns
+-- its upstream object fails `account_error` (it must not run elsewhere); a task pinned
+-- only to resume its upstream job there starts afresh elsewhere (the job is lost with the
+-- account), unless the account merely lacks capacity; a client's pin waits. Returns
+-- 'skipped' | 'moved', or nil: the lane waits.
+local function unpin_head(lane, tenant, pin, why)
   local q = k('q', lane)
   local head = redis.call('LINDEX', q, '0')
   if not head then return nil end
@@ -147,8 +150,16 @@ local function unpin_head(lane, tenant)
     redis.call('LPOP', q)
     return 'skipped'
   end
-  local user_pin = redis.call('HGET', k('t', head), 'user_pin') or ''
-  if user_pin ~= '' then return nil end
+  local pins = redis.call('HMGET', k('t', head), 'user_pin', 'owner_pin')
+  local owner_pin = pins[2] or ''
+  if owner_pin ~= '' then
+    redis.call('LPOP', q)
+    unqueue(t)
+    finish(t, 'failed', 'account_error', 'the account ' .. pin .. ' that holds ' .. owner_pin .. ' ' ..
+      (why or 'has no capacity in this mode') .. '; a follow-up runs only on that account. Re-enable it, or start anew', '')
+    return 'skipped'
+  end
+  if why == nil or (pins[1] or '') ~= '' then return nil end
   redis.call('LPOP', q)
   count_queued(tenant, -1)
   redis.call('HSET', k('t', head), 'pin', '')
@@ -162,8 +173,15 @@ end
 -- try_lane's result (the lane parked on the account until it can serve).
 local function pinned_account(rot, lane, tenant, mode, pin)
   local a = account(pin, mode)
-  if not a.owner or a.state == 'disabled' or a.state == 'removed' then
-    local res = unpin_head(lane, tenant)
+  local why = nil
+  if not a.owner or a.state == 'removed' then
+    why = 'was removed'
+  elseif a.state == 'disabled' then
+    why = 'is disabled'
+  end
+  -- The capacity it is set to in the mode (a fast-hours pause only makes it wait).
+  if why or (tonumber(a[CAP_FIELD[mode]] or '0') or 0) <= 0 then
+    local res = unpin_head(lane, tenant, pin, why)
     if res then return nil, res end
   end
   if a.state ~= 'active' or a.cap - a.inf <= 0 then

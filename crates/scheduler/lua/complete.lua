@@ -1,25 +1,30 @@
 -- Complete tasks: free their slots, capture their holds, store their outputs, set
--- retention. ARGV: id, token, output triples (a batch from one worker; bounded by the
--- caller). Returns, per task, 'ok', 'already' (completed before: nothing charged again)
--- or 'stale' (the lease is not this worker's; nothing changed).
+-- retention, record who owns the upstream objects each produced. ARGV: id, token,
+-- output, objects quadruples (a batch from one worker; bounded by the caller; `objects`:
+-- the ids of the upstream objects the task produced, newline-separated, or empty).
+-- Returns, per task, 'ok', 'already' (completed before: nothing charged again) or 'stale'
+-- (the lease is not this worker's; nothing changed).
 -- The batch's slots are freed together (one removal per set, one refresh per account)
 -- and its balance changes written once per tenant.
 --- @include "keys"
+--- @include "time"
+--- @include "config"
 --- @include "balance"
 --- @include "running"
 --- @include "tasks"
-local out, done, outputs, seen, ids = {}, {}, {}, {}, {}
-for i = 1, #ARGV, 3 do ids[#ids + 1] = ARGV[i] end
+local out, done, outputs, objects, seen, ids = {}, {}, {}, {}, {}, {}
+for i = 1, #ARGV, 4 do ids[#ids + 1] = ARGV[i] end
 if #ids == 0 then return out end
 local terms = redis.call('HMGET', k('running'), unpack(ids))
-for i = 1, #ARGV, 3 do
+for i = 1, #ARGV, 4 do
   local id, token = ARGV[i], ARGV[i + 1]
-  local term = terms[(i + 2) / 3]
+  local term = terms[(i + 3) / 4]
   local t = term and running_task(id, term)
   if t and t.token == token and not seen[id] then
     seen[id] = true
     done[#done + 1] = t
     outputs[#done] = ARGV[i + 2]
+    objects[#done] = ARGV[i + 3]
     out[#out + 1] = 'ok'
   elseif seen[id] or redis.call('HGET', k('t', id), 'status') == 'completed' then
     out[#out + 1] = 'already'
@@ -32,6 +37,19 @@ local L = ledger()
 USAGE.batch = true
 for i, t in ipairs(done) do
   finish(t, 'completed', '', '', '', L, 'output', outputs[i], 'progress', '100') -- per cent, not configured
+  local ttl = tonumber(t.retention_s or '') or tonumber(CONFIG.retention_fallback_s)
+  -- Hosted result files go when the task's retention ends.
+  if string.find(outputs[i], '"hosted_files"', 1, true) then
+    redis.call('ZADD', k('files'), NOW + ttl * 1000, t.id)
+  end
+  -- Follow-ups that name these objects run on this account (in this pool) while the
+  -- task is kept.
+  if objects[i] ~= '' then
+    local owner = t.pool .. '|' .. t.account
+    for obj in string.gmatch(objects[i], '[^\n]+') do
+      redis.call('SET', k('obj', t.tenant, obj), owner, 'EX', ttl)
+    end
+  end
 end
 flush_ledger(L)
 flush_usage()

@@ -37,8 +37,17 @@ local function submit_one(A)
   if not tn[2] or not tn[3] then return {'err', 'no_tenant', tenant} end
   if redis.call('EXISTS', k('t', id)) == 1 then return {'dup', id} end
 
+  -- A follow-up pinned to the account that owns its upstream object (`owner_pin`: what
+  -- it names) is taken as it is: if that account cannot serve it, claim fails it
+  -- `account_error`, as it must not run elsewhere.
+  local owner_pin = false
+  for i = 11, #A, 2 do
+    if A[i] == 'owner_pin' then owner_pin = true end
+  end
   local pool, failover = svc, 0
-  if svc == 'byoa' then
+  if owner_pin and pin ~= '' then
+    -- queued on its pin, whatever the account's state
+  elseif svc == 'byoa' then
     if pin ~= '' then
       local a = read_account(pin, mode)
       if not a or a.owner ~= tenant or a.state == 'removed' then return {'err', 'account_not_found', pin} end

@@ -95,6 +95,8 @@ impl Scheduler {
         self.check_prompts(plan, &spec, &mut log)?;
         let mut pin = None;
         let mut origin = None;
+        // What the pin holds, when the task must run on the account that owns it.
+        let mut owner_pin: Option<String> = None;
         // bot_id comes with tasks that have no origin, so the requested mode is theirs.
         if spec.bot_id().is_some() && service_mode == ServiceMode::Ppu {
             return Err(IntakeError::Invalid {
@@ -115,8 +117,20 @@ impl Scheduler {
                 (r, _) => r?,
             };
             service_mode = f.service_mode;
+            if f.pin.is_some() {
+                owner_pin = Some(format!("the result of task {}", f.origin.task_id));
+            }
             pin = f.pin;
             origin = Some(f.origin);
+        } else if let Some((what, object)) = spec.owned_object() {
+            // An object named by its upstream id alone: on the account that produced it,
+            // when a task of this tenant did (else it may be the tenant's own, from
+            // before: it runs where the scheduler puts it).
+            if let Some((pool, account)) = self.owner_of(spec.provider(), tenant, object).await? {
+                owner_pin = Some(format!("{what} {object}"));
+                service_mode = pool;
+                pin = Some(account);
+            }
         }
         config.plans.entitlement(plan, service_mode, &spec)?;
         if let Some(bot) = spec.bot_id() {
@@ -125,6 +139,10 @@ impl Scheduler {
                 Some(a) => pin = Some(a.id),
                 None => return Err(IntakeError::AccountNotFound(bot.to_string())),
             }
+        }
+        let mut extra = extra;
+        if let Some(what) = owner_pin.filter(|_| pin.is_some()) {
+            extra.push(("owner_pin".into(), what));
         }
         Ok(NewTask {
             id: uuid::Uuid::now_v7().to_string(),
@@ -174,6 +192,28 @@ impl Scheduler {
                 field: format!("/input/{}", r.field),
                 matched: r.matched,
             })
+    }
+
+    /// The pool and account whose task produced `object` (an upstream id) for `tenant`,
+    /// while that task is kept.
+    pub async fn owner_of(
+        &self,
+        provider: switchyard_core::Provider,
+        tenant: &str,
+        object: &str,
+    ) -> Result<Option<(ServiceMode, String)>, SchedulerError> {
+        let mut conn = self.conn().await?;
+        let key = crate::keys::owner(&self.base_for(provider, tenant), tenant, object);
+        let v: Option<String> = redis::cmd("GET").arg(key).query_async(&mut conn).await?;
+        Ok(v.and_then(|v| {
+            let (pool, account) = v.split_once('|')?;
+            let pool = if pool == "byoa" {
+                ServiceMode::Byoa
+            } else {
+                ServiceMode::Ppu
+            };
+            Some((pool, account.to_string())).filter(|(_, a)| !a.is_empty())
+        }))
     }
 
     /// Follow-ups run where their origin ran, with its service mode and (Midjourney) its

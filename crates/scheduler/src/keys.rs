@@ -121,6 +121,19 @@ pub fn expiry(base: &str) -> String {
     format!("{base}:expiry")
 }
 
+/// Which account (and pool) owns an upstream object a tenant's task produced (a
+/// conversation, a clip, a generation…): `<pool>|<account>`, kept as long as the task.
+/// Built by the scripts.
+pub fn owner(base: &str, tenant: &str, object: &str) -> String {
+    format!("{base}:obj:{tenant}:{object}")
+}
+
+/// Completed tasks with hosted result files, by the time their retention ends (then the
+/// files are deleted). Built by the scripts.
+pub fn files(base: &str) -> String {
+    format!("{base}:files")
+}
+
 /// A tenant's usage report of one UTC day (`day`: days since the Unix epoch): outcome
 /// counts, quota spent, completion-time buckets. Built by the scripts.
 pub fn usage(base: &str, tenant: &str, day: impl std::fmt::Display) -> String {
@@ -294,6 +307,8 @@ mod tests {
             events(b),
             usage(b, "<tenant>", "<day>"),
             expiry(b),
+            files(b),
+            owner(b, "<tenant>", "<object>"),
         ];
         let global = [
             tenants(&g),

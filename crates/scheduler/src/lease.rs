@@ -157,8 +157,26 @@ impl Scheduler {
         lease: &Lease,
         output: &str,
     ) -> Result<CompleteOutcome, SchedulerError> {
+        self.complete_owning(lease, output, &[]).await
+    }
+
+    /// Complete a task that produced upstream objects (a conversation, a clip, a
+    /// generation…): follow-ups that name one of `objects` run on this task's account,
+    /// in its pool, while the task is kept ([`Scheduler::owner_of`]).
+    pub async fn complete_owning(
+        &self,
+        lease: &Lease,
+        output: &str,
+        objects: &[String],
+    ) -> Result<CompleteOutcome, SchedulerError> {
+        let objects = objects
+            .iter()
+            .filter(|o| !o.is_empty() && !o.contains('\n'))
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join("\n");
         let mut out = self
-            .complete_many(&[(lease.clone(), output.to_string())])
+            .complete_batch(&[(lease, output, objects.as_str())])
             .await?;
         out.pop().ok_or_else(|| SchedulerError::Protocol {
             script: "complete",
@@ -172,14 +190,23 @@ impl Scheduler {
         &self,
         done: &[(Lease, String)],
     ) -> Result<Vec<CompleteOutcome>, SchedulerError> {
+        let done: Vec<(&Lease, &str, &str)> =
+            done.iter().map(|(l, o)| (l, o.as_str(), "")).collect();
+        self.complete_batch(&done).await
+    }
+
+    async fn complete_batch(
+        &self,
+        done: &[(&Lease, &str, &str)],
+    ) -> Result<Vec<CompleteOutcome>, SchedulerError> {
         let mut out = vec![CompleteOutcome::Stale; done.len()];
         let mut conn = self.conn().await?;
-        for (base, idx) in per_call(done.iter().map(|(l, _)| l.base.as_str())) {
+        for (base, idx) in per_call(done.iter().map(|(l, _, _)| l.base.as_str())) {
             let mut inv = self.inner.scripts.complete.prepare_invoke();
             inv.key(base);
             for &i in &idx {
-                let (l, o) = &done[i];
-                inv.arg(&l.id).arg(&l.token).arg(o);
+                let (l, o, objects) = done[i];
+                inv.arg(&l.id).arg(&l.token).arg(o).arg(objects);
             }
             let replies: Vec<String> = invoke(&inv, &mut conn).await?;
             for (i, v) in idx.iter().zip(replies) {

@@ -43,6 +43,7 @@ pub(crate) const SCRIPTS: &[(&str, &str)] = &[
     ("account_state", include_str!("../lua/account_state.lua")),
     ("tenant", include_str!("../lua/tenant.lua")),
     ("topup", include_str!("../lua/topup.lua")),
+    ("files_due", include_str!("../lua/files_due.lua")),
 ];
 
 /// Every script, loaded once per process (`EVALSHA`, loaded on first `NOSCRIPT`).
@@ -59,6 +60,7 @@ pub(crate) struct Scripts {
     pub account_state: Script,
     pub tenant: Script,
     pub top_up: Script,
+    pub files_due: Script,
 }
 
 impl std::fmt::Debug for Scripts {
@@ -84,6 +86,7 @@ impl Scripts {
             account_state: script("account_state"),
             tenant: script("tenant"),
             top_up: script("topup"),
+            files_due: script("files_due"),
         }
     }
 }

@@ -174,6 +174,8 @@ pub struct TaskRecord {
     pub started_ms: u64,
     /// When it finished, Unix ms; 0 before.
     pub ended_ms: u64,
+    /// How long it is kept once finished (its tenant's plan), in seconds; 0 when unknown.
+    pub retention_s: u64,
     /// Its webhook, when the client gave one.
     pub webhook: Option<Webhook>,
     /// The request body, as submitted (a `TaskBody` as JSON; empty if the key is gone).
@@ -225,6 +227,7 @@ impl TaskRecord {
             created_ms: num("created_ms"),
             started_ms: num("started_ms"),
             ended_ms: num("ended_ms"),
+            retention_s: num("retention_s"),
             webhook: opt("wh_endpoint").map(|endpoint| Webhook {
                 endpoint,
                 sealed_secret: opt("wh_secret"),
@@ -239,6 +242,15 @@ impl TaskRecord {
     pub fn api_status(&self, capped: bool) -> TaskStatus {
         self.status
             .api_status(capped && self.pool == ServiceMode::Ppu)
+    }
+
+    /// When its retention ends and it (with its hosted files) is deleted, Unix ms; 0
+    /// while it has not finished.
+    pub fn retained_until_ms(&self) -> u64 {
+        if self.ended_ms == 0 {
+            return 0;
+        }
+        self.ended_ms + self.retention_s * 1000
     }
 }
 

@@ -130,6 +130,30 @@ pub fn watch_child(pid: u32) {
     std::thread::spawn(move || watcher.wait());
 }
 
+/// A scratch directory of this process for `tag` (hosted result files, say), created
+/// on first use and removed by a watcher shell once this process is gone.
+pub fn scratch(tag: &str) -> PathBuf {
+    static DIRS: OnceLock<Mutex<std::collections::HashMap<String, PathBuf>>> = OnceLock::new();
+    let mut dirs = DIRS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    dirs.entry(tag.to_string())
+        .or_insert_with(|| {
+            let dir = scratch_dir(&format!("scratch-{tag}"));
+            let me = std::process::id();
+            let script = format!(
+                "while kill -0 {me} 2>/dev/null; do sleep 0.5; done; rm -rf '{}'",
+                dir.display()
+            );
+            if let Ok(mut w) = spawn_sh(&script) {
+                std::thread::spawn(move || w.wait());
+            }
+            dir
+        })
+        .clone()
+}
+
 /// `redis-cli -p <port> <args>`: what it printed on stdout (empty when it could not run).
 pub fn redis_cli(port: u16, args: &[&str]) -> String {
     Command::new("redis-cli")
@@ -448,4 +472,135 @@ pub fn goapi_create_bodies() -> Vec<(String, serde_json::Value)> {
         out.len()
     );
     out
+}
+
+/// A private S3-protocol server for this test binary (moto's `moto_server`), with one
+/// bucket, stopped when the test binary exits.
+#[derive(Debug)]
+pub struct TestS3 {
+    /// `http://127.0.0.1:<port>`.
+    pub endpoint: String,
+    /// A bucket that exists.
+    pub bucket: String,
+}
+
+static S3: OnceLock<Result<TestS3, String>> = OnceLock::new();
+
+/// Where `moto_server` is: `SWITCHYARD_TEST_MOTO_SERVER`, on PATH, or in the virtualenv
+/// this installs it into (`<temp>/switchyard-moto-venv`, kept for later runs) with
+/// `python3 -m venv` and `pip install 'moto[server]'`.
+fn moto_server() -> Result<PathBuf, String> {
+    if let Some(p) = std::env::var_os("SWITCHYARD_TEST_MOTO_SERVER") {
+        return Ok(PathBuf::from(p));
+    }
+    let on_path = Command::new("moto_server")
+        .arg("--help")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if on_path {
+        return Ok(PathBuf::from("moto_server"));
+    }
+    let venv = std::env::temp_dir().join("switchyard-moto-venv");
+    let exe = venv.join("bin").join("moto_server");
+    if exe.exists() {
+        return Ok(exe);
+    }
+    // One installer at a time across test binaries: a lock directory.
+    let lock = std::env::temp_dir().join("switchyard-moto-venv.lock");
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while std::fs::create_dir(&lock).is_err() {
+        if exe.exists() {
+            return Ok(exe);
+        }
+        if Instant::now() > deadline {
+            return Err(format!("waited 10 min for {} to go", lock.display()));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let result = (|| {
+        if exe.exists() {
+            return Ok(());
+        }
+        let run = |cmd: &mut Command| -> Result<(), String> {
+            let out = cmd.output().map_err(|e| e.to_string())?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(String::from_utf8_lossy(&out.stderr)
+                    .chars()
+                    .take(2000)
+                    .collect())
+            }
+        };
+        run(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
+        run(Command::new(venv.join("bin").join("pip")).args(["install", "--quiet", "moto[server]"]))
+    })();
+    let _ = std::fs::remove_dir(&lock);
+    result.map_err(|e| {
+        format!(
+            "the S3 tests need moto's S3 server: `pip install 'moto[server]'` (or set \
+             SWITCHYARD_TEST_MOTO_SERVER); installing it into {} failed: {e}",
+            venv.display()
+        )
+    })?;
+    Ok(exe)
+}
+
+/// Send one HTTP/1.1 request without a body; the status code, or `None`.
+fn http_status(port: u16, method: &str, path: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
+/// The private S3 server of this test binary (started on first use).
+pub fn s3() -> &'static TestS3 {
+    match S3.get_or_init(start_s3) {
+        Ok(s) => s,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn start_s3() -> Result<TestS3, String> {
+    let exe = moto_server()?;
+    let port = free_port();
+    let dir = scratch_dir("s3");
+    let me = std::process::id();
+    let script = format!(
+        "'{exe}' -H 127.0.0.1 -p {port} >'{dir}/moto.log' 2>&1 & spid=$!; \
+         while kill -0 {me} 2>/dev/null && kill -0 $spid 2>/dev/null; do sleep 0.5; done; \
+         kill $spid 2>/dev/null; wait $spid 2>/dev/null; rm -rf '{dir}'",
+        exe = exe.display(),
+        dir = dir.display()
+    );
+    let mut watcher = spawn_sh(&script).map_err(|e| format!("start moto_server: {e}"))?;
+    std::thread::spawn(move || watcher.wait());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while http_status(port, "GET", "/").is_none() {
+        if Instant::now() > deadline {
+            return Err(format!(
+                "moto_server on port {port} did not answer within 60 s"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let bucket = "switchyard-tests".to_string();
+    match http_status(port, "PUT", &format!("/{bucket}")) {
+        Some(200) => {}
+        other => return Err(format!("could not create the test bucket: {other:?}")),
+    }
+    Ok(TestS3 {
+        endpoint: format!("http://127.0.0.1:{port}"),
+        bucket,
+    })
 }

@@ -32,8 +32,8 @@ use serde_json::{Value, json};
 use switchyard_core::task::GptsTask;
 use switchyard_core::{Config, Provider, TaskSpec};
 use switchyard_worker::{
-    Control, InputRules, Job, Upstream, UpstreamError, classify_http, fetch_bytes, http_client,
-    json_or_error, retry_after,
+    Control, InputRules, Job, OutputFile, Upstream, UpstreamError, classify_http, fetch_bytes,
+    http_client, json_or_error, retry_after,
 };
 
 /// The GPTs adapter.
@@ -578,6 +578,23 @@ impl Upstream for Gpts {
                 .await
             }
         }
+    }
+
+    /// A downloaded file, under its own name.
+    fn files(&self, output: &Value) -> Vec<OutputFile> {
+        let name = output["file_name"].as_str().unwrap_or("file");
+        let stem = name.rsplit_once('.').map_or(name, |(s, _)| s);
+        let mut f = OutputFile::at(output, "/download_url", stem, "bin");
+        // The file's own extension, when it has one, over the link's.
+        if let (Some(f), Some(ext)) = (f.as_mut(), switchyard_worker::url_extension(name)) {
+            f.name = format!("{}.{ext}", switchyard_worker::safe_name(stem));
+        }
+        f.into_iter().collect()
+    }
+
+    /// A conversation, an uploaded file, a GPT made.
+    fn objects(&self, output: &Value) -> Vec<String> {
+        switchyard_worker::ids_at(output, &["/conversation_id", "/file_id", "/gizmo_id"])
     }
 
     async fn probe(&self, credentials: &Value) -> Result<(), UpstreamError> {

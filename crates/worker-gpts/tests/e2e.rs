@@ -58,32 +58,37 @@ async fn every_gpts_task_type_completes() {
         .await;
     let n = h.wait_terminal("t_d", &next, T).await;
     assert_eq!(output(&n)["conversation_id"], json!(conv_id));
-    let cases = [
+    // A file and a GPT are seen only by the account that made them: download and modify
+    // what the tasks before made.
+    let mut made = serde_json::Map::new();
+    type Input<'a> =
+        Box<dyn Fn(&serde_json::Map<String, serde_json::Value>) -> serde_json::Value + 'a>;
+    let cases: [(&str, Input, &str); 6] = [
         (
             "upload_file",
-            json!({"file_url": format!("{}/_cdn/doc.pdf", h.sim.url())}),
+            Box::new(|_| json!({"file_url": format!("{}/_cdn/doc.pdf", h.sim.url())})),
             "file_id",
         ),
         (
             "download_file",
-            json!({"file_id": "file-1"}),
+            Box::new(|m| json!({"file_id": m["file_id"]})),
             "download_url",
         ),
         (
             "create_gpts",
-            json!({"name": "Helper", "instructions": "be kind"}),
+            Box::new(|_| json!({"name": "Helper", "instructions": "be kind"})),
             "gizmo_id",
         ),
         (
             "modify_gpts",
-            json!({"gizmo_id": "g-abc123", "name": "Helper 2"}),
+            Box::new(|m| json!({"gizmo_id": m["gizmo_id"], "name": "Helper 2"})),
             "gizmo_id",
         ),
-        ("models", json!({}), "models"),
-        ("gizmos", json!({}), "gizmos"),
+        ("models", Box::new(|_| json!({})), "models"),
+        ("gizmos", Box::new(|_| json!({})), "gizmos"),
     ];
     for (tt, input, field) in cases {
-        let id = h.submit("t_d", ppu, "gpts", tt, input).await;
+        let id = h.submit("t_d", ppu, "gpts", tt, input(&made)).await;
         let r = h.wait_terminal("t_d", &id, T).await;
         assert_eq!(r.status, StoredStatus::Completed, "{tt}: {:?}", r);
         assert!(
@@ -91,6 +96,7 @@ async fn every_gpts_task_type_completes() {
             "{tt} output lacks {field}: {}",
             r.output
         );
+        made.insert(field.to_string(), output(&r)[field].clone());
     }
     // 30 + 10 + 1 + 1 + 100 + 10 + 0 + 0.
     let b = h.sched.balances("t_d").await.unwrap()[&QuotaKind::GptsQuota];

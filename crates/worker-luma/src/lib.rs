@@ -34,8 +34,8 @@ use serde_json::{Value, json};
 use switchyard_core::task::{LumaFrame, LumaFrameKind, LumaTask};
 use switchyard_core::{Config, Provider, TaskSpec};
 use switchyard_worker::{
-    Control, InputRules, Job, Upstream, UpstreamError, fetch_bytes, http_client, json_or_error,
-    parse_iso_ms,
+    Control, InputRules, Job, OutputFile, Upstream, UpstreamError, fetch_bytes, http_client,
+    json_or_error, parse_iso_ms,
 };
 
 /// How far before an intent's time (this host's clock) a generation may be dated by
@@ -345,6 +345,19 @@ impl Upstream for Luma {
             }
             tokio::time::sleep(self.poll).await;
         }
+    }
+
+    /// The video and its thumbnail (`video_raw` keeps Luma's own link).
+    fn files(&self, output: &Value) -> Vec<OutputFile> {
+        let mut out = Vec::new();
+        out.extend(OutputFile::at(output, "/video/url", "video", "mp4"));
+        out.extend(OutputFile::at(output, "/thumbnail/url", "thumbnail", "jpg"));
+        out
+    }
+
+    /// The generation (an extend names it).
+    fn objects(&self, output: &Value) -> Vec<String> {
+        switchyard_worker::ids_at(output, &["/generation_id"])
     }
 
     async fn probe(&self, credentials: &Value) -> Result<(), UpstreamError> {

@@ -27,7 +27,8 @@ use serde_json::{Value, json};
 use switchyard_core::task::{MjAction, PanDirection, Upscaler, VariationOf};
 use switchyard_core::{Config, ProcessMode, Provider, TaskSpec};
 use switchyard_worker::{
-    Control, InputRules, Job, Upstream, UpstreamError, fetch_bytes, http_client, retry_after,
+    Control, InputRules, Job, OutputFile, Upstream, UpstreamError, fetch_bytes, http_client,
+    retry_after,
 };
 
 use gateway::{Gateway, JobView, Known};
@@ -807,6 +808,25 @@ impl Upstream for Midjourney {
                 }
             }
         }
+    }
+
+    /// The image: a grid is also cut into its four images (`image_urls`); an upscale's
+    /// one image is `image_urls`' only entry too.
+    fn files(&self, output: &Value) -> Vec<OutputFile> {
+        let Some(mut f) = OutputFile::at(output, "/image_url", "image", "png") else {
+            return Vec::new();
+        };
+        match output["image_urls"].as_array().map(Vec::len) {
+            Some(4) => f.split_into = Some("/image_urls".into()),
+            Some(1) => f.also_at.push("/image_urls/0".into()),
+            _ => {}
+        }
+        vec![f]
+    }
+
+    /// The job's message (its buttons are pressed on it).
+    fn objects(&self, output: &Value) -> Vec<String> {
+        switchyard_worker::ids_at(output, &["/message_id"])
     }
 
     async fn probe(&self, credentials: &Value) -> Result<(), UpstreamError> {

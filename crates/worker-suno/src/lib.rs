@@ -37,7 +37,7 @@ use serde_json::{Value, json};
 use switchyard_core::task::SunoTask;
 use switchyard_core::{Config, Provider, TaskSpec};
 use switchyard_worker::{
-    Control, Job, Upstream, UpstreamError, http_client, json_or_error, parse_iso_ms,
+    Control, Job, OutputFile, Upstream, UpstreamError, http_client, json_or_error, parse_iso_ms,
 };
 
 /// How long a Clerk JWT is reused (they live about an hour; refresh well before).
@@ -99,6 +99,11 @@ fn clip_map(clips: &[Value]) -> Value {
         );
     }
     Value::Object(map)
+}
+
+/// A JSON pointer's escaping of one key (RFC 6901).
+fn pointer_escape(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
 }
 
 /// Lyrics as GoAPI shows them: `{text, title, lyrics_pairs: [{title, text}]}`.
@@ -502,6 +507,34 @@ impl Upstream for Suno {
             }
             tokio::time::sleep(self.poll).await;
         }
+    }
+
+    /// Each clip's audio and cover; an upload's audio.
+    fn files(&self, output: &Value) -> Vec<OutputFile> {
+        let mut out = Vec::new();
+        if let Some(clips) = output["clips"].as_object() {
+            for id in clips.keys() {
+                let at = |field: &str| format!("/clips/{}/{field}", pointer_escape(id));
+                out.extend(OutputFile::at(output, &at("audio_url"), id, "mp3"));
+                out.extend(OutputFile::at(
+                    output,
+                    &at("image_url"),
+                    &format!("{id}_cover"),
+                    "jpeg",
+                ));
+            }
+        }
+        out.extend(OutputFile::at(output, "/audio_url", "audio", "mp3"));
+        out
+    }
+
+    /// Each clip made, and an upload's clip (a continue or concat names one).
+    fn objects(&self, output: &Value) -> Vec<String> {
+        let mut ids = switchyard_worker::ids_at(output, &["/clip_id"]);
+        if let Some(clips) = output["clips"].as_object() {
+            ids.extend(clips.keys().cloned());
+        }
+        ids
     }
 
     async fn probe(&self, credentials: &Value) -> Result<(), UpstreamError> {

@@ -220,6 +220,19 @@ async fn lyrics_upload_and_continue_are_resumed_by_their_ids_after_a_kill() {
     let submit = |task_type: &'static str, input: serde_json::Value| {
         h.submit("t_d", ServiceMode::Ppu, "suno", task_type, input)
     };
+    let mut a = spawn_worker(&h, &[]);
+    // The clip to continue: one this account made (Suno lets no other continue it).
+    let song = submit(
+        "generate_music",
+        json!({"gpt_description_prompt": "a sea song [sim:ms=50]"}),
+    )
+    .await;
+    let song = h.wait_terminal("t_d", &song, Duration::from_secs(20)).await;
+    assert_eq!(song.status, StoredStatus::Completed, "{song:?}");
+    let clip = song.output["clips"]
+        .as_object()
+        .and_then(|m| m.keys().next().cloned())
+        .expect("a clip");
     let lyrics = submit(
         "lyrics",
         json!({"prompt": "a lighthouse keeper [sim:ms=4000] [sim:task=l1]"}),
@@ -233,10 +246,9 @@ async fn lyrics_upload_and_continue_are_resumed_by_their_ids_after_a_kill() {
     let cont = submit(
         "generate_music_custom",
         json!({"prompt": "[Verse] and the sea goes on [sim:ms=1200] [sim:task=k1]",
-               "continue_clip_id": "sjob0-a", "continue_at": 30.5}),
+               "continue_clip_id": clip, "continue_at": 30.5}),
     )
     .await;
-    let mut a = spawn_worker(&h, &[]);
     let mut refs = Vec::new();
     for id in [&lyrics, &upload, &cont] {
         refs.push(

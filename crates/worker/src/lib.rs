@@ -19,6 +19,7 @@
 //! environment, the master key).
 
 pub mod config_load;
+mod host;
 mod lease;
 mod outcome;
 mod runtime;
@@ -28,6 +29,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 use switchyard_core::{Origin, Provider, TaskSpec};
 
+pub use host::{HOSTED_FIELD, open_files};
 pub use runtime::Worker;
 pub use start::{
     init_logs, init_logs_at, run_main, serve_metrics, shutdown_signal, wait_for_signal,
@@ -172,6 +174,100 @@ pub trait Upstream: Send + Sync + 'static {
 
     /// Check that an account works (credentials valid, not banned).
     async fn probe(&self, credentials: &Value) -> Result<(), UpstreamError>;
+
+    /// The files of a finished task's output to host (API.md, "Results are hosted"):
+    /// the runtime downloads each, stores it, and the API shows the hosted link in its
+    /// place. None by default.
+    fn files(&self, output: &Value) -> Vec<OutputFile> {
+        let _ = output;
+        Vec::new()
+    }
+
+    /// The ids of the upstream objects a finished task's output names (a conversation, a
+    /// clip, a generation…), which later follow-ups may name alone: they run on the
+    /// account that holds them (API.md, "Follow-ups stay on their account"). None by
+    /// default.
+    fn objects(&self, output: &Value) -> Vec<String> {
+        let _ = output;
+        Vec::new()
+    }
+}
+
+/// The strings at `pointers` of `output` (absent and empty ones left out): the usual
+/// way an adapter lists its output's object ids.
+pub fn ids_at(output: &Value, pointers: &[&str]) -> Vec<String> {
+    pointers
+        .iter()
+        .filter_map(|p| output.pointer(p).and_then(Value::as_str))
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// A file of a task's output to host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputFile {
+    /// The JSON pointer of the output field that holds its URL (`/image_url`); the API
+    /// shows the hosted link there.
+    pub pointer: String,
+    /// Where the upstream serves it.
+    pub url: String,
+    /// Its name among the task's files (`image.png`): letters, digits, `-`, `_`, `.`.
+    pub name: String,
+    /// A grid of four images (Midjourney): also cut into them, stored as
+    /// `<name's stem>_<i>.png` and shown at `<split_into>/<i>` (`/image_urls`).
+    pub split_into: Option<String>,
+    /// More fields that show the same file (an upscale's `/image_urls/0`).
+    pub also_at: Vec<String>,
+}
+
+impl OutputFile {
+    /// The file at `pointer` of `output`, when that field holds a URL, named `stem` and
+    /// the URL's extension (`default_ext` when it has none).
+    pub fn at(output: &Value, pointer: &str, stem: &str, default_ext: &str) -> Option<OutputFile> {
+        let url = output.pointer(pointer)?.as_str()?;
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return None;
+        }
+        Some(OutputFile {
+            pointer: pointer.to_string(),
+            url: url.to_string(),
+            name: format!(
+                "{}.{}",
+                safe_name(stem),
+                url_extension(url).unwrap_or(default_ext)
+            ),
+            split_into: None,
+            also_at: Vec::new(),
+        })
+    }
+}
+
+/// A URL's file extension (`mp3` of `https://cdn/a/b.mp3?x=1`), when it has a short
+/// alphanumeric one.
+pub fn url_extension(url: &str) -> Option<&str> {
+    let path = url.split(['?', '#']).next()?;
+    let file = path.rsplit('/').next()?;
+    let (_, ext) = file.rsplit_once('.')?;
+    (!ext.is_empty() && ext.len() <= 5 && ext.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .then_some(ext)
+}
+
+/// `s` with every character but letters, digits, `-` and `_` turned into `_` (a stored
+/// file's name), at most 100 characters; `file` when nothing is left.
+pub fn safe_name(s: &str) -> String {
+    let out: String = s
+        .chars()
+        .take(100)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if out.is_empty() { "file".into() } else { out }
 }
 
 /// Map an HTTP status and body to an upstream error, the way most upstreams answer.

@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{Instrument, info, info_span, warn};
 
+use crate::host::Hosting;
 use crate::lease::{LeaseClock, LeaseControl, persist};
 use crate::outcome::{Outcome, Settlement};
 use crate::{Job, Upstream, UpstreamError};
@@ -30,6 +31,7 @@ pub struct Worker {
     parse: ParseOptions,
     pacing: DefaultKeyedRateLimiter<String>,
     running: Mutex<HashMap<String, Running>>,
+    hosting: Hosting,
 }
 
 struct Running {
@@ -117,6 +119,7 @@ impl Worker {
             parse: config.parse_options(),
             pacing: RateLimiter::keyed(quota),
             running: Mutex::new(HashMap::new()),
+            hosting: Hosting::open(config),
         })
     }
 
@@ -353,21 +356,74 @@ impl Worker {
                 Ok(_) => outage.recovered("reap"),
                 Err(e) => outage.failed("reap", &e),
             }
+            self.sweep_files().await;
             tokio::time::sleep(every).await;
         }
     }
 
-    /// One task, in four steps: prepare the job, pace the account, run it upstream,
-    /// settle the outcome with the scheduler.
+    /// Delete the hosted files of tasks whose retention ended (a page per shard per
+    /// round; a failure leaves them for a later round).
+    async fn sweep_files(&self) {
+        let Some(files) = self.hosting.files() else {
+            return;
+        };
+        let due = match self
+            .sched
+            .due_files(self.upstream.provider(), 100, Duration::from_secs(60))
+            .await
+        {
+            Ok(due) => due,
+            Err(e) => {
+                warn!(error = %e, "could not read the hosted files due for deletion");
+                return;
+            }
+        };
+        let mut swept = Vec::with_capacity(due.len());
+        for d in due {
+            match files.delete_task(&d.task_id).await {
+                Ok(n) => {
+                    info!(task = %d.task_id, files = n, "hosted files deleted at the end of retention");
+                    swept.push(d);
+                }
+                Err(e) => {
+                    warn!(task = %d.task_id, error = %e, "could not delete hosted files; will try again")
+                }
+            }
+        }
+        if let Err(e) = self.sched.files_swept(&swept).await {
+            warn!(error = %e, "could not record deleted hosted files; they will be deleted again");
+        }
+    }
+
+    /// One task, in five steps: prepare the job, pace the account, run it upstream, host
+    /// its output files, settle the outcome with the scheduler.
     async fn run_one(&self, task: ClaimedTask, clock: Arc<LeaseClock>) {
         let result = match self.prepare(&task) {
             Ok(job) => {
                 self.pace(&job).await;
-                self.run_upstream(&job, &task.lease, &clock).await
+                match self.run_upstream(&job, &task.lease, &clock).await {
+                    Ok(output) => self.host(&job, output).await,
+                    Err(e) => Err(e),
+                }
             }
             Err(e) => Err(e),
         };
         self.settle(&task.lease, &clock, result).await;
+    }
+
+    /// Host the output's files (API.md, "Results are hosted"), when the store is on.
+    async fn host(&self, job: &Job, output: Value) -> Result<Value, UpstreamError> {
+        let wanted = self.upstream.files(&output);
+        if wanted.is_empty() {
+            return Ok(output);
+        }
+        match &self.hosting {
+            Hosting::Off => Ok(output),
+            Hosting::On(host) => host.host(&job.task_id, wanted, output).await,
+            Hosting::Broken(why) => Err(UpstreamError::Transient(format!(
+                "upstream_timeout: the result store is unusable ({why})"
+            ))),
+        }
     }
 
     /// Wait for the account's pacing slot (one submission per `worker.account_min_gap_ms`).
@@ -412,17 +468,21 @@ impl Worker {
         clock: &LeaseClock,
         result: Result<Value, UpstreamError>,
     ) {
+        let objects = match &result {
+            Ok(output) => self.upstream.objects(output),
+            Err(_) => Vec::new(),
+        };
         let Outcome { label, settlement } = Outcome::of(&result);
         metrics::counter!("switchyard_task_outcomes_total",
             "provider" => self.upstream.provider().as_str(), "outcome" => label)
         .increment(1);
         let deadline = || clock.deadline();
         let recorded = match settlement {
-            Settlement::Complete { output } => {
-                persist("complete", deadline, || self.sched.complete(lease, &output))
-                    .await
-                    .map(|o| info!(outcome = ?o, "completed"))
-            }
+            Settlement::Complete { output } => persist("complete", deadline, || {
+                self.sched.complete_owning(lease, &output, &objects)
+            })
+            .await
+            .map(|o| info!(outcome = ?o, "completed")),
             Settlement::Fail { kind, message, raw } => persist("fail", deadline, || {
                 self.sched.fail(lease, &kind, &message, &raw)
             })

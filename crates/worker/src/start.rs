@@ -37,6 +37,8 @@ pub async fn run_main(make: impl FnOnce(&Config) -> Arc<dyn Upstream>) -> anyhow
     init_logs(json_logs);
     let config = config_load::load(path.as_deref().map(std::path::Path::new))?;
     let secrets = config_load::secret_box()?;
+    // A result store that cannot be used is a start-up error, not a task failure later.
+    crate::host::open_files(&config.storage).map_err(|e| anyhow::anyhow!("{e}"))?;
     // The process is alive while it waits for Redis: `/healthz` answers meanwhile.
     if !config.worker.metrics_listen.is_empty() {
         serve_metrics(&config.worker.metrics_listen).await?;

@@ -32,6 +32,11 @@ pub fn switchyard() -> Command {
             c.env_remove(k);
         }
     }
+    // Hosted results in this test binary's scratch directory (removed when it exits).
+    c.env(
+        "SWITCHYARD_STORAGE__DIR",
+        switchyard_test_support::scratch("files"),
+    );
     c
 }
 

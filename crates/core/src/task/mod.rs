@@ -289,6 +289,31 @@ impl TaskSpec {
         }
     }
 
+    /// The upstream object this task continues when it names one by its upstream id
+    /// alone (a GPTs conversation or file, a Suno clip, a Luma generation): what it is
+    /// and its id. Such a follow-up runs on the account that produced the object.
+    pub fn owned_object(&self) -> Option<(&'static str, &str)> {
+        match self {
+            TaskSpec::Gpts(GptsTask::ContinueConversation(c)) => {
+                Some(("conversation", &c.conversation_id))
+            }
+            TaskSpec::Gpts(GptsTask::DownloadFile(d)) => Some(("file", &d.file_id)),
+            // A GPT made by one of the tenant's tasks (a public GPT is nobody's here).
+            TaskSpec::Gpts(GptsTask::ModifyGpts(d)) => d.gizmo_id.as_deref().map(|g| ("GPT", g)),
+            TaskSpec::Gpts(GptsTask::CreateConversation(c)) => {
+                c.gizmo_id.as_deref().map(|g| ("GPT", g))
+            }
+            TaskSpec::Suno(SunoTask::GenerateMusicCustom(c)) if c.continue_task_id.is_none() => {
+                c.continue_clip_id.as_deref().map(|clip| ("clip", clip))
+            }
+            TaskSpec::Suno(SunoTask::Concat(c)) => Some(("clip", &c.clip_id)),
+            TaskSpec::Luma(LumaTask::ExtendVideo(e)) if e.origin_task_id.is_none() => {
+                e.generation_id.as_deref().map(|g| ("generation", g))
+            }
+            _ => None,
+        }
+    }
+
     /// The hosted account the request pins (`bot_id`), if any.
     pub fn bot_id(&self) -> Option<&str> {
         match self {
