@@ -29,11 +29,13 @@ use serde_json::{Value, json};
 use crate::media;
 use std::sync::atomic::Ordering;
 
-use crate::{Behaviour, Directives, JobState, Refusal, Shared, SimAccount, err};
+use crate::{Admission, Behaviour, Directives, JobState, Refusal, Shared, SimAccount, err};
 
 const MJ_BOT: &str = "936929561302675456";
 const ERROR_RED: u64 = 16_711_680;
 const WARN_YELLOW: u64 = 16_776_960;
+/// Jobs Midjourney queues per account beyond its concurrency before "Queue full".
+const MJ_QUEUE: u64 = 10;
 /// Discord's epoch (2015-01-01) in Unix milliseconds.
 const DISCORD_EPOCH_MS: u64 = 1_420_070_400_000;
 /// The user every simulated account is (mentioned in the bot's messages).
@@ -329,7 +331,7 @@ async fn interaction(
         error_embed(&s, &token, &channel, about, title, color);
         StatusCode::NO_CONTENT.into_response()
     };
-    match s.admit(&account, &d, false) {
+    let queued = match s.admit_or_queue(&account, &d, false, MJ_QUEUE) {
         Err(Refusal::Unauthorized) => return unauthorized(),
         Err(Refusal::RateLimited) => {
             let mut r = err(
@@ -348,8 +350,10 @@ async fn interaction(
         }
         Err(Refusal::Full) => return refused("Queue full", WARN_YELLOW),
         // Discord itself never refuses for a captcha; the bot answers with an embed.
-        Err(Refusal::Captcha) | Ok(()) => {}
-    }
+        Err(Refusal::Captcha) => None,
+        Ok(Admission::Now) => None,
+        Ok(Admission::Queued(ahead)) => Some(ahead),
+    };
     let fast = prompt.contains("--fast") || prompt.contains("--turbo");
     let refusal = match account.behaviour {
         Behaviour::Captcha => Some("Action needed to continue"),
@@ -357,7 +361,10 @@ async fn interaction(
         _ => None,
     };
     if let Some(title) = refusal {
-        s.end(&account.name, d.tag.as_deref());
+        match queued {
+            Some(_) => s.unqueue(&account),
+            None => s.end(&account.name, d.tag.as_deref()),
+        }
         return refused(title, ERROR_RED);
     }
     let job = s.next_id("job");
@@ -371,7 +378,29 @@ async fn interaction(
         "INTERACTION_CREATE",
         json!({"id": interaction, "nonce": nonce}),
     );
-    s.start_job(&job, &account, &d, data, on_step);
+    match queued {
+        None => s.start_job(&job, &account, &d, data, on_step),
+        Some(ahead) => {
+            // Over the account's concurrency: Midjourney answers "Job queued" and starts
+            // the job itself once a running one ends.
+            let id = snowflake(&s).to_string();
+            dispatch(
+                &s,
+                &token,
+                "MESSAGE_CREATE",
+                json!({"id": id, "channel_id": channel, "author": {"id": MJ_BOT}, "nonce": nonce,
+                       "interaction_metadata": {"id": interaction, "type": 2, "user": {"id": USER_ID}},
+                       "content": "", "attachments": [], "components": [],
+                       "embeds": [{"title": "Job queued", "color": WARN_YELLOW,
+                                   "description": format!("Your job is queued and will start when one of your running jobs finishes ({ahead} ahead of it).")}]}),
+            );
+            let s = s.clone();
+            tokio::spawn(async move {
+                s.take_slot(&account, &d).await;
+                s.start_job(&job, &account, &d, data, on_step);
+            });
+        }
+    }
     dispatch(
         &s,
         &token,

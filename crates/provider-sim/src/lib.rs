@@ -152,6 +152,9 @@ pub struct Count {
     pub current: u64,
     /// The most ever running at once.
     pub max: u64,
+    /// Jobs the upstream queued behind the account's running ones (Midjourney's "Job
+    /// queued").
+    pub queued: u64,
 }
 
 /// The witness: true concurrency per account and per tag.
@@ -200,6 +203,8 @@ pub(crate) struct Inner {
     pub cdn_link_ttl_s: u64,
     /// ChatGPT files and GPTs, by id: the account that made each (only it sees it).
     pub owned: HashMap<String, String>,
+    /// Jobs waiting for a slot of their account (Midjourney's own queue), per account.
+    pub queued: HashMap<String, u64>,
 }
 
 pub(crate) struct SimState {
@@ -211,6 +216,15 @@ pub(crate) struct SimState {
 }
 
 pub(crate) type Shared = Arc<SimState>;
+
+/// How a submission was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Admission {
+    /// It runs now.
+    Now,
+    /// It waits for a slot of its account, this many jobs ahead of it.
+    Queued(u64),
+}
 
 /// Why a submission is refused before a job exists.
 pub(crate) enum Refusal {
@@ -250,6 +264,20 @@ impl SimState {
         directives: &Directives,
         captcha_refuses: bool,
     ) -> Result<(), Refusal> {
+        self.admit_or_queue(account, directives, captcha_refuses, 0)
+            .map(|_| ())
+    }
+
+    /// Admission with a wait queue of `queue` jobs beyond the account's concurrency (as
+    /// Midjourney queues an account's jobs): `Queued(n)` when the job waits, `n` jobs
+    /// ahead of it, counted as submitted but not running until [`SimState::take_slot`].
+    pub fn admit_or_queue(
+        &self,
+        account: &SimAccount,
+        directives: &Directives,
+        captcha_refuses: bool,
+        queue: u64,
+    ) -> Result<Admission, Refusal> {
         let mut inner = self.lock();
         let refusal = match account.behaviour {
             Behaviour::Banned => Some(Refusal::Unauthorized),
@@ -262,14 +290,15 @@ impl SimState {
             }
             _ => None,
         };
-        let refusal = refusal.or_else(|| {
-            let cur = inner
-                .stats
-                .accounts
-                .get(&account.name)
-                .map_or(0, |c| c.current);
-            (cur >= account.capacity).then_some(Refusal::Full)
-        });
+        let cur = inner
+            .stats
+            .accounts
+            .get(&account.name)
+            .map_or(0, |c| c.current);
+        let waiting = inner.queued.get(&account.name).copied().unwrap_or(0);
+        // A free slot goes to the jobs waiting for one first.
+        let full = cur >= account.capacity || waiting > 0;
+        let refusal = refusal.or_else(|| (full && waiting >= queue).then_some(Refusal::Full));
         if let Some(r) = refusal {
             inner
                 .stats
@@ -278,6 +307,20 @@ impl SimState {
                 .or_default()
                 .refused += 1;
             return Err(r);
+        }
+        if let Some(task) = &directives.task {
+            *inner.stats.tasks.entry(task.clone()).or_default() += 1;
+        }
+        if full {
+            *inner.queued.entry(account.name.clone()).or_default() += 1;
+            let c = inner
+                .stats
+                .accounts
+                .entry(account.name.clone())
+                .or_default();
+            c.submissions += 1;
+            c.queued += 1;
+            return Ok(Admission::Queued(waiting));
         }
         let bump = |c: &mut Count| {
             c.submissions += 1;
@@ -294,10 +337,49 @@ impl SimState {
         if let Some(tag) = &directives.tag {
             bump(inner.stats.tags.entry(tag.clone()).or_default());
         }
-        if let Some(task) = &directives.task {
-            *inner.stats.tasks.entry(task.clone()).or_default() += 1;
+        Ok(Admission::Now)
+    }
+
+    /// A queued job (see [`SimState::admit_or_queue`]) waits for a free slot of its
+    /// account, in turn, and is counted as running from then on.
+    pub async fn take_slot(&self, account: &SimAccount, directives: &Directives) {
+        loop {
+            {
+                let mut inner = self.lock();
+                let cur = inner
+                    .stats
+                    .accounts
+                    .get(&account.name)
+                    .map_or(0, |c| c.current);
+                if cur < account.capacity {
+                    if let Some(q) = inner.queued.get_mut(&account.name) {
+                        *q = q.saturating_sub(1);
+                    }
+                    let c = inner
+                        .stats
+                        .accounts
+                        .entry(account.name.clone())
+                        .or_default();
+                    c.current += 1;
+                    c.max = c.max.max(c.current);
+                    if let Some(tag) = &directives.tag {
+                        let t = inner.stats.tags.entry(tag.clone()).or_default();
+                        t.submissions += 1;
+                        t.current += 1;
+                        t.max = t.max.max(t.current);
+                    }
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        Ok(())
+    }
+
+    /// A queued job was dropped before it started.
+    pub fn unqueue(&self, account: &SimAccount) {
+        if let Some(q) = self.lock().queued.get_mut(&account.name) {
+            *q = q.saturating_sub(1);
+        }
     }
 
     /// A job ended upstream: the witness stops counting it.
@@ -433,6 +515,7 @@ impl Sim {
                 mj_grids: HashMap::new(),
                 cdn_link_ttl_s: 24 * 3600,
                 owned: HashMap::new(),
+                queued: HashMap::new(),
             }),
             gateway: tx,
             base_url: Mutex::new(format!("http://{addr}")),

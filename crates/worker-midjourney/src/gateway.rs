@@ -48,6 +48,22 @@ pub(crate) struct JobView {
     pub done: Option<Value>,
     /// An error embed: title, description.
     pub error: Option<(String, String)>,
+    /// Midjourney queued the job behind the account's running ones ("Job queued"): it
+    /// starts by itself, on this account.
+    pub queued: bool,
+}
+
+impl JobView {
+    /// A warning or error embed about the job: "Job queued" only says it waits (it
+    /// starts by itself); anything else ends it.
+    fn note_embed(&mut self, m: &Value) {
+        let (title, description) = embed_error(m);
+        if title.eq_ignore_ascii_case("job queued") {
+            self.queued = true;
+        } else {
+            self.error = Some((title, description));
+        }
+    }
 }
 
 /// What is known of a job before this session saw anything (a resumed run).
@@ -391,7 +407,7 @@ impl Gateway {
                 {
                     if is_error(d) {
                         if let Some(v) = s.jobs.get_mut(&nonce) {
-                            v.error = Some(embed_error(d));
+                            v.note_embed(d);
                         }
                     } else if is_result(d) {
                         // A job that answers at once, with no job message first.
@@ -421,7 +437,7 @@ impl Gateway {
                         return;
                     };
                     if is_error(d) {
-                        v.error = Some(embed_error(d));
+                        v.note_embed(d);
                     } else if is_result(d) {
                         v.done = Some(d.clone());
                         v.progress = 100;
@@ -484,6 +500,38 @@ mod tests {
         assert_eq!(
             job_id_of(&json!({"attachments": [{"filename": "image0.png"}]})),
             None
+        );
+    }
+
+    #[test]
+    fn job_queued_is_waiting_not_failure_and_the_job_then_starts() {
+        let gw = Gateway::detached();
+        gw.track("n1", &Known::default());
+        gw.observe("INTERACTION_CREATE", &json!({"id": "7", "nonce": "n1"}));
+        gw.observe(
+            "MESSAGE_CREATE",
+            &json!({"id": "9", "nonce": "n1", "interaction_metadata": {"id": "7"},
+                    "content": "", "attachments": [], "components": [],
+                    "embeds": [{"title": "Job queued", "color": 16_776_960}]}),
+        );
+        let v = gw.view("n1");
+        assert!(v.queued && v.error.is_none() && v.start_id.is_none());
+        gw.observe(
+            "MESSAGE_CREATE",
+            &json!({"id": "10", "nonce": "n1", "interaction_metadata": {"id": "7"},
+                    "content": "**a fox** - <@1> (Waiting to start)", "attachments": [], "components": []}),
+        );
+        assert_eq!(gw.view("n1").start_id.as_deref(), Some("10"));
+        // Queue full is a refusal.
+        gw.track("n2", &Known::default());
+        gw.observe(
+            "MESSAGE_CREATE",
+            &json!({"id": "11", "nonce": "n2", "content": "", "attachments": [], "components": [],
+                    "embeds": [{"title": "Queue full", "color": 16_776_960}]}),
+        );
+        assert_eq!(
+            gw.view("n2").error.map(|e| e.0).as_deref(),
+            Some("Queue full")
         );
     }
 

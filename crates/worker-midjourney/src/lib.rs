@@ -151,7 +151,8 @@ pub struct Midjourney {
 pub fn classify_embed(title: &str, description: &str) -> UpstreamError {
     let t = title.to_ascii_lowercase();
     let raw = format!("{title}: {description}");
-    if t.contains("job queued") || t.contains("queue full") {
+    // ("Job queued" is no error: the job waits on its account and starts by itself.)
+    if t.contains("queue full") {
         UpstreamError::RateLimited {
             retry_after_ms: 30_000,
             message: format!("the account's Midjourney queue is full ({title})"),
@@ -848,10 +849,6 @@ mod tests {
         assert!(matches!(
             classify_embed("Invalid parameter", ""),
             UpstreamError::BadRequest { .. }
-        ));
-        assert!(matches!(
-            classify_embed("Job queued", ""),
-            UpstreamError::RateLimited { .. }
         ));
         assert!(matches!(
             classify_embed("Queue full", ""),

@@ -282,3 +282,51 @@ async fn a_command_discord_refused_is_sent_again_at_once_on_retry() {
     assert_eq!(r.attempts, 2);
     assert_eq!(h.sim.stats().tasks["moth"], 1);
 }
+
+/// Midjourney runs one job of this account at a time (its own limit, below what the
+/// account is set to here): the second job is answered "Job queued" and starts by
+/// itself when the first ends. The task waits for it on the same account: one upstream
+/// job each, both completed there, Midjourney's limit never exceeded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_midjourney_queues_is_waited_for_on_its_account() {
+    let h = Harness::new("mj_job_queued").await;
+    h.tenant("t_p", Plan::Premium).await;
+    h.fund("t_p", QuotaKind::MjQuota, 10_000).await;
+    // Midjourney allows this account 1 concurrent job; it is set to 2 here.
+    h.account(MJ, &Owner::Pool, "solo", "sim:ok:solo:1", [0, 2, 0])
+        .await;
+    let w = h.start_worker(Arc::new(Midjourney::new(&h.config)));
+    let mut ids = Vec::new();
+    for i in 0..2 {
+        ids.push(
+            h.submit(
+                "t_p",
+                ServiceMode::Ppu,
+                "midjourney",
+                "imagine",
+                json!({"prompt": format!("a queued fox {i} [sim:ms=800] [sim:task=q{i}]"),
+                       "process_mode": "fast"}),
+            )
+            .await,
+        );
+    }
+    for id in &ids {
+        let r = h.wait_terminal("t_p", id, T).await;
+        assert_eq!(r.status, StoredStatus::Completed, "{r:?}");
+        assert_eq!(r.account.as_deref(), Some("solo"), "{r:?}");
+        assert_eq!(r.attempts, 1, "never retried: {r:?}");
+    }
+    let stats = h.sim.stats();
+    assert_eq!(
+        (stats.tasks["q0"], stats.tasks["q1"]),
+        (1, 1),
+        "one upstream job each"
+    );
+    assert_eq!(stats.accounts["solo"].max, 1, "Midjourney's limit held");
+    assert_eq!(stats.accounts["solo"].refused, 0);
+    assert_eq!(
+        stats.accounts["solo"].queued, 1,
+        "Midjourney queued the second job"
+    );
+    w.stop().await;
+}
