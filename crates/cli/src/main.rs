@@ -218,7 +218,7 @@ fn run_sim(listen: &str) -> Result<(), tables::CliError> {
         })?;
         println!("simulated upstreams at {} (witness: {}/_sim/stats)", sim.url(), sim.url());
         println!(
-            "workers: SWITCHYARD_UPSTREAMS__DISCORD_API={0} SWITCHYARD_UPSTREAMS__DISCORD_GATEWAY={1}/gateway \\\n  SWITCHYARD_UPSTREAMS__SUNO_API={0} SWITCHYARD_UPSTREAMS__SUNO_CLERK={0} \\\n  SWITCHYARD_UPSTREAMS__LUMA_API={0} SWITCHYARD_UPSTREAMS__CHATGPT_API={0} \\\n  SWITCHYARD_UPSTREAMS__MIDJOURNEY_CDN={0}/_mjcdn SWITCHYARD_WORKER__ALLOW_PRIVATE_INPUTS=true",
+            "workers: SWITCHYARD_UPSTREAMS__DISCORD_API={0} SWITCHYARD_UPSTREAMS__DISCORD_GATEWAY={1}/gateway \\\n  SWITCHYARD_UPSTREAMS__SUNO_API={0} SWITCHYARD_UPSTREAMS__SUNO_CLERK={0} \\\n  SWITCHYARD_UPSTREAMS__LUMA_API={0} SWITCHYARD_UPSTREAMS__CHATGPT_API={0} \\\n  SWITCHYARD_UPSTREAMS__MIDJOURNEY_CDN={0}/_mjcdn SWITCHYARD_UPSTREAMS__DISCORD_INPAINT={0} \\\n  SWITCHYARD_WORKER__ALLOW_PRIVATE_INPUTS=true",
             sim.url(),
             sim.url().replacen("http", "ws", 1)
         );

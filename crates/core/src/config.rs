@@ -430,6 +430,9 @@ pub struct UpstreamsConfig {
     pub chatgpt_api: String,
     /// Midjourney's image CDN: each image of a grid is `<cdn>/<job id>/0_<i>.png`.
     pub midjourney_cdn: String,
+    /// Midjourney's Vary (Region) editor (its activity host), which takes the mask and
+    /// prompt at `/inpaint/api/submit-job`.
+    pub discord_inpaint: String,
     /// Per-request timeout, in seconds.
     pub request_timeout_s: u64,
 }
@@ -444,6 +447,7 @@ impl Default for UpstreamsConfig {
             luma_api: "https://internal-api.virginia.labs.lumalabs.ai".into(),
             chatgpt_api: "https://chatgpt.com".into(),
             midjourney_cdn: "https://cdn.midjourney.com".into(),
+            discord_inpaint: "https://936929561302675456.discordsays.com".into(),
             request_timeout_s: 30,
         }
     }
@@ -462,6 +466,7 @@ impl UpstreamsConfig {
             luma_api: base.clone(),
             chatgpt_api: base.clone(),
             midjourney_cdn: format!("{base}/_mjcdn"),
+            discord_inpaint: base.clone(),
             request_timeout_s: 30,
         }
     }

@@ -97,7 +97,8 @@ async fn every_task_type_round_trips_with_signed_webhooks() {
         ),
         (
             "inpaint",
-            json!({"origin_task_id": uid, "mask": "bWFzaw==", "prompt": "a hat"}),
+            // A 1×1 PNG: the region editor takes images only.
+            json!({"origin_task_id": uid, "mask": "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==", "prompt": "a hat"}),
         ),
         ("describe", json!({"image_url": cdn})),
         ("blend", json!({"image_urls": [cdn, cdn]})),

@@ -291,6 +291,10 @@ impl Harness {
                 "SWITCHYARD_UPSTREAMS__MIDJOURNEY_CDN",
                 u.midjourney_cdn.clone(),
             ),
+            (
+                "SWITCHYARD_UPSTREAMS__DISCORD_INPAINT",
+                u.discord_inpaint.clone(),
+            ),
             ("SWITCHYARD_STORAGE__DIR", c.storage.dir.clone()),
             ("SWITCHYARD_MASTER_KEY", MASTER_KEY.to_string()),
             ("RUST_LOG", "warn".to_string()),

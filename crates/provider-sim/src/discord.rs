@@ -29,7 +29,9 @@ use serde_json::{Value, json};
 use crate::media;
 use std::sync::atomic::Ordering;
 
-use crate::{Admission, Behaviour, Directives, JobState, Refusal, Shared, SimAccount, err};
+use crate::{
+    Admission, Behaviour, Directives, JobState, ModalSubmission, Refusal, Shared, SimAccount, err,
+};
 
 const MJ_BOT: &str = "936929561302675456";
 const ERROR_RED: u64 = 16_711_680;
@@ -47,6 +49,16 @@ pub(crate) fn routes() -> Router<Shared> {
         .route("/api/v9/channels/{channel}/attachments", post(attachments))
         .route("/api/v9/channels/{channel}/messages", get(messages))
         .route("/api/v9/channels/{channel}/messages/{id}", get(message))
+        .route(
+            "/api/v9/channels/{channel}/messages/{id}/reactions/{emoji}/{who}",
+            put(react).delete(unreact),
+        )
+        .route("/api/v9/users/@me/channels", get(dm_channels))
+        .route(
+            "/api/v9/channels/{channel}/application-command-index",
+            get(command_index),
+        )
+        .route("/inpaint/api/submit-job", post(inpaint_submit))
         .route("/_upload/{id}", put(upload))
         .route("/gateway", get(gateway))
 }
@@ -209,6 +221,392 @@ fn now_s() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// What kind of modal a button opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ModalKind {
+    /// Custom Zoom: a text modal with the prompt and its `--zoom`.
+    Zoom,
+    /// Vary (Region): the editor in an iframe, submitted with a mask and a prompt.
+    Region,
+}
+
+/// A modal shown to a user and not yet submitted.
+#[derive(Debug, Clone)]
+pub(crate) struct Modal {
+    pub kind: ModalKind,
+    pub token: String,
+    pub custom_id: String,
+    pub channel: String,
+    /// The button's interaction and nonce (Vary (Region)'s job goes on with them).
+    pub nonce: String,
+    pub interaction: String,
+    /// The message whose button opened it, and its job id.
+    pub origin: String,
+    pub origin_uuid: String,
+    pub prompt: String,
+}
+
+/// The `custom_id`s of a message's buttons.
+fn buttons_of(m: &Value) -> Vec<String> {
+    m["components"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|row| row["components"].as_array().cloned().unwrap_or_default())
+        .filter_map(|c| c["custom_id"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// Discord's answer to a component the message does not have.
+fn component_refused() -> Response {
+    err(
+        StatusCode::BAD_REQUEST,
+        json!({"message": "Invalid Form Body", "code": 50035,
+               "errors": {"data": {"custom_id": {"_errors": [{"code": "COMPONENT_VALIDATION_FAILED",
+                   "message": "Component validation failed"}]}}}}),
+    )
+}
+
+/// The `--zoom` of a prompt.
+fn zoom_of(prompt: &str) -> Option<f64> {
+    let mut words = prompt.split_whitespace();
+    while let Some(w) = words.next() {
+        if w == "--zoom" {
+            return words.next().and_then(|z| z.parse().ok());
+        }
+    }
+    None
+}
+
+/// A button that opens a modal: Custom Zoom shows a text modal holding the prompt with
+/// `--zoom 2` (INTERACTION_MODAL_CREATE); Vary (Region) the region editor in an iframe
+/// (INTERACTION_IFRAME_MODAL_CREATE), which submits to `/inpaint/api/submit-job`.
+fn open_modal(
+    s: &Shared,
+    token: &str,
+    channel: &str,
+    nonce: &str,
+    custom: &str,
+    prompt: &str,
+    origin: &str,
+) -> Response {
+    let interaction = snowflake(s).to_string();
+    let origin_uuid = custom
+        .split("::")
+        .find(|p| p.len() == 36 && p.matches('-').count() == 4)
+        .unwrap_or("")
+        .to_string();
+    dispatch(
+        s,
+        token,
+        "INTERACTION_CREATE",
+        json!({"id": interaction, "nonce": nonce}),
+    );
+    let zoom = custom.starts_with("MJ::CustomZoom::");
+    let (kind, modal_id, custom_id, event) = if zoom {
+        let custom_id = format!("MJ::OutpaintCustomZoomModal::{origin_uuid}");
+        let event = json!({"id": interaction, "nonce": nonce, "channel_id": channel,
+            "application": {"id": MJ_BOT}, "custom_id": custom_id, "title": "Zoom Out",
+            "components": [{"type": 1, "components": [{"type": 4,
+                "custom_id": "MJ::OutpaintCustomZoomModal::prompt", "label": "Zoom Prompt",
+                "style": 2, "value": format!("{prompt} --zoom 2")}]}]});
+        (
+            ModalKind::Zoom,
+            interaction.clone(),
+            custom_id,
+            ("INTERACTION_MODAL_CREATE", event),
+        )
+    } else {
+        let custom_id = format!("MJ::iframe::{}", snowflake(s));
+        let event = json!({"id": interaction, "nonce": nonce, "channel_id": channel,
+            "application": {"id": MJ_BOT}, "custom_id": custom_id, "title": "Vary Region",
+            "modal_size": 2, "iframe_path": format!("/inpaint/index.html?custom_id={custom_id}")});
+        (
+            ModalKind::Region,
+            custom_id.clone(),
+            custom_id,
+            ("INTERACTION_IFRAME_MODAL_CREATE", event),
+        )
+    };
+    s.lock().modals.insert(
+        modal_id,
+        Modal {
+            kind,
+            token: token.to_string(),
+            custom_id,
+            channel: channel.to_string(),
+            nonce: nonce.to_string(),
+            interaction: interaction.clone(),
+            origin: origin.to_string(),
+            origin_uuid,
+            prompt: prompt.to_string(),
+        },
+    );
+    dispatch(s, token, event.0, event.1);
+    dispatch(
+        s,
+        token,
+        "INTERACTION_SUCCESS",
+        json!({"id": interaction, "nonce": nonce}),
+    );
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// `POST /inpaint/api/submit-job`: the Vary (Region) editor's submission — the iframe's
+/// `customId`, the mask (a PNG, as a `data:` URL or base64), the prompt. The job goes on
+/// under the button's interaction.
+async fn inpaint_submit(State(s): State<Shared>, Json(body): Json<Value>) -> Response {
+    let custom = body["customId"].as_str().unwrap_or("").to_string();
+    let modal = s.lock().modals.remove(&custom);
+    let Some(modal) = modal.filter(|m| m.kind == ModalKind::Region) else {
+        return err(
+            StatusCode::BAD_REQUEST,
+            json!({"success": false, "message": "unknown customId"}),
+        );
+    };
+    let mask = body["maskedImage"].as_str().unwrap_or("");
+    let b64 = mask.split_once("base64,").map_or(mask, |(_, b)| b);
+    let png = base64_decode(b64).filter(|b| b.starts_with(b"\x89PNG"));
+    let prompt = body["prompt"].as_str().unwrap_or("").trim().to_string();
+    let Some(png) = png else {
+        // The editor stays open: the same customId may submit again.
+        s.lock().modals.insert(custom, modal);
+        return err(
+            StatusCode::BAD_REQUEST,
+            json!({"success": false, "message": "maskedImage must be a PNG"}),
+        );
+    };
+    s.lock().modal_log.push(ModalSubmission {
+        kind: "vary_region".into(),
+        prompt: prompt.clone(),
+        zoom: None,
+        mask: png,
+    });
+    let Some(account) = SimAccount::parse(&modal.token) else {
+        return unauthorized();
+    };
+    let prompt = if prompt.is_empty() {
+        modal.prompt.clone()
+    } else {
+        prompt
+    };
+    let response = run_command(
+        &s,
+        Command {
+            account,
+            token: modal.token.clone(),
+            channel: modal.channel.clone(),
+            nonce: modal.nonce.clone(),
+            interaction: modal.interaction.clone(),
+            kind: format!("MJ::Inpaint::{}", modal.origin_uuid),
+            prompt,
+            reply_to: Some(modal.origin.clone()),
+        },
+    );
+    if response.status().is_success() {
+        return Json(json!({"success": true})).into_response();
+    }
+    response
+}
+
+/// Standard base64, or `None`.
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in text.bytes().filter(|c| !c.is_ascii_whitespace()) {
+        if c == b'=' {
+            break;
+        }
+        let v = ALPHABET.iter().position(|a| *a == c)? as u32;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Some(out)
+}
+
+/// `GET /api/v9/channels/{channel}/application-command-index`: the commands usable in the
+/// channel, Midjourney's with their ids and current versions.
+async fn command_index(State(s): State<Shared>, headers: HeaderMap) -> Response {
+    if SimAccount::parse(&token(&headers)).is_none() {
+        return unauthorized();
+    }
+    let commands: Vec<Value> = s
+        .lock()
+        .commands
+        .iter()
+        .map(|(name, (id, version))| {
+            json!({"id": id, "application_id": MJ_BOT, "version": version, "name": name,
+                   "type": 1, "description": format!("The {name} command")})
+        })
+        .collect();
+    Json(
+        json!({"applications": [{"id": MJ_BOT, "name": "Midjourney Bot"}],
+                "application_commands": commands}),
+    )
+    .into_response()
+}
+
+/// The DM channel of an account with the Midjourney bot.
+fn dm_channel(account: &SimAccount) -> String {
+    format!("dm-{}", account.name)
+}
+
+/// `GET /api/v9/users/@me/channels`: the account's DM channels (the one with the bot).
+async fn dm_channels(headers: HeaderMap) -> Response {
+    let Some(account) = SimAccount::parse(&token(&headers)) else {
+        return unauthorized();
+    };
+    Json(json!([{"id": dm_channel(&account), "type": 1,
+                 "recipients": [{"id": MJ_BOT, "username": "Midjourney Bot", "bot": true}]}]))
+    .into_response()
+}
+
+/// `PUT …/messages/{id}/reactions/{emoji}/@me`: a reaction. ✉️ on one of the bot's results
+/// makes the bot send the job's seed in a direct message, once per user and message (a
+/// reaction already there changes nothing).
+async fn react(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Path((channel, id, emoji, who)): Path<(String, String, String, String)>,
+) -> Response {
+    let token = token(&headers);
+    let Some(account) = SimAccount::parse(&token) else {
+        return unauthorized();
+    };
+    let found = {
+        let inner = s.lock();
+        inner
+            .messages
+            .get(&channel)
+            .and_then(|h| h.get(&id.parse().unwrap_or(0)))
+            .cloned()
+            .map(|m| (m, inner.prompts.get(&id).cloned()))
+    };
+    let Some((message, prompt)) = found else {
+        return err(
+            StatusCode::NOT_FOUND,
+            json!({"message": "Unknown Message", "code": 10008}),
+        );
+    };
+    if who != "@me" {
+        return err(
+            StatusCode::BAD_REQUEST,
+            json!({"message": "Invalid Form Body", "code": 50035}),
+        );
+    }
+    let fresh = s.lock().reacted.insert((id.clone(), account.name.clone()));
+    if emoji == "\u{2709}\u{fe0f}"
+        && fresh
+        && let Some(prompt) = prompt
+    {
+        let uuid = job_id_in(&message).unwrap_or_default();
+        let dm = dm_channel(&account);
+        let seed = seed_of(&uuid) % 4_294_967_295;
+        let m = json!({"id": snowflake(&s).to_string(), "channel_id": dm, "author": {"id": MJ_BOT, "bot": true},
+            "content": "", "attachments": message["attachments"], "components": [],
+            "embeds": [{"title": "Job details", "color": 0,
+                        "description": format!("**Job ID**: {uuid}\n**seed** {seed}\n**prompt** {prompt}")}]});
+        dispatch(&s, &token, "MESSAGE_CREATE", m);
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// `DELETE …/reactions/{emoji}/@me`: take one's reaction off (404 when there is none).
+async fn unreact(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Path((_channel, id, _emoji, _who)): Path<(String, String, String, String)>,
+) -> Response {
+    let Some(account) = SimAccount::parse(&token(&headers)) else {
+        return unauthorized();
+    };
+    if s.lock().reacted.remove(&(id, account.name)) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        err(
+            StatusCode::NOT_FOUND,
+            json!({"message": "Unknown Emoji", "code": 10014}),
+        )
+    }
+}
+
+/// The job id (UUID) a result message's buttons or file name carry.
+fn job_id_in(m: &Value) -> Option<String> {
+    let file = m["attachments"][0]["filename"].as_str().map(str::to_string);
+    buttons_of(m)
+        .into_iter()
+        .chain(file)
+        .flat_map(|t| {
+            t.split(['_', ':', '.'])
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .find(|p| p.len() == 36 && p.matches('-').count() == 4)
+}
+
+/// The buttons of an upscaled image, as Midjourney shows them for the prompt's model
+/// version: its upscalers (V5.x and Niji 5: 2x and 4x; V6, 6.1 and 7: Subtle and
+/// Creative, each named for its version), Vary (Subtle / Strong / Region), Zoom Out 2x
+/// and 1.5x, Custom Zoom, the four pans. No seed button: the seed comes by ✉️ reaction.
+fn upscaled_buttons(prompt: &str, uuid: &str) -> Value {
+    let version = {
+        let mut words = prompt.split_whitespace();
+        let mut v = String::from("6");
+        while let Some(w) = words.next() {
+            if matches!(w, "--v" | "--version" | "--niji") {
+                v = words.next().unwrap_or("6").to_string();
+                if w == "--niji" {
+                    v = format!("niji{v}");
+                }
+            }
+        }
+        v
+    };
+    let ups: Vec<(&str, String)> = match version.as_str() {
+        "5" | "5.0" | "5.1" | "5.2" | "niji5" | "niji4" => vec![
+            ("Upscale (2x)", "upsample_v5_2x".into()),
+            ("Upscale (4x)", "upsample_v5_4x".into()),
+        ],
+        v => {
+            let tag = match v {
+                "6.1" => "v6r1",
+                "7" | "7.0" => "v7",
+                _ => "v6",
+            };
+            vec![
+                ("Upscale (Subtle)", format!("upsample_{tag}_2x_subtle")),
+                ("Upscale (Creative)", format!("upsample_{tag}_2x_creative")),
+            ]
+        }
+    };
+    let b = |label: &str, id: String| json!({"type": 2, "custom_id": id, "label": label});
+    let row1: Vec<Value> = ups
+        .into_iter()
+        .map(|(label, name)| b(label, format!("MJ::JOB::{name}::1::{uuid}::SOLO")))
+        .collect();
+    json!([
+        {"type": 1, "components": row1},
+        {"type": 1, "components": [
+            b("Vary (Subtle)", format!("MJ::JOB::low_variation::1::{uuid}::SOLO")),
+            b("Vary (Strong)", format!("MJ::JOB::high_variation::1::{uuid}::SOLO")),
+            b("Vary (Region)", format!("MJ::Inpaint::1::{uuid}::SOLO"))]},
+        {"type": 1, "components": [
+            b("Zoom Out 2x", format!("MJ::Outpaint::50::1::{uuid}::SOLO")),
+            b("Zoom Out 1.5x", format!("MJ::Outpaint::75::1::{uuid}::SOLO")),
+            b("Custom Zoom", format!("MJ::CustomZoom::{uuid}"))]},
+        {"type": 1, "components": [
+            b("⬅️", format!("MJ::JOB::pan_left::1::{uuid}::SOLO")),
+            b("➡️", format!("MJ::JOB::pan_right::1::{uuid}::SOLO")),
+            b("⬆️", format!("MJ::JOB::pan_up::1::{uuid}::SOLO")),
+            b("⬇️", format!("MJ::JOB::pan_down::1::{uuid}::SOLO"))]}
+    ])
+}
+
 /// The Midjourney job id the simulator gives a job (a UUID, as Midjourney's are).
 fn job_uuid(job: &str) -> String {
     let n: u64 = job
@@ -272,6 +670,16 @@ async fn interaction(
     let Some(account) = SimAccount::parse(&token) else {
         return unauthorized();
     };
+    // The session must be one of this token's gateway sessions (from its READY).
+    let session = body["session_id"].as_str().unwrap_or("");
+    if s.lock().sessions.get(session) != Some(&token) {
+        return err(
+            StatusCode::BAD_REQUEST,
+            json!({"message": "Invalid Form Body", "code": 50035,
+                   "errors": {"session_id": {"_errors": [{"code": "BASE_TYPE_INVALID",
+                       "message": "Unknown session"}]}}}),
+        );
+    }
     let nonce = body["nonce"].as_str().unwrap_or("").to_string();
     let channel = body["channel_id"]
         .as_str()
@@ -281,6 +689,24 @@ async fn interaction(
     let (kind, prompt, reply_to) = match body["type"].as_u64() {
         Some(2) => {
             let name = body["data"]["name"].as_str().unwrap_or("").to_string();
+            // The command must be Midjourney's, at its current version.
+            let current = s.lock().commands.get(&name).cloned();
+            let (id, version) = (
+                body["data"]["id"].as_str(),
+                body["data"]["version"].as_str(),
+            );
+            if current
+                .as_ref()
+                .map(|(i, v)| (Some(i.as_str()), Some(v.as_str())))
+                != Some((id, version))
+            {
+                return err(
+                    StatusCode::BAD_REQUEST,
+                    json!({"message": "Invalid Form Body", "code": 50035,
+                           "errors": {"data": {"_errors": [{"code": "APPLICATION_COMMAND_INVALID_VERSION",
+                               "message": "This command is outdated, please try again in a few minutes"}]}}}),
+                );
+            }
             let prompt = body["data"]["options"]
                 .as_array()
                 .and_then(|o| o.iter().find(|o| o["name"] == "prompt"))
@@ -292,21 +718,78 @@ async fn interaction(
         Some(3) => {
             let custom = body["data"]["custom_id"].as_str().unwrap_or("").to_string();
             let origin = body["message_id"].as_str().unwrap_or("").to_string();
-            let prompt = {
+            // The message must be in the channel, and the button on it: Discord refuses a
+            // component the message does not have.
+            let found = {
                 let inner = s.lock();
-                let exists = inner
+                inner
                     .messages
                     .get(&channel)
-                    .is_some_and(|h| h.contains_key(&origin.parse().unwrap_or(0)));
-                inner.prompts.get(&origin).filter(|_| exists).cloned()
+                    .and_then(|h| h.get(&origin.parse().unwrap_or(0)))
+                    .map(|m| (inner.prompts.get(&origin).cloned(), buttons_of(m)))
             };
-            let Some(prompt) = prompt else {
+            let Some((Some(prompt), buttons)) = found else {
                 return err(
                     StatusCode::BAD_REQUEST,
                     json!({"message": "Unknown Message", "code": 10008}),
                 );
             };
+            if !buttons.contains(&custom) {
+                return component_refused();
+            }
+            s.lock().pressed.push(custom.clone());
+            // Custom Zoom and Vary (Region) open a modal; the job starts when it is
+            // submitted.
+            if custom.starts_with("MJ::CustomZoom::") || custom.starts_with("MJ::Inpaint::") {
+                return open_modal(&s, &token, &channel, &nonce, &custom, &prompt, &origin);
+            }
             (custom, prompt, Some(origin))
+        }
+        Some(5) => {
+            // A modal submitted: one this token was shown, with its own custom_id.
+            let modal_id = body["data"]["id"].as_str().unwrap_or("").to_string();
+            let custom = body["data"]["custom_id"].as_str().unwrap_or("");
+            let modal = s.lock().modals.remove(&modal_id);
+            let Some(modal) = modal
+                .filter(|m| m.token == token && m.custom_id == custom && m.kind == ModalKind::Zoom)
+            else {
+                return err(
+                    StatusCode::BAD_REQUEST,
+                    json!({"message": "Unknown interaction", "code": 10062}),
+                );
+            };
+            let value = body["data"]["components"][0]["components"][0].clone();
+            if value["custom_id"] != "MJ::OutpaintCustomZoomModal::prompt" {
+                return component_refused();
+            }
+            let prompt = value["value"].as_str().unwrap_or("").to_string();
+            let zoom = zoom_of(&prompt);
+            s.lock().modal_log.push(ModalSubmission {
+                kind: "custom_zoom".into(),
+                prompt: prompt.clone(),
+                zoom,
+                mask: Vec::new(),
+            });
+            if !zoom.is_some_and(|z| z > 1.0 && z <= 2.0) {
+                let interaction = snowflake(&s).to_string();
+                dispatch(
+                    &s,
+                    &token,
+                    "INTERACTION_CREATE",
+                    json!({"id": interaction, "nonce": nonce}),
+                );
+                let about = ErrorAbout::Interaction {
+                    nonce: &nonce,
+                    interaction: &interaction,
+                };
+                error_embed(&s, &token, &channel, about, "Invalid parameter", ERROR_RED);
+                return StatusCode::NO_CONTENT.into_response();
+            }
+            (
+                format!("MJ::CustomZoom::{}", modal.origin_uuid),
+                prompt,
+                Some(modal.origin),
+            )
         }
         _ => {
             return err(
@@ -315,8 +798,46 @@ async fn interaction(
             );
         }
     };
-    let d = Directives::parse(&prompt);
     let interaction = snowflake(&s).to_string();
+    let job = Command {
+        account,
+        token,
+        channel,
+        nonce,
+        interaction,
+        kind,
+        prompt,
+        reply_to,
+    };
+    run_command(&s, job)
+}
+
+/// A command or button that makes a job, as Midjourney takes it.
+struct Command {
+    account: SimAccount,
+    token: String,
+    channel: String,
+    nonce: String,
+    interaction: String,
+    kind: String,
+    prompt: String,
+    reply_to: Option<String>,
+}
+
+/// Admit the job (or queue it, or refuse it with Midjourney's embed) and run it.
+fn run_command(s: &Shared, c: Command) -> Response {
+    let Command {
+        account,
+        token,
+        channel,
+        nonce,
+        interaction,
+        kind,
+        prompt,
+        reply_to,
+    } = c;
+    let s = s.clone();
+    let d = Directives::parse(&prompt);
     let refused = |title: &str, color: u64| {
         dispatch(
             &s,
@@ -483,12 +1004,7 @@ fn on_step(s: &Shared, job_id: &str, state: &JobState) {
             let kind = d["kind"].as_str().unwrap_or("");
             let upscaled = kind.contains("upsample") || kind.contains("upscale");
             let components = if upscaled {
-                json!([{"type": 1, "components": [
-                    {"type": 2, "custom_id": format!("MJ::JOB::high_variation::1::{uuid}"), "label": "Vary (Strong)"},
-                    {"type": 2, "custom_id": format!("MJ::JOB::low_variation::1::{uuid}"), "label": "Vary (Subtle)"},
-                    {"type": 2, "custom_id": format!("MJ::Outpaint::50::1::{uuid}::SOLO"), "label": "Zoom Out 2x"},
-                    {"type": 2, "custom_id": format!("MJ::JOB::pan_left::1::{uuid}::SOLO"), "label": "⬅️"},
-                    {"type": 2, "custom_id": format!("MJ::Inpaint::1::{uuid}::SOLO"), "label": "Vary (Region)"}]}])
+                upscaled_buttons(prompt, uuid)
             } else {
                 let mut row1: Vec<Value> = (1..=4)
                     .map(|i| json!({"type": 2, "custom_id": format!("MJ::JOB::upsample::{i}::{uuid}"), "label": format!("U{i}")}))
@@ -505,11 +1021,7 @@ fn on_step(s: &Shared, job_id: &str, state: &JobState) {
             } else {
                 json!([])
             };
-            let content = if kind.contains("seed") {
-                format!("**{prompt}** - <@{USER_ID}> seed 1234567890")
-            } else {
-                format!("**{prompt}** - <@{USER_ID}> ({speed})")
-            };
+            let content = format!("**{prompt}** - <@{USER_ID}> ({speed})");
             let file = format!(
                 "{}_{}_{uuid}.png",
                 d["user"].as_str().unwrap_or("user"),
@@ -700,8 +1212,11 @@ async fn session(s: Shared, mut socket: WebSocket) {
                         match SimAccount::parse(&t) {
                             Some(a) if a.behaviour != Behaviour::Banned => {
                                 seq += 1;
+                                // Interactions name the session they come from.
+                                let session = s.next_id("sess");
+                                s.lock().sessions.insert(session.clone(), t.clone());
                                 let ready = json!({"op": 0, "t": "READY", "s": seq,
-                                    "d": {"session_id": s.next_id("sess"), "user": {"id": "1", "username": a.name}}});
+                                    "d": {"session_id": session, "user": {"id": "1", "username": a.name}}});
                                 let _ = socket.send(Message::Text(ready.to_string().into())).await;
                                 token = Some(t);
                             }

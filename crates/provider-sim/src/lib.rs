@@ -205,6 +205,33 @@ pub(crate) struct Inner {
     pub owned: HashMap<String, String>,
     /// Jobs waiting for a slot of their account (Midjourney's own queue), per account.
     pub queued: HashMap<String, u64>,
+    /// Midjourney modals shown and not yet submitted, by interaction id (Custom Zoom) or
+    /// iframe custom id (Vary Region).
+    pub modals: HashMap<String, discord::Modal>,
+    /// Every modal submission received, in order (what tests check).
+    pub modal_log: Vec<ModalSubmission>,
+    /// Discord gateway sessions (from READY) and the token of each.
+    pub sessions: HashMap<String, String>,
+    /// Every Midjourney button pressed (its `custom_id`), in order.
+    pub pressed: Vec<String>,
+    /// Midjourney's slash commands: name → (id, version), as its command index lists them.
+    pub commands: HashMap<String, (String, String)>,
+    /// Messages an account reacted to with ✉️ (message id, account): one DM each.
+    pub reacted: std::collections::HashSet<(String, String)>,
+}
+
+/// A Midjourney modal submission as the simulator received it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModalSubmission {
+    /// `custom_zoom` or `vary_region`.
+    pub kind: String,
+    /// The prompt submitted.
+    pub prompt: String,
+    /// The `--zoom` of a Custom Zoom prompt, when it has one.
+    pub zoom: Option<f64>,
+    /// The mask of a Vary (Region) (PNG bytes).
+    #[serde(skip)]
+    pub mask: Vec<u8>,
 }
 
 pub(crate) struct SimState {
@@ -516,6 +543,24 @@ impl Sim {
                 cdn_link_ttl_s: 24 * 3600,
                 owned: HashMap::new(),
                 queued: HashMap::new(),
+                modals: HashMap::new(),
+                modal_log: Vec::new(),
+                reacted: Default::default(),
+                sessions: HashMap::new(),
+                pressed: Vec::new(),
+                commands: [
+                    ("imagine", "938956540159881230"),
+                    ("describe", "1092492867185950852"),
+                    ("blend", "1062880104792997970"),
+                ]
+                .into_iter()
+                .map(|(n, id)| {
+                    (
+                        n.to_string(),
+                        (id.to_string(), "1237876415471554623".to_string()),
+                    )
+                })
+                .collect(),
             }),
             gateway: tx,
             base_url: Mutex::new(format!("http://{addr}")),
@@ -542,6 +587,26 @@ impl Sim {
     /// The witness now.
     pub fn stats(&self) -> Stats {
         self.state.lock().stats.clone()
+    }
+
+    /// Midjourney publishes new versions of its slash commands (as it does now and then):
+    /// a command sent with an old version is refused as outdated.
+    pub fn bump_command_versions(&self) {
+        for (_, version) in self.state.lock().commands.values_mut() {
+            let v: u64 = version.parse().unwrap_or(0);
+            *version = (v + 1000).to_string();
+        }
+    }
+
+    /// Every Midjourney button pressed so far (`custom_id`s, in order).
+    pub fn pressed_buttons(&self) -> Vec<String> {
+        self.state.lock().pressed.clone()
+    }
+
+    /// Every Midjourney modal submission received so far (Custom Zoom prompts with their
+    /// zoom, Vary (Region) prompts with their masks).
+    pub fn modal_submissions(&self) -> Vec<ModalSubmission> {
+        self.state.lock().modal_log.clone()
     }
 
     /// Make the Discord CDN links of results from now on last `secs` (a day by default),

@@ -51,6 +51,9 @@ pub(crate) struct JobView {
     /// Midjourney queued the job behind the account's running ones ("Job queued"): it
     /// starts by itself, on this account.
     pub queued: bool,
+    /// The modal a button opened (Custom Zoom's text modal, Vary (Region)'s editor), to
+    /// be submitted.
+    pub modal: Option<Value>,
 }
 
 impl JobView {
@@ -77,6 +80,9 @@ pub(crate) struct Known {
     pub start_id: Option<String>,
     /// The Midjourney job id, once seen.
     pub job_id: Option<String>,
+    /// A seed asked for by reaction: the job id whose seed the bot's direct message
+    /// names.
+    pub seed_of: Option<String>,
 }
 
 #[derive(Default)]
@@ -86,6 +92,8 @@ struct State {
     by_message: HashMap<String, String>,
     by_job: HashMap<String, String>,
     by_interaction: HashMap<String, String>,
+    /// Seeds awaited: the job id a direct message names → our nonce.
+    seeds: HashMap<String, String>,
 }
 
 impl State {
@@ -199,6 +207,40 @@ fn is_uuid(s: &str) -> bool {
 
 /// A finished job's message: buttons under it, and neither "Waiting to start" nor a
 /// progress percentage in its text.
+/// The job id a bot message about a job's seed names (`Job ID: <uuid>` with a seed, in
+/// its content or its embed), if it is one.
+pub(crate) fn seed_job_of(m: &Value) -> Option<String> {
+    let text = format!(
+        "{}\n{}",
+        m["content"].as_str().unwrap_or(""),
+        m["embeds"][0]["description"].as_str().unwrap_or("")
+    );
+    if !text.to_ascii_lowercase().contains("seed") {
+        return None;
+    }
+    let (_, after) = text.split_once("Job ID")?;
+    after
+        .split(|c: char| !(c.is_ascii_hexdigit() || c == '-'))
+        .find(|p| is_uuid(p))
+        .map(str::to_string)
+}
+
+/// The seed a bot message names (`seed 123`, `**seed** 123`).
+pub(crate) fn seed_in(m: &Value) -> Option<u64> {
+    let text = format!(
+        "{}\n{}",
+        m["content"].as_str().unwrap_or(""),
+        m["embeds"][0]["description"].as_str().unwrap_or("")
+    );
+    let (_, after) = text.split_once("seed")?;
+    after
+        .trim_start_matches(['*', ':', ' '])
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
 fn is_result(m: &Value) -> bool {
     let content = m["content"].as_str().unwrap_or("");
     !is_error(m)
@@ -226,6 +268,8 @@ pub(crate) struct Gateway {
     state: Mutex<State>,
     notify: Notify,
     alive: AtomicBool,
+    /// The session id READY gave; interactions name it.
+    pub session_id: String,
 }
 
 fn transient(what: &str) -> UpstreamError {
@@ -250,12 +294,12 @@ impl Gateway {
         ws.send(Message::Text(identify.to_string().into()))
             .await
             .map_err(|_| transient("could not identify"))?;
-        loop {
+        let session_id = loop {
             match ws.next().await {
                 Some(Ok(Message::Text(t))) => {
                     let v: Value = serde_json::from_str(&t).unwrap_or(Value::Null);
                     if v["t"] == "READY" {
-                        break;
+                        break v["d"]["session_id"].as_str().unwrap_or("").to_string();
                     }
                 }
                 Some(Ok(Message::Close(frame))) => {
@@ -271,11 +315,12 @@ impl Gateway {
                 Some(Ok(_)) => {}
                 _ => return Err(transient("closed during identify")),
             }
-        }
+        };
         let gw = Arc::new(Gateway {
             state: Mutex::new(State::default()),
             notify: Notify::new(),
             alive: AtomicBool::new(true),
+            session_id,
         });
         let me = gw.clone();
         tokio::spawn(async move {
@@ -326,6 +371,7 @@ impl Gateway {
             state: Mutex::new(State::default()),
             notify: Notify::new(),
             alive: AtomicBool::new(false),
+            session_id: String::new(),
         }
     }
 
@@ -352,7 +398,11 @@ impl Gateway {
         if let Some(m) = &known.start_id {
             s.set_start(nonce, m);
         }
-        s.set_job(nonce, known.job_id.clone());
+        if let Some(j) = &known.seed_of {
+            s.seeds.insert(j.clone(), nonce.to_string());
+        } else {
+            s.set_job(nonce, known.job_id.clone());
+        }
     }
 
     /// Stop tracking a job.
@@ -363,6 +413,7 @@ impl Gateway {
         s.by_message.retain(|_, n| n != nonce);
         s.by_job.retain(|_, n| n != nonce);
         s.by_interaction.retain(|_, n| n != nonce);
+        s.seeds.retain(|_, n| n != nonce);
     }
 
     /// What we know of a job now.
@@ -387,6 +438,28 @@ impl Gateway {
                 };
                 let nonce = nonce.to_string();
                 s.set_interaction(&nonce, &id);
+            }
+            "INTERACTION_MODAL_CREATE" | "INTERACTION_IFRAME_MODAL_CREATE" => {
+                let Some(nonce) = d["nonce"].as_str().filter(|n| s.jobs.contains_key(*n)) else {
+                    return;
+                };
+                let nonce = nonce.to_string();
+                if let Some(v) = s.jobs.get_mut(&nonce) {
+                    v.modal = Some(d.clone());
+                }
+            }
+            "MESSAGE_CREATE"
+                if !s.seeds.is_empty()
+                    && seed_job_of(d).is_some_and(|j| s.seeds.contains_key(&j)) =>
+            {
+                // The bot's direct message with a job's seed (after a ✉️ reaction).
+                let Some(nonce) = seed_job_of(d).and_then(|j| s.seeds.get(&j).cloned()) else {
+                    return;
+                };
+                if let Some(v) = s.jobs.get_mut(&nonce) {
+                    v.done = Some(d.clone());
+                    v.progress = 100;
+                }
             }
             "MESSAGE_CREATE" | "MESSAGE_UPDATE" => {
                 if let Some(nonce) = s.by_message.get(&id).cloned() {

@@ -31,6 +31,8 @@ use switchyard_worker::{
     retry_after,
 };
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
 use gateway::{Gateway, JobView, Known};
 use tracing::warn;
 
@@ -57,9 +59,18 @@ pub struct MjReference {
     /// The bot's job message (edited with progress, deleted when the job ends).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_id: Option<String>,
-    /// Midjourney's job id.
+    /// Midjourney's job id (a seed's: the origin's, whose seed is asked for).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_id: Option<String>,
+    /// The button pressed opens a modal (Custom Zoom, Vary (Region)) to submit.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub modal: bool,
+    /// The modal was submitted: the job goes on under this nonce.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub modal_sent: bool,
+    /// A seed asked for with the ✉️ reaction: the answer is the bot's direct message.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub seed: bool,
 }
 
 /// Sending a command failed.
@@ -129,9 +140,6 @@ impl From<switchyard_worker::LeaseLost> for Followed {
 }
 
 const APPLICATION_ID: &str = "936929561302675456";
-const IMAGINE_COMMAND: (&str, &str) = ("938956540159881230", "1237876415471554623");
-const DESCRIBE_COMMAND: (&str, &str) = ("1092492867185950852", "1237876415471554625");
-const BLEND_COMMAND: (&str, &str) = ("1062880104792997970", "1237876415471554624");
 
 /// The Midjourney adapter.
 pub struct Midjourney {
@@ -141,10 +149,15 @@ pub struct Midjourney {
     /// Where input files may come from (`worker.allow_private_inputs`).
     inputs: InputRules,
     api: String,
+    /// The Vary (Region) editor's host (`upstreams.discord_inpaint`).
+    inpaint: String,
     gateway_url: String,
     poll: Duration,
     gateways: Mutex<HashMap<String, Arc<Gateway>>>,
     nonce: AtomicU64,
+    /// Midjourney's slash commands, name → (id, version), read from the command index
+    /// (they change over time); dropped when Discord calls one outdated.
+    commands: Mutex<HashMap<String, (String, String)>>,
 }
 
 /// What a Midjourney error embed means.
@@ -194,10 +207,16 @@ impl Midjourney {
             cdn: c.upstreams.midjourney_cdn.trim_end_matches('/').to_string(),
             http: http_client(c.upstreams.request_timeout_s),
             api: c.upstreams.discord_api.trim_end_matches('/').to_string(),
+            inpaint: c
+                .upstreams
+                .discord_inpaint
+                .trim_end_matches('/')
+                .to_string(),
             gateway_url: c.upstreams.discord_gateway.clone(),
             poll: Duration::from_millis(c.worker.poll_interval_ms.min(1000)),
             gateways: Mutex::new(HashMap::new()),
             nonce: AtomicU64::new(0),
+            commands: Mutex::new(HashMap::new()),
         }
     }
 
@@ -330,15 +349,26 @@ impl Midjourney {
     ) -> Result<Value, UpstreamError> {
         let token = job.credential("token");
         let guild = job.credentials["guild_id"].clone();
-        let command = |cmd: (&str, &str), name: &str, options: Value, attachments: Value| {
+        let session_id = self
+            .gateway(&job.account_id, token)
+            .await?
+            .session_id
+            .clone();
+        let ids = match action {
+            MjAction::Imagine(_) => Some(self.command("imagine", channel, token).await?),
+            MjAction::Describe(_) => Some(self.command("describe", channel, token).await?),
+            MjAction::Blend(_) => Some(self.command("blend", channel, token).await?),
+            _ => None,
+        };
+        let command = |name: &str, options: Value, attachments: Value| {
+            let (id, version) = ids.clone().unwrap_or_default();
             json!({"type": 2, "application_id": APPLICATION_ID, "guild_id": guild, "channel_id": channel,
-                   "session_id": "switchyard", "nonce": nonce,
-                   "data": {"version": cmd.1, "id": cmd.0, "name": name, "type": 1,
+                   "session_id": session_id, "nonce": nonce,
+                   "data": {"version": version, "id": id, "name": name, "type": 1,
                             "options": options, "attachments": attachments}})
         };
         Ok(match action {
             MjAction::Imagine(_) => command(
-                IMAGINE_COMMAND,
                 "imagine",
                 json!([{"type": 3, "name": "prompt", "value": echo(action, mode)}]),
                 json!([]),
@@ -346,7 +376,6 @@ impl Midjourney {
             MjAction::Describe(a) => {
                 let (name, up) = self.upload(channel, token, &a.image_url, 0).await?;
                 command(
-                    DESCRIBE_COMMAND,
                     "describe",
                     json!([{"type": 11, "name": "image", "value": 0}]),
                     json!([{"id": "0", "filename": name, "uploaded_filename": up}]),
@@ -368,7 +397,7 @@ impl Midjourney {
                     options.push(json!({"type": 3, "name": "dimensions", "value": format!("--ar {}", match d.as_str() {
                         Some("portrait") => "2:3", Some("landscape") => "3:2", _ => "1:1" })}));
                 }
-                command(BLEND_COMMAND, "blend", json!(options), json!(attachments))
+                command("blend", json!(options), json!(attachments))
             }
             _ => {
                 let origin = job.origin.as_ref().ok_or_else(|| {
@@ -380,10 +409,285 @@ impl Midjourney {
                 let custom = custom_id(action, &origin.output)?;
                 json!({"type": 3, "application_id": APPLICATION_ID, "guild_id": guild,
                        "channel_id": origin.output["channel_id"].as_str().unwrap_or(channel),
-                       "message_id": message_id, "message_flags": 0, "session_id": "switchyard",
+                       "message_id": message_id, "message_flags": 0, "session_id": session_id,
                        "nonce": nonce, "data": {"component_type": 2, "custom_id": custom}})
             }
         })
+    }
+
+    /// What the modal of a follow-up's button is submitted with: Custom Zoom's prompt
+    /// and ratio, Vary (Region)'s mask (as a PNG `data:` URL) and prompt.
+    async fn modal_reply(
+        &self,
+        job: &Job,
+        action: &MjAction,
+    ) -> Result<Option<ModalReply>, UpstreamError> {
+        Ok(match action {
+            MjAction::Outpaint(o) if zoom_button(o.zoom_ratio, o.prompt.as_deref()).is_none() => {
+                Some(ModalReply::Zoom {
+                    ratio: o.zoom_ratio,
+                    prompt: o.prompt.clone().filter(|p| !p.trim().is_empty()),
+                })
+            }
+            MjAction::Inpaint(a) => {
+                let mask = if a.mask.starts_with("http://") || a.mask.starts_with("https://") {
+                    let bytes = fetch_bytes(&self.http, &a.mask, "the mask", self.inputs).await?;
+                    format!("data:image/png;base64,{}", B64.encode(bytes))
+                } else if a.mask.starts_with("data:") {
+                    a.mask.clone()
+                } else {
+                    format!("data:image/png;base64,{}", a.mask.trim())
+                };
+                let _ = job;
+                Some(ModalReply::Region {
+                    mask,
+                    prompt: a.prompt.clone(),
+                })
+            }
+            _ => None,
+        })
+    }
+
+    /// Submit the modal a button opened: Custom Zoom's text modal as a MODAL_SUBMIT
+    /// interaction (under our nonce), Vary (Region)'s editor at its `submit-job`.
+    async fn submit_modal(
+        &self,
+        job: &Job,
+        token: &str,
+        reference: &MjReference,
+        shown: &Value,
+        reply: &ModalReply,
+    ) -> Result<(), UpstreamError> {
+        match reply {
+            ModalReply::Zoom { ratio, prompt } => {
+                let input = &shown["components"][0]["components"][0];
+                let prefilled = input["value"].as_str().unwrap_or("");
+                let text = prompt.as_deref().unwrap_or(prefilled);
+                let value = format!("{} --zoom {ratio}", without_flag(text, "--zoom"));
+                let body = json!({"type": 5, "application_id": APPLICATION_ID,
+                    "guild_id": job.credentials["guild_id"], "channel_id": reference.channel_id,
+                    "session_id": self.gateway(&job.account_id, token).await?.session_id.clone(),
+                    "nonce": reference.nonce,
+                    "data": {"id": shown["id"], "custom_id": shown["custom_id"],
+                             "components": [{"type": 1, "components": [{"type": 4,
+                                 "custom_id": input["custom_id"], "value": value}]}]}});
+                self.send_interaction(token, &body)
+                    .await
+                    .map_err(|f| f.error)
+            }
+            ModalReply::Region { mask, prompt } => {
+                let body = json!({"customId": shown["custom_id"], "maskedImage": mask,
+                                  "prompt": prompt, "full_prompt": null,
+                                  "userId": "0", "username": "0"});
+                let resp = self
+                    .http
+                    .post(format!("{}/inpaint/api/submit-job", self.inpaint))
+                    .json(&body)
+                    .send()
+                    .await?;
+                let status = resp.status().as_u16();
+                if (200..300).contains(&status) {
+                    return Ok(());
+                }
+                let text = resp.text().await.unwrap_or_default();
+                Err(switchyard_worker::classify_http(status, &text, None))
+            }
+        }
+    }
+
+    /// A seed: react ✉️ to the origin's result; the bot answers with a direct message
+    /// naming the job and its seed. A reaction already there makes no new message, so a
+    /// fresh run takes ours off first; a resumed run reads the direct messages first.
+    async fn seed(
+        &self,
+        job: &Job,
+        ctl: &dyn Control,
+        token: &str,
+        resumed: Option<MjReference>,
+    ) -> Result<Value, UpstreamError> {
+        let origin = job
+            .origin
+            .as_ref()
+            .ok_or_else(|| UpstreamError::rejected("seed needs its origin task's result"))?;
+        let (Some(message), Some(channel), Some(origin_job)) = (
+            origin.output["message_id"].as_str(),
+            origin.output["channel_id"].as_str(),
+            origin.output["job_id"].as_str(),
+        ) else {
+            return Err(UpstreamError::rejected(
+                "the origin task has no Midjourney message to ask its seed of",
+            ));
+        };
+        let gw = self.gateway(&job.account_id, token).await?;
+        let known = Known {
+            seed_of: Some(origin_job.to_string()),
+            ..Known::default()
+        };
+        let reference = match resumed {
+            Some(r) => {
+                gw.track(&r.nonce, &known);
+                self.catch_up_dm(&gw, token, &r).await?;
+                r
+            }
+            None => {
+                let r = MjReference {
+                    nonce: self.new_nonce(),
+                    channel_id: channel.to_string(),
+                    job_id: Some(origin_job.to_string()),
+                    seed: true,
+                    ..MjReference::default()
+                };
+                gw.track(&r.nonce, &known);
+                ctl.reference(&r.to_json()).await?;
+                let path = format!(
+                    "/api/v9/channels/{channel}/messages/{message}/reactions/%E2%9C%89%EF%B8%8F/%40me"
+                );
+                let _ = self.request(reqwest::Method::DELETE, &path, token).await;
+                self.request(reqwest::Method::PUT, &path, token).await?;
+                r
+            }
+        };
+        let started = Instant::now();
+        let mut caught_up = false;
+        let result = loop {
+            let view = gw.view(&reference.nonce);
+            if let Some(dm) = &view.done {
+                let Some(seed) = gateway::seed_in(dm) else {
+                    break Err(UpstreamError::Transient(
+                        "Midjourney's message names no seed".into(),
+                    ));
+                };
+                break Ok(json!({"task_progress": 100, "progress": 100, "seed": seed,
+                                "job_id": origin_job, "message_id": message,
+                                "channel_id": channel}));
+            }
+            if started.elapsed() > REPLY_WINDOW && !caught_up {
+                self.catch_up_dm(&gw, token, &reference).await?;
+                caught_up = true;
+                continue;
+            }
+            if started.elapsed() > 2 * REPLY_WINDOW {
+                break Err(UpstreamError::Transient(
+                    "Midjourney sent no seed for the reaction".into(),
+                ));
+            }
+            gw.changed(self.poll).await;
+        };
+        gw.forget(&reference.nonce);
+        result
+    }
+
+    /// Read the direct messages with the bot since the reaction (a seed's answer).
+    async fn catch_up_dm(
+        &self,
+        gw: &Gateway,
+        token: &str,
+        reference: &MjReference,
+    ) -> Result<(), UpstreamError> {
+        let channels = self
+            .get_json("/api/v9/users/@me/channels", token)
+            .await?
+            .unwrap_or(Value::Null);
+        let dm = channels.as_array().into_iter().flatten().find(|c| {
+            c["recipients"]
+                .as_array()
+                .is_some_and(|r| r.iter().any(|u| u["id"] == APPLICATION_ID))
+        });
+        let Some(dm) = dm.and_then(|c| c["id"].as_str()) else {
+            return Ok(());
+        };
+        let after = snowflake_at(reference.sent_at_ms().unwrap_or(0).saturating_sub(10_000));
+        let page: Vec<Value> = self
+            .get_json(
+                &format!("/api/v9/channels/{dm}/messages?after={after}&limit=100"),
+                token,
+            )
+            .await?
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_default();
+        for m in page.iter().rev() {
+            gw.observe("MESSAGE_CREATE", m);
+        }
+        Ok(())
+    }
+
+    /// A request with no body; a 404 is no error (a reaction that was not there).
+    async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+    ) -> Result<(), UpstreamError> {
+        let resp = self
+            .http
+            .request(method, format!("{}{path}", self.api))
+            .header("authorization", token)
+            .send()
+            .await?;
+        let status = resp.status().as_u16();
+        if (200..300).contains(&status) || status == 404 {
+            return Ok(());
+        }
+        let ra = retry_after(&resp);
+        let text = resp.text().await.unwrap_or_default();
+        Err(switchyard_worker::classify_http(status, &text, ra))
+    }
+
+    /// A slash command's id and version: from the cache, else from the channel's command
+    /// index (Midjourney's entries).
+    async fn command(
+        &self,
+        name: &str,
+        channel: &str,
+        token: &str,
+    ) -> Result<(String, String), UpstreamError> {
+        let cached = self
+            .commands
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned();
+        if let Some(c) = cached {
+            return Ok(c);
+        }
+        let index = self
+            .get_json(
+                &format!("/api/v9/channels/{channel}/application-command-index"),
+                token,
+            )
+            .await?
+            .unwrap_or(Value::Null);
+        let mut found = HashMap::new();
+        for c in index["application_commands"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            if c["application_id"] == APPLICATION_ID
+                && let (Some(n), Some(id), Some(v)) =
+                    (c["name"].as_str(), c["id"].as_str(), c["version"].as_str())
+            {
+                found.insert(n.to_string(), (id.to_string(), v.to_string()));
+            }
+        }
+        let mine = found.get(name).cloned();
+        self.commands
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(found);
+        mine.ok_or_else(|| {
+            UpstreamError::Transient(format!(
+                "Midjourney's /{name} command is not in the channel's command index"
+            ))
+        })
+    }
+
+    /// Forget the cached commands (Discord called one outdated).
+    fn forget_commands(&self) {
+        self.commands
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 
     async fn get_json(&self, path: &str, token: &str) -> Result<Option<Value>, UpstreamError> {
@@ -478,6 +782,7 @@ impl Midjourney {
         token: &str,
         mut reference: MjReference,
         resumed: bool,
+        modal: Option<&ModalReply>,
     ) -> Result<Value, Followed> {
         let mut gw = self.gateway(&job.account_id, token).await?;
         let known = |r: &MjReference| Known {
@@ -485,6 +790,7 @@ impl Midjourney {
             interaction_id: r.interaction_id.clone(),
             start_id: r.message_id.clone(),
             job_id: r.job_id.clone(),
+            seed_of: None,
         };
         gw.track(&reference.nonce, &known(&reference));
         let nonce = reference.nonce.clone();
@@ -505,6 +811,15 @@ impl Midjourney {
                 }
                 if let Some((title, description)) = &view.error {
                     return Err(classify_embed(title, description).into());
+                }
+                // The button opened its modal: submit it, once.
+                if let (Some(reply), Some(shown)) = (modal, &view.modal)
+                    && !reference.modal_sent
+                {
+                    self.submit_modal(job, token, &reference, shown, reply)
+                        .await?;
+                    reference.modal_sent = true;
+                    ctl.reference(&reference.to_json()).await?;
                 }
                 if view.done.is_some() {
                     return Ok(output(&view, &reference, images, &self.cdn));
@@ -547,6 +862,35 @@ impl Midjourney {
     }
 }
 
+/// What a follow-up's modal is submitted with.
+#[derive(Debug, Clone)]
+enum ModalReply {
+    /// Custom Zoom: the ratio, and a new prompt (else the modal's own).
+    Zoom { ratio: f64, prompt: Option<String> },
+    /// Vary (Region): the mask as a PNG `data:` URL, and the prompt for the region.
+    Region { mask: String, prompt: String },
+}
+
+/// Discord refused a command as outdated (its version changed).
+fn outdated_command(e: &UpstreamError) -> bool {
+    matches!(e, UpstreamError::BadRequest { raw, .. }
+        if raw.contains("APPLICATION_COMMAND_INVALID_VERSION") || raw.contains("\"code\": 10063") || raw.contains("\"code\":10063"))
+}
+
+/// `text` without a `--flag value` pair.
+fn without_flag(text: &str, flag: &str) -> String {
+    let mut out = Vec::new();
+    let mut words = text.split_whitespace();
+    while let Some(w) = words.next() {
+        if w == flag {
+            words.next();
+        } else {
+            out.push(w);
+        }
+    }
+    out.join(" ")
+}
+
 /// How often a job in doubt is caught up from the channel.
 const CATCH_UP_EVERY: Duration = Duration::from_secs(5);
 
@@ -583,7 +927,9 @@ fn job_echo(job: &Job) -> Option<String> {
     }
 }
 
-/// The button to press for a follow-up, from the origin message's buttons.
+/// The button a follow-up presses on its origin's result, read from the buttons the
+/// result has (Midjourney names them per model version); an action whose button the
+/// result lacks is refused, naming what it has.
 fn custom_id(action: &MjAction, origin: &Value) -> Result<String, UpstreamError> {
     let ids: Vec<String> = origin["components"]
         .as_array()
@@ -594,38 +940,51 @@ fn custom_id(action: &MjAction, origin: &Value) -> Result<String, UpstreamError>
                 .collect()
         })
         .unwrap_or_default();
-    let hash = ids
-        .iter()
-        .find_map(|id| id.split("::").nth(4).or_else(|| id.split("::").nth(3)))
-        .unwrap_or("0")
-        .to_string();
-    let find = |prefix: &str| ids.iter().find(|id| id.starts_with(prefix)).cloned();
-    let (prefix, fallback) = match action {
+    let starting = |prefix: &str| ids.iter().find(|id| id.starts_with(prefix)).cloned();
+    // An upscaler: `MJ::JOB::upsample_<version>_<kind>::…`, `<version>` being v5, v6, v6r1,
+    // v7… — the kind decides, whichever version the result is.
+    let upscaler = |kind: &str| {
+        ids.iter()
+            .find(|id| {
+                id.strip_prefix("MJ::JOB::upsample_")
+                    .and_then(|rest| rest.split("::").next())
+                    .and_then(|name| name.split_once('_'))
+                    .is_some_and(|(_, k)| k == kind)
+            })
+            .cloned()
+    };
+    let (found, what) = match action {
         MjAction::Upscale(u) => match (u.index, u.upscaler) {
-            (Some(i), _) => (format!("MJ::JOB::upsample::{i}::"), None),
+            (Some(i), _) => (
+                starting(&format!("MJ::JOB::upsample::{i}::")),
+                format!("U{i}"),
+            ),
             (None, Some(up)) => {
-                let name = match up {
-                    Upscaler::X2 => "v6_2x_subtle",
-                    Upscaler::X4 => "v5_4x",
-                    Upscaler::Light => "light",
-                    Upscaler::Beta => "beta",
-                    Upscaler::Subtle => "v6_2x_subtle",
-                    Upscaler::Creative => "v6_2x_creative",
+                let (kind, label) = match up {
+                    Upscaler::X2 => ("2x", "Upscale (2x)"),
+                    Upscaler::X4 => ("4x", "Upscale (4x)"),
+                    Upscaler::Subtle => ("2x_subtle", "Upscale (Subtle)"),
+                    Upscaler::Creative => ("2x_creative", "Upscale (Creative)"),
+                    Upscaler::Light => ("light", "Upscale (Light)"),
+                    Upscaler::Beta => ("beta", "Upscale (Beta)"),
                 };
-                (
-                    format!("MJ::JOB::upsample_{name}::"),
-                    Some(format!("MJ::JOB::upsample_{name}::1::{hash}::SOLO")),
-                )
+                (upscaler(kind), label.to_string())
             }
             (None, None) => return Err(UpstreamError::rejected("upscale needs index or upscaler")),
         },
         MjAction::Variation(v) => match v.index {
-            VariationOf::Image(i) => (format!("MJ::JOB::variation::{i}::"), None),
+            VariationOf::Image(i) => (
+                starting(&format!("MJ::JOB::variation::{i}::")),
+                format!("V{i}"),
+            ),
             // Vary (Strong) / (Subtle) are buttons of an upscaled image.
-            VariationOf::Strong => ("MJ::JOB::high_variation::".to_string(), None),
-            VariationOf::Subtle => ("MJ::JOB::low_variation::".to_string(), None),
+            VariationOf::Strong => (
+                starting("MJ::JOB::high_variation::"),
+                "Vary (Strong)".into(),
+            ),
+            VariationOf::Subtle => (starting("MJ::JOB::low_variation::"), "Vary (Subtle)".into()),
         },
-        MjAction::Reroll(_) => ("MJ::JOB::reroll::".to_string(), None),
+        MjAction::Reroll(_) => (starting("MJ::JOB::reroll::"), "🔄".into()),
         MjAction::Pan(p) => {
             let d = match p.direction {
                 PanDirection::Left => "left",
@@ -633,28 +992,48 @@ fn custom_id(action: &MjAction, origin: &Value) -> Result<String, UpstreamError>
                 PanDirection::Up => "up",
                 PanDirection::Down => "down",
             };
-            (
-                format!("MJ::JOB::pan_{d}::"),
-                Some(format!("MJ::JOB::pan_{d}::1::{hash}::SOLO")),
-            )
+            (starting(&format!("MJ::JOB::pan_{d}::")), format!("pan {d}"))
         }
-        MjAction::Outpaint(_) => (
-            "MJ::Outpaint::".to_string(),
-            Some(format!("MJ::Outpaint::50::1::{hash}::SOLO")),
-        ),
-        MjAction::Inpaint(_) => (
-            "MJ::Inpaint::".to_string(),
-            Some(format!("MJ::Inpaint::1::{hash}::SOLO")),
-        ),
-        MjAction::Seed(_) => (
-            "MJ::JOB::seed::".to_string(),
-            Some(format!("MJ::JOB::seed::0::{hash}")),
-        ),
-        _ => return Err(UpstreamError::rejected("not a follow-up action")),
+        // Zoom Out 2x and 1.5x are buttons; any other ratio (or a new prompt) is Custom
+        // Zoom's modal.
+        MjAction::Outpaint(o) => match zoom_button(o.zoom_ratio, o.prompt.as_deref()) {
+            Some(scale) => (
+                starting(&format!("MJ::Outpaint::{scale}::")),
+                format!("Zoom Out {}x", o.zoom_ratio),
+            ),
+            None => (starting("MJ::CustomZoom::"), "Custom Zoom".into()),
+        },
+        MjAction::Inpaint(_) => (starting("MJ::Inpaint::"), "Vary (Region)".into()),
+        _ => return Err(UpstreamError::rejected("not a button action")),
     };
-    find(&prefix)
-        .or(fallback)
-        .ok_or_else(|| UpstreamError::rejected("the origin result has no button for this action"))
+    found.ok_or_else(|| {
+        UpstreamError::rejected(&format!(
+            "the origin result has no {what} button (its buttons: {})",
+            if ids.is_empty() {
+                "none".to_string()
+            } else {
+                ids.iter()
+                    .map(|i| i.split("::").take(3).collect::<Vec<_>>().join("::"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        ))
+    })
+}
+
+/// The Zoom Out button a ratio presses (`50` for 2x, `75` for 1.5x: the image's share of
+/// the new frame), or `None` for Custom Zoom (another ratio, or a new prompt).
+fn zoom_button(ratio: f64, prompt: Option<&str>) -> Option<u8> {
+    if prompt.is_some_and(|p| !p.trim().is_empty()) {
+        return None;
+    }
+    if (ratio - 2.0).abs() < 1e-9 {
+        Some(50)
+    } else if (ratio - 1.5).abs() < 1e-9 {
+        Some(75)
+    } else {
+        None
+    }
 }
 
 fn action_names(components: &Value) -> Vec<String> {
@@ -767,6 +1146,14 @@ impl Upstream for Midjourney {
             ),
             None => None,
         };
+        if let MjAction::Seed(_) = &task.action {
+            return self.seed(job, ctl, &token, resumed).await;
+        }
+        let modal = self.modal_reply(job, &task.action).await?;
+        // A modal shown but never submitted made no job: press its button again.
+        if resumed.as_ref().is_some_and(|r| r.modal && !r.modal_sent) {
+            resumed = None;
+        }
         loop {
             let (reference, resuming) = match resumed.take() {
                 Some(r) => (r, true),
@@ -783,10 +1170,29 @@ impl Upstream for Midjourney {
                     let reference = MjReference {
                         nonce,
                         channel_id: channel.clone(),
+                        modal: modal.is_some(),
                         ..MjReference::default()
                     };
                     ctl.reference(&reference.to_json()).await?;
-                    if let Err(sent) = self.send_interaction(&token, &body).await {
+                    let mut sent = self.send_interaction(&token, &body).await;
+                    if let Err(f) = &sent
+                        && outdated_command(&f.error)
+                    {
+                        // Midjourney published new command versions: read them and send
+                        // again at once (Discord took nothing).
+                        self.forget_commands();
+                        let body = self
+                            .interaction(
+                                job,
+                                &task.action,
+                                task.process_mode,
+                                &reference.nonce,
+                                &channel,
+                            )
+                            .await?;
+                        sent = self.send_interaction(&token, &body).await;
+                    }
+                    if let Err(sent) = sent {
                         if !sent.maybe_taken {
                             // Discord did not take it: the retry sends afresh, anywhere.
                             ctl.reference("").await?;
@@ -796,7 +1202,10 @@ impl Upstream for Midjourney {
                     (reference, false)
                 }
             };
-            match self.follow(job, ctl, &token, reference, resuming).await {
+            match self
+                .follow(job, ctl, &token, reference, resuming, modal.as_ref())
+                .await
+            {
                 Ok(out) => return Ok(out),
                 Err(Followed::Failed(e)) => return Err(e),
                 Err(Followed::NeverAnswered) if resuming => {

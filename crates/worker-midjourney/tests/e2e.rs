@@ -13,6 +13,8 @@ use switchyard_worker_midjourney::Midjourney;
 
 const T: Duration = Duration::from_secs(20);
 const MJ: Provider = Provider::Midjourney;
+/// A 1×1 PNG, base64.
+const PNG_1X1: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_midjourney_task_type_completes() {
@@ -64,10 +66,6 @@ async fn every_midjourney_task_type_completes() {
     let mut follow = Vec::new();
     for (tt, input) in [
         ("upscale", json!({"origin_task_id": imagine, "index": 1})),
-        (
-            "upscale",
-            json!({"origin_task_id": imagine, "upscaler": "2x"}),
-        ),
         ("variation", json!({"origin_task_id": imagine, "index": 2})),
         ("reroll", json!({"origin_task_id": imagine})),
         ("seed", json!({"origin_task_id": imagine})),
@@ -120,7 +118,11 @@ async fn every_midjourney_task_type_completes() {
         ),
         (
             "inpaint",
-            json!({"origin_task_id": up_id, "mask": "bWFzaw==", "prompt": "a hat"}),
+            json!({"origin_task_id": up_id, "mask": PNG_1X1, "prompt": "a hat"}),
+        ),
+        (
+            "upscale",
+            json!({"origin_task_id": up_id, "upscaler": "subtle"}),
         ),
     ] {
         let id = h.submit("t_p", ppu, "midjourney", tt, input).await;
@@ -153,7 +155,7 @@ async fn every_midjourney_task_type_completes() {
             ppu,
             "midjourney",
             "describe",
-            json!({"image_url": "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="}),
+            json!({"image_url": format!("data:image/png;base64,{PNG_1X1}")}),
         )
         .await;
     let dd = h.wait_terminal("t_p", &describe_data, T).await;
