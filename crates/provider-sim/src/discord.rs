@@ -228,6 +228,8 @@ pub(crate) enum ModalKind {
     Zoom,
     /// Vary (Region): the editor in an iframe, submitted with a mask and a prompt.
     Region,
+    /// Remix mode: a variation's, reroll's or pan's new prompt.
+    Remix,
 }
 
 /// A modal shown to a user and not yet submitted.
@@ -236,6 +238,10 @@ pub(crate) struct Modal {
     pub kind: ModalKind,
     pub token: String,
     pub custom_id: String,
+    /// The text input's `custom_id` (text modals).
+    pub input: String,
+    /// The button that opened it.
+    pub button: String,
     pub channel: String,
     /// The button's interaction and nonce (Vary (Region)'s job goes on with them).
     pub nonce: String,
@@ -265,6 +271,27 @@ fn component_refused() -> Response {
                "errors": {"data": {"custom_id": {"_errors": [{"code": "COMPONENT_VALIDATION_FAILED",
                    "message": "Component validation failed"}]}}}}),
     )
+}
+
+/// The prompt modal a button opens in Remix mode — its `custom_id` and its text input's
+/// — or `None` for a button that opens none.
+fn remix_modal(custom: &str, origin_message: &str) -> Option<(String, &'static str)> {
+    let parts: Vec<&str> = custom.split("::").collect();
+    let (kind, index, uuid) = (*parts.get(2)?, *parts.get(3)?, *parts.get(4)?);
+    let remix = "MJ::RemixModal::new_prompt";
+    Some(match kind {
+        "variation" | "high_variation" => (format!("MJ::RemixModal::{uuid}::{index}::1"), remix),
+        "low_variation" => (format!("MJ::RemixModal::{uuid}::{index}::0"), remix),
+        "reroll" => (
+            format!("MJ::ImagineModal::{origin_message}"),
+            "MJ::ImagineModal::new_prompt",
+        ),
+        k if k.starts_with("pan_") => (
+            format!("MJ::PanModal::{}::{uuid}::{index}", &k[4..]),
+            "MJ::PanModal::prompt",
+        ),
+        _ => return None,
+    })
 }
 
 /// The `--zoom` of a prompt.
@@ -302,31 +329,29 @@ fn open_modal(
         "INTERACTION_CREATE",
         json!({"id": interaction, "nonce": nonce}),
     );
-    let zoom = custom.starts_with("MJ::CustomZoom::");
-    let (kind, modal_id, custom_id, event) = if zoom {
+    let text_modal = |custom_id: &str, input: &str, title: &str, value: String| {
+        json!({"id": interaction, "nonce": nonce, "channel_id": channel,
+            "application": {"id": MJ_BOT}, "custom_id": custom_id, "title": title,
+            "components": [{"type": 1, "components": [{"type": 4, "custom_id": input,
+                "label": "Prompt", "style": 2, "value": value}]}]})
+    };
+    let (kind, modal_id, custom_id, input, event) = if custom.starts_with("MJ::CustomZoom::") {
         let custom_id = format!("MJ::OutpaintCustomZoomModal::{origin_uuid}");
-        let event = json!({"id": interaction, "nonce": nonce, "channel_id": channel,
-            "application": {"id": MJ_BOT}, "custom_id": custom_id, "title": "Zoom Out",
-            "components": [{"type": 1, "components": [{"type": 4,
-                "custom_id": "MJ::OutpaintCustomZoomModal::prompt", "label": "Zoom Prompt",
-                "style": 2, "value": format!("{prompt} --zoom 2")}]}]});
-        (
-            ModalKind::Zoom,
-            interaction.clone(),
-            custom_id,
-            ("INTERACTION_MODAL_CREATE", event),
-        )
+        let input = "MJ::OutpaintCustomZoomModal::prompt";
+        let event = text_modal(&custom_id, input, "Zoom Out", format!("{prompt} --zoom 2"));
+        let t = ("INTERACTION_MODAL_CREATE", event);
+        (ModalKind::Zoom, interaction.clone(), custom_id, input, t)
+    } else if let Some((custom_id, input)) = remix_modal(custom, origin) {
+        let event = text_modal(&custom_id, input, "Remix Prompt", prompt.to_string());
+        let t = ("INTERACTION_MODAL_CREATE", event);
+        (ModalKind::Remix, interaction.clone(), custom_id, input, t)
     } else {
         let custom_id = format!("MJ::iframe::{}", snowflake(s));
         let event = json!({"id": interaction, "nonce": nonce, "channel_id": channel,
             "application": {"id": MJ_BOT}, "custom_id": custom_id, "title": "Vary Region",
             "modal_size": 2, "iframe_path": format!("/inpaint/index.html?custom_id={custom_id}")});
-        (
-            ModalKind::Region,
-            custom_id.clone(),
-            custom_id,
-            ("INTERACTION_IFRAME_MODAL_CREATE", event),
-        )
+        let t = ("INTERACTION_IFRAME_MODAL_CREATE", event);
+        (ModalKind::Region, custom_id.clone(), custom_id, "", t)
     };
     s.lock().modals.insert(
         modal_id,
@@ -334,6 +359,8 @@ fn open_modal(
             kind,
             token: token.to_string(),
             custom_id,
+            input: input.to_string(),
+            button: custom.to_string(),
             channel: channel.to_string(),
             nonce: nonce.to_string(),
             interaction: interaction.clone(),
@@ -738,9 +765,13 @@ async fn interaction(
                 return component_refused();
             }
             s.lock().pressed.push(custom.clone());
-            // Custom Zoom and Vary (Region) open a modal; the job starts when it is
-            // submitted.
-            if custom.starts_with("MJ::CustomZoom::") || custom.starts_with("MJ::Inpaint::") {
+            // Custom Zoom and Vary (Region) open a modal, and in Remix mode so do the
+            // variations, the reroll and the pans; the job starts when it is submitted.
+            let remix = account.behaviour == Behaviour::Remix;
+            if custom.starts_with("MJ::CustomZoom::")
+                || custom.starts_with("MJ::Inpaint::")
+                || (remix && remix_modal(&custom, &origin).is_some())
+            {
                 return open_modal(&s, &token, &channel, &nonce, &custom, &prompt, &origin);
             }
             (custom, prompt, Some(origin))
@@ -750,19 +781,38 @@ async fn interaction(
             let modal_id = body["data"]["id"].as_str().unwrap_or("").to_string();
             let custom = body["data"]["custom_id"].as_str().unwrap_or("");
             let modal = s.lock().modals.remove(&modal_id);
-            let Some(modal) = modal
-                .filter(|m| m.token == token && m.custom_id == custom && m.kind == ModalKind::Zoom)
-            else {
+            let Some(modal) = modal.filter(|m| {
+                m.token == token && m.custom_id == custom && m.kind != ModalKind::Region
+            }) else {
                 return err(
                     StatusCode::BAD_REQUEST,
                     json!({"message": "Unknown interaction", "code": 10062}),
                 );
             };
             let value = body["data"]["components"][0]["components"][0].clone();
-            if value["custom_id"] != "MJ::OutpaintCustomZoomModal::prompt" {
+            if value["custom_id"] != modal.input.as_str() {
                 return component_refused();
             }
             let prompt = value["value"].as_str().unwrap_or("").to_string();
+            if modal.kind == ModalKind::Remix {
+                s.lock().modal_log.push(ModalSubmission {
+                    kind: "remix".into(),
+                    prompt: prompt.clone(),
+                    zoom: None,
+                    mask: Vec::new(),
+                });
+                let job = Command {
+                    account,
+                    token,
+                    channel,
+                    nonce,
+                    interaction: snowflake(&s).to_string(),
+                    kind: modal.button,
+                    prompt,
+                    reply_to: Some(modal.origin),
+                };
+                return run_command(&s, job);
+            }
             let zoom = zoom_of(&prompt);
             s.lock().modal_log.push(ModalSubmission {
                 kind: "custom_zoom".into(),

@@ -55,6 +55,8 @@ pub enum Behaviour {
     Captcha,
     /// No fast hours (Midjourney fast and turbo fail).
     NoFast,
+    /// Works; Midjourney in Remix mode (variations, rerolls and pans open a prompt modal).
+    Remix,
 }
 
 /// A simulated account, from its credential.
@@ -82,6 +84,7 @@ impl SimAccount {
             "flaky" => Behaviour::Flaky,
             "captcha" => Behaviour::Captcha,
             "no_fast" => Behaviour::NoFast,
+            "remix" => Behaviour::Remix,
             _ => return None,
         };
         let name = parts.next()?.to_string();

@@ -429,6 +429,16 @@ impl Midjourney {
                     prompt: o.prompt.clone().filter(|p| !p.trim().is_empty()),
                 })
             }
+            // In Remix mode these buttons open a prompt modal (else they just run).
+            MjAction::Variation(v) => Some(ModalReply::Remix {
+                prompt: remix_prompt(v.prompt.as_deref(), v.aspect_ratio.as_deref()),
+            }),
+            MjAction::Reroll(r) => Some(ModalReply::Remix {
+                prompt: remix_prompt(r.prompt.as_deref(), r.aspect_ratio.as_deref()),
+            }),
+            MjAction::Pan(p) => Some(ModalReply::Remix {
+                prompt: remix_prompt(p.prompt.as_deref(), None),
+            }),
             MjAction::Inpaint(a) => {
                 let mask = if a.mask.starts_with("http://") || a.mask.starts_with("https://") {
                     let bytes = fetch_bytes(&self.http, &a.mask, "the mask", self.inputs).await?;
@@ -464,6 +474,22 @@ impl Midjourney {
                 let prefilled = input["value"].as_str().unwrap_or("");
                 let text = prompt.as_deref().unwrap_or(prefilled);
                 let value = format!("{} --zoom {ratio}", without_flag(text, "--zoom"));
+                let body = json!({"type": 5, "application_id": APPLICATION_ID,
+                    "guild_id": job.credentials["guild_id"], "channel_id": reference.channel_id,
+                    "session_id": self.gateway(&job.account_id, token).await?.session_id.clone(),
+                    "nonce": reference.nonce,
+                    "data": {"id": shown["id"], "custom_id": shown["custom_id"],
+                             "components": [{"type": 1, "components": [{"type": 4,
+                                 "custom_id": input["custom_id"], "value": value}]}]}});
+                self.send_interaction(token, &body)
+                    .await
+                    .map_err(|f| f.error)
+            }
+            ModalReply::Remix { prompt } => {
+                let input = &shown["components"][0]["components"][0];
+                let value = prompt
+                    .clone()
+                    .unwrap_or_else(|| input["value"].as_str().unwrap_or("").to_string());
                 let body = json!({"type": 5, "application_id": APPLICATION_ID,
                     "guild_id": job.credentials["guild_id"], "channel_id": reference.channel_id,
                     "session_id": self.gateway(&job.account_id, token).await?.session_id.clone(),
@@ -812,14 +838,22 @@ impl Midjourney {
                 if let Some((title, description)) = &view.error {
                     return Err(classify_embed(title, description).into());
                 }
-                // The button opened its modal: submit it, once.
-                if let (Some(reply), Some(shown)) = (modal, &view.modal)
+                // The button opened its modal: submit it, once. Stored as submitted first:
+                // a run resumed after a lost answer must not submit (and so generate) twice.
+                if let Some(shown) = &view.modal
                     && !reference.modal_sent
                 {
-                    self.submit_modal(job, token, &reference, shown, reply)
-                        .await?;
+                    let Some(reply) = modal else {
+                        return Err(UpstreamError::rejected(
+                            "Midjourney opened a modal this action has nothing to submit to",
+                        )
+                        .into());
+                    };
+                    reference.modal = true;
                     reference.modal_sent = true;
                     ctl.reference(&reference.to_json()).await?;
+                    self.submit_modal(job, token, &reference, shown, reply)
+                        .await?;
                 }
                 if view.done.is_some() {
                     return Ok(output(&view, &reference, images, &self.cdn));
@@ -869,6 +903,22 @@ enum ModalReply {
     Zoom { ratio: f64, prompt: Option<String> },
     /// Vary (Region): the mask as a PNG `data:` URL, and the prompt for the region.
     Region { mask: String, prompt: String },
+    /// Remix mode's prompt modal (variation, reroll, pan): the new prompt (else the
+    /// modal's own).
+    Remix { prompt: Option<String> },
+}
+
+/// A remix prompt with its aspect ratio (`--ar`, unless the prompt has one).
+fn remix_prompt(prompt: Option<&str>, aspect_ratio: Option<&str>) -> Option<String> {
+    let prompt = prompt.map(str::trim).filter(|p| !p.is_empty())?;
+    Some(
+        match aspect_ratio.map(str::trim).filter(|a| !a.is_empty()) {
+            Some(ar) if !prompt.contains("--ar ") && !prompt.contains("--aspect ") => {
+                format!("{prompt} --ar {ar}")
+            }
+            _ => prompt.to_string(),
+        },
+    )
 }
 
 /// Discord refused a command as outdated (its version changed).
@@ -1170,7 +1220,6 @@ impl Upstream for Midjourney {
                     let reference = MjReference {
                         nonce,
                         channel_id: channel.clone(),
-                        modal: modal.is_some(),
                         ..MjReference::default()
                     };
                     ctl.reference(&reference.to_json()).await?;

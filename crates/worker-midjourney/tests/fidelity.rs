@@ -272,3 +272,59 @@ async fn an_outdated_command_is_read_again_and_sent_once() {
     assert_eq!((stats.tasks["c1"], stats.tasks["c2"]), (1, 1));
     w.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remix_prompts_go_through_the_remix_modal() {
+    let h = Harness::new("mj_remix").await;
+    h.tenant("t_p", Plan::Premium).await;
+    h.fund("t_p", QuotaKind::MjQuota, 100_000).await;
+    // An account in Remix mode: variations, rerolls and pans open a prompt modal.
+    h.account(
+        Provider::Midjourney,
+        &Owner::Pool,
+        "remix1",
+        "sim:remix:mjr",
+        [10, 10, 10],
+    )
+    .await;
+    let w = h.start_worker(Arc::new(Midjourney::new(&h.config)));
+    let grid = done(
+        &h,
+        "imagine",
+        json!({"prompt": "a cat [sim:ms=50]", "process_mode": "fast"}),
+    )
+    .await;
+    done(
+        &h,
+        "variation",
+        json!({"origin_task_id": grid.id, "index": "1",
+        "prompt": "angry cat wearing a hat", "aspect_ratio": "16:9"}),
+    )
+    .await;
+    // No prompt: the modal's own (the origin's) is submitted.
+    done(&h, "reroll", json!({"origin_task_id": grid.id})).await;
+    let up = done(
+        &h,
+        "upscale",
+        json!({"origin_task_id": grid.id, "index": 1}),
+    )
+    .await;
+    done(
+        &h,
+        "pan",
+        json!({"origin_task_id": up.id, "direction": "left", "prompt": "a cat by the sea"}),
+    )
+    .await;
+    let subs: Vec<_> = h
+        .sim
+        .modal_submissions()
+        .into_iter()
+        .filter(|s| s.kind == "remix")
+        .collect();
+    let prompts: Vec<&str> = subs.iter().map(|s| s.prompt.as_str()).collect();
+    assert_eq!(prompts.len(), 3, "{prompts:?}");
+    assert_eq!(prompts[0], "angry cat wearing a hat --ar 16:9");
+    assert!(prompts[1].starts_with("a cat"), "{prompts:?}");
+    assert_eq!(prompts[2], "a cat by the sea");
+    w.stop().await;
+}
