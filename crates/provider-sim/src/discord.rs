@@ -577,7 +577,8 @@ fn job_id_in(m: &Value) -> Option<String> {
 }
 
 /// The buttons of an upscaled image, as Midjourney shows them for the prompt's model
-/// version: its upscalers (V5.x and Niji 5: 2x and 4x; V6, 6.1 and 7: Subtle and
+/// version: its upscalers (V4: Light and Beta redo, with Make Variations and nothing
+/// else; V5.x and Niji 5: 2x and 4x; V6, 6.1 and 7: Subtle and
 /// Creative, each named for its version), Vary (Subtle / Strong / Region), Zoom Out 2x
 /// and 1.5x, Custom Zoom, the four pans. No seed button: the seed comes by ✉️ reaction.
 fn upscaled_buttons(prompt: &str, uuid: &str) -> Value {
@@ -594,8 +595,16 @@ fn upscaled_buttons(prompt: &str, uuid: &str) -> Value {
         }
         v
     };
+    if matches!(version.as_str(), "4" | "4.0" | "niji4") {
+        // V4's upscales: its variations and its redo upscalers.
+        let b = |label: &str, id: String| json!({"type": 2, "custom_id": id, "label": label});
+        return json!([{"type": 1, "components": [
+            b("Make Variations", format!("MJ::JOB::variation::1::{uuid}::SOLO")),
+            b("Light Upscale Redo", format!("MJ::JOB::upsample_light::1::{uuid}::SOLO")),
+            b("Beta Upscale Redo", format!("MJ::JOB::upsample_beta::1::{uuid}::SOLO"))]}]);
+    }
     let ups: Vec<(&str, String)> = match version.as_str() {
-        "5" | "5.0" | "5.1" | "5.2" | "niji5" | "niji4" => vec![
+        "5" | "5.0" | "5.1" | "5.2" | "niji5" => vec![
             ("Upscale (2x)", "upsample_v5_2x".into()),
             ("Upscale (4x)", "upsample_v5_4x".into()),
         ],

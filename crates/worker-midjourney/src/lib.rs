@@ -992,14 +992,16 @@ fn custom_id(action: &MjAction, origin: &Value) -> Result<String, UpstreamError>
         .unwrap_or_default();
     let starting = |prefix: &str| ids.iter().find(|id| id.starts_with(prefix)).cloned();
     // An upscaler: `MJ::JOB::upsample_<version>_<kind>::…`, `<version>` being v5, v6, v6r1,
-    // v7… — the kind decides, whichever version the result is.
+    // v7… — the kind decides, whichever version the result is — or V4's
+    // `MJ::JOB::upsample_<kind>::…` (light, beta).
     let upscaler = |kind: &str| {
         ids.iter()
             .find(|id| {
                 id.strip_prefix("MJ::JOB::upsample_")
                     .and_then(|rest| rest.split("::").next())
-                    .and_then(|name| name.split_once('_'))
-                    .is_some_and(|(_, k)| k == kind)
+                    .is_some_and(|name| {
+                        name == kind || name.split_once('_').is_some_and(|(_, k)| k == kind)
+                    })
             })
             .cloned()
     };

@@ -161,6 +161,11 @@ async fn every_upscaler_presses_its_versions_button() {
     let (h, w) = setup("mj_upscalers").await;
     for (prompt, good, bad) in [
         (
+            "a fox --v 4 [sim:ms=50]",
+            [("light", "upsample_light"), ("beta", "upsample_beta")],
+            ["2x", "subtle"],
+        ),
+        (
             "a fox --v 5.2 [sim:ms=50]",
             [("2x", "upsample_v5_2x"), ("4x", "upsample_v5_4x")],
             ["subtle", "creative"],
