@@ -1,7 +1,8 @@
 -- Complete tasks: free their slots, capture their holds, store their outputs, set
 -- retention, record who owns the upstream objects each produced. ARGV: id, token,
--- output, objects quadruples (a batch from one worker; bounded by the caller; `objects`:
--- the ids of the upstream objects the task produced, newline-separated, or empty).
+-- output, products quadruples (a batch from one worker; bounded by the caller;
+-- `products`: empty, or `h` (it has hosted files) or `-`, then the ids of the upstream
+-- objects the task produced, newline-separated).
 -- Returns, per task, 'ok', 'already' (completed before: nothing charged again) or 'stale'
 -- (the lease is not this worker's; nothing changed).
 -- The batch's slots are freed together (one removal per set, one refresh per account)
@@ -37,16 +38,17 @@ local L = ledger()
 USAGE.batch = true
 for i, t in ipairs(done) do
   finish(t, 'completed', '', '', '', L, 'output', outputs[i], 'progress', '100') -- per cent, not configured
-  local ttl = tonumber(t.retention_s or '') or tonumber(CONFIG.retention_fallback_s)
-  -- Hosted result files go when the task's retention ends.
-  if string.find(outputs[i], '"hosted_files"', 1, true) then
-    redis.call('ZADD', k('files'), NOW + ttl * 1000, t.id)
-  end
-  -- Follow-ups that name these objects run on this account (in this pool) while the
-  -- task is kept.
-  if objects[i] ~= '' then
+  local o = objects[i]
+  if o ~= '' then
+    local ttl = tonumber(t.retention_s or '') or tonumber(CONFIG.retention_fallback_s)
+    -- Hosted result files go when the task's retention ends.
+    if string.byte(o, 1) == 104 then -- 'h'
+      redis.call('ZADD', k('files'), NOW + ttl * 1000, t.id)
+    end
+    -- Follow-ups that name these objects run on this account (in this pool) while the
+    -- task is kept.
     local owner = t.pool .. '|' .. t.account
-    for obj in string.gmatch(objects[i], '[^\n]+') do
+    for obj in string.gmatch(string.sub(o, 2), '[^\n]+') do
       redis.call('SET', k('obj', t.tenant, obj), owner, 'EX', ttl)
     end
   end

@@ -1,7 +1,8 @@
 -- Submit tasks: idempotency, pool choice (BYOA, or PPU by request or failover), quota
 -- hold, store, queue, wake. Each task is all or nothing: a refused one writes nothing.
 -- ARGV: for each task, its argument count, then its arguments: id, tenant, service_mode
---       (ppu|byoa), mode, pin, ppu_price, quota_kind, idempotency_key, idempotency_hash,
+--       (ppu|byoa), mode, pin (`!<account>`: the owner of what the task continues),
+--       ppu_price, quota_kind, idempotency_key, idempotency_hash,
 --       idempotency_ttl_s, then field/value pairs (`body`: the body's own key; `log`: an
 --       entry of the task's log). A batch comes from one caller and is bounded by it.
 -- Returns one reply per task: {'ok', id, pool, failover, held} | {'dup', id} |
@@ -37,13 +38,12 @@ local function submit_one(A)
   if not tn[2] or not tn[3] then return {'err', 'no_tenant', tenant} end
   if redis.call('EXISTS', k('t', id)) == 1 then return {'dup', id} end
 
-  -- A follow-up pinned to the account that owns its upstream object (`owner_pin`: what
-  -- it names) is taken as it is: if that account cannot serve it, claim fails it
-  -- `account_error`, as it must not run elsewhere.
-  local owner_pin = false
-  for i = 11, #A, 2 do
-    if A[i] == 'owner_pin' then owner_pin = true end
-  end
+  -- A follow-up pinned to the account that owns its upstream object (its pin comes as
+  -- `!<account>`, and the task's `owner_pin` field says what it names) is taken as it is:
+  -- if that account cannot serve it, claim fails it `account_error`, as it must not run
+  -- elsewhere.
+  local owner_pin = string.byte(pin, 1) == 33
+  if owner_pin then pin = string.sub(pin, 2) end
   local pool, failover = svc, 0
   if owner_pin and pin ~= '' then
     -- queued on its pin, whatever the account's state

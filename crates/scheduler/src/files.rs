@@ -1,6 +1,6 @@
 //! `files_due.lua`: which completed tasks' hosted result files are due for deletion.
 //!
-//! Completing a task whose output lists hosted files (`hosted_files`) records it in its
+//! Completing a task with hosted files (`Scheduler::complete_owning`) records it in its
 //! shard's `files` set with the time its retention ends (`complete.lua`). A sweeper (every
 //! worker's reap loop) takes due entries here, deletes the task's objects from the store,
 //! and says so with [`Scheduler::files_swept`].

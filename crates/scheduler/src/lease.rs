@@ -157,17 +157,20 @@ impl Scheduler {
         lease: &Lease,
         output: &str,
     ) -> Result<CompleteOutcome, SchedulerError> {
-        self.complete_owning(lease, output, &[]).await
+        self.complete_owning(lease, output, &[], false).await
     }
 
     /// Complete a task that produced upstream objects (a conversation, a clip, a
     /// generation…): follow-ups that name one of `objects` run on this task's account,
-    /// in its pool, while the task is kept ([`Scheduler::owner_of`]).
+    /// in its pool, while the task is kept ([`Scheduler::owner_of`]). With
+    /// `hosted_files`, its stored result files are deleted when its retention ends
+    /// ([`Scheduler::due_files`]).
     pub async fn complete_owning(
         &self,
         lease: &Lease,
         output: &str,
         objects: &[String],
+        hosted_files: bool,
     ) -> Result<CompleteOutcome, SchedulerError> {
         let objects = objects
             .iter()
@@ -175,8 +178,15 @@ impl Scheduler {
             .map(String::as_str)
             .collect::<Vec<_>>()
             .join("\n");
+        // What complete.lua records besides the output: `h` when the task has hosted files
+        // (deleted at the end of its retention), then the objects' ids.
+        let products = match (hosted_files, objects.is_empty()) {
+            (false, true) => String::new(),
+            (true, _) => format!("h{objects}"),
+            (false, false) => format!("-{objects}"),
+        };
         let mut out = self
-            .complete_batch(&[(lease, output, objects.as_str())])
+            .complete_batch(&[(lease, output, products.as_str())])
             .await?;
         out.pop().ok_or_else(|| SchedulerError::Protocol {
             script: "complete",

@@ -57,7 +57,12 @@ impl Scheduler {
             task.tenant.clone(),
             task.service_mode.as_str().to_string(),
             task.process_mode.as_str().to_string(),
-            task.pin.clone().unwrap_or_default(),
+            // The owner of what a follow-up continues is marked: it is not refused at
+            // submit (claim fails the task if the account cannot serve it).
+            match &task.pin {
+                Some(p) if task.extra.iter().any(|(k, _)| k == "owner_pin") => format!("!{p}"),
+                p => p.clone().unwrap_or_default(),
+            },
             task.ppu_price.amount.to_string(),
             task.ppu_price.kind.as_str().to_string(),
             idem,

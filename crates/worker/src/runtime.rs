@@ -468,9 +468,12 @@ impl Worker {
         clock: &LeaseClock,
         result: Result<Value, UpstreamError>,
     ) {
-        let objects = match &result {
-            Ok(output) => self.upstream.objects(output),
-            Err(_) => Vec::new(),
+        let (objects, hosted) = match &result {
+            Ok(output) => (
+                self.upstream.objects(output),
+                output.get(crate::HOSTED_FIELD).is_some(),
+            ),
+            Err(_) => (Vec::new(), false),
         };
         let Outcome { label, settlement } = Outcome::of(&result);
         metrics::counter!("switchyard_task_outcomes_total",
@@ -479,7 +482,7 @@ impl Worker {
         let deadline = || clock.deadline();
         let recorded = match settlement {
             Settlement::Complete { output } => persist("complete", deadline, || {
-                self.sched.complete_owning(lease, &output, &objects)
+                self.sched.complete_owning(lease, &output, &objects, hosted)
             })
             .await
             .map(|o| info!(outcome = ?o, "completed")),
