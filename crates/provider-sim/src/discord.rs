@@ -661,18 +661,20 @@ fn job_uuid(job: &str) -> String {
 }
 
 /// An error embed from the bot: for an interaction (with its nonce and interaction), or
-/// replying to a job message that failed after it started.
+/// replying to a job message that failed after it started. Its footer names the command
+/// and prompt, as Midjourney's do (`/imagine <prompt>`; a button's job: its prompt).
 fn error_embed(
     s: &Shared,
     token: &str,
     channel: &str,
     about: ErrorAbout<'_>,
-    title: &str,
+    (title, footer): (&str, &str),
     color: u64,
 ) {
     let id = snowflake(s).to_string();
     let mut m = json!({"id": id, "channel_id": channel, "author": {"id": MJ_BOT},
-           "content": "", "embeds": [{"title": title, "description": format!("{title}. (simulated)"), "color": color}],
+           "content": "", "embeds": [{"title": title, "description": format!("{title}. (simulated)"),
+                                      "color": color, "footer": {"text": footer}}],
            "attachments": [], "components": []});
     match about {
         ErrorAbout::Interaction { nonce, interaction } => {
@@ -685,6 +687,16 @@ fn error_embed(
         }
     }
     dispatch(s, token, "MESSAGE_CREATE", m);
+}
+
+/// The footer of an error embed about a job: `/<command> <prompt>` for a slash command,
+/// the prompt for a button's job.
+fn footer_of(kind: &str, prompt: &str) -> String {
+    if kind.starts_with("MJ::") {
+        prompt.to_string()
+    } else {
+        format!("/{kind} {prompt}")
+    }
 }
 
 enum ErrorAbout<'a> {
@@ -841,7 +853,14 @@ async fn interaction(
                     nonce: &nonce,
                     interaction: &interaction,
                 };
-                error_embed(&s, &token, &channel, about, "Invalid parameter", ERROR_RED);
+                error_embed(
+                    &s,
+                    &token,
+                    &channel,
+                    about,
+                    ("Invalid parameter", &prompt),
+                    ERROR_RED,
+                );
                 return StatusCode::NO_CONTENT.into_response();
             }
             (
@@ -908,7 +927,14 @@ fn run_command(s: &Shared, c: Command) -> Response {
             nonce: &nonce,
             interaction: &interaction,
         };
-        error_embed(&s, &token, &channel, about, title, color);
+        error_embed(
+            &s,
+            &token,
+            &channel,
+            about,
+            (title, &footer_of(&kind, &prompt)),
+            color,
+        );
         StatusCode::NO_CONTENT.into_response()
     };
     let queued = match s.admit_or_queue(&account, &d, false, MJ_QUEUE) {
@@ -1044,12 +1070,13 @@ fn on_step(s: &Shared, job_id: &str, state: &JobState) {
                    "components": [], "embeds": []}),
         ),
         JobState::Failed(reason) => {
+            let footer = footer_of(d["kind"].as_str().unwrap_or(""), prompt);
             error_embed(
                 s,
                 token,
                 channel,
                 ErrorAbout::Job { message: start_id },
-                reason,
+                (reason, &footer),
                 ERROR_RED,
             );
             dispatch(

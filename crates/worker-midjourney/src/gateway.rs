@@ -146,6 +146,23 @@ impl State {
 }
 
 impl State {
+    /// The job whose failure this error embed is when no reply names it: an error after
+    /// the start replies to the job message, which Midjourney deletes, so a run that never
+    /// saw that message (resumed from history) knows the job by the command and prompt the
+    /// embed's footer names (`/imagine <prompt>`).
+    fn error_by_echo(&self, d: &Value) -> Option<String> {
+        let footer = d["embeds"][0]["footer"]["text"].as_str()?;
+        self.echoes
+            .iter()
+            .find(|(nonce, echo)| {
+                self.jobs
+                    .get(*nonce)
+                    .is_some_and(|v| v.done.is_none() && v.error.is_none())
+                    && footer == format!("/imagine {echo}")
+            })
+            .map(|(n, _)| n.clone())
+    }
+
     /// The job whose result this is when neither its job id nor a reply names it: a job
     /// whose job message is known but whose job id never was (it ended before its first
     /// progress was seen), and whose prompt the result echoes, posted after the job message.
@@ -499,7 +516,12 @@ impl Gateway {
                         .as_str()
                         .and_then(|m| s.by_message.get(m).cloned());
                     let echoed = || s.result_by_echo(d).filter(|_| is_result(d));
-                    let Some(nonce) = by_job.filter(|_| is_result(d)).or(replied).or_else(echoed)
+                    let failed = || s.error_by_echo(d).filter(|_| is_error(d));
+                    let Some(nonce) = by_job
+                        .filter(|_| is_result(d))
+                        .or(replied)
+                        .or_else(echoed)
+                        .or_else(failed)
                     else {
                         return;
                     };
@@ -573,6 +595,38 @@ mod tests {
         assert_eq!(
             job_id_of(&json!({"attachments": [{"filename": "image0.png"}]})),
             None
+        );
+    }
+
+    #[test]
+    fn a_failure_whose_job_message_is_gone_is_known_by_its_footer() {
+        let gw = Gateway::detached();
+        gw.track(
+            "n1",
+            &Known {
+                echo: Some("a fox --relax".into()),
+                ..Known::default()
+            },
+        );
+        gw.track(
+            "n2",
+            &Known {
+                echo: Some("a fox --fast".into()),
+                ..Known::default()
+            },
+        );
+        // From the history: the reply to a deleted job message, with its footer.
+        gw.observe(
+            "MESSAGE_CREATE",
+            &json!({"id": "20", "content": "", "attachments": [], "components": [],
+                    "message_reference": {"message_id": "19"},
+                    "embeds": [{"title": "Invalid parameter", "color": 16_711_680,
+                                "footer": {"text": "/imagine a fox --fast"}}]}),
+        );
+        assert!(gw.view("n1").error.is_none());
+        assert_eq!(
+            gw.view("n2").error.map(|e| e.0).as_deref(),
+            Some("Invalid parameter")
         );
     }
 
