@@ -373,3 +373,118 @@ async fn a_banned_account_notifies_its_tenant() {
     }
     api.stop().await;
 }
+
+/// GoAPI's backups: a tenant whose last primary account stops serving is told its backups
+/// took over (`backup_accounts_promoted`, with the mode); the backups then run its tasks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backups_promoted_notify_their_tenant_and_take_the_work() {
+    let mut api = Api::start("safety_backups").await;
+    api.run_workers();
+    let (_, key) = api.tenant("premium").await;
+    let hook = Receiver::start(0).await;
+    let (s, _, v) = api
+        .raw(
+            Some(&key),
+            Method::PATCH,
+            "/api/v1/me/settings",
+            Some(&json!({"notification_webhook": {"endpoint": hook.url}}).to_string()),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let client = api.client(&key);
+    let primary = client
+        .add_account(&json!({"provider": "suno", "name": "main",
+            "credentials": {"cookie": "sim:ok:suno-main-0001"}, "concurrency": 2}))
+        .await
+        .unwrap();
+    let backup = client
+        .add_account(&json!({"provider": "suno", "name": "spare", "backup": true,
+            "credentials": {"cookie": "sim:ok:suno-spare-0001"}, "concurrency": 2}))
+        .await
+        .unwrap();
+    let primary_id = primary["account_id"].as_str().unwrap().to_string();
+    let byoa = json!({"service_mode": "private"});
+    let t = client
+        .create_task(
+            "suno",
+            "generate_music",
+            json!({"gpt_description_prompt": "a song [sim:ms=20]"}),
+            Some(byoa.clone()),
+        )
+        .await
+        .unwrap();
+    let t = client
+        .wait_task(t["task_id"].as_str().unwrap(), Duration::from_secs(20))
+        .await
+        .unwrap();
+    assert_eq!(
+        t["meta"]["account_id"],
+        primary_id.as_str(),
+        "the primary serves: {t}"
+    );
+    // More work than the primary runs at once: it waits for the primary; the backup,
+    // idle, makes no upstream job (the simulator's witness).
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        let t = client
+            .create_task(
+                "suno",
+                "generate_music",
+                json!({"gpt_description_prompt": format!("song {i} [sim:ms=200]")}),
+                Some(byoa.clone()),
+            )
+            .await
+            .unwrap();
+        ids.push(t["task_id"].as_str().unwrap().to_string());
+    }
+    for id in &ids {
+        let t = client.wait_task(id, Duration::from_secs(30)).await.unwrap();
+        assert_eq!(t["meta"]["account_id"], primary_id.as_str(), "{t}");
+    }
+    let stats = api.h.sim.stats();
+    assert_eq!(stats.accounts["suno-main-0001"].max, 2);
+    assert!(
+        !stats.accounts.contains_key("suno-spare-0001"),
+        "the backup stayed idle"
+    );
+    client
+        .update_account(&primary_id, &json!({"enabled": false}))
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = hook.got.lock().unwrap().clone();
+        if let Some((_, v, _)) = got
+            .iter()
+            .find(|(_, v, _)| v["type"] == "backup_accounts_promoted")
+        {
+            assert_eq!(v["detail"]["provider"], "suno");
+            assert_eq!(v["detail"]["mode"], "relax");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no backup_accounts_promoted: {got:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let t = client
+        .create_task(
+            "suno",
+            "generate_music",
+            json!({"gpt_description_prompt": "another [sim:ms=20]"}),
+            Some(byoa),
+        )
+        .await
+        .unwrap();
+    let t = client
+        .wait_task(t["task_id"].as_str().unwrap(), Duration::from_secs(20))
+        .await
+        .unwrap();
+    assert_eq!(t["status"], "completed", "{t}");
+    assert_eq!(
+        t["meta"]["account_id"], backup["account_id"],
+        "the backup serves: {t}"
+    );
+    api.stop().await;
+}

@@ -128,6 +128,18 @@ pub fn owner(base: &str, tenant: &str, object: &str) -> String {
     format!("{base}:obj:{tenant}:{object}")
 }
 
+/// An owner's primary accounts that are active and serve a mode now (while any is
+/// there, its backups take no work). Built by the scripts.
+pub fn usable_primaries(base: &str, owner: &str, mode: &str) -> String {
+    format!("{base}:usep:{owner}:{mode}")
+}
+
+/// Set while an owner's backups are promoted in a mode (no primary serves it): the time
+/// they were. Built by the scripts.
+pub fn backups_promoted(base: &str, owner: &str, mode: &str) -> String {
+    format!("{base}:promo:{owner}:{mode}")
+}
+
 /// Completed tasks with hosted result files, by the time their retention ends (then the
 /// files are deleted). Built by the scripts.
 pub fn files(base: &str) -> String {
@@ -309,6 +321,8 @@ mod tests {
             expiry(b),
             files(b),
             owner(b, "<tenant>", "<object>"),
+            usable_primaries(b, "<owner>", "<mode>"),
+            backups_promoted(b, "<owner>", "<mode>"),
         ];
         let global = [
             tenants(&g),

@@ -742,13 +742,14 @@ async fn balancing_least_loaded_pin_weight_backup_and_modes() {
     let p = s.claim(MJ, 1, NOW).await.unwrap();
     assert_eq!(p[0].account, "a2");
 
-    // Fill the primaries' fast capacity: the next fast task goes to the backup.
+    // Fill the primaries' fast capacity: the next fast task waits. Busy primaries keep
+    // the backup idle; it takes work only when no primary can serve (see `backups_…`).
     for _ in 0..3 {
         s.submit(&task("t_p", MJ, BYOA, FAST, 14)).await.unwrap();
     }
     let more = s.claim(MJ, 3, NOW).await.unwrap();
-    let backups = more.iter().filter(|t| t.account == "bk").count();
-    assert_eq!(backups, 1, "{more:?}");
+    assert_eq!(more.len(), 2, "{more:?}");
+    assert!(more.iter().all(|t| t.account != "bk"), "{more:?}");
 
     // Disabled and cooling accounts are never chosen.
     let s2 = scheduler("balance2").await;
@@ -1502,7 +1503,7 @@ async fn retried_on(s: &switchyard_scheduler::Scheduler) -> String {
 }
 
 #[tokio::test]
-async fn a_retry_prefers_another_primary_then_a_backup_then_its_own_account() {
+async fn a_retry_prefers_another_primary_then_its_own_account() {
     let s = scheduler("avoid").await;
     let owner = Owner::Tenant("t_p".into());
     tenant(&s, "t_p", Plan::Premium).await;
@@ -1516,11 +1517,106 @@ async fn a_retry_prefers_another_primary_then_a_backup_then_its_own_account() {
     s.set_account_state(MJ, &owner, "a2", Some(&off))
         .await
         .unwrap();
-    assert_eq!(retried_on(&s).await, "bk");
-    s.set_account_state(MJ, &owner, "bk", Some(&off))
+    // a1 still serves: the backup stays idle, the retry goes back to a1.
+    assert_eq!(retried_on(&s).await, "a1", "no other primary is free");
+}
+
+/// GoAPI's backups: idle while a primary is active and serves the mode — even a busy one;
+/// promoted, all at once and with an event, when none does (disabled, or out of fast
+/// hours for fast work); demoted when one can serve again.
+#[tokio::test]
+async fn backups_idle_while_a_primary_serves_then_promoted_and_demoted() {
+    let s = scheduler("backups").await;
+    let owner = Owner::Tenant("t_p".into());
+    tenant(&s, "t_p", Plan::Premium).await;
+    account(&s, MJ, &owner, "p1", [1, 2, 0]).await;
+    account_with(&s, MJ, &owner, "bk", [5, 5, 0], 1, true).await;
+    let events = |s: &switchyard_scheduler::Scheduler| {
+        let s = s.clone();
+        async move {
+            s.recent_events(MJ, 0, 1000)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|e| e.kind == "account")
+                .filter_map(|e| {
+                    let state = e.fields.get("state")?.clone();
+                    state
+                        .starts_with("backups_")
+                        .then(|| (state, e.fields.get("mode").cloned().unwrap_or_default()))
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    for _ in 0..3 {
+        s.submit(&task("t_p", MJ, BYOA, RELAX, 6)).await.unwrap();
+    }
+    // p1 takes one; the others wait for it, the backup idle.
+    let first = s.claim(MJ, 3, NOW).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].account, "p1");
+    assert!(s.claim(MJ, 3, NOW).await.unwrap().is_empty());
+    assert!(events(&s).await.is_empty());
+    // p1 disabled: the backups are promoted, in every mode p1 served, and take the work.
+    let off = AccountState::Disabled {
+        reason: "test".into(),
+    };
+    s.set_account_state(MJ, &owner, "p1", Some(&off))
         .await
         .unwrap();
-    assert_eq!(retried_on(&s).await, "a1", "no other account is free");
+    let ev = events(&s).await;
+    assert!(
+        ev.contains(&("backups_promoted".into(), "relax".into())),
+        "{ev:?}"
+    );
+    assert!(
+        ev.contains(&("backups_promoted".into(), "fast".into())),
+        "{ev:?}"
+    );
+    let c = s.claim(MJ, 3, NOW).await.unwrap();
+    assert_eq!(c.len(), 2);
+    assert!(c.iter().all(|t| t.account == "bk"));
+    // p1 back: demoted; new work goes to p1 again.
+    s.set_account_state(MJ, &owner, "p1", Some(&AccountState::Active))
+        .await
+        .unwrap();
+    let ev = events(&s).await;
+    assert!(
+        ev.contains(&("backups_demoted".into(), "relax".into())),
+        "{ev:?}"
+    );
+    s.submit(&task("t_p", MJ, BYOA, FAST, 14)).await.unwrap();
+    let c = s.claim(MJ, 1, NOW).await.unwrap();
+    assert_eq!(c[0].account, "p1");
+    // p1 out of fast hours: fast work goes to the backup, relax stays on p1.
+    assert_eq!(
+        s.fail(
+            &c[0].lease,
+            &FailKind::NoFastHours {
+                retry_after_ms: 60_000
+            },
+            "no fast",
+            ""
+        )
+        .await
+        .unwrap(),
+        FailOutcome::Requeued
+    );
+    let ev = events(&s).await;
+    let promoted_fast = ev
+        .iter()
+        .filter(|e| **e == ("backups_promoted".to_string(), "fast".to_string()))
+        .count();
+    assert_eq!(promoted_fast, 2, "promoted again for fast: {ev:?}");
+    let c = s.claim(MJ, 1, NOW).await.unwrap();
+    assert_eq!(c[0].account, "bk", "the fast task on the backup");
+    // Relax stays with the primary: p1 is busy with the first task, so a new relax task
+    // waits for it rather than go to the backup.
+    s.submit(&task("t_p", MJ, BYOA, RELAX, 6)).await.unwrap();
+    assert!(s.claim(MJ, 1, NOW).await.unwrap().is_empty());
+    s.complete(&first[0].lease, "{}").await.unwrap();
+    let c = s.claim(MJ, 1, NOW).await.unwrap();
+    assert_eq!(c[0].account, "p1", "relax stays on the primary");
 }
 
 #[tokio::test]

@@ -318,13 +318,18 @@ fn notification(e: &Event, provider: Provider, at_ms: u64) -> Option<Value> {
             "the ChatGPT account reached its usage limit",
         ),
         (_, "disabled") => ("account_disabled", "the account was disabled"),
+        (_, "backups_promoted") => (
+            "backup_accounts_promoted",
+            "none of your primary accounts can take this work now; your backup accounts take it",
+        ),
         _ => return None,
     };
-    Some(
-        json!({"type": kind, "time": at_ms / 1000, "message": message,
-                "detail": {"account_id": account, "provider": provider, "reason": reason,
-                           "until": until}}),
-    )
+    let mut detail = json!({"account_id": account, "provider": provider, "reason": reason,
+                            "until": until});
+    if let Some(mode) = e.fields.get("mode") {
+        detail["mode"] = json!(mode);
+    }
+    Some(json!({"type": kind, "time": at_ms / 1000, "message": message, "detail": detail}))
 }
 
 #[cfg(test)]
@@ -423,6 +428,14 @@ mod tests {
                 None,
             ),
             (mj, "none_active", "banned", "", Some("no_active_mj_bot")),
+            (
+                Provider::Suno,
+                "backups_promoted",
+                "no primary account can take relax work",
+                "",
+                Some("backup_accounts_promoted"),
+            ),
+            (mj, "backups_demoted", "", "", None),
             (
                 Provider::Suno,
                 "none_active",

@@ -73,8 +73,8 @@ local function place_account(zkey, acc, active, free, weight, lru)
 end
 
 -- The account a claim takes of `owner`'s (a tenant, or 'pool') in `mode`: the first of its
--- free primaries (in place_account's order), or only when no primary is free, the first
--- of its free backups. With `avoid`, the first other than that one (a retry prefers
+-- free primaries (in place_account's order), or only when no primary is active and serves
+-- the mode (busy ones make the task wait), the first of its free backups. With `avoid`, the first other than that one (a retry prefers
 -- another account than the one it failed on: the first two are read, one is another).
 -- nil when there is none. The one place this rule is written: claims, retries and the
 -- check whether the pool can serve a mode all ask here.
@@ -85,6 +85,8 @@ local function pick_account(owner, mode, avoid)
   -- (Without `avoid`, equal only when the set is empty: then r[2] is nil too.)
   if acc == avoid then acc = r[2] end
   if acc then return acc end
+  -- Backups only while no primary is active and serves the mode (see backups_check).
+  if redis.call('SCARD', k('usep', owner, mode)) > 0 then return nil end
   r = redis.call('ZRANGE', k('freeb', owner, mode), '0', last)
   acc = r[1]
   if acc == avoid then acc = r[2] end
@@ -104,6 +106,27 @@ local function acc_refresh(acc, mode, fix_backup, a)
   return free, a
 end
 
+-- Backups (GoAPI's rule): an owner's backup accounts take no work in a mode while one of
+-- its primaries is active and serves it (fast hours included); when none does they are
+-- promoted, all at once, and demoted when a primary can serve again. Each change is an
+-- `account` event (`backups_promoted` / `backups_demoted`, with the mode), kept once by
+-- the flag `promo:<owner>:<mode>`; `acc` is the account whose change caused it.
+local function backups_check(owner, mode, acc)
+  local promoted = redis.call('SCARD', k('usep', owner, mode)) == 0
+    and redis.call('SCARD', k('use', owner, mode)) > 0
+  local flag = k('promo', owner, mode)
+  local was = redis.call('EXISTS', flag) == 1
+  if promoted and not was then
+    redis.call('SET', flag, NOW)
+    emit('account', 'account', acc, 'owner', owner, 'state', 'backups_promoted', 'mode', mode,
+      'reason', 'no primary account can take ' .. mode .. ' work')
+  elseif was and not promoted then
+    redis.call('DEL', flag)
+    emit('account', 'account', acc, 'owner', owner, 'state', 'backups_demoted', 'mode', mode,
+      'reason', 'a primary account can take ' .. mode .. ' work again')
+  end
+end
+
 -- Membership of live:<owner>:<mode> (not disabled, serves the mode) and
 -- use:<owner>:<mode> (active now, serves the mode), then the free sets. Returns the
 -- account read (nil: it does not exist).
@@ -118,7 +141,14 @@ local function acc_sync(acc)
     local use = mode_cap(a, mode) > 0 and state == 'active'
     if live then redis.call('SADD', k('live', owner, mode), acc) else redis.call('SREM', k('live', owner, mode), acc) end
     if use then redis.call('SADD', k('use', owner, mode), acc) else redis.call('SREM', k('use', owner, mode), acc) end
+    -- The primaries among them: while one is there, the backups take no work.
+    if use and not a.backup then
+      redis.call('SADD', k('usep', owner, mode), acc)
+    else
+      redis.call('SREM', k('usep', owner, mode), acc)
+    end
     acc_refresh(acc, mode, true, a)
+    backups_check(owner, mode, acc)
   end
   return a
 end
