@@ -11,23 +11,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::Api;
-use reqwest::Method;
 use serde_json::{Value, json};
 
 const EACH: usize = 20;
-
-async fn create(api: &Api, key: &str, body: Value) -> String {
-    let (s, _, v) = api
-        .raw(
-            Some(key),
-            Method::POST,
-            "/api/v1/task",
-            Some(&body.to_string()),
-        )
-        .await;
-    assert_eq!(s, 200, "{body} → {v}");
-    v["data"]["task_id"].as_str().unwrap().to_string()
-}
 
 async fn finish_all(api: &Api, key: &str, ids: &[String]) -> Vec<Value> {
     let client = api.client(key);
@@ -122,7 +108,7 @@ async fn follow_ups_naming_an_object_run_on_its_account() {
             ),
         ];
         for (kind, body) in jobs {
-            let id = create(&api, &key, body).await;
+            let id = api.create_ok(&key, body).await;
             originals.entry(kind).or_default().push(id);
         }
     }
@@ -178,7 +164,7 @@ async fn follow_ups_naming_an_object_run_on_its_account() {
         let origin = &done[kind];
         let mut ids = Vec::new();
         for t in origin {
-            ids.push(create(&api, &key, follow_up(kind, &object(kind, t))).await);
+            ids.push(api.create_ok(&key, follow_up(kind, &object(kind, t))).await);
         }
         let owners: Vec<String> = origin.iter().map(account_of).collect();
         assert_on_owners(kind, &finish_all(&api, &key, &ids).await, &owners);
@@ -192,7 +178,7 @@ async fn follow_ups_naming_an_object_run_on_its_account() {
         .await
         .unwrap();
     let conv = object("conversation", t);
-    let id = create(&api, &key, follow_up("conversation", &conv)).await;
+    let id = api.create_ok(&key, follow_up("conversation", &conv)).await;
     let failed = client
         .wait_task(&id, Duration::from_secs(30))
         .await
@@ -205,12 +191,9 @@ async fn follow_ups_naming_an_object_run_on_its_account() {
         "{message}"
     );
     // An object no task of this tenant made runs where the scheduler puts it.
-    let other = create(
-        &api,
-        &key,
-        follow_up("generation", "gen-unknown-to-switchyard"),
-    )
-    .await;
+    let other = api
+        .create_ok(&key, follow_up("generation", "gen-unknown-to-switchyard"))
+        .await;
     let t = client
         .wait_task(&other, Duration::from_secs(30))
         .await

@@ -8,7 +8,6 @@ mod common;
 use std::time::Duration;
 
 use common::Api;
-use reqwest::Method;
 use serde_json::{Value, json};
 use switchyard_core::Plan;
 use switchyard_core::config::StorageKind;
@@ -32,19 +31,6 @@ async fn get_bytes(url: &str) -> (u16, String, Vec<u8>) {
 fn png_size(bytes: &[u8]) -> (u32, u32) {
     let img = image::load_from_memory(bytes).expect("a PNG");
     (img.width(), img.height())
-}
-
-async fn create(api: &Api, key: &str, body: Value) -> String {
-    let (s, _, v) = api
-        .raw(
-            Some(key),
-            Method::POST,
-            "/api/v1/task",
-            Some(&body.to_string()),
-        )
-        .await;
-    assert_eq!(s, 200, "{v}");
-    v["data"]["task_id"].as_str().unwrap().to_string()
 }
 
 /// A Premium tenant on the pool whose tasks are kept `RETENTION_S`.
@@ -74,27 +60,27 @@ async fn hosted_results_outlive_the_upstream_and_go_with_the_retention(mut api: 
     api.h.sim.set_cdn_link_ttl(2);
     let (_, key) = short_lived_tenant(&api).await;
     let client = api.client(&key);
-    let mj = create(
-        &api,
-        &key,
-        json!({"model": "midjourney", "task_type": "imagine",
+    let mj = api
+        .create_ok(
+            &key,
+            json!({"model": "midjourney", "task_type": "imagine",
         "input": {"prompt": "a red fox --ar 16:9", "process_mode": "fast"}}),
-    )
-    .await;
-    let luma = create(
-        &api,
-        &key,
-        json!({"model": "luma", "task_type": "video_generation",
+        )
+        .await;
+    let luma = api
+        .create_ok(
+            &key,
+            json!({"model": "luma", "task_type": "video_generation",
         "input": {"prompt": "a slow pan over a harbour"}}),
-    )
-    .await;
-    let suno = create(
-        &api,
-        &key,
-        json!({"model": "suno", "task_type": "generate_music",
+        )
+        .await;
+    let suno = api
+        .create_ok(
+            &key,
+            json!({"model": "suno", "task_type": "generate_music",
         "input": {"gpt_description_prompt": "a sea shanty"}}),
-    )
-    .await;
+        )
+        .await;
     let mut done = Vec::new();
     for id in [&mj, &luma, &suno] {
         let t = client.wait_task(id, Duration::from_secs(60)).await.unwrap();
@@ -245,13 +231,13 @@ async fn with_storage_off_results_keep_the_upstreams_links() {
     api.run_workers();
     api.pool().await;
     let (_, key) = short_lived_tenant(&api).await;
-    let id = create(
-        &api,
-        &key,
-        json!({"model": "luma", "task_type": "video_generation",
+    let id = api
+        .create_ok(
+            &key,
+            json!({"model": "luma", "task_type": "video_generation",
         "input": {"prompt": "a harbour"}}),
-    )
-    .await;
+        )
+        .await;
     let t = api
         .client(&key)
         .wait_task(&id, Duration::from_secs(60))
@@ -280,13 +266,13 @@ async fn a_result_that_cannot_be_hosted_fails_the_task_without_a_second_job() {
     api.pool().await;
     api.h.sim.set_cdn_link_ttl(0);
     let (_, key) = short_lived_tenant(&api).await;
-    let id = create(
-        &api,
-        &key,
-        json!({"model": "midjourney", "task_type": "imagine",
+    let id = api
+        .create_ok(
+            &key,
+            json!({"model": "midjourney", "task_type": "imagine",
         "input": {"prompt": "a fox [sim:task=deadlink] [sim:ms=50]", "process_mode": "fast"}}),
-    )
-    .await;
+        )
+        .await;
     let t = api
         .client(&key)
         .wait_task(&id, Duration::from_secs(60))

@@ -793,16 +793,7 @@ async fn a_task_waiting_past_max_pending_s_fails_expired_in_queue() {
 async fn a_failed_credit_exchange_notifies_the_tenant() {
     let api = Api::start("replies_exchange").await;
     let (tenant, key) = api.tenant("developer").await;
-    let hook = Receiver::start(0).await;
-    let (s, _, v) = api
-        .raw(
-            Some(&key),
-            Method::PATCH,
-            "/api/v1/me/settings",
-            Some(&json!({"notification_webhook": {"endpoint": hook.url}}).to_string()),
-        )
-        .await;
-    assert_eq!(s, 200, "{v}");
+    let hook = api.notifications(&key).await;
     // 100 credits: below the smallest exchange step (700), and no Midjourney quota.
     api.credit(&tenant, "credits", 100).await;
     let body = json!({"model": "midjourney", "task_type": "imagine", "input": {"prompt": "a fox"}});

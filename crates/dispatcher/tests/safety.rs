@@ -381,16 +381,7 @@ async fn backups_promoted_notify_their_tenant_and_take_the_work() {
     let mut api = Api::start("safety_backups").await;
     api.run_workers();
     let (_, key) = api.tenant("premium").await;
-    let hook = Receiver::start(0).await;
-    let (s, _, v) = api
-        .raw(
-            Some(&key),
-            Method::PATCH,
-            "/api/v1/me/settings",
-            Some(&json!({"notification_webhook": {"endpoint": hook.url}}).to_string()),
-        )
-        .await;
-    assert_eq!(s, 200, "{v}");
+    let hook = api.notifications(&key).await;
     let client = api.client(&key);
     let primary = client
         .add_account(&json!({"provider": "suno", "name": "main",

@@ -699,6 +699,26 @@ fn footer_of(kind: &str, prompt: &str) -> String {
     }
 }
 
+/// Midjourney refuses an interaction: Discord acknowledges it, the bot answers with an
+/// error embed naming the nonce.
+fn refuse_interaction(
+    s: &Shared,
+    (token, channel): (&str, &str),
+    (nonce, interaction): (&str, &str),
+    (title, footer): (&str, &str),
+    color: u64,
+) -> Response {
+    dispatch(
+        s,
+        token,
+        "INTERACTION_CREATE",
+        json!({"id": interaction, "nonce": nonce}),
+    );
+    let about = ErrorAbout::Interaction { nonce, interaction };
+    error_embed(s, token, channel, about, (title, footer), color);
+    StatusCode::NO_CONTENT.into_response()
+}
+
 enum ErrorAbout<'a> {
     Interaction {
         nonce: &'a str,
@@ -843,25 +863,13 @@ async fn interaction(
             });
             if !zoom.is_some_and(|z| z > 1.0 && z <= 2.0) {
                 let interaction = snowflake(&s).to_string();
-                dispatch(
+                return refuse_interaction(
                     &s,
-                    &token,
-                    "INTERACTION_CREATE",
-                    json!({"id": interaction, "nonce": nonce}),
-                );
-                let about = ErrorAbout::Interaction {
-                    nonce: &nonce,
-                    interaction: &interaction,
-                };
-                error_embed(
-                    &s,
-                    &token,
-                    &channel,
-                    about,
+                    (&token, &channel),
+                    (&nonce, &interaction),
                     ("Invalid parameter", &prompt),
                     ERROR_RED,
                 );
-                return StatusCode::NO_CONTENT.into_response();
             }
             (
                 format!("MJ::CustomZoom::{}", modal.origin_uuid),
@@ -917,25 +925,14 @@ fn run_command(s: &Shared, c: Command) -> Response {
     let s = s.clone();
     let d = Directives::parse(&prompt);
     let refused = |title: &str, color: u64| {
-        dispatch(
+        let footer = footer_of(&kind, &prompt);
+        refuse_interaction(
             &s,
-            &token,
-            "INTERACTION_CREATE",
-            json!({"id": interaction, "nonce": nonce}),
-        );
-        let about = ErrorAbout::Interaction {
-            nonce: &nonce,
-            interaction: &interaction,
-        };
-        error_embed(
-            &s,
-            &token,
-            &channel,
-            about,
-            (title, &footer_of(&kind, &prompt)),
+            (&token, &channel),
+            (&nonce, &interaction),
+            (title, &footer),
             color,
-        );
-        StatusCode::NO_CONTENT.into_response()
+        )
     };
     let queued = match s.admit_or_queue(&account, &d, false, MJ_QUEUE) {
         Err(Refusal::Unauthorized) => return unauthorized(),

@@ -469,27 +469,18 @@ impl Midjourney {
         reply: &ModalReply,
     ) -> Result<(), UpstreamError> {
         match reply {
-            ModalReply::Zoom { ratio, prompt } => {
+            // A text modal (Custom Zoom, Remix): its one text input, filled in.
+            ModalReply::Zoom { .. } | ModalReply::Remix { .. } => {
                 let input = &shown["components"][0]["components"][0];
                 let prefilled = input["value"].as_str().unwrap_or("");
-                let text = prompt.as_deref().unwrap_or(prefilled);
-                let value = format!("{} --zoom {ratio}", without_flag(text, "--zoom"));
-                let body = json!({"type": 5, "application_id": APPLICATION_ID,
-                    "guild_id": job.credentials["guild_id"], "channel_id": reference.channel_id,
-                    "session_id": self.gateway(&job.account_id, token).await?.session_id.clone(),
-                    "nonce": reference.nonce,
-                    "data": {"id": shown["id"], "custom_id": shown["custom_id"],
-                             "components": [{"type": 1, "components": [{"type": 4,
-                                 "custom_id": input["custom_id"], "value": value}]}]}});
-                self.send_interaction(token, &body)
-                    .await
-                    .map_err(|f| f.error)
-            }
-            ModalReply::Remix { prompt } => {
-                let input = &shown["components"][0]["components"][0];
-                let value = prompt
-                    .clone()
-                    .unwrap_or_else(|| input["value"].as_str().unwrap_or("").to_string());
+                let value = match reply {
+                    ModalReply::Zoom { ratio, prompt } => {
+                        let text = prompt.as_deref().unwrap_or(prefilled);
+                        format!("{} --zoom {ratio}", without_flag(text, "--zoom"))
+                    }
+                    ModalReply::Remix { prompt: Some(p) } => p.clone(),
+                    _ => prefilled.to_string(),
+                };
                 let body = json!({"type": 5, "application_id": APPLICATION_ID,
                     "guild_id": job.credentials["guild_id"], "channel_id": reference.channel_id,
                     "session_id": self.gateway(&job.account_id, token).await?.session_id.clone(),

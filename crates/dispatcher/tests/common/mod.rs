@@ -195,6 +195,35 @@ impl Api {
         (s, h, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// Create a task (the body as given) that must be accepted; its id.
+    pub async fn create_ok(&self, key: &str, body: Value) -> String {
+        let (s, _, v) = self
+            .raw(
+                Some(key),
+                reqwest::Method::POST,
+                "/api/v1/task",
+                Some(&body.to_string()),
+            )
+            .await;
+        assert_eq!(s, 200, "{body} → {v}");
+        v["data"]["task_id"].as_str().unwrap().to_string()
+    }
+
+    /// Send the tenant's notifications to a new receiver.
+    pub async fn notifications(&self, key: &str) -> Receiver {
+        let hook = Receiver::start(0).await;
+        let (s, _, v) = self
+            .raw(
+                Some(key),
+                reqwest::Method::PATCH,
+                "/api/v1/me/settings",
+                Some(&json!({"notification_webhook": {"endpoint": hook.url}}).to_string()),
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+        hook
+    }
+
     pub async fn stop(self) {
         for w in self.workers {
             w.stop().await;
