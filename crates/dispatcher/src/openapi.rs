@@ -178,6 +178,13 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         method: "get",
+        path: "/files/{task_id}/{name}",
+        summary: "A hosted result file, at the signed link a task shows (?expires=&sig=; no API key); 403 for a link not signed so, 404 once the task's retention ended",
+        auth: "none",
+        body: None,
+    },
+    Route {
+        method: "get",
         path: "/healthz",
         summary: "Process up",
         auth: "none",
