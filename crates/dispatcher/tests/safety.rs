@@ -445,6 +445,12 @@ async fn backups_promoted_notify_their_tenant_and_take_the_work() {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
         let got = hook.got.lock().unwrap().clone();
+        // Disabled by its tenant: no ban is reported.
+        assert!(
+            got.iter()
+                .all(|(_, v, _)| v["type"] != "account_disabled" && v["type"] != "account_banned"),
+            "{got:?}"
+        );
         if let Some((_, v, _)) = got
             .iter()
             .find(|(_, v, _)| v["type"] == "backup_accounts_promoted")

@@ -294,6 +294,8 @@ fn notification(e: &Event, provider: Provider, at_ms: u64) -> Option<Value> {
         (_, "active") if prev == "disabled" => {
             ("account_reenabled", "the account takes work again")
         }
+        // The tenant disabled it: nothing to tell it (it is no ban).
+        (_, "disabled") if r == "disabled by tenant" => return None,
         (Provider::Midjourney, "disabled") if r.contains("captcha") => (
             "mj_bot_captcha_required",
             "the Midjourney account needs a captcha solved",
@@ -436,6 +438,14 @@ mod tests {
                 Some("backup_accounts_promoted"),
             ),
             (mj, "backups_demoted", "", "", None),
+            (mj, "disabled", "disabled by tenant", "active", None),
+            (
+                Provider::Suno,
+                "disabled",
+                "disabled by tenant",
+                "active",
+                None,
+            ),
             (
                 Provider::Suno,
                 "none_active",
