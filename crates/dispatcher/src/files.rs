@@ -13,14 +13,11 @@ use serde::Deserialize;
 use serde_json::Value;
 use switchyard_core::Config;
 use switchyard_core::secrets::SecretBox;
-use switchyard_files::{Files, LinkSigner, content_type};
+use switchyard_files::{Files, HOSTED_FIELD, LinkSigner, content_type};
 use switchyard_scheduler::TaskRecord;
 
 use crate::Shared;
 use crate::error::ApiError;
-
-/// The output field a worker lists a task's hosted files in (pointer → name).
-pub const HOSTED_FIELD: &str = "hosted_files";
 
 /// The store, the signer, and the address links start with.
 pub struct Hosted {

@@ -56,6 +56,28 @@ impl std::fmt::Debug for Files {
     }
 }
 
+/// The output field that lists a task's hosted files (JSON pointer → file name): written
+/// by the worker that stored them, read (and never shown) by the dispatcher.
+pub const HOSTED_FIELD: &str = "hosted_files";
+
+/// `s` as a stored file's name stem: every character but letters, digits, `-` and `_`
+/// turned into `_`, at most 100 characters; `file` when nothing is left. (With an
+/// extension, the result is a name `safe` accepts.)
+pub fn safe_name(s: &str) -> String {
+    let out: String = s
+        .chars()
+        .take(100)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if out.is_empty() { "file".into() } else { out }
+}
+
 /// Whether `s` is a safe object name part: letters, digits, `-`, `_`, `.`; not empty, not
 /// starting with a dot, at most 200 characters.
 fn safe(s: &str) -> bool {

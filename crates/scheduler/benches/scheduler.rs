@@ -85,6 +85,7 @@ fn new_task(tenant: &str, n: usize) -> NewTask {
         service_mode: ServiceMode::Ppu,
         process_mode: ProcessMode::Relax,
         pin: None,
+        pin_holds: None,
         ppu_price: Cost {
             kind: QuotaKind::SunoQuota,
             amount: 10,

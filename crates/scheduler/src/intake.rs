@@ -96,7 +96,7 @@ impl Scheduler {
         let mut pin = None;
         let mut origin = None;
         // What the pin holds, when the task must run on the account that owns it.
-        let mut owner_pin: Option<String> = None;
+        let mut pin_holds: Option<String> = None;
         // bot_id comes with tasks that have no origin, so the requested mode is theirs.
         if spec.bot_id().is_some() && service_mode == ServiceMode::Ppu {
             return Err(IntakeError::Invalid {
@@ -118,7 +118,7 @@ impl Scheduler {
             };
             service_mode = f.service_mode;
             if f.pin.is_some() {
-                owner_pin = Some(format!("the result of task {}", f.origin.task_id));
+                pin_holds = Some(format!("the result of task {}", f.origin.task_id));
             }
             pin = f.pin;
             origin = Some(f.origin);
@@ -127,7 +127,7 @@ impl Scheduler {
             // when a task of this tenant did (else it may be the tenant's own, from
             // before: it runs where the scheduler puts it).
             if let Some((pool, account)) = self.owner_of(spec.provider(), tenant, object).await? {
-                owner_pin = Some(format!("{what} {object}"));
+                pin_holds = Some(format!("{what} {object}"));
                 service_mode = pool;
                 pin = Some(account);
             }
@@ -140,16 +140,13 @@ impl Scheduler {
                 None => return Err(IntakeError::AccountNotFound(bot.to_string())),
             }
         }
-        let mut extra = extra;
-        if let Some(what) = owner_pin.filter(|_| pin.is_some()) {
-            extra.push(("owner_pin".into(), what));
-        }
         Ok(NewTask {
             id: uuid::Uuid::now_v7().to_string(),
             tenant: tenant.to_string(),
             provider: spec.provider(),
             service_mode,
             process_mode: spec.process_mode(),
+            pin_holds: pin_holds.filter(|_| pin.is_some()),
             pin,
             ppu_price: config.prices.price(ServiceMode::Ppu, &spec),
             body: TaskBody::new(spec, input, origin)
@@ -207,11 +204,7 @@ impl Scheduler {
         let v: Option<String> = redis::cmd("GET").arg(key).query_async(&mut conn).await?;
         Ok(v.and_then(|v| {
             let (pool, account) = v.split_once('|')?;
-            let pool = if pool == "byoa" {
-                ServiceMode::Byoa
-            } else {
-                ServiceMode::Ppu
-            };
+            let pool = pool.parse::<ServiceMode>().ok()?;
             Some((pool, account.to_string())).filter(|(_, a)| !a.is_empty())
         }))
     }

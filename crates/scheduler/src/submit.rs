@@ -21,6 +21,11 @@ pub struct NewTask {
     pub process_mode: ProcessMode,
     /// An account it must run on (`bot_id`, or a follow-up's origin account).
     pub pin: Option<String>,
+    /// What the pinned account holds that the task continues (`conversation c-1`, `the
+    /// result of task …`), when the pin is its owner: the task is taken whatever the
+    /// account's state, and fails `account_error` naming this if the account cannot
+    /// serve it (it must not run elsewhere).
+    pub pin_holds: Option<String>,
     /// Its PPU price: held when it runs on the pool (by request or failover).
     pub ppu_price: Cost,
     /// Opaque body for the worker (model, task type, input).
@@ -59,9 +64,9 @@ impl Scheduler {
             task.process_mode.as_str().to_string(),
             // The owner of what a follow-up continues is marked: it is not refused at
             // submit (claim fails the task if the account cannot serve it).
-            match &task.pin {
-                Some(p) if task.extra.iter().any(|(k, _)| k == "owner_pin") => format!("!{p}"),
-                p => p.clone().unwrap_or_default(),
+            match (&task.pin, &task.pin_holds) {
+                (Some(p), Some(_)) => format!("!{p}"),
+                (p, _) => p.clone().unwrap_or_default(),
             },
             task.ppu_price.amount.to_string(),
             task.ppu_price.kind.as_str().to_string(),
@@ -76,6 +81,10 @@ impl Scheduler {
         for (k, v) in &task.extra {
             args.push(k.clone());
             args.push(v.clone());
+        }
+        if let (Some(_), Some(holds)) = (&task.pin, &task.pin_holds) {
+            args.push("owner_pin".to_string());
+            args.push(holds.clone());
         }
         for entry in &task.log {
             args.push("log".to_string());

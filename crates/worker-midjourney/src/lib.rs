@@ -28,7 +28,6 @@ use switchyard_core::task::{MjAction, PanDirection, Upscaler, VariationOf};
 use switchyard_core::{Config, ProcessMode, Provider, TaskSpec};
 use switchyard_worker::{
     Control, InputRules, Job, OutputFile, Upstream, UpstreamError, fetch_bytes, http_client,
-    retry_after,
 };
 
 use base64::Engine;
@@ -269,9 +268,7 @@ impl Midjourney {
         if (200..300).contains(&status) {
             return Ok(resp);
         }
-        let ra = retry_after(&resp);
-        let text = resp.text().await.unwrap_or_default();
-        Err(switchyard_worker::classify_http(status, &text, ra))
+        Err(switchyard_worker::refusal(resp).await)
     }
 
     /// Send an interaction (a command or a button press).
@@ -296,10 +293,8 @@ impl Midjourney {
         if (200..300).contains(&status) {
             return Ok(());
         }
-        let ra = retry_after(&resp);
-        let text = resp.text().await.unwrap_or_default();
         Err(SendFailed {
-            error: switchyard_worker::classify_http(status, &text, ra),
+            error: switchyard_worker::refusal(resp).await,
             maybe_taken: false,
         })
     }
@@ -417,11 +412,7 @@ impl Midjourney {
 
     /// What the modal of a follow-up's button is submitted with: Custom Zoom's prompt
     /// and ratio, Vary (Region)'s mask (as a PNG `data:` URL) and prompt.
-    async fn modal_reply(
-        &self,
-        job: &Job,
-        action: &MjAction,
-    ) -> Result<Option<ModalReply>, UpstreamError> {
+    async fn modal_reply(&self, action: &MjAction) -> Result<Option<ModalReply>, UpstreamError> {
         Ok(match action {
             MjAction::Outpaint(o) if zoom_button(o.zoom_ratio, o.prompt.as_deref()).is_none() => {
                 Some(ModalReply::Zoom {
@@ -448,7 +439,6 @@ impl Midjourney {
                 } else {
                     format!("data:image/png;base64,{}", a.mask.trim())
                 };
-                let _ = job;
                 Some(ModalReply::Region {
                     mask,
                     prompt: a.prompt.clone(),
@@ -502,12 +492,10 @@ impl Midjourney {
                     .json(&body)
                     .send()
                     .await?;
-                let status = resp.status().as_u16();
-                if (200..300).contains(&status) {
+                if resp.status().is_success() {
                     return Ok(());
                 }
-                let text = resp.text().await.unwrap_or_default();
-                Err(switchyard_worker::classify_http(status, &text, None))
+                Err(switchyard_worker::refusal(resp).await)
             }
         }
     }
@@ -614,18 +602,8 @@ impl Midjourney {
             return Ok(());
         };
         let after = snowflake_at(reference.sent_at_ms().unwrap_or(0).saturating_sub(10_000));
-        let page: Vec<Value> = self
-            .get_json(
-                &format!("/api/v9/channels/{dm}/messages?after={after}&limit=100"),
-                token,
-            )
-            .await?
-            .and_then(|v| serde_json::from_value(v).ok())
-            .unwrap_or_default();
-        for m in page.iter().rev() {
-            gw.observe("MESSAGE_CREATE", m);
-        }
-        Ok(())
+        self.read_forward(gw, token, dm, after, &reference.nonce)
+            .await
     }
 
     /// A request with no body; a 404 is no error (a reaction that was not there).
@@ -645,9 +623,7 @@ impl Midjourney {
         if (200..300).contains(&status) || status == 404 {
             return Ok(());
         }
-        let ra = retry_after(&resp);
-        let text = resp.text().await.unwrap_or_default();
-        Err(switchyard_worker::classify_http(status, &text, ra))
+        Err(switchyard_worker::refusal(resp).await)
     }
 
     /// A slash command's id and version: from the cache, else from the channel's command
@@ -719,9 +695,7 @@ impl Midjourney {
             return Ok(None);
         }
         if !(200..300).contains(&status) {
-            let ra = retry_after(&resp);
-            let text = resp.text().await.unwrap_or_default();
-            return Err(switchyard_worker::classify_http(status, &text, ra));
+            return Err(switchyard_worker::refusal(resp).await);
         }
         resp.json()
             .await
@@ -754,14 +728,29 @@ impl Midjourney {
                 None => gw.observe("MESSAGE_DELETE", &json!({"id": start})),
             }
         }
-        let mut after = match (&start, reference.sent_at_ms()) {
+        let after = match (&start, reference.sent_at_ms()) {
             (Some(s), _) => s.parse().unwrap_or(0),
             // A little before the nonce's time: clocks differ between hosts.
             (None, Some(ms)) => snowflake_at(ms.saturating_sub(10_000)),
             (None, None) => snowflake_at(now_ms().saturating_sub(15 * 60_000)),
         };
+        self.read_forward(gw, token, channel, after, &reference.nonce)
+            .await
+    }
+
+    /// Read a channel's messages after the snowflake `after`, page by page, into the
+    /// gateway's matcher, until the job of `nonce` is done or failed or the channel's end
+    /// is reached (at most `HISTORY_PAGES` pages).
+    async fn read_forward(
+        &self,
+        gw: &Gateway,
+        token: &str,
+        channel: &str,
+        mut after: u64,
+        nonce: &str,
+    ) -> Result<(), UpstreamError> {
         for _ in 0..HISTORY_PAGES {
-            let v = gw.view(&reference.nonce);
+            let v = gw.view(nonce);
             if v.done.is_some() || v.error.is_some() {
                 return Ok(());
             }
@@ -1192,7 +1181,7 @@ impl Upstream for Midjourney {
         if let MjAction::Seed(_) = &task.action {
             return self.seed(job, ctl, &token, resumed).await;
         }
-        let modal = self.modal_reply(job, &task.action).await?;
+        let modal = self.modal_reply(&task.action).await?;
         // A modal shown but never submitted made no job: press its button again.
         if resumed.as_ref().is_some_and(|r| r.modal && !r.modal_sent) {
             resumed = None;

@@ -10,12 +10,9 @@ use bytes::Bytes;
 use serde_json::{Map, Value, json};
 use switchyard_core::Config;
 use switchyard_core::config::StorageConfig;
-use switchyard_files::{Files, split_grid};
+use switchyard_files::{Files, HOSTED_FIELD, split_grid};
 
 use crate::{OutputFile, UpstreamError};
-
-/// The output field listing a task's hosted files.
-pub const HOSTED_FIELD: &str = "hosted_files";
 
 /// The store and how files are fetched for it.
 pub(crate) struct Host {

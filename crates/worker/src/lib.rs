@@ -29,11 +29,12 @@ use async_trait::async_trait;
 use serde_json::Value;
 use switchyard_core::{Origin, Provider, TaskSpec};
 
-pub use host::{HOSTED_FIELD, open_files};
+pub use host::open_files;
 pub use runtime::Worker;
 pub use start::{
     init_logs, init_logs_at, run_main, serve_metrics, shutdown_signal, wait_for_signal,
 };
+pub use switchyard_files::{HOSTED_FIELD, safe_name};
 
 /// One task as the upstream adapter sees it.
 #[derive(Debug, Clone)]
@@ -253,23 +254,6 @@ pub fn url_extension(url: &str) -> Option<&str> {
         .then_some(ext)
 }
 
-/// `s` with every character but letters, digits, `-` and `_` turned into `_` (a stored
-/// file's name), at most 100 characters; `file` when nothing is left.
-pub fn safe_name(s: &str) -> String {
-    let out: String = s
-        .chars()
-        .take(100)
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if out.is_empty() { "file".into() } else { out }
-}
-
 /// Map an HTTP status and body to an upstream error, the way most upstreams answer.
 /// `retry_after` is the Retry-After header in seconds, when given.
 pub fn classify_http(status: u16, body: &str, retry_after: Option<f64>) -> UpstreamError {
@@ -302,6 +286,15 @@ pub fn retry_after(resp: &reqwest::Response) -> Option<f64> {
         .get("retry-after")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
+}
+
+/// The error of a response that is not a success, classified as most upstreams answer
+/// ([`classify_http`], with its Retry-After and body).
+pub async fn refusal(resp: reqwest::Response) -> UpstreamError {
+    let status = resp.status().as_u16();
+    let ra = retry_after(&resp);
+    let text = resp.text().await.unwrap_or_default();
+    classify_http(status, &text, ra)
 }
 
 /// Send a request and return its JSON body, classifying failures.

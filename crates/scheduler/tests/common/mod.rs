@@ -96,6 +96,7 @@ pub fn task(tenant: &str, p: Provider, sm: ServiceMode, mode: ProcessMode, price
         service_mode: sm,
         process_mode: mode,
         pin: None,
+        pin_holds: None,
         ppu_price: Cost {
             kind: QuotaKind::of(p),
             amount: price,

@@ -91,6 +91,7 @@ pub fn task(config: &Config, tenant: &str, prompt: &str) -> NewTask {
         service_mode: ServiceMode::Ppu,
         process_mode: spec.process_mode(),
         pin: None,
+        pin_holds: None,
         ppu_price: config.prices.price(ServiceMode::Ppu, &spec),
         body: TaskBody::new(spec, input, None).to_json(),
         extra: vec![],
