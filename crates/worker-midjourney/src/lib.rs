@@ -61,15 +61,10 @@ pub struct MjReference {
     /// Midjourney's job id (a seed's: the origin's, whose seed is asked for).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_id: Option<String>,
-    /// The button pressed opens a modal (Custom Zoom, Vary (Region)) to submit.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub modal: bool,
-    /// The modal was submitted: the job goes on under this nonce.
+    /// The modal the button opened was submitted (stored before it is): the job goes on
+    /// under this nonce.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub modal_sent: bool,
-    /// A seed asked for with the ✉️ reaction: the answer is the bot's direct message.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub seed: bool,
 }
 
 /// Sending a command failed.
@@ -539,7 +534,6 @@ impl Midjourney {
                     nonce: self.new_nonce(),
                     channel_id: channel.to_string(),
                     job_id: Some(origin_job.to_string()),
-                    seed: true,
                     ..MjReference::default()
                 };
                 gw.track(&r.nonce, &known);
@@ -829,7 +823,6 @@ impl Midjourney {
                         )
                         .into());
                     };
-                    reference.modal = true;
                     reference.modal_sent = true;
                     ctl.reference(&reference.to_json()).await?;
                     self.submit_modal(job, token, &reference, shown, reply)
@@ -886,6 +879,16 @@ enum ModalReply {
     /// Remix mode's prompt modal (variation, reroll, pan): the new prompt (else the
     /// modal's own).
     Remix { prompt: Option<String> },
+}
+
+/// Whether a resumed run presses its button afresh: the button always opens a modal
+/// (Custom Zoom, Vary (Region)) and the modal was never submitted, so no job exists. (A
+/// Remix-capable button may have started its job at once: it is never pressed again.)
+fn press_again(modal: Option<&ModalReply>, r: &MjReference) -> bool {
+    matches!(
+        modal,
+        Some(ModalReply::Zoom { .. } | ModalReply::Region { .. })
+    ) && !r.modal_sent
 }
 
 /// A remix prompt with its aspect ratio (`--ar`, unless the prompt has one).
@@ -1182,8 +1185,10 @@ impl Upstream for Midjourney {
             return self.seed(job, ctl, &token, resumed).await;
         }
         let modal = self.modal_reply(&task.action).await?;
-        // A modal shown but never submitted made no job: press its button again.
-        if resumed.as_ref().is_some_and(|r| r.modal && !r.modal_sent) {
+        if resumed
+            .as_ref()
+            .is_some_and(|r| press_again(modal.as_ref(), r))
+        {
             resumed = None;
         }
         loop {
@@ -1279,6 +1284,27 @@ impl Upstream for Midjourney {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_an_unsubmitted_modal_of_a_modal_button_is_pressed_again() {
+        let zoom = ModalReply::Zoom {
+            ratio: 1.7,
+            prompt: None,
+        };
+        let remix = ModalReply::Remix { prompt: None };
+        let fresh = MjReference::default();
+        let sent = MjReference {
+            modal_sent: true,
+            ..MjReference::default()
+        };
+        assert!(press_again(Some(&zoom), &fresh));
+        assert!(!press_again(Some(&zoom), &sent));
+        assert!(
+            !press_again(Some(&remix), &fresh),
+            "a remix button may have run at once"
+        );
+        assert!(!press_again(None, &fresh));
+    }
 
     #[test]
     fn error_embeds_map_to_outcomes() {
