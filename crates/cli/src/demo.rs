@@ -228,7 +228,12 @@ async fn run_async(
     config.dispatcher.admin_token = admin_token.clone();
     config.dispatcher.allow_private_webhooks = args.allow_private_webhooks;
     config.worker.poll_interval_ms = 100;
-    config.worker.account_min_gap_ms = 10;
+    // Pacing of a few hundred milliseconds: the demo's accounts are simulated.
+    config.scheduler.pacing =
+        switchyard_core::config::PacingDefaults::all(switchyard_core::config::Pacing {
+            min_gap_s: 0.05,
+            max_gap_s: 0.3,
+        });
     config.worker.shutdown_grace_s = 2;
     config.worker.reap_interval_ms = 500;
     // The demo's files (the simulator's images) are on loopback.

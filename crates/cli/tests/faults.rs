@@ -933,7 +933,6 @@ fn faults_under_chaos() {
             params.task_timeout_s.to_string(),
         ),
         ("SWITCHYARD_WORKER__POLL_INTERVAL_MS", "100".to_string()),
-        ("SWITCHYARD_WORKER__ACCOUNT_MIN_GAP_MS", "5".to_string()),
         ("SWITCHYARD_WORKER__SHUTDOWN_GRACE_S", "2".to_string()),
         ("SWITCHYARD_WORKER__REAP_INTERVAL_MS", "250".to_string()),
         ("SWITCHYARD_UPSTREAMS__DISCORD_API", sim_url.clone()),
@@ -953,6 +952,19 @@ fn faults_under_chaos() {
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
+    // Pacing of a few milliseconds on every account: kept across the killed processes.
+    .chain(PROVIDERS.iter().flat_map(|p| {
+        let key = |f: &str| {
+            format!(
+                "SWITCHYARD_SCHEDULER__PACING__{}__{f}",
+                p.as_str().to_uppercase()
+            )
+        };
+        [
+            (key("MIN_GAP_S"), "0.002".to_string()),
+            (key("MAX_GAP_S"), "0.02".to_string()),
+        ]
+    }))
     .collect();
 
     let mut workers = Vec::new();

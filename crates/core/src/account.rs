@@ -1,4 +1,5 @@
-//! Hosted-account health states.
+//! Hosted-account health states, and the limits that keep an account alive: its daily
+//! cap and its active window.
 
 use serde::{Deserialize, Serialize};
 
@@ -42,9 +43,141 @@ impl AccountState {
     }
 }
 
+/// At most this many submissions a day: in all modes (`all`) and per mode (relax, fast,
+/// turbo); `None`: no cap of that kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct DailyCap {
+    /// All modes together.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub all: Option<u32>,
+    /// Relax mode (and providers without modes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relax: Option<u32>,
+    /// Fast mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fast: Option<u32>,
+    /// Turbo mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub turbo: Option<u32>,
+}
+
+/// The hours of a day an account takes new tasks: from `start` up to `end` (minutes of
+/// the local day; across midnight when `end < start`), in the time zone `tz` (UTC when
+/// `None`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveWindow {
+    /// Minute of the day it opens.
+    pub start: u16,
+    /// Minute of the day it closes.
+    pub end: u16,
+    /// IANA zone name (`Europe/Paris`).
+    pub tz: Option<String>,
+}
+
+/// How far ahead [`ActiveWindow::offsets`] lists a zone's changes of offset.
+const OFFSETS_AHEAD_MS: i64 = 2 * 366 * 86_400_000;
+
+impl ActiveWindow {
+    /// `"HH:MM"` as minutes of the day.
+    pub fn parse_hhmm(s: &str) -> Option<u16> {
+        let (h, m) = s.trim().split_once(':')?;
+        if h.len() != 2 || m.len() != 2 {
+            return None;
+        }
+        let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
+        (h < 24 && m < 60).then_some(h * 60 + m)
+    }
+
+    /// Minutes of the day as `"HH:MM"`.
+    pub fn hhmm(min: u16) -> String {
+        format!("{:02}:{:02}", min / 60, min % 60)
+    }
+
+    /// Whether `name` is a time zone this build knows.
+    pub fn zone_exists(name: &str) -> bool {
+        jiff::tz::TimeZone::get(name).is_ok()
+    }
+
+    /// The zone's UTC offsets from `from_ms` for about two years, as the scheduler's
+    /// scripts read them: `[minutes, from ms, minutes, from ms, minutes, …]` (the first
+    /// offset holds at `from_ms`, each later one from its time on). `[0]` for UTC or an
+    /// unknown zone.
+    pub fn offsets(&self, from_ms: i64) -> Vec<i64> {
+        let Some(tz) = self
+            .tz
+            .as_deref()
+            .and_then(|n| jiff::tz::TimeZone::get(n).ok())
+        else {
+            return vec![0];
+        };
+        let Ok(from) = jiff::Timestamp::from_millisecond(from_ms) else {
+            return vec![0];
+        };
+        let mut out = vec![i64::from(tz.to_offset(from).seconds() / 60)];
+        for t in tz.following(from) {
+            let at = t.timestamp().as_millisecond();
+            if at > from_ms + OFFSETS_AHEAD_MS {
+                break;
+            }
+            out.push(at);
+            out.push(i64::from(t.offset().seconds() / 60));
+        }
+        out
+    }
+
+    /// The local day number (days since the epoch in the zone) at `now_ms`.
+    pub fn local_day(tz: Option<&str>, now_ms: i64) -> i64 {
+        let off_ms = tz
+            .and_then(|n| jiff::tz::TimeZone::get(n).ok())
+            .and_then(|z| {
+                jiff::Timestamp::from_millisecond(now_ms)
+                    .ok()
+                    .map(|t| i64::from(z.to_offset(t).seconds()) * 1000)
+            })
+            .unwrap_or(0);
+        (now_ms + off_ms).div_euclid(86_400_000)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn windows_read_hours_and_zones() {
+        assert_eq!(ActiveWindow::parse_hhmm("09:30"), Some(570));
+        assert_eq!(ActiveWindow::parse_hhmm("24:00"), None);
+        assert_eq!(ActiveWindow::parse_hhmm("9:30"), None);
+        assert_eq!(ActiveWindow::hhmm(570), "09:30");
+        assert!(ActiveWindow::zone_exists("Europe/Paris"));
+        assert!(!ActiveWindow::zone_exists("Mars/Olympus"));
+        // 2026-01-01T00:00Z: Paris at +60, then +120 from the end of March, and back.
+        let w = ActiveWindow {
+            start: 540,
+            end: 1020,
+            tz: Some("Europe/Paris".into()),
+        };
+        let o = w.offsets(1_767_225_600_000);
+        assert_eq!(o[0], 60);
+        assert_eq!(o[2], 120, "{o:?}");
+        assert_eq!(o[1], 1_774_746_000_000, "2026-03-29T01:00Z");
+        assert_eq!(o[4], 60);
+        assert!(o.len() >= 9, "two years of changes: {o:?}");
+        assert_eq!(
+            ActiveWindow {
+                tz: None,
+                ..w.clone()
+            }
+            .offsets(0),
+            vec![0]
+        );
+        // 23:30 UTC on 2026-01-01 is already 2 January in Paris.
+        let t = 1_767_225_600_000 + 23 * 3_600_000 + 1_800_000;
+        assert_eq!(
+            ActiveWindow::local_day(Some("Europe/Paris"), t),
+            ActiveWindow::local_day(None, t) + 1
+        );
+    }
 
     #[test]
     fn cooling_down_ends_at_its_deadline() {

@@ -196,6 +196,110 @@ pub struct SchedulerConfig {
     pub idempotency_ttl_s: u64,
     /// Scheduling shards per provider (`{<provider>:<n>}`); tenants map to one shard.
     pub shards: u32,
+    /// Added to Redis's clock wherever the scheduler reads the time, in milliseconds: 0
+    /// in production; tests of daily caps and active windows set it to stand at a chosen
+    /// hour. Every process of a deployment must have the same value.
+    pub clock_offset_ms: i64,
+    /// Default pacing per provider: the gap between two submissions on one account is
+    /// drawn uniformly from `[min_gap_s, max_gap_s]` unless the account sets its own.
+    pub pacing: PacingDefaults,
+}
+
+/// A pacing range: the gap between two submissions on one account, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pacing {
+    /// The shortest gap.
+    pub min_gap_s: f64,
+    /// The longest gap.
+    pub max_gap_s: f64,
+}
+
+impl Pacing {
+    /// No pacing.
+    pub const NONE: Pacing = Pacing {
+        min_gap_s: 0.0,
+        max_gap_s: 0.0,
+    };
+
+    /// The range in whole milliseconds `(lo, hi)`.
+    pub fn as_ms(&self) -> (u64, u64) {
+        (
+            (self.min_gap_s * 1000.0).round() as u64,
+            (self.max_gap_s * 1000.0).round() as u64,
+        )
+    }
+
+    /// Why the range is unusable, if it is: both in 0 … 3600 s, min ≤ max.
+    pub fn problem(&self) -> Option<&'static str> {
+        let ok = |v: f64| v.is_finite() && (0.0..=3600.0).contains(&v);
+        if !ok(self.min_gap_s) || !ok(self.max_gap_s) {
+            Some("gaps are seconds from 0 to 3600")
+        } else if self.min_gap_s > self.max_gap_s {
+            Some("min_gap_s must not exceed max_gap_s")
+        } else {
+            None
+        }
+    }
+}
+
+/// The default pacing of each provider's accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PacingDefaults {
+    /// Midjourney: a few irregular seconds between two jobs of one Discord account.
+    pub midjourney: Pacing,
+    /// Suno.
+    pub suno: Pacing,
+    /// Luma Dream Machine.
+    pub luma: Pacing,
+    /// ChatGPT GPTs.
+    pub gpts: Pacing,
+}
+
+impl Default for PacingDefaults {
+    fn default() -> Self {
+        PacingDefaults {
+            midjourney: Pacing {
+                min_gap_s: 3.0,
+                max_gap_s: 8.0,
+            },
+            suno: Pacing {
+                min_gap_s: 1.0,
+                max_gap_s: 3.0,
+            },
+            luma: Pacing {
+                min_gap_s: 1.0,
+                max_gap_s: 3.0,
+            },
+            gpts: Pacing {
+                min_gap_s: 0.2,
+                max_gap_s: 1.0,
+            },
+        }
+    }
+}
+
+impl PacingDefaults {
+    /// The default of one provider.
+    pub fn of(&self, p: crate::Provider) -> Pacing {
+        match p {
+            crate::Provider::Midjourney => self.midjourney,
+            crate::Provider::Suno => self.suno,
+            crate::Provider::Luma => self.luma,
+            crate::Provider::Gpts => self.gpts,
+        }
+    }
+
+    /// The same range for every provider.
+    pub fn all(p: Pacing) -> Self {
+        PacingDefaults {
+            midjourney: p,
+            suno: p,
+            luma: p,
+            gpts: p,
+        }
+    }
 }
 
 impl Default for SchedulerConfig {
@@ -210,6 +314,8 @@ impl Default for SchedulerConfig {
             events_max_len: 100_000,
             idempotency_ttl_s: 24 * 3600,
             shards: 1,
+            clock_offset_ms: 0,
+            pacing: PacingDefaults::default(),
         }
     }
 }
@@ -293,8 +399,6 @@ pub struct WorkerConfig {
     pub task_timeout_s: u64,
     /// How often a running task is polled upstream, in milliseconds.
     pub poll_interval_ms: u64,
-    /// Smallest gap between two submissions on one account, in milliseconds.
-    pub account_min_gap_ms: u64,
     /// On SIGTERM: how long running tasks may finish before they are handed back, in
     /// seconds.
     pub shutdown_grace_s: u64,
@@ -317,7 +421,6 @@ impl Default for WorkerConfig {
             claim_batch: 16,
             task_timeout_s: 900,
             poll_interval_ms: 1000,
-            account_min_gap_ms: 200,
             shutdown_grace_s: 20,
             reap_interval_ms: 1000,
             metrics_listen: String::new(),
@@ -573,6 +676,11 @@ impl Config {
 
     /// Check values that parse but cannot work.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        for p in crate::Provider::ALL {
+            if let Some(why) = self.scheduler.pacing.of(p).problem() {
+                return Err(ConfigError::invalid(&format!("scheduler.pacing.{p}"), why));
+            }
+        }
         PromptChecker::new(&self.prompt_check)
             .map_err(|e| ConfigError::invalid("prompt_check.patterns", e))?;
         let st = &self.storage;

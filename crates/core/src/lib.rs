@@ -20,7 +20,7 @@ pub mod provider;
 pub mod secrets;
 pub mod task;
 
-pub use account::AccountState;
+pub use account::{AccountState, ActiveWindow, DailyCap};
 pub use body::{Origin, TaskBody};
 pub use config::{Config, ConfigError};
 pub use entitlement::entitlement;

@@ -5,8 +5,9 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use serde_json::{Map, Value};
-use switchyard_core::Provider;
+use switchyard_core::config::Pacing;
 use switchyard_core::secrets::mask;
+use switchyard_core::{ActiveWindow, DailyCap, Provider};
 use switchyard_scheduler::{AccountSpec, Owner};
 
 use crate::error::{ApiError, ok};
@@ -112,12 +113,146 @@ fn capacity(
     }
 }
 
+/// `pacing`: `{min_gap_s, max_gap_s}` in seconds, or null (the provider's default).
+fn pacing(v: &Value) -> Result<Option<Pacing>, ApiError> {
+    if v.is_null() {
+        return Ok(None);
+    }
+    let bad = || {
+        ApiError::invalid(
+            "/pacing",
+            "pacing is {min_gap_s, max_gap_s} (seconds, 0 to 3600, min ≤ max) or null for the provider's default",
+        )
+    };
+    let o = v.as_object().ok_or_else(bad)?;
+    if o.keys().any(|k| k != "min_gap_s" && k != "max_gap_s") {
+        return Err(bad());
+    }
+    let get = |k: &str| o.get(k).and_then(Value::as_f64).ok_or_else(bad);
+    let p = Pacing {
+        min_gap_s: get("min_gap_s")?,
+        max_gap_s: get("max_gap_s")?,
+    };
+    match p.problem() {
+        Some(why) => Err(ApiError::invalid("/pacing", why)),
+        None => Ok(Some(p)),
+    }
+}
+
+/// `daily_cap`: n (all modes), `{relax?, fast?, turbo?}` (Midjourney), or null (none).
+fn daily_cap(p: Provider, v: &Value) -> Result<Option<DailyCap>, ApiError> {
+    let count = |v: &Value, field: &str| -> Result<u32, ApiError> {
+        v.as_u64()
+            .filter(|n| (1..=100_000).contains(n))
+            .map(|n| n as u32)
+            .ok_or_else(|| {
+                ApiError::invalid(field, "a daily cap is a whole number from 1 to 100000")
+            })
+    };
+    match v {
+        Value::Null => Ok(None),
+        Value::Object(o) if p == Provider::Midjourney => {
+            let mut cap = DailyCap::default();
+            for (k, v) in o {
+                let field = format!("/daily_cap/{k}");
+                let n = Some(count(v, &field)?);
+                match k.as_str() {
+                    "relax" => cap.relax = n,
+                    "fast" => cap.fast = n,
+                    "turbo" => cap.turbo = n,
+                    _ => {
+                        return Err(ApiError::invalid(
+                            &field,
+                            "daily_cap takes relax, fast, turbo (or one number for all modes)",
+                        ));
+                    }
+                }
+            }
+            if cap == DailyCap::default() {
+                return Err(ApiError::invalid(
+                    "/daily_cap",
+                    "give at least one mode a cap, or null for none",
+                ));
+            }
+            Ok(Some(cap))
+        }
+        Value::Object(_) => Err(ApiError::invalid(
+            "/daily_cap",
+            format!("{p} accounts take one number: submissions per day"),
+        )),
+        n => Ok(Some(DailyCap {
+            all: Some(count(n, "/daily_cap")?),
+            ..DailyCap::default()
+        })),
+    }
+}
+
+/// `active_window`: `{start: "HH:MM", end: "HH:MM", tz?: "Area/City"}`, or null.
+fn active_window(v: &Value) -> Result<Option<ActiveWindow>, ApiError> {
+    if v.is_null() {
+        return Ok(None);
+    }
+    let o = v.as_object().ok_or_else(|| {
+        ApiError::invalid(
+            "/active_window",
+            "active_window is {start: \"HH:MM\", end: \"HH:MM\", tz: \"Area/City\"} or null",
+        )
+    })?;
+    if let Some(k) = o
+        .keys()
+        .find(|k| !["start", "end", "tz"].contains(&k.as_str()))
+    {
+        return Err(ApiError::invalid(
+            &format!("/active_window/{k}"),
+            "active_window takes start, end and tz",
+        ));
+    }
+    let time = |k: &str| {
+        o.get(k)
+            .and_then(Value::as_str)
+            .and_then(ActiveWindow::parse_hhmm)
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    &format!("/active_window/{k}"),
+                    format!("{k} is a time of day \"HH:MM\" (00:00 to 23:59)"),
+                )
+            })
+    };
+    let (start, end) = (time("start")?, time("end")?);
+    if start == end {
+        return Err(ApiError::invalid(
+            "/active_window/end",
+            "end must differ from start (a window across midnight ends earlier than it starts)",
+        ));
+    }
+    let tz = match o.get("tz") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(z)) if ActiveWindow::zone_exists(z) => Some(z.clone()),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "/active_window/tz",
+                "tz is an IANA time zone name such as \"Europe/Paris\" (UTC when left out)",
+            ));
+        }
+    };
+    Ok(Some(ActiveWindow { start, end, tz }))
+}
+
 fn patch_fields(
     p: Provider,
     m: &Map<String, Value>,
     spec: &mut AccountSpec,
 ) -> Result<(), ApiError> {
     spec.capacity = capacity(p, m, false)?;
+    if let Some(v) = m.get("pacing") {
+        spec.pacing = Some(pacing(v)?);
+    }
+    if let Some(v) = m.get("daily_cap") {
+        spec.daily_cap = Some(daily_cap(p, v)?);
+    }
+    if let Some(v) = m.get("active_window") {
+        spec.window = Some(active_window(v)?);
+    }
     if let Some(w) = m.get("weight") {
         let w = non_negative(w, "/weight")?;
         if w == 0 {
@@ -146,6 +281,45 @@ fn patch_fields(
     Ok(())
 }
 
+/// `modes`: the Midjourney modes the account serves (`["relax", "fast"]`); a mode left
+/// out gets no capacity.
+fn served_modes(p: Provider, v: &Value, mut cap: [u32; 3]) -> Result<[u32; 3], ApiError> {
+    let bad = || {
+        ApiError::invalid(
+            "/modes",
+            "modes is a list of the modes the account serves: relax, fast, turbo",
+        )
+    };
+    if p != Provider::Midjourney {
+        return Err(ApiError::invalid(
+            "/modes",
+            format!("{p} accounts have no modes"),
+        ));
+    }
+    let list = v.as_array().filter(|l| !l.is_empty()).ok_or_else(bad)?;
+    let mut on = [false; 3];
+    for m in list {
+        match m.as_str() {
+            Some("relax") => on[0] = true,
+            Some("fast") => on[1] = true,
+            Some("turbo") => on[2] = true,
+            _ => return Err(bad()),
+        }
+    }
+    for (c, on) in cap.iter_mut().zip(on) {
+        if !on {
+            *c = 0;
+        }
+    }
+    if cap == [0, 0, 0] {
+        return Err(ApiError::invalid(
+            "/modes",
+            "no mode it serves has a capacity: give capacity to a listed mode",
+        ));
+    }
+    Ok(cap)
+}
+
 /// The body of an account create, checked: the provider, its credentials (not yet
 /// sealed) and the account's settings with their defaults.
 pub struct NewAccount {
@@ -165,6 +339,8 @@ impl FromJson for NewAccount {
             "weight",
             "backup",
             "modes",
+            "pacing",
+            "daily_cap",
             "active_window",
         ];
         let m = body_object(&v, &allowed, "")?;
@@ -224,6 +400,13 @@ impl FromJson for NewAccount {
         };
         patch_fields(provider, m, &mut spec)?;
         spec.capacity = capacity(provider, m, true)?;
+        if let Some(v) = m.get("modes") {
+            spec.capacity = Some(served_modes(
+                provider,
+                v,
+                spec.capacity.unwrap_or_default(),
+            )?);
+        }
         Ok(NewAccount {
             provider,
             credentials: creds.clone(),
@@ -288,6 +471,9 @@ async fn update_for(
         "concurrency",
         "backup",
         "name",
+        "pacing",
+        "daily_cap",
+        "active_window",
     ];
     let m = body_object(
         &v,

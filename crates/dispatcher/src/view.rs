@@ -8,7 +8,7 @@ use axum::http::HeaderValue;
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 use switchyard_core::{
-    AccountState, PlanLimits, Provider, QuotaKind, ServiceMode, TaskBody, TaskStatus,
+    AccountState, ActiveWindow, PlanLimits, Provider, QuotaKind, ServiceMode, TaskBody, TaskStatus,
 };
 use switchyard_scheduler::{
     AccountInfo, Balance, ProviderLoad, StoredStatus, TaskRecord, Tenant, TenantLoad,
@@ -313,17 +313,20 @@ pub fn provider_stats(load: &ProviderLoad, pool: &[AccountInfo]) -> Value {
 /// An account as the API shows it: state, capacity, load, and the credential hint
 /// (`••••` + last 4), never the credentials.
 pub fn account(a: &AccountInfo) -> Value {
-    let (state, until, reason) = match &a.state {
-        AccountState::Active => ("active", Value::Null, Value::Null),
-        AccountState::CoolingDown { until_ms, reason } => {
+    let (state, until, reason) = match (&a.state, &a.resting) {
+        (AccountState::Active, Some((until, why))) => ("resting", time(*until), json!(why)),
+        (AccountState::Active, None) => ("active", Value::Null, Value::Null),
+        (AccountState::CoolingDown { until_ms, reason }, _) => {
             ("cooling_down", time(*until_ms), json!(reason))
         }
-        AccountState::Disabled { reason } => ("disabled", Value::Null, json!(reason)),
+        (AccountState::Disabled { reason }, _) => ("disabled", Value::Null, json!(reason)),
     };
-    let capacity = if a.provider == Provider::Midjourney {
-        json!({"relax": a.capacity[0], "fast": a.capacity[1], "turbo": a.capacity[2]})
-    } else {
-        json!({"default": a.capacity[0]})
+    let per_mode = |v: &[u32; 3]| {
+        if a.provider == Provider::Midjourney {
+            json!({"relax": v[0], "fast": v[1], "turbo": v[2]})
+        } else {
+            json!({"default": v[0]})
+        }
     };
     let field = crate::accounts::credential_fields(a.provider)[0];
     let bot_id = if a.bot_id > 0 {
@@ -331,11 +334,23 @@ pub fn account(a: &AccountInfo) -> Value {
     } else {
         Value::Null
     };
+    let mut today = per_mode(&a.today);
+    today["total"] = json!(a.today_total());
+    let window = a.window.as_ref().map_or(Value::Null, |w| {
+        json!({"start": ActiveWindow::hhmm(w.start), "end": ActiveWindow::hhmm(w.end),
+               "tz": w.tz.as_deref().unwrap_or("UTC")})
+    });
     json!({"account_id": a.id, "bot_id": bot_id, "provider": a.provider, "name": a.name, "state": state,
-           "state_until": until, "state_reason": reason, "capacity": capacity,
+           "state_until": until, "state_reason": reason, "capacity": per_mode(&a.capacity),
            "weight": a.weight, "backup": a.backup,
            "in_flight": a.in_flight.iter().sum::<u32>(),
            "no_fast_hours_until": a.fast_off_until_ms.map_or(Value::Null, time),
+           "pacing": {"min_gap_s": a.pacing.min_gap_s, "max_gap_s": a.pacing.max_gap_s,
+                      "default": !a.pacing_own},
+           "daily_cap": a.daily_cap.map_or(Value::Null, |d| json!(d)),
+           "active_window": window,
+           "today": today,
+           "next_allowed_at": a.next_allowed_ms.map_or(Value::Null, time),
            "credentials": {field: a.hint}})
 }
 

@@ -226,6 +226,8 @@ async fn a_redis_outage_answers_503_and_readyz_says_so() {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
     });
     let mut c = switchyard_core::Config::default();
+    c.scheduler.pacing =
+        switchyard_core::config::PacingDefaults::all(switchyard_core::config::Pacing::NONE);
     c.redis.url = format!("redis://127.0.0.1:{port}");
     c.redis.key_prefix = "outage".into();
     let sched = switchyard_scheduler::Scheduler::connect(&c).await.unwrap();

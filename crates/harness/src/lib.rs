@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use switchyard_core::config::UpstreamsConfig;
+use switchyard_core::config::{Pacing, UpstreamsConfig};
 use switchyard_core::secrets::SecretBox;
 use switchyard_core::{Config, Plan, PlanTable, Provider, QuotaKind, ServiceMode, TaskSpec};
 use switchyard_provider_sim::Sim;
@@ -53,7 +53,7 @@ pub fn test_config(url: &str, name: &str) -> Config {
     c.scheduler.retry_backoff_ms = 20;
     c.scheduler.retry_backoff_max_ms = 100;
     c.worker.poll_interval_ms = 50;
-    c.worker.account_min_gap_ms = 1;
+    c.scheduler.pacing = switchyard_core::config::PacingDefaults::all(Pacing::NONE);
     c.worker.reap_interval_ms = 200;
     c.worker.shutdown_grace_s = 2;
     c.worker.allow_private_inputs = true;
@@ -259,8 +259,8 @@ impl Harness {
                 c.worker.poll_interval_ms.to_string(),
             ),
             (
-                "SWITCHYARD_WORKER__ACCOUNT_MIN_GAP_MS",
-                c.worker.account_min_gap_ms.to_string(),
+                "SWITCHYARD_SCHEDULER__CLOCK_OFFSET_MS",
+                c.scheduler.clock_offset_ms.to_string(),
             ),
             (
                 "SWITCHYARD_WORKER__SHUTDOWN_GRACE_S",
@@ -301,6 +301,19 @@ impl Harness {
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
+        .chain(Provider::ALL.into_iter().flat_map(|p| {
+            let pacing = c.scheduler.pacing.of(p);
+            let key = |f: &str| {
+                format!(
+                    "SWITCHYARD_SCHEDULER__PACING__{}__{f}",
+                    p.as_str().to_uppercase()
+                )
+            };
+            [
+                (key("MIN_GAP_S"), pacing.min_gap_s.to_string()),
+                (key("MAX_GAP_S"), pacing.max_gap_s.to_string()),
+            ]
+        }))
         .collect()
     }
 }

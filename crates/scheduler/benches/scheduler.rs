@@ -99,6 +99,8 @@ fn new_task(tenant: &str, n: usize) -> NewTask {
 
 async fn scheduler(url: &str, prefix: &str) -> Scheduler {
     let mut c = Config::default();
+    c.scheduler.pacing =
+        switchyard_core::config::PacingDefaults::all(switchyard_core::config::Pacing::NONE);
     c.redis.url = url.to_string();
     c.redis.key_prefix = prefix.to_string();
     c.redis.pool_size = 80;

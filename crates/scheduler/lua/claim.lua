@@ -3,9 +3,13 @@
 -- recently used; backups only when no primary can serve), a lease with a fencing token.
 -- Also does the time-driven work that is due (bounded): ended cool-downs, max-wait
 -- timers, delayed retries.
--- ARGV: n (at most 256: the caller splits larger claims), lease_ms, max_iterations.
--- Returns a flat array, 10 values per task:
---   id, token, account, attempt, pool, mode, body, upstream_ref, account_secret, tenant.
+-- An account is taken only while it is not paced (its `next` time passed) and does not
+-- rest (daily cap, active window); a claim on an account with pacing draws its next gap.
+-- ARGV: n (at most 256: the caller splits larger claims), lease_ms, max_iterations, a
+-- random seed (1 … 2^31 - 2) for the gaps, the provider's default gap lo and hi (ms).
+-- Returns a flat array, 11 values per task:
+--   id, token, account, attempt, pool, mode, body, upstream_ref, account_secret, tenant,
+--   gap (ms the worker keeps after this submission before the account's next; 0: none).
 --- @include "keys"
 --- @include "time"
 --- @include "lanes"
@@ -15,6 +19,14 @@
 --- @include "tasks"
 --- @include "due"
 local n, lease_ms, max_iter = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local SEED = tonumber(ARGV[4]) or 1
+local DEFAULT_GAP = {tonumber(ARGV[5]) or 0, tonumber(ARGV[6]) or 0}
+-- Park–Miller: exact in doubles; the seed comes from the caller (scripts get no entropy).
+local function rand()
+  SEED = (SEED * 16807) % 2147483647
+  return SEED / 2147483647
+end
+local ROW = 11
 -- Every lease of this call ends at the same time.
 local DEADLINE = int(NOW + lease_ms)
 
@@ -106,8 +118,30 @@ local AINF, TINF, TINF_BY, LEASES = {}, {}, {}, {}
 local RUNNING = {}
 -- Whether the pool has a free account in a mode; read again after a claim may fill one.
 local POOL_FREE = {}
--- The reply: 10 values per claimed task.
+-- The reply: ROW values per claimed task.
 local out = {}
+-- Accounts paced by this call's claims: their next allowed time (across modes).
+local PACE = {}
+-- Accounts to sync at the end (paced, or a limited one that counted a submission).
+local RESYNC, RESYNC_ORDER = {}, {}
+local function resync_later(acc)
+  if not RESYNC[acc] then
+    RESYNC[acc] = true
+    RESYNC_ORDER[#RESYNC_ORDER + 1] = acc
+  end
+end
+
+-- The gap (ms) drawn for a submission on `a`: uniform in its pacing range (the
+-- provider's default when it has none of its own); 0 without pacing.
+local function draw_gap(a)
+  local lo, hi = DEFAULT_GAP[1], DEFAULT_GAP[2]
+  if a.gap and a.gap ~= '' then
+    local l, h = string.match(a.gap, '^(%d+),(%d+)$')
+    lo, hi = tonumber(l) or 0, tonumber(h) or 0
+  end
+  if hi <= 0 then return 0 end
+  return lo + math.floor(rand() * (hi - lo + 1))
+end
 
 local function tenant_slots(tenant)
   local t = TN[tenant]
@@ -133,6 +167,29 @@ local function account(acc, mode)
     ACC[key] = a
   end
   return a
+end
+
+-- Whether `acc`, picked from `owner`'s free sets, cannot take a task in `mode` now: gone,
+-- paced (by a claim of this call or an earlier one) or resting. It leaves the free sets
+-- then; the sync at the end of the call (or a timer) places it again when it can serve.
+local function unclaimable(acc, mode, owner)
+  local a = account(acc, mode)
+  if a.owner and (PACE[acc] or a.next) <= NOW and a.cap - a.inf > 0
+    and not (limits(a) and rest(a, mode)) then
+    return false
+  end
+  redis.call('ZREM', k('free', owner, mode), acc)
+  redis.call('ZREM', k('freeb', owner, mode), acc)
+  if a.owner then resync_later(acc) end
+  return true
+end
+
+-- The owner's best claimable account in `mode` (pick_account's rule, less the accounts
+-- unclaimable() finds; each is taken off its free set, so this ends).
+local function pick_claimable(owner, mode, avoid)
+  local acc = pick_account(owner, mode, avoid)
+  while acc and unclaimable(acc, mode, owner) do acc = pick_account(owner, mode, avoid) end
+  return acc
 end
 
 -- The head of a pinned lane whose account cannot serve it (`why`: gone, or `nil` when
@@ -188,6 +245,12 @@ local function pinned_account(rot, lane, tenant, mode, pin)
     park(rot, lane, k('park', 'a', pin))
     return nil, 'blocked'
   end
+  -- Paced or resting: it waits for the account (the sync at the end sets its timer).
+  if (PACE[pin] or a.next) > NOW or (limits(a) and rest(a, mode)) then
+    resync_later(pin)
+    park(rot, lane, k('park', 'a', pin))
+    return nil, 'blocked'
+  end
   return pin
 end
 
@@ -228,8 +291,20 @@ local function record_claim(rot, lane, qkey, seq, id, tk, t, started, upstream, 
   a.lru = seq % 4294967296
   if not LRU[acc] then LRU_ORDER[#LRU_ORDER + 1] = acc end
   LRU[acc] = a.lru
+  -- Pacing: no new task on the account before the gap drawn for this one has passed.
+  local gap = draw_gap(a)
+  if gap > 0 then
+    PACE[acc] = NOW + gap
+    resync_later(acc)
+  end
+  -- A daily cap counts the submission; at the cap the account rests.
+  if limits(a) then
+    count_day(a, mode)
+    resync_later(acc)
+    if rest(a, mode) then a.cap = 0 end
+  end
   if not a.zkey then a.zkey = free_key(a, mode) end
-  place_account(a.zkey, acc, a.state == 'active', a.cap - a.inf, a.weight, a.lru)
+  place_account(a.zkey, acc, a.state == 'active' and not PACE[acc], a.cap - a.inf, a.weight, a.lru)
   -- To the back of the round (written with the rotation's other moves, see next_page), or
   -- out of it when emptied.
   if redis.call('LLEN', qkey) == 0 then
@@ -243,11 +318,12 @@ local function record_claim(rot, lane, qkey, seq, id, tk, t, started, upstream, 
     m[#m + 1] = token
     m[#m + 1] = lane
   end
-  if a.owner == 'pool' and a.cap - a.inf <= 0 then POOL_FREE[mode] = nil end
+  if a.owner == 'pool' and (a.cap - a.inf <= 0 or PACE[acc]) then POOL_FREE[mode] = nil end
   -- The row of this claim; its body is filled in at the end, with one MGET for the batch.
   local o = #out
   out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5] = id, token, acc, attempt, pool
   out[o + 6], out[o + 7], out[o + 8], out[o + 9], out[o + 10] = mode, '', upstream or '', a.secret, tenant
+  out[o + 11] = int(gap)
 end
 
 -- Claim the head task of `lane` with token `seq`: the tenant's PPU cap, an account (the
@@ -268,7 +344,7 @@ local function try_lane(rot, lane, seq)
     acc, res = pinned_account(rot, lane, tenant, mode, pin)
     if not acc then return res end
   else
-    acc = pick_account(owner, mode)
+    acc = pick_claimable(owner, mode)
     if not acc then
       if pool == 'ppu' then return 'nopool' end
       return byoa_blocked(rot, lane, tenant, mode)
@@ -297,7 +373,7 @@ local function try_lane(rot, lane, seq)
     upstream, avoid = r[2], r[3]
   end
   -- A retry after a transient failure goes to another account when one is free.
-  if pin == '' and avoid and avoid == acc then acc = pick_account(owner, mode, acc) or acc end
+  if pin == '' and avoid and avoid == acc then acc = pick_claimable(owner, mode, acc) or acc end
   record_claim(rot, lane, qkey, seq, id, tk, t, started, upstream, tenant, pool, mode, acc)
   return 'claimed'
 end
@@ -358,6 +434,9 @@ for _, acc in ipairs(LRU_ORDER) do
   redis.call('HSET', k('a', acc), 'lru', int(LRU[acc]))
 end
 for _, g in ipairs(AINF) do redis.call('SADD', k('ainf', g[1], g[2]), unpack(g.ids)) end
+-- Paced and limited accounts: their next allowed time, then their places and timers.
+for acc, at in pairs(PACE) do redis.call('HSET', k('a', acc), 'next', int(at)) end
+for _, acc in ipairs(RESYNC_ORDER) do acc_sync(acc) end
 for _, g in ipairs(TINF) do redis.call('SADD', k(g[1], g[2]), unpack(g.ids)) end
 if #LEASES > 0 then
   redis.call('ZADD', k('leases'), unpack(LEASES))
@@ -365,8 +444,8 @@ if #LEASES > 0 then
 end
 if claimed > 0 then
   local bodies = {}
-  for i = 1, #out, 10 do bodies[#bodies + 1] = k('tb', out[i]) end
+  for i = 1, #out, ROW do bodies[#bodies + 1] = k('tb', out[i]) end
   bodies = redis.call('MGET', unpack(bodies))
-  for i, body in ipairs(bodies) do out[(i - 1) * 10 + 7] = body or '' end
+  for i, body in ipairs(bodies) do out[(i - 1) * ROW + 7] = body or '' end
 end
 return out

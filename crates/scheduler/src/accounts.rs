@@ -3,7 +3,8 @@
 
 use std::collections::HashMap;
 
-use switchyard_core::{AccountState, ProcessMode, Provider};
+use switchyard_core::config::Pacing;
+use switchyard_core::{AccountState, ActiveWindow, DailyCap, ProcessMode, Provider};
 
 use crate::{Scheduler, SchedulerError, invoke, keys};
 
@@ -38,7 +39,7 @@ fn mode_index(m: ProcessMode) -> usize {
 }
 
 /// An account to create, or the fields to change (`None`: unchanged).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct AccountSpec {
     /// Display name.
     pub name: Option<String>,
@@ -54,10 +55,16 @@ pub struct AccountSpec {
     pub enabled: Option<bool>,
     /// A non-secret hint of the credential for display (e.g. `••••abcd`).
     pub hint: Option<String>,
+    /// Its own pacing (`Some(None)`: back to the provider's default).
+    pub pacing: Option<Option<Pacing>>,
+    /// Its daily cap (`Some(None)`: none).
+    pub daily_cap: Option<Option<DailyCap>>,
+    /// Its active window (`Some(None)`: always active).
+    pub window: Option<Option<ActiveWindow>>,
 }
 
 /// An account as stored, with its load.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AccountInfo {
     /// Account id.
     pub id: String,
@@ -88,6 +95,29 @@ pub struct AccountInfo {
     /// were added; never reused): GoAPI's integer `bot_id`. 0 for an account added before
     /// accounts were numbered.
     pub bot_id: u32,
+    /// Its pacing: its own, or the provider's default (`pacing_own` false).
+    pub pacing: Pacing,
+    /// Whether the pacing is the account's own.
+    pub pacing_own: bool,
+    /// Its daily cap.
+    pub daily_cap: Option<DailyCap>,
+    /// Its active window.
+    pub window: Option<ActiveWindow>,
+    /// The earliest time (ms) it takes a new task: pacing, or the end of a rest; `None`
+    /// when it may now.
+    pub next_allowed_ms: Option<u64>,
+    /// While it rests (every mode it serves at its daily cap, or outside its window):
+    /// until when (ms) and why (`daily_cap` | `outside_active_window`).
+    pub resting: Option<(u64, String)>,
+    /// Submissions today (the account's local day) per mode, and in all.
+    pub today: Capacity,
+}
+
+impl AccountInfo {
+    /// Submissions today in all modes.
+    pub fn today_total(&self) -> u32 {
+        self.today.iter().sum()
+    }
 }
 
 /// Errors of account changes.
@@ -158,6 +188,25 @@ impl Scheduler {
         }
         if let Some(h) = &spec.hint {
             inv.arg("hint").arg(h);
+        }
+        if let Some(p) = &spec.pacing {
+            inv.arg("gap").arg(p.map_or(String::new(), |p| {
+                let (lo, hi) = p.as_ms();
+                format!("{lo},{hi}")
+            }));
+        }
+        if let Some(d) = &spec.daily_cap {
+            inv.arg("dcap").arg(d.map_or(String::new(), |d| {
+                serde_json::to_string(&d).unwrap_or_default()
+            }));
+        }
+        if let Some(w) = &spec.window {
+            inv.arg("win").arg(w.as_ref().map_or(String::new(), |w| {
+                // The zone's offsets from a day back (a clock set behind still finds its own).
+                let from = self.now_ms() as i64 - 86_400_000;
+                serde_json::json!({"s": w.start, "e": w.end, "tz": w.tz, "o": w.offsets(from)})
+                    .to_string()
+            }));
         }
         let mut conn = self.conn().await?;
         let v: String = invoke(&inv, &mut conn).await?;
@@ -284,6 +333,15 @@ impl Scheduler {
         Ok(out)
     }
 
+    /// The scheduler's clock (ms since the epoch): this machine's, shifted as the scripts
+    /// shift Redis's (`scheduler.clock_offset_ms`).
+    pub fn now_ms(&self) -> u64 {
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        (wall + self.inner.cfg.clock_offset_ms).max(0) as u64
+    }
+
     async fn read_accounts(
         &self,
         provider: Provider,
@@ -303,10 +361,8 @@ impl Scheduler {
         }
         let mut conn = self.conn().await?;
         let rows: Vec<redis::Value> = pipe.query_async(&mut conn).await?;
-        // Only to hide a fast-hours pause that has run out but not been cleared yet.
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        // Only to hide a pause or a rest that has run out but not been cleared yet.
+        let now_ms = self.now_ms();
         let mut out = Vec::new();
         for (id, chunk) in ids.iter().zip(rows.chunks(4)) {
             let h: HashMap<String, String> = redis::from_redis_value(chunk[0].clone())?;
@@ -330,6 +386,44 @@ impl Scheduler {
                 },
                 _ => AccountState::Active,
             };
+            let window = serde_json::from_str::<serde_json::Value>(&get("win"))
+                .ok()
+                .and_then(|w| {
+                    Some(ActiveWindow {
+                        start: u16::try_from(w.get("s")?.as_u64()?).ok()?,
+                        end: u16::try_from(w.get("e")?.as_u64()?).ok()?,
+                        tz: w.get("tz").and_then(|z| z.as_str()).map(str::to_string),
+                    })
+                });
+            let daily_cap: Option<DailyCap> = serde_json::from_str(&get("dcap")).ok();
+            let pacing = get("gap").split_once(',').and_then(|(lo, hi)| {
+                Some(Pacing {
+                    min_gap_s: lo.parse::<f64>().ok()? / 1000.0,
+                    max_gap_s: hi.parse::<f64>().ok()? / 1000.0,
+                })
+            });
+            let resting = get("rest_until")
+                .parse::<u64>()
+                .ok()
+                .filter(|u| *u > now_ms)
+                .map(|u| (u, get("rest_why")));
+            let next_allowed_ms = [
+                get("next").parse::<u64>().ok(),
+                resting.as_ref().map(|r| r.0),
+            ]
+            .into_iter()
+            .flatten()
+            .filter(|t| *t > now_ms)
+            .max();
+            let day = ActiveWindow::local_day(
+                window.as_ref().and_then(|w| w.tz.as_deref()),
+                now_ms as i64,
+            );
+            let today = if get("day").parse::<i64>().ok() == Some(day) {
+                [num("dn_relax"), num("dn_fast"), num("dn_turbo")]
+            } else {
+                [0; 3]
+            };
             let owner = match get("owner").as_str() {
                 "pool" => Owner::Pool,
                 t => Owner::Tenant(t.to_string()),
@@ -351,6 +445,13 @@ impl Scheduler {
                 secret: get("secret"),
                 hint: get("hint"),
                 bot_id: num("bot"),
+                pacing: pacing.unwrap_or(self.inner.cfg.pacing.of(provider)),
+                pacing_own: pacing.is_some(),
+                daily_cap,
+                window,
+                next_allowed_ms,
+                resting,
+                today,
             });
         }
         Ok(out)

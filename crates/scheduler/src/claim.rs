@@ -29,9 +29,12 @@ pub struct ClaimedTask {
     pub account_secret: String,
     /// The tenant the task belongs to.
     pub tenant: String,
+    /// Pacing: how long after this task's submission the account takes its next (the
+    /// worker keeps it with [`Scheduler::pace`]); zero without pacing.
+    pub gap: Duration,
 }
 
-const FIELDS: usize = 10;
+const FIELDS: usize = 11;
 /// Longest single block on the wake-up list; below the client's response timeout, and
 /// short enough that cool-downs and retry delays that fall due are seen promptly.
 const WAKE_SLICE: Duration = Duration::from_millis(400);
@@ -83,7 +86,16 @@ impl Scheduler {
     ) -> Result<(), SchedulerError> {
         let lease_ms = self.inner.cfg.lease_ms;
         let mut inv = self.inner.scripts.claim.prepare_invoke();
-        inv.key(base).arg(want).arg(lease_ms).arg(want * 8 + 32);
+        // The gaps' randomness (scripts have none of their own): a seed in 1 … 2^31 - 2.
+        let seed = (uuid::Uuid::new_v4().as_u128() % 2_147_483_646) as u64 + 1;
+        let (gap_lo, gap_hi) = self.inner.cfg.pacing.of(provider).as_ms();
+        inv.key(base)
+            .arg(want)
+            .arg(lease_ms)
+            .arg(want * 8 + 32)
+            .arg(seed)
+            .arg(gap_lo)
+            .arg(gap_hi);
         let flat: Vec<String> = invoke(&inv, conn).await?;
         for chunk in flat.chunks_exact(FIELDS) {
             out.push(ClaimedTask {
@@ -105,9 +117,30 @@ impl Scheduler {
                 upstream_ref: Some(chunk[7].clone()).filter(|s| !s.is_empty()),
                 account_secret: chunk[8].clone(),
                 tenant: chunk[9].clone(),
+                gap: Duration::from_millis(chunk[10].parse().unwrap_or(0)),
             });
         }
         Ok(())
+    }
+
+    /// Pacing at submission: wait until the account's previous submission's gap has
+    /// passed, then record this one (with the gap drawn for it at claim). Call it right
+    /// before sending a new job upstream; a task without pacing (`gap` zero, and none
+    /// before it) passes at once.
+    pub async fn pace(&self, task: &ClaimedTask) -> Result<(), SchedulerError> {
+        loop {
+            let mut inv = self.inner.scripts.pace.prepare_invoke();
+            inv.key(&task.lease.base)
+                .arg(&task.account)
+                .arg(task.gap.as_millis() as u64);
+            let mut conn = self.conn().await?;
+            let wait: u64 = invoke(&inv, &mut conn).await?;
+            drop(conn);
+            if wait == 0 {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+        }
     }
 
     /// Claim up to `n` tasks, blocking on the wake-up signal up to `wait` while nothing is

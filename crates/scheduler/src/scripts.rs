@@ -44,6 +44,7 @@ pub(crate) const SCRIPTS: &[(&str, &str)] = &[
     ("tenant", include_str!("../lua/tenant.lua")),
     ("topup", include_str!("../lua/topup.lua")),
     ("files_due", include_str!("../lua/files_due.lua")),
+    ("pace", include_str!("../lua/pace.lua")),
 ];
 
 /// Every script, loaded once per process (`EVALSHA`, loaded on first `NOSCRIPT`).
@@ -61,6 +62,7 @@ pub(crate) struct Scripts {
     pub tenant: Script,
     pub top_up: Script,
     pub files_due: Script,
+    pub pace: Script,
 }
 
 impl std::fmt::Debug for Scripts {
@@ -87,6 +89,7 @@ impl Scripts {
             tenant: script("tenant"),
             top_up: script("topup"),
             files_due: script("files_due"),
+            pace: script("pace"),
         }
     }
 }
@@ -110,7 +113,8 @@ fn config_include(config: &Config) -> String {
         "local CONFIG = {{max_attempts = {}, backoff_ms = {}, backoff_max_ms = {}, \
          cooldown_ms = {}, no_fast_pause_ms = {}, events_max_len = '{}', \
          retention_fallback_s = '{}', conversion = {{below = {}, steps = {{{}}}, num = {}, \
-         den = {}}}, usage_keep_s = {}, usage_bucket_ratio = {}, usage_spent_unit = {}}}",
+         den = {}}}, usage_keep_s = {}, usage_bucket_ratio = {}, usage_spent_unit = {}, \
+         clock_offset_ms = {}}}",
         s.max_attempts,
         s.retry_backoff_ms,
         s.retry_backoff_max_ms,
@@ -125,6 +129,7 @@ fn config_include(config: &Config) -> String {
         crate::usage::keep_secs(config),
         crate::usage::BUCKET_RATIO,
         crate::usage::SPENT_UNIT,
+        s.clock_offset_ms,
     );
     out
 }

@@ -18,6 +18,8 @@ async fn cluster_scheduler() -> Scheduler {
     let cluster = switchyard_test_support::cluster()
         .expect("a private 3-master cluster (redis-server and redis-cli on PATH)");
     let mut c = Config::default();
+    c.scheduler.pacing =
+        switchyard_core::config::PacingDefaults::all(switchyard_core::config::Pacing::NONE);
     c.redis.url = cluster.url.clone();
     c.redis.cluster = true;
     c.redis.key_prefix = switchyard_test_support::unique_prefix("cluster");

@@ -1,12 +1,10 @@
 //! The claim loop, heartbeats, the per-task pipeline, the reaper and shutdown.
 
 use std::collections::HashMap;
-use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::FutureExt;
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde_json::Value;
 use switchyard_core::secrets::SecretBox;
 use switchyard_core::{Config, ParseOptions, TaskBody};
@@ -29,7 +27,6 @@ pub struct Worker {
     config: Config,
     secrets: SecretBox,
     parse: ParseOptions,
-    pacing: DefaultKeyedRateLimiter<String>,
     running: Mutex<HashMap<String, Running>>,
     hosting: Hosting,
 }
@@ -107,17 +104,12 @@ impl Worker {
         config: &Config,
         secrets: SecretBox,
     ) -> Arc<Worker> {
-        let gap = Duration::from_millis(config.worker.account_min_gap_ms.max(1));
-        let quota = Quota::with_period(gap)
-            .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
-            .allow_burst(NonZeroU32::MIN);
         Arc::new(Worker {
             sched,
             upstream,
             config: config.clone(),
             secrets,
             parse: config.parse_options(),
-            pacing: RateLimiter::keyed(quota),
             running: Mutex::new(HashMap::new()),
             hosting: Hosting::open(config),
         })
@@ -399,13 +391,13 @@ impl Worker {
     /// its output files, settle the outcome with the scheduler.
     async fn run_one(&self, task: ClaimedTask, clock: Arc<LeaseClock>) {
         let result = match self.prepare(&task) {
-            Ok(job) => {
-                self.pace(&job).await;
-                match self.run_upstream(&job, &task.lease, &clock).await {
+            Ok(job) => match self.pace(&task, &job).await {
+                Ok(()) => match self.run_upstream(&job, &task.lease, &clock).await {
                     Ok(output) => self.host(&job, output).await,
                     Err(e) => Err(e),
-                }
-            }
+                },
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         };
         self.settle(&task.lease, &clock, result).await;
@@ -426,9 +418,16 @@ impl Worker {
         }
     }
 
-    /// Wait for the account's pacing slot (one submission per `worker.account_min_gap_ms`).
-    async fn pace(&self, job: &Job) {
-        self.pacing.until_key_ready(&job.account_id).await;
+    /// Wait until the account's pacing lets this submission go (kept in Redis, so it
+    /// holds across every worker process); a run that resumes an upstream job submits
+    /// nothing and does not wait, nor does an account without pacing.
+    async fn pace(&self, task: &ClaimedTask, job: &Job) -> Result<(), UpstreamError> {
+        if job.upstream_ref.is_some() || task.gap.is_zero() {
+            return Ok(());
+        }
+        self.sched.pace(task).await.map_err(|e| {
+            UpstreamError::Transient(format!("pacing the account: the scheduler failed: {e}"))
+        })
     }
 
     /// Run the adapter under the task timeout. Its reference and progress calls are

@@ -8,7 +8,11 @@
 
 -- The fields of an account hash that scripts read, by read_account alone: always these,
 -- then the capacity of one mode (or of every mode), then the secret when asked for.
-local ACCOUNT_FIELDS = {'owner', 'state', 'weight', 'backup', 'lru', 'nofast_until'}
+-- `gap`: its pacing "lo,hi" in ms (absent: the provider's default); `next`: the time
+-- before which it takes no new task (pacing); `dcap`, `win`: its daily cap and active
+-- window (JSON, absent when none; see rest()).
+local ACCOUNT_FIELDS = {'owner', 'state', 'weight', 'backup', 'lru', 'nofast_until', 'gap', 'next', 'dcap', 'win'}
+local NFIELDS = #ACCOUNT_FIELDS
 local CAP_FIELD = {relax = 'cap_relax', fast = 'cap_fast', turbo = 'cap_turbo'}
 local ACCOUNT_READS, ACCOUNT_READS_SECRET = {}, {}
 
@@ -32,21 +36,115 @@ local function read_account(acc, mode, secret)
   if not v[1] then return nil end
   local relax, fast, turbo, sealed
   if not mode then
-    relax, fast, turbo, sealed = v[7], v[8], v[9], v[10]
+    relax, fast, turbo, sealed = v[NFIELDS + 1], v[NFIELDS + 2], v[NFIELDS + 3], v[NFIELDS + 4]
   else
-    sealed = v[8]
-    if mode == 'relax' then relax = v[7] elseif mode == 'fast' then fast = v[7] else turbo = v[7] end
+    sealed = v[NFIELDS + 2]
+    if mode == 'relax' then relax = v[NFIELDS + 1] elseif mode == 'fast' then fast = v[NFIELDS + 1] else turbo = v[NFIELDS + 1] end
   end
-  return {owner = v[1], state = v[2], weight = tonumber(v[3] or '1') or 1, backup = v[4] == '1',
-    lru = tonumber(v[5] or '0') or 0, nofast_until = v[6], cap_relax = relax, cap_fast = fast,
+  return {id = acc, owner = v[1], state = v[2], weight = tonumber(v[3] or '1') or 1, backup = v[4] == '1',
+    lru = tonumber(v[5] or '0') or 0, nofast_until = v[6], gap = v[7], next = tonumber(v[8] or '0') or 0,
+    dcap = v[9], win = v[10], lim = nil, cap_relax = relax, cap_fast = fast,
     cap_turbo = turbo, secret = sealed, cap = nil, inf = nil, zkey = nil, ids = nil}
+end
+
+-- The account's daily cap and active window, decoded once per read (false: none).
+-- dcap: {all?, relax?, fast?, turbo?} submissions per day; win: {s, e} minutes of the
+-- local day (from s up to e, across midnight when e < s) and `o`, the zone's UTC offsets
+-- [minutes, from ms, minutes, from ms, minutes…] (written by the Rust side from `tz`).
+local function limits(a)
+  if a.lim == nil then
+    local has_d, has_w = a.dcap and a.dcap ~= '', a.win and a.win ~= ''
+    a.lim = (has_d or has_w) and {dcap = has_d and cjson.decode(a.dcap) or nil, win = has_w and cjson.decode(a.win) or nil} or false
+  end
+  return a.lim
+end
+
+local DAY_MS = 86400000
+local MINUTE_MS = 60 * 1000 -- not configured: a minute
+
+-- The account's local clock now: the zone's offset in ms and the local day's number.
+local function local_day(l)
+  local off = 0
+  local o = l.win and l.win.o
+  if o then
+    off = o[1]
+    for i = 2, #o - 1, 2 do
+      if NOW >= o[i] then off = o[i + 1] else break end
+    end
+    off = off * MINUTE_MS
+  end
+  return off, math.floor((NOW + off) / DAY_MS)
+end
+
+-- Whether the account rests in `mode` now (outside its active window, or its daily cap
+-- reached): the time it may take work again and why, or nil. The second time returned
+-- is when its state next changes by the clock alone (its window closes), or nil.
+local function rest(a, mode)
+  local l = limits(a)
+  if not l then return nil end
+  local off, day = local_day(l)
+  local lnow = NOW + off
+  local until_ms, why, change = nil, nil, nil
+  if l.win then
+    local m = math.floor(lnow / MINUTE_MS) % 1440
+    local s, e = l.win.s, l.win.e
+    local inside
+    if s < e then inside = m >= s and m < e else inside = m >= s or m < e end
+    if inside then
+      change = day * DAY_MS + e * MINUTE_MS
+      if change <= lnow then change = change + DAY_MS end
+      change = change - off
+    else
+      local start = day * DAY_MS + s * MINUTE_MS
+      if start <= lnow then start = start + DAY_MS end
+      until_ms, why = start - off, 'outside_active_window'
+    end
+  end
+  if l.dcap then
+    local c = redis.call('HMGET', k('a', a.id), 'day', 'dn', 'dn_' .. mode)
+    if tonumber(c[1]) == day then
+      local all, own = l.dcap.all, l.dcap[mode]
+      if (all and (tonumber(c[2]) or 0) >= all) or (own and (tonumber(c[3]) or 0) >= own) then
+        local tomorrow = (day + 1) * DAY_MS - off
+        if not until_ms or tomorrow > until_ms then until_ms, why = tomorrow, 'daily_cap' end
+      end
+    end
+  end
+  return until_ms, why, change
+end
+
+-- Count a submission on a limited account in its day's counters (reset on a new day).
+local function count_day(a, mode)
+  local l = limits(a)
+  if not l or not l.dcap then return end
+  local _, day = local_day(l)
+  local key = k('a', a.id)
+  if tonumber(redis.call('HGET', key, 'day')) ~= day then
+    redis.call('HSET', key, 'day', day, 'dn', 0, 'dn_relax', 0, 'dn_fast', 0, 'dn_turbo', 0)
+  end
+  redis.call('HINCRBY', key, 'dn', 1)
+  redis.call('HINCRBY', key, 'dn_' .. mode, 1)
+end
+
+-- A timer that syncs the account again at `at` (the earliest one wins).
+local function gate_timer(acc, at)
+  redis.call('ZADD', k('cool'), 'LT', at, 'gate|' .. acc)
+  local due = tonumber(redis.call('GET', k('due')) or '')
+  if due == nil or at < due then redis.call('SET', k('due'), at) end
+end
+
+-- Whether pacing keeps the account from a new task now (its `next` time is ahead).
+local function paced(a)
+  return a.next > NOW
 end
 
 -- An account whose fast hours ran out (Midjourney's "Credits exhausted") keeps its relax
 -- capacity and takes no fast or turbo work until `nofast_until` (ms) passes; a timer
--- (`nofast|<account>` in `cool`) gives them back then. The capacity of `a` in `mode`.
+-- (`nofast|<account>` in `cool`) gives them back then. A resting account (rest()) has
+-- none. The capacity of `a` in `mode`.
 local function mode_cap(a, mode)
   if mode ~= 'relax' and a.nofast_until and NOW < (tonumber(a.nofast_until) or 0) then return 0 end
+  if a.lim ~= false and limits(a) and rest(a, mode) then return 0 end
   return tonumber(a[CAP_FIELD[mode]] or '0') or 0
 end
 
@@ -102,7 +200,10 @@ local function acc_refresh(acc, mode, fix_backup, a)
   if fix_backup then
     redis.call('ZREM', k(a.backup and 'free' or 'freeb', a.owner, mode), acc)
   end
-  place_account(free_key(a, mode), acc, a.state == 'active', free, a.weight, a.lru)
+  -- Paced: out of the free set until its next allowed time (a timer puts it back).
+  local wait = paced(a)
+  if wait and free > 0 then gate_timer(acc, a.next) end
+  place_account(free_key(a, mode), acc, a.state == 'active' and not wait, free, a.weight, a.lru)
   return free, a
 end
 
@@ -130,10 +231,40 @@ end
 -- Membership of live:<owner>:<mode> (not disabled, serves the mode) and
 -- use:<owner>:<mode> (active now, serves the mode), then the free sets. Returns the
 -- account read (nil: it does not exist).
+-- A limited account's rest (see rest()), kept in its hash for the listing: `rest_until`
+-- and `rest_why` while every mode it serves rests; and a timer for the next time its
+-- state changes by the clock (a rest ends, its window closes).
+local function rest_sync(a)
+  if not limits(a) then
+    redis.call('HDEL', k('a', a.id), 'rest_until', 'rest_why')
+    return
+  end
+  local all_rest, first, why, wake_at = true, nil, nil, nil
+  for _, mode in ipairs(MODES) do
+    if (tonumber(a[CAP_FIELD[mode]] or '0') or 0) > 0 then
+      local u, w, change = rest(a, mode)
+      if u then
+        if not first or u < first then first, why = u, w end
+      else
+        all_rest = false
+      end
+      local t = u or change
+      if t and (not wake_at or t < wake_at) then wake_at = t end
+    end
+  end
+  if all_rest and first then
+    redis.call('HSET', k('a', a.id), 'rest_until', first, 'rest_why', why)
+  else
+    redis.call('HDEL', k('a', a.id), 'rest_until', 'rest_why')
+  end
+  if wake_at then gate_timer(a.id, wake_at) end
+end
+
 local function acc_sync(acc)
   local a = read_account(acc)
   if not a then return nil end
   local owner, state = a.owner, a.state
+  rest_sync(a)
   for _, mode in ipairs(MODES) do
     -- Live counts what the account is set to serve (it may be resting); use, what it can
     -- serve now.
@@ -198,7 +329,13 @@ local function expire_cooldowns(limit)
   local due = redis.call('ZRANGEBYSCORE', k('cool'), '-inf', NOW, 'LIMIT', 0, limit)
   for _, acc in ipairs(due) do
     local fast_back = string.match(acc, '^nofast|(.*)$')
-    if fast_back then
+    local gated = string.match(acc, '^gate|(.*)$')
+    if gated then
+      -- Pacing or a rest ended, or a window closed: placed (or not) afresh.
+      redis.call('ZREM', k('cool'), acc)
+      local a = acc_sync(gated)
+      if a then acc_unpark(gated, a.owner) end
+    elseif fast_back then
       if end_nofast(fast_back) then
         local a = acc_sync(fast_back)
         acc_unpark(fast_back, a and a.owner)

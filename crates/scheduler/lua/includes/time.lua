@@ -1,9 +1,12 @@
 -- The clock, and the timers of time-driven work.
 --- @include "keys"
+--- @include "config"
 
+-- Redis's clock, shifted by `scheduler.clock_offset_ms` (0 but in tests of day
+-- boundaries and active windows).
 local function now_ms()
   local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + CONFIG.clock_offset_ms
 end
 local NOW = now_ms()
 local NOW_S = int(NOW)

@@ -15,6 +15,8 @@ pub async fn scheduler(name: &str) -> Scheduler {
 pub async fn scheduler_with(name: &str, f: impl FnOnce(&mut Config)) -> Scheduler {
     let r = switchyard_test_support::redis();
     let mut c = Config::default();
+    c.scheduler.pacing =
+        switchyard_core::config::PacingDefaults::all(switchyard_core::config::Pacing::NONE);
     c.redis.url = r.url.clone();
     c.redis.key_prefix = switchyard_test_support::unique_prefix(name);
     c.redis.pool_size = 96;
