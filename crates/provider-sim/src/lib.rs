@@ -169,6 +169,8 @@ pub struct Stats {
     pub tags: BTreeMap<String, Count>,
     /// Upstream jobs accepted per `[sim:task=X]` marker: more than one is a duplicate.
     pub tasks: BTreeMap<String, u64>,
+    /// When each account's jobs were accepted (ms since the epoch), in order: its pacing.
+    pub submitted_ms: BTreeMap<String, Vec<u64>>,
 }
 
 /// A job's state upstream.
@@ -341,6 +343,15 @@ impl SimState {
         if let Some(task) = &directives.task {
             *inner.stats.tasks.entry(task.clone()).or_default() += 1;
         }
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        inner
+            .stats
+            .submitted_ms
+            .entry(account.name.clone())
+            .or_default()
+            .push(at);
         if full {
             *inner.queued.entry(account.name.clone()).or_default() += 1;
             let c = inner

@@ -5,9 +5,10 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use switchyard_core::config::Pacing;
 use switchyard_core::{Plan, Provider, QuotaKind, ServiceMode};
 use switchyard_harness::{Harness, WorkerProcess, output};
-use switchyard_scheduler::{Owner, StoredStatus, TaskRecord};
+use switchyard_scheduler::{AccountSpec, Owner, StoredStatus, TaskRecord};
 
 /// The task holds the upstream's ids (not only the intent stored before submitting).
 fn accepted(r: &TaskRecord) -> bool {
@@ -486,4 +487,143 @@ async fn an_intent_suno_never_took_generates_once() {
             "adopted another account's clip {clip}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_keep_one_accounts_pacing() {
+    let h = Harness::new("suno_pacing").await;
+    h.tenant("t_p", Plan::Premium).await;
+    h.upsert_uncapped("t_p").await;
+    h.fund("t_p", QuotaKind::SunoQuota, 10_000).await;
+    h.account(
+        Provider::Suno,
+        &Owner::Pool,
+        "pool1",
+        "sim:ok:paced1",
+        [10, 0, 0],
+    )
+    .await;
+    // The gap is kept when a request leaves; 50 ms above 1 s covers its way to the
+    // simulator on loopback.
+    h.sched
+        .update_account(
+            Provider::Suno,
+            &Owner::Pool,
+            "pool1",
+            &AccountSpec {
+                pacing: Some(Some(Pacing {
+                    min_gap_s: 1.05,
+                    max_gap_s: 2.0,
+                })),
+                ..AccountSpec::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        ids.push(
+            h.submit(
+                "t_p",
+                ServiceMode::Ppu,
+                "suno",
+                "generate_music",
+                json!({"gpt_description_prompt": format!("song {i} [sim:ms=100]")}),
+            )
+            .await,
+        );
+    }
+    let a = spawn_worker(&h, &[]);
+    let b = spawn_worker(&h, &[]);
+    for id in &ids {
+        let r = h.wait_terminal("t_p", id, Duration::from_secs(40)).await;
+        assert_eq!(r.status, StoredStatus::Completed, "{r:?}");
+    }
+    a.terminate(Duration::from_secs(10));
+    b.terminate(Duration::from_secs(10));
+    let times = h.sim.stats().submitted_ms["paced1"].clone();
+    assert_eq!(times.len(), 6, "{times:?}");
+    let gaps: Vec<u64> = times.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(gaps.iter().all(|g| *g >= 1000), "gaps {gaps:?}");
+    assert!(
+        gaps.iter().any(|g| g.abs_diff(gaps[0]) > 50),
+        "irregular gaps {gaps:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daily_cap_holds_the_sixth_task_until_the_next_day() {
+    // The scheduler's clock (every process's: the offset is configuration) 8 s before a
+    // UTC midnight.
+    const DAY_MS: i64 = 86_400_000;
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let midnight = (wall / DAY_MS + 1) * DAY_MS;
+    let h = Harness::with("suno_daily_cap", |c| {
+        c.scheduler.clock_offset_ms = midnight - 8000 - wall;
+    })
+    .await;
+    h.tenant("t_p", Plan::Premium).await;
+    h.upsert_uncapped("t_p").await;
+    h.fund("t_p", QuotaKind::SunoQuota, 10_000).await;
+    h.account(Provider::Suno, &Owner::Pool, "pool1", "sim:ok:capped1", [10, 0, 0])
+        .await;
+    h.sched
+        .update_account(
+            Provider::Suno,
+            &Owner::Pool,
+            "pool1",
+            &AccountSpec {
+                daily_cap: Some(Some(switchyard_core::DailyCap {
+                    all: Some(5),
+                    ..Default::default()
+                })),
+                ..AccountSpec::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        ids.push(
+            h.submit(
+                "t_p",
+                ServiceMode::Ppu,
+                "suno",
+                "generate_music",
+                json!({"gpt_description_prompt": format!("song {i} [sim:ms=100]")}),
+            )
+            .await,
+        );
+    }
+    let w = spawn_worker(&h, &[]);
+    let mut done = 0;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while done < 5 && Instant::now() < deadline {
+        done = 0;
+        for id in &ids {
+            let r = h.sched.get_task("t_p", id).await.unwrap().unwrap();
+            done += usize::from(r.status == StoredStatus::Completed);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(done, 5, "five run today");
+    let a = h
+        .sched
+        .get_account(Provider::Suno, &Owner::Pool, "pool1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(h.sched.now_ms() < midnight as u64, "the test ran too slowly");
+    assert_eq!(a.resting, Some((midnight as u64, "daily_cap".to_string())), "{a:?}");
+    assert_eq!(h.sim.stats().accounts["capped1"].submissions, 5);
+    for id in &ids {
+        let r = h.wait_terminal("t_p", id, Duration::from_secs(20)).await;
+        assert_eq!(r.status, StoredStatus::Completed, "{r:?}");
+    }
+    assert!(h.sched.now_ms() >= midnight as u64, "the sixth ran the next day");
+    assert_eq!(h.sim.stats().accounts["capped1"].submissions, 6);
+    w.terminate(Duration::from_secs(10));
 }
