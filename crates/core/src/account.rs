@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 pub enum AccountState {
     /// Takes work.
     Active,
+    /// New credentials, waiting for their probe: takes no work yet.
+    Checking,
     /// Rate-limited or usage-limited upstream; takes no work until `until_ms` (Unix ms).
     CoolingDown {
         /// Unix time in milliseconds when the account is usable again.
@@ -28,6 +30,7 @@ impl AccountState {
     pub fn name(&self) -> &'static str {
         match self {
             AccountState::Active => "active",
+            AccountState::Checking => "checking",
             AccountState::CoolingDown { .. } => "cooling_down",
             AccountState::Disabled { .. } => "disabled",
         }
@@ -37,9 +40,34 @@ impl AccountState {
     pub fn usable_at(&self, now_ms: u64) -> bool {
         match self {
             AccountState::Active => true,
+            AccountState::Checking => false,
             AccountState::CoolingDown { until_ms, .. } => now_ms >= *until_ms,
             AccountState::Disabled { .. } => false,
         }
+    }
+}
+
+/// The stable code of a disabled account's reason (API.md, "States"): `by_tenant`,
+/// `captcha_required`, `subscription_expired`, `usage_limited`, `invalid_credentials` or
+/// `banned`, read from the reason's text (the upstream's words differ per provider).
+pub fn disabled_code(reason: &str) -> &'static str {
+    let r = reason.to_ascii_lowercase();
+    if r == "disabled by tenant" {
+        "by_tenant"
+    } else if r.contains("captcha") || r.contains("action needed") {
+        "captcha_required"
+    } else if r.contains("subscription") || r.contains("plan cancelled") {
+        "subscription_expired"
+    } else if r.contains("usage") {
+        "usage_limited"
+    } else if r.contains("unauthorized")
+        || r.contains("invalid")
+        || r.contains("credentials")
+        || r.contains("rejected the token")
+    {
+        "invalid_credentials"
+    } else {
+        "banned"
     }
 }
 

@@ -196,6 +196,11 @@ pub struct SchedulerConfig {
     pub idempotency_ttl_s: u64,
     /// Scheduling shards per provider (`{<provider>:<n>}`); tenants map to one shard.
     pub shards: u32,
+    /// First delay before an account disabled by an upstream answer is probed again, in
+    /// milliseconds; doubles with each failed probe.
+    pub probe_backoff_ms: u64,
+    /// Longest delay between two probes of a disabled account, in milliseconds.
+    pub probe_backoff_max_ms: u64,
     /// Added to Redis's clock wherever the scheduler reads the time, in milliseconds: 0
     /// in production; tests of daily caps and active windows set it to stand at a chosen
     /// hour. Every process of a deployment must have the same value.
@@ -314,6 +319,8 @@ impl Default for SchedulerConfig {
             events_max_len: 100_000,
             idempotency_ttl_s: 24 * 3600,
             shards: 1,
+            probe_backoff_ms: 60_000,
+            probe_backoff_max_ms: 6 * 3_600_000,
             clock_offset_ms: 0,
             pacing: PacingDefaults::default(),
         }

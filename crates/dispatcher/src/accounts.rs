@@ -2,7 +2,7 @@
 //! validated per provider, sealed before they are stored, shown only as `••••` + last 4.
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use serde_json::{Map, Value};
 use switchyard_core::config::Pacing;
@@ -415,6 +415,38 @@ impl FromJson for NewAccount {
     }
 }
 
+/// `?check=sync` on create: answer after the probe (422 when it fails).
+#[derive(serde::Deserialize)]
+pub struct CreateQuery {
+    check: Option<String>,
+}
+
+/// How long a request waits for a worker to probe an account.
+const PROBE_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Wait until the account was probed after `since_ms` (or `PROBE_WAIT` passed).
+async fn wait_probed(
+    state: &Shared,
+    provider: Provider,
+    owner: &Owner,
+    id: &str,
+    since_ms: u64,
+) -> Result<(), ApiError> {
+    let deadline = tokio::time::Instant::now() + PROBE_WAIT;
+    while tokio::time::Instant::now() < deadline {
+        if state
+            .sched
+            .last_probe_ms(provider, owner, id)
+            .await?
+            .is_some_and(|t| t >= since_ms)
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
 async fn create_for(
     state: &Shared,
     owner: Owner,
@@ -423,18 +455,62 @@ async fn create_for(
         credentials,
         mut spec,
     }: NewAccount,
+    sync: bool,
 ) -> Result<Response, ApiError> {
     spec.secret = Some(state.secrets.seal(&Value::Object(credentials).to_string()));
+    // New credentials are probed by a worker of the provider before the account works.
+    spec.check = true;
     let id = format!("acc_{provider}_{}", uuid::Uuid::now_v7().simple());
+    let since = state.sched.now_ms();
     state
         .sched
         .add_account(provider, &owner, &id, &spec)
         .await?;
+    if sync {
+        wait_probed(state, provider, &owner, &id, since).await?;
+    }
     let a = state
         .sched
         .get_account(provider, &owner, &id)
         .await?
         .ok_or_else(|| ApiError::account_not_found(&id))?;
+    if sync {
+        if let switchyard_core::AccountState::Disabled { reason } = &a.state {
+            // Refused: nothing stays behind.
+            state
+                .sched
+                .set_account_state(provider, &owner, &id, None)
+                .await?;
+            return Err(ApiError::invalid_credentials(format!(
+                "the {provider} account did not pass its check: {reason}"
+            )));
+        }
+    }
+    Ok(crate::error::created(view::account(&a)))
+}
+
+async fn check_for(state: &Shared, owner: Owner, id: &str) -> Result<Response, ApiError> {
+    let provider = provider_of(id).ok_or_else(|| ApiError::account_not_found(id))?;
+    let a = state
+        .sched
+        .get_account(provider, &owner, id)
+        .await?
+        .ok_or_else(|| ApiError::account_not_found(id))?;
+    if matches!(&a.state, switchyard_core::AccountState::Disabled { reason } if reason == switchyard_scheduler::BY_TENANT)
+    {
+        return Err(ApiError::conflict(
+            "account_disabled",
+            "the account is disabled by its owner: enable it (PATCH enabled: true) to have it checked",
+        ));
+    }
+    let since = state.sched.now_ms();
+    state.sched.request_probe(provider, &owner, id).await?;
+    wait_probed(state, provider, &owner, id, since).await?;
+    let a = state
+        .sched
+        .get_account(provider, &owner, id)
+        .await?
+        .ok_or_else(|| ApiError::account_not_found(id))?;
     Ok(ok(view::account(&a)))
 }
 
@@ -512,13 +588,42 @@ async fn remove_for(state: &Shared, owner: Owner, id: &str) -> Result<Response, 
     Ok(ok(view::account_deleted(id)))
 }
 
-/// `POST /api/v1/accounts`.
+fn sync_check(q: &CreateQuery) -> Result<bool, ApiError> {
+    match q.check.as_deref() {
+        None | Some("async") => Ok(false),
+        Some("sync") => Ok(true),
+        Some(_) => Err(ApiError::invalid(
+            "/check",
+            "check is sync (answer after the credentials were probed) or async (the default)",
+        )),
+    }
+}
+
+/// `POST /api/v1/accounts[?check=sync]`.
 pub async fn create(
     State(s): State<Shared>,
     Caller(t): Caller,
+    Query(q): Query<CreateQuery>,
     Json(body): Json<NewAccount>,
 ) -> Result<Response, ApiError> {
-    create_for(&s, Owner::Tenant(t.tenant_id), body).await
+    let sync = sync_check(&q)?;
+    create_for(&s, Owner::Tenant(t.tenant_id), body, sync).await
+}
+/// `POST /api/v1/accounts/{id}/check`.
+pub async fn check(
+    State(s): State<Shared>,
+    Caller(t): Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    check_for(&s, Owner::Tenant(t.tenant_id), &id).await
+}
+/// `POST /admin/v1/pool/accounts/{id}/check`.
+pub async fn pool_check(
+    State(s): State<Shared>,
+    _: Operator,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    check_for(&s, Owner::Pool, &id).await
 }
 /// `GET /api/v1/accounts`.
 pub async fn list(State(s): State<Shared>, Caller(t): Caller) -> Result<Response, ApiError> {
@@ -545,9 +650,11 @@ pub async fn remove(
 pub async fn pool_create(
     State(s): State<Shared>,
     _: Operator,
+    Query(q): Query<CreateQuery>,
     Json(body): Json<NewAccount>,
 ) -> Result<Response, ApiError> {
-    create_for(&s, Owner::Pool, body).await
+    let sync = sync_check(&q)?;
+    create_for(&s, Owner::Pool, body, sync).await
 }
 /// `GET /admin/v1/pool/accounts`.
 pub async fn pool_list(State(s): State<Shared>, _: Operator) -> Result<Response, ApiError> {

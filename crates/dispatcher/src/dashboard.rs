@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use axum::extract::State;
 use axum::response::{Html, Response};
 use serde_json::{Value, json};
-use switchyard_core::{AccountState, Provider};
+use switchyard_core::Provider;
 use switchyard_scheduler::Owner;
 
 use crate::error::{ApiError, ok};
@@ -81,13 +81,18 @@ pub async fn data(State(state): State<Shared>, _: Operator) -> Result<Response, 
         let accounts: Vec<Value> = pool
             .iter()
             .map(|a| {
-                let (s, reason) = match &a.state {
-                    AccountState::Active => ("active", String::new()),
-                    AccountState::CoolingDown { reason, .. } => ("cooling_down", reason.clone()),
-                    AccountState::Disabled { reason } => ("disabled", reason.clone()),
-                };
+                let (s, until, code, message) = crate::view::account_state(a);
+                let reason = message.or(code).unwrap_or_default();
                 let (ok_n, failed_n) = per_account.get(&a.id).copied().unwrap_or_default();
+                let window = a.window.as_ref().map(|w| {
+                    format!("{}–{} {}", switchyard_core::ActiveWindow::hhmm(w.start),
+                        switchyard_core::ActiveWindow::hhmm(w.end), w.tz.as_deref().unwrap_or("UTC"))
+                });
+                let cap_total = a.daily_cap.map(|d| d.all.unwrap_or(0) + d.relax.unwrap_or(0) + d.fast.unwrap_or(0) + d.turbo.unwrap_or(0));
                 json!({"account_id": a.id, "name": a.name, "state": s, "reason": reason,
+                       "state_until": until.map(crate::view::time),
+                       "next_allowed_at": a.next_allowed_ms.map(crate::view::time),
+                       "today": a.today_total(), "daily_cap": cap_total, "window": window,
                        "in_flight": a.in_flight.iter().sum::<u32>(), "capacity": a.capacity.iter().sum::<u32>(),
                        "recent": {"completed": ok_n, "failed": failed_n}})
             })

@@ -114,6 +114,15 @@ impl ApiError {
         )
     }
 
+    /// 422 `invalid_credentials`: the account's probe failed.
+    pub fn invalid_credentials(message: impl Into<String>) -> Self {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_credentials",
+            message,
+        )
+    }
+
     /// 422 `no_account`.
     pub fn no_account(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "no_account", message)
@@ -275,6 +284,15 @@ impl IntoResponse for ApiError {
 /// A success envelope.
 pub fn ok(data: serde_json::Value) -> Response {
     ok_saying("success", data)
+}
+
+/// 201 with a success envelope: something was created.
+pub fn created(data: serde_json::Value) -> Response {
+    (
+        StatusCode::CREATED,
+        axum::Json(json!({"code": 201, "message": "success", "data": data})),
+    )
+        .into_response()
 }
 
 /// A success envelope with its own message (GoAPI's cancel replies).

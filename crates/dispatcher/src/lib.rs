@@ -170,6 +170,7 @@ pub fn router(state: Shared) -> Router {
             "/api/v1/accounts/{id}",
             patch(accounts::update).delete(accounts::remove),
         )
+        .route("/api/v1/accounts/{id}/check", post(accounts::check))
         .route("/api/v1/me", get(admin::me))
         .route("/api/v1/me/settings", patch(admin::settings))
         .route("/api/v1/usage", get(admin::usage))
@@ -186,6 +187,10 @@ pub fn router(state: Shared) -> Router {
         .route(
             "/admin/v1/pool/accounts/{id}",
             patch(accounts::pool_update).delete(accounts::pool_remove),
+        )
+        .route(
+            "/admin/v1/pool/accounts/{id}/check",
+            post(accounts::pool_check),
         )
         .route("/admin/v1/stats", get(admin::stats))
         .route("/admin/v1/dashboard", get(dashboard::data))

@@ -6,7 +6,7 @@
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use switchyard_core::{AccountState, Provider};
+use switchyard_core::Provider;
 use switchyard_scheduler::Owner;
 
 use crate::Shared;
@@ -30,21 +30,21 @@ pub async fn render(state: &Shared) -> String {
             metrics::gauge!("switchyard_in_flight", "provider" => name).set(load.in_flight as f64);
         }
         if let Ok(pool) = state.sched.list_accounts(p, &Owner::Pool).await {
-            let mut counts = [0usize; 3];
+            const STATES: [&str; 5] = ["active", "checking", "cooling_down", "resting", "disabled"];
+            let mut counts = [0usize; STATES.len()];
             let mut capacity = 0u32;
             let mut busy = 0u32;
             for a in &pool {
-                counts[match a.state {
-                    AccountState::Active => 0,
-                    AccountState::CoolingDown { .. } => 1,
-                    AccountState::Disabled { .. } => 2,
-                }] += 1;
+                let state = crate::view::account_state(a).0;
+                if let Some(i) = STATES.iter().position(|s| *s == state) {
+                    counts[i] += 1;
+                }
                 capacity += a.capacity.iter().sum::<u32>();
                 busy += a.in_flight.iter().sum::<u32>();
                 metrics::gauge!("switchyard_account_in_flight", "provider" => name, "account" => a.id.clone())
                     .set(f64::from(a.in_flight.iter().sum::<u32>()));
             }
-            for (state_name, n) in ["active", "cooling_down", "disabled"].iter().zip(counts) {
+            for (state_name, n) in STATES.iter().zip(counts) {
                 metrics::gauge!("switchyard_pool_accounts", "provider" => name, "state" => *state_name).set(n as f64);
             }
             metrics::gauge!("switchyard_pool_capacity", "provider" => name)

@@ -312,15 +312,41 @@ pub fn provider_stats(load: &ProviderLoad, pool: &[AccountInfo]) -> Value {
 
 /// An account as the API shows it: state, capacity, load, and the credential hint
 /// (`••••` + last 4), never the credentials.
-pub fn account(a: &AccountInfo) -> Value {
-    let (state, until, reason) = match (&a.state, &a.resting) {
-        (AccountState::Active, Some((until, why))) => ("resting", time(*until), json!(why)),
-        (AccountState::Active, None) => ("active", Value::Null, Value::Null),
-        (AccountState::CoolingDown { until_ms, reason }, _) => {
-            ("cooling_down", time(*until_ms), json!(reason))
+/// An account's state as the API names it, with until when (ms), the stable reason code
+/// and the reason's words: `active`, `checking`, `cooling_down`, `resting` (daily cap or
+/// outside its window) or `disabled`.
+pub fn account_state(
+    a: &AccountInfo,
+) -> (&'static str, Option<u64>, Option<String>, Option<String>) {
+    match (&a.state, &a.resting) {
+        (AccountState::Active, Some((until, why))) => {
+            ("resting", Some(*until), Some(why.clone()), None)
         }
-        (AccountState::Disabled { reason }, _) => ("disabled", Value::Null, json!(reason)),
-    };
+        (AccountState::Active, None) => ("active", None, None, None),
+        (AccountState::Checking, _) => ("checking", None, None, None),
+        (AccountState::CoolingDown { until_ms, reason }, _) => (
+            "cooling_down",
+            Some(*until_ms),
+            Some(if reason.contains("no_fast") {
+                "no_fast_hours".into()
+            } else {
+                "rate_limited".into()
+            }),
+            Some(reason.clone()),
+        ),
+        (AccountState::Disabled { reason }, _) => (
+            "disabled",
+            None,
+            Some(switchyard_core::account::disabled_code(reason).into()),
+            Some(reason.clone()),
+        ),
+    }
+}
+
+/// An account as the API shows it (credentials masked).
+pub fn account(a: &AccountInfo) -> Value {
+    let (state, until, reason, message) = account_state(a);
+    let until = until.map_or(Value::Null, time);
     let per_mode = |v: &[u32; 3]| {
         if a.provider == Provider::Midjourney {
             json!({"relax": v[0], "fast": v[1], "turbo": v[2]})
@@ -341,7 +367,8 @@ pub fn account(a: &AccountInfo) -> Value {
                "tz": w.tz.as_deref().unwrap_or("UTC")})
     });
     json!({"account_id": a.id, "bot_id": bot_id, "provider": a.provider, "name": a.name, "state": state,
-           "state_until": until, "state_reason": reason, "capacity": per_mode(&a.capacity),
+           "state_until": until, "state_reason": reason, "state_message": message,
+           "capacity": per_mode(&a.capacity),
            "weight": a.weight, "backup": a.backup,
            "in_flight": a.in_flight.iter().sum::<u32>(),
            "no_fast_hours_until": a.fast_off_until_ms.map_or(Value::Null, time),

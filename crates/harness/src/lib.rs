@@ -55,6 +55,8 @@ pub fn test_config(url: &str, name: &str) -> Config {
     c.worker.poll_interval_ms = 50;
     c.scheduler.pacing = switchyard_core::config::PacingDefaults::all(Pacing::NONE);
     c.worker.reap_interval_ms = 200;
+    c.scheduler.probe_backoff_ms = 300;
+    c.scheduler.probe_backoff_max_ms = 1000;
     c.worker.shutdown_grace_s = 2;
     c.worker.allow_private_inputs = true;
     // Hosted results in this test binary's scratch directory (removed when it exits).
@@ -261,6 +263,14 @@ impl Harness {
             (
                 "SWITCHYARD_SCHEDULER__CLOCK_OFFSET_MS",
                 c.scheduler.clock_offset_ms.to_string(),
+            ),
+            (
+                "SWITCHYARD_SCHEDULER__PROBE_BACKOFF_MS",
+                c.scheduler.probe_backoff_ms.to_string(),
+            ),
+            (
+                "SWITCHYARD_SCHEDULER__PROBE_BACKOFF_MAX_MS",
+                c.scheduler.probe_backoff_max_ms.to_string(),
             ),
             (
                 "SWITCHYARD_WORKER__SHUTDOWN_GRACE_S",

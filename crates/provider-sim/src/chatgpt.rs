@@ -420,7 +420,7 @@ async fn gizmos(headers: HeaderMap) -> Response {
 }
 
 async fn models(headers: HeaderMap) -> Response {
-    if account(&headers).is_none() {
+    if account(&headers).is_none_or(|a| a.banned_now()) {
         return unauthorized();
     }
     Json(json!({"models": [{"slug": "gpt-4o", "title": "GPT-4o"}, {"slug": "gpt-4", "title": "GPT-4"}]}))

@@ -952,14 +952,18 @@ fn run_command(s: &Shared, c: Command) -> Response {
             );
         }
         Err(Refusal::Full) => return refused("Queue full", WARN_YELLOW),
-        // Discord itself never refuses for a captcha; the bot answers with an embed.
+        // Discord itself never refuses for a captcha or a lapsed plan; the bot answers
+        // with an embed.
         Err(Refusal::Captcha) => None,
+        Err(Refusal::Expired) => return refused("Subscription required", ERROR_RED),
         Ok(Admission::Now) => None,
         Ok(Admission::Queued(ahead)) => Some(ahead),
     };
     let fast = prompt.contains("--fast") || prompt.contains("--turbo");
     let refusal = match account.behaviour {
-        Behaviour::Captcha => Some("Action needed to continue"),
+        Behaviour::Captcha | Behaviour::CaptchaOnce if s.captcha_required(&account) => {
+            Some("Action needed to continue")
+        }
         Behaviour::NoFast if fast => Some("Credits exhausted"),
         _ => None,
     };
@@ -1293,7 +1297,7 @@ async fn session(s: Shared, mut socket: WebSocket) {
                     Some(2) | Some(6) => {
                         let t = v["d"]["token"].as_str().unwrap_or("").to_string();
                         match SimAccount::parse(&t) {
-                            Some(a) if a.behaviour != Behaviour::Banned => {
+                            Some(a) if !a.banned_now() => {
                                 seq += 1;
                                 // Interactions name the session they come from.
                                 let session = s.next_id("sess");

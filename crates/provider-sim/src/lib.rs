@@ -57,6 +57,13 @@ pub enum Behaviour {
     NoFast,
     /// Works; Midjourney in Remix mode (variations, rerolls and pans open a prompt modal).
     Remix,
+    /// Banned until this time (ms since the epoch), then works (`banned_until_<ms>`).
+    BannedUntil(u64),
+    /// Asks for a captcha once (its first submission), then works: the captcha was
+    /// solved (`captcha_once`).
+    CaptchaOnce,
+    /// Its subscription expired: signs in, but every job is refused (`expired`).
+    Expired,
 }
 
 /// A simulated account, from its credential.
@@ -71,6 +78,15 @@ pub struct SimAccount {
 }
 
 impl SimAccount {
+    /// Whether the account is banned now: `banned`, or `banned_until_<ms>` before then.
+    pub fn banned_now(&self) -> bool {
+        match self.behaviour {
+            Behaviour::Banned => true,
+            Behaviour::BannedUntil(until) => now_ms() < until,
+            _ => false,
+        }
+    }
+
     /// Parse `sim:<behaviour>:<name>[:<capacity>]`; anything else is unknown (401).
     pub fn parse(credential: &str) -> Option<SimAccount> {
         let mut parts = credential.trim().splitn(4, ':');
@@ -85,7 +101,9 @@ impl SimAccount {
             "captcha" => Behaviour::Captcha,
             "no_fast" => Behaviour::NoFast,
             "remix" => Behaviour::Remix,
-            _ => return None,
+            "captcha_once" => Behaviour::CaptchaOnce,
+            "expired" => Behaviour::Expired,
+            b => Behaviour::BannedUntil(b.strip_prefix("banned_until_")?.parse().ok()?),
         };
         let name = parts.next()?.to_string();
         if name.is_empty() {
@@ -217,6 +235,8 @@ pub(crate) struct Inner {
     pub modal_log: Vec<ModalSubmission>,
     /// Discord gateway sessions (from READY) and the token of each.
     pub sessions: HashMap<String, String>,
+    /// `captcha_once` accounts whose captcha was shown (and so solved): fine from then on.
+    pub captcha_shown: std::collections::HashSet<String>,
     /// Every Midjourney button pressed (its `custom_id`), in order.
     pub pressed: Vec<String>,
     /// Midjourney's slash commands: name → (id, version), as its command index lists them.
@@ -265,11 +285,29 @@ pub(crate) enum Refusal {
     Flaky,
     Full,
     Captcha,
+    Expired,
+}
+
+/// This machine's clock, in ms since the epoch.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl SimState {
     pub fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether the account must solve a captcha now: always for `captcha`; for
+    /// `captcha_once`, the first time it is asked (after that it is solved).
+    pub fn captcha_required(&self, account: &SimAccount) -> bool {
+        match account.behaviour {
+            Behaviour::Captcha => true,
+            Behaviour::CaptchaOnce => self.lock().captcha_shown.insert(account.name.clone()),
+            _ => false,
+        }
     }
 
     pub fn next_id(&self, prefix: &str) -> String {
@@ -312,9 +350,10 @@ impl SimState {
     ) -> Result<Admission, Refusal> {
         let mut inner = self.lock();
         let refusal = match account.behaviour {
-            Behaviour::Banned => Some(Refusal::Unauthorized),
+            _ if account.banned_now() => Some(Refusal::Unauthorized),
             Behaviour::RateLimited => Some(Refusal::RateLimited),
             Behaviour::Captcha if captcha_refuses => Some(Refusal::Captcha),
+            Behaviour::Expired => Some(Refusal::Expired),
             Behaviour::Flaky => {
                 let n = inner.attempts.entry(account.name.clone()).or_default();
                 *n += 1;
@@ -343,9 +382,7 @@ impl SimState {
         if let Some(task) = &directives.task {
             *inner.stats.tasks.entry(task.clone()).or_default() += 1;
         }
-        let at = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        let at = now_ms();
         inner
             .stats
             .submitted_ms
@@ -528,6 +565,10 @@ pub(crate) fn refusal_reply(r: Refusal) -> Response {
             StatusCode::FORBIDDEN,
             json!({"detail": "captcha required", "code": "captcha_required"}),
         ),
+        Refusal::Expired => err(
+            StatusCode::PAYMENT_REQUIRED,
+            json!({"detail": "Your subscription has expired", "code": "subscription_expired"}),
+        ),
     }
 }
 
@@ -560,6 +601,7 @@ impl Sim {
                 modals: HashMap::new(),
                 modal_log: Vec::new(),
                 reacted: Default::default(),
+                captcha_shown: Default::default(),
                 sessions: HashMap::new(),
                 pressed: Vec::new(),
                 commands: [

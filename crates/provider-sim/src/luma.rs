@@ -20,6 +20,7 @@ use crate::{Directives, JobState, Shared, SimAccount, err, refusal_reply};
 
 pub(crate) fn routes() -> Router<Shared> {
     Router::new()
+        .route("/api/users/v1/me", get(me))
         .route("/api/photon/v1/generations/", post(create))
         .route("/api/photon/v1/generations/{id}", get(poll))
         .route("/api/photon/v1/user/generations/", get(list))
@@ -68,6 +69,18 @@ fn generation(s: &Shared, id: &str) -> Value {
            "video": media(".mp4", 1360, 752), "video_raw": media("_raw.mp4", 1360, 752),
            "thumbnail": media(".jpg", 1360, 752), "last_frame": media("_last.jpg", 1360, 752),
            "failure_reason": failure, "estimate_wait_seconds": 0})
+}
+
+/// The signed-in user (what a probe reads): 401 for a banned account.
+async fn me(headers: HeaderMap) -> Response {
+    match account(&headers) {
+        Some(a) if !a.banned_now() => Json(
+            json!({"id": format!("user_{}", a.name), "email": format!("{}@sim", a.name),
+            "subscription": {"active": a.behaviour != crate::Behaviour::Expired}}),
+        )
+        .into_response(),
+        _ => unauthorized(),
+    }
 }
 
 async fn start(s: &Shared, headers: &HeaderMap, body: Value) -> Response {

@@ -69,6 +69,7 @@ pub(crate) fn routes() -> Router<Shared> {
         .route("/v1/client", get(clerk_client))
         .route("/v1/client/sessions/{sid}/tokens", post(clerk_token))
         .route("/api/c/check", post(captcha_check))
+        .route("/api/billing/info/", get(billing_info))
         .route("/api/generate/v2/", post(generate))
         .route("/api/feed/v2", get(feed))
         .route("/api/generate/lyrics/", post(lyrics))
@@ -97,7 +98,7 @@ fn unauthorized() -> Response {
 
 async fn clerk_client(headers: HeaderMap) -> Response {
     match cookie_account(&headers) {
-        Some((_, a)) if a.behaviour != Behaviour::Banned => Json(json!({
+        Some((_, a)) if !a.banned_now() => Json(json!({
             "response": {"last_active_session_id": format!("sess_{}", a.name),
                           "sessions": [{"id": format!("sess_{}", a.name), "status": "active"}]}
         }))
@@ -111,7 +112,7 @@ async fn clerk_client(headers: HeaderMap) -> Response {
 
 async fn clerk_token(headers: HeaderMap, Path(_sid): Path<String>) -> Response {
     match cookie_account(&headers) {
-        Some((cookie, a)) if a.behaviour != Behaviour::Banned => {
+        Some((cookie, a)) if !a.banned_now() => {
             Json(json!({"object": "token", "jwt": format!("simjwt.{cookie}")})).into_response()
         }
         _ => err(
@@ -121,10 +122,25 @@ async fn clerk_token(headers: HeaderMap, Path(_sid): Path<String>) -> Response {
     }
 }
 
-async fn captcha_check(headers: HeaderMap) -> Response {
+async fn captcha_check(State(s): State<Shared>, headers: HeaderMap) -> Response {
     match jwt_account(&headers) {
-        Some(a) => Json(json!({"required": a.behaviour == Behaviour::Captcha})).into_response(),
-        None => unauthorized(),
+        Some(a) if !a.banned_now() => {
+            Json(json!({"required": s.captcha_required(&a)})).into_response()
+        }
+        _ => unauthorized(),
+    }
+}
+
+/// The account's plan: an expired subscription signs in but is not active.
+async fn billing_info(headers: HeaderMap) -> Response {
+    match jwt_account(&headers) {
+        Some(a) if !a.banned_now() => {
+            let active = a.behaviour != Behaviour::Expired;
+            Json(json!({"is_active": active, "plan": {"name": if active { "Pro Plan" } else { "Free Plan" }},
+                        "total_credits_left": if active { 2500 } else { 0 }}))
+            .into_response()
+        }
+        _ => unauthorized(),
     }
 }
 

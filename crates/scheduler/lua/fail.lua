@@ -57,7 +57,10 @@ if kind == 'rate_limited' then
   if retry_after <= 0 then retry_after = CONFIG.cooldown_ms end
   set_state(acc, 'cooling_down', NOW + retry_after, message ~= '' and message or 'rate_limited')
 elseif kind == 'account_dead' then
+  local was = redis.call('HGET', k('a', acc), 'state')
   set_state(acc, 'disabled', 0, message ~= '' and message or 'account error')
+  -- Disabled by an upstream answer: probed again after a backoff, re-enabled if it passes.
+  if was and was ~= 'disabled' and was ~= 'removed' then schedule_probe(acc, true) end
   if t.pool == 'byoa' and (t.pin == nil or t.pin == '') and redis.call('HGET', k('tn', t.tenant), 'failover') == '1' then
     if fail_over(t) then return 'failover' end
     return 'failed'

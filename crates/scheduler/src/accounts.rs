@@ -61,6 +61,9 @@ pub struct AccountSpec {
     pub daily_cap: Option<Option<DailyCap>>,
     /// Its active window (`Some(None)`: always active).
     pub window: Option<Option<ActiveWindow>>,
+    /// On create: probe the credentials before the account takes work (it is
+    /// `checking` until a worker of its provider has).
+    pub check: bool,
 }
 
 /// An account as stored, with its load.
@@ -165,7 +168,8 @@ impl Scheduler {
                 Some(true) => "1",
                 Some(false) => "0",
                 None => "",
-            });
+            })
+            .arg(if spec.check { "1" } else { "0" });
         if let Some(n) = &spec.name {
             inv.arg("name").arg(n);
         }
@@ -262,6 +266,7 @@ impl Scheduler {
                 ("cooling_down", *until_ms, reason.clone())
             }
             Some(AccountState::Disabled { reason }) => ("disabled", 0, reason.clone()),
+            Some(AccountState::Checking) => ("checking", 0, String::new()),
         };
         // The owner must match: read it first (a tenant cannot touch another's account).
         if self.get_account(provider, owner, id).await?.is_none() {
@@ -377,6 +382,7 @@ impl Scheduler {
                     redis::from_redis_value(chunk[1 + mode_index(m)].clone())?;
             }
             let state = match get("state").as_str() {
+                "checking" => AccountState::Checking,
                 "cooling_down" => AccountState::CoolingDown {
                     until_ms: get("until").parse().unwrap_or(0),
                     reason: get("reason"),
@@ -457,3 +463,119 @@ impl Scheduler {
         Ok(out)
     }
 }
+
+/// An account whose probe is due, taken by one prober for a while.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueProbe {
+    /// The account.
+    pub account: String,
+    /// Its stored secret (sealed credentials).
+    pub secret: String,
+    base: String,
+}
+
+/// What a probe found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProbeOutcome {
+    /// The account works: active (again).
+    Works,
+    /// It does not: disabled with this reason, probed again after a backoff.
+    Dead(String),
+    /// The probe could not tell: probed again after a backoff, the state unchanged.
+    Unknown,
+}
+
+impl Scheduler {
+    /// Take up to `limit` accounts per shard of `provider` whose probe is due, each held
+    /// for `hold` (another prober takes it only after that).
+    pub async fn due_probes(
+        &self,
+        provider: Provider,
+        limit: usize,
+        hold: std::time::Duration,
+    ) -> Result<Vec<DueProbe>, SchedulerError> {
+        let mut conn = self.conn().await?;
+        let mut out = Vec::new();
+        for base in self.bases(provider) {
+            let mut inv = self.inner.scripts.probe_take.prepare_invoke();
+            inv.key(&base).arg(limit).arg(hold.as_millis() as u64);
+            let flat: Vec<String> = invoke(&inv, &mut conn).await?;
+            out.extend(flat.chunks_exact(2).map(|c| DueProbe {
+                account: c[0].clone(),
+                secret: c[1].clone(),
+                base: base.clone(),
+            }));
+        }
+        Ok(out)
+    }
+
+    /// Record a probe's outcome.
+    pub async fn probe_done(
+        &self,
+        probe: &DueProbe,
+        outcome: &ProbeOutcome,
+    ) -> Result<(), SchedulerError> {
+        let (kind, reason) = match outcome {
+            ProbeOutcome::Works => ("ok", ""),
+            ProbeOutcome::Dead(r) => ("dead", r.as_str()),
+            ProbeOutcome::Unknown => ("retry", ""),
+        };
+        let mut inv = self.inner.scripts.probe_done.prepare_invoke();
+        inv.key(&probe.base)
+            .arg(&probe.account)
+            .arg(kind)
+            .arg(reason);
+        let mut conn = self.conn().await?;
+        let _: i64 = invoke(&inv, &mut conn).await?;
+        Ok(())
+    }
+
+    /// Probe an account now (`POST /api/v1/accounts/{id}/check`): it is due at once,
+    /// whatever its state, unless its tenant disabled it. Returns whether it was
+    /// scheduled.
+    pub async fn request_probe(
+        &self,
+        provider: Provider,
+        owner: &Owner,
+        id: &str,
+    ) -> Result<bool, SchedulerError> {
+        let Some(a) = self.get_account(provider, owner, id).await? else {
+            return Ok(false);
+        };
+        if matches!(&a.state, AccountState::Disabled { reason } if reason == BY_TENANT) {
+            return Ok(false);
+        }
+        let base = self.account_base(provider, owner, id);
+        let mut conn = self.conn().await?;
+        let _: i64 = redis::cmd("ZADD")
+            .arg(keys::probe(&base))
+            .arg(self.now_ms())
+            .arg(id)
+            .query_async(&mut conn)
+            .await?;
+        Ok(true)
+    }
+}
+
+impl Scheduler {
+    /// When the account was last probed (ms, the scheduler's clock), if ever.
+    pub async fn last_probe_ms(
+        &self,
+        provider: Provider,
+        owner: &Owner,
+        id: &str,
+    ) -> Result<Option<u64>, SchedulerError> {
+        let base = self.account_base(provider, owner, id);
+        let mut conn = self.conn().await?;
+        let v: Option<u64> = redis::cmd("HGET")
+            .arg(keys::account(&base, id))
+            .arg("probed_ms")
+            .query_async(&mut conn)
+            .await?;
+        Ok(v)
+    }
+}
+
+/// The reason of an account disabled by its tenant (never probed, never re-enabled by
+/// Switchyard); the scripts' `BY_TENANT`.
+pub const BY_TENANT: &str = "disabled by tenant";

@@ -146,6 +146,11 @@ pub fn files(base: &str) -> String {
     format!("{base}:files")
 }
 
+/// Accounts whose probe is due, scored by the time it is (ms).
+pub fn probe(base: &str) -> String {
+    format!("{base}:probe")
+}
+
 /// A tenant's usage report of one UTC day (`day`: days since the Unix epoch): outcome
 /// counts, quota spent, completion-time buckets. Built by the scripts.
 pub fn usage(base: &str, tenant: &str, day: impl std::fmt::Display) -> String {

@@ -40,7 +40,9 @@ use thiserror::Error;
 /// for its whole batch, so larger requests are split into calls of this size.
 pub(crate) const MAX_PER_CALL: usize = 256;
 
-pub use accounts::{AccountError, AccountInfo, AccountSpec, Owner};
+pub use accounts::{
+    AccountError, AccountInfo, AccountSpec, BY_TENANT, DueProbe, Owner, ProbeOutcome,
+};
 pub use balances::Balance;
 pub use cancel::CancelOutcome;
 pub use claim::ClaimedTask;

@@ -45,6 +45,8 @@ pub(crate) const SCRIPTS: &[(&str, &str)] = &[
     ("topup", include_str!("../lua/topup.lua")),
     ("files_due", include_str!("../lua/files_due.lua")),
     ("pace", include_str!("../lua/pace.lua")),
+    ("probe_take", include_str!("../lua/probe_take.lua")),
+    ("probe_done", include_str!("../lua/probe_done.lua")),
 ];
 
 /// Every script, loaded once per process (`EVALSHA`, loaded on first `NOSCRIPT`).
@@ -63,6 +65,8 @@ pub(crate) struct Scripts {
     pub top_up: Script,
     pub files_due: Script,
     pub pace: Script,
+    pub probe_take: Script,
+    pub probe_done: Script,
 }
 
 impl std::fmt::Debug for Scripts {
@@ -90,6 +94,8 @@ impl Scripts {
             top_up: script("topup"),
             files_due: script("files_due"),
             pace: script("pace"),
+            probe_take: script("probe_take"),
+            probe_done: script("probe_done"),
         }
     }
 }
@@ -114,7 +120,7 @@ fn config_include(config: &Config) -> String {
          cooldown_ms = {}, no_fast_pause_ms = {}, events_max_len = '{}', \
          retention_fallback_s = '{}', conversion = {{below = {}, steps = {{{}}}, num = {}, \
          den = {}}}, usage_keep_s = {}, usage_bucket_ratio = {}, usage_spent_unit = {}, \
-         clock_offset_ms = {}}}",
+         clock_offset_ms = {}, probe_backoff_ms = {}, probe_backoff_max_ms = {}}}",
         s.max_attempts,
         s.retry_backoff_ms,
         s.retry_backoff_max_ms,
@@ -130,6 +136,8 @@ fn config_include(config: &Config) -> String {
         crate::usage::BUCKET_RATIO,
         crate::usage::SPENT_UNIT,
         s.clock_offset_ms,
+        s.probe_backoff_ms,
+        s.probe_backoff_max_ms,
     );
     out
 }

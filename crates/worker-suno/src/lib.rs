@@ -173,6 +173,16 @@ impl Suno {
         {
             return Ok(jwt.clone());
         }
+        let jwt = self.fresh_jwt(cookie).await?;
+        self.jwts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(account.to_string(), (jwt.clone(), Instant::now()));
+        Ok(jwt)
+    }
+
+    /// A new JWT from Clerk for the cookie's session.
+    async fn fresh_jwt(&self, cookie: &str) -> Result<String, UpstreamError> {
         let client = json_or_error(
             self.http
                 .get(format!(
@@ -193,15 +203,10 @@ impl Suno {
                 .header("cookie", Self::cookie_header(cookie)),
         )
         .await?;
-        let jwt = token["jwt"]
+        token["jwt"]
             .as_str()
-            .ok_or_else(|| UpstreamError::Transient("Clerk gave no token".into()))?
-            .to_string();
-        self.jwts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(account.to_string(), (jwt.clone(), Instant::now()));
-        Ok(jwt)
+            .map(str::to_string)
+            .ok_or_else(|| UpstreamError::Transient("Clerk gave no token".into()))
     }
 
     /// Submit, storing the intent (generations) before and the reference after.
@@ -537,9 +542,35 @@ impl Upstream for Suno {
         ids
     }
 
+    /// The session signs in (a fresh JWT), the subscription is active, and no captcha
+    /// is pending.
     async fn probe(&self, credentials: &Value) -> Result<(), UpstreamError> {
         let cookie = credentials["cookie"].as_str().unwrap_or("");
-        self.jwt("probe", cookie).await.map(|_| ())
+        let auth = format!("Bearer {}", self.fresh_jwt(cookie).await?);
+        let billing = json_or_error(
+            self.http
+                .get(format!("{}/api/billing/info/", self.api))
+                .header("authorization", &auth),
+        )
+        .await?;
+        if billing["is_active"] == json!(false) {
+            return Err(UpstreamError::AccountDead {
+                reason: "subscription expired: the Suno plan is not active".into(),
+            });
+        }
+        let check = json_or_error(
+            self.http
+                .post(format!("{}/api/c/check", self.api))
+                .header("authorization", &auth)
+                .json(&json!({"ctype": "generation"})),
+        )
+        .await?;
+        if check["required"] == json!(true) {
+            return Err(UpstreamError::AccountDead {
+                reason: "captcha required".into(),
+            });
+        }
+        Ok(())
     }
 }
 

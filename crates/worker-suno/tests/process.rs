@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use switchyard_core::config::Pacing;
-use switchyard_core::{Plan, Provider, QuotaKind, ServiceMode};
+use switchyard_core::{AccountState, Plan, Provider, QuotaKind, ServiceMode};
 use switchyard_harness::{Harness, WorkerProcess, output};
 use switchyard_scheduler::{AccountSpec, Owner, StoredStatus, TaskRecord};
 
@@ -568,8 +568,14 @@ async fn a_daily_cap_holds_the_sixth_task_until_the_next_day() {
     h.tenant("t_p", Plan::Premium).await;
     h.upsert_uncapped("t_p").await;
     h.fund("t_p", QuotaKind::SunoQuota, 10_000).await;
-    h.account(Provider::Suno, &Owner::Pool, "pool1", "sim:ok:capped1", [10, 0, 0])
-        .await;
+    h.account(
+        Provider::Suno,
+        &Owner::Pool,
+        "pool1",
+        "sim:ok:capped1",
+        [10, 0, 0],
+    )
+    .await;
     h.sched
         .update_account(
             Provider::Suno,
@@ -616,14 +622,251 @@ async fn a_daily_cap_holds_the_sixth_task_until_the_next_day() {
         .await
         .unwrap()
         .unwrap();
-    assert!(h.sched.now_ms() < midnight as u64, "the test ran too slowly");
-    assert_eq!(a.resting, Some((midnight as u64, "daily_cap".to_string())), "{a:?}");
+    assert!(
+        h.sched.now_ms() < midnight as u64,
+        "the test ran too slowly"
+    );
+    assert_eq!(
+        a.resting,
+        Some((midnight as u64, "daily_cap".to_string())),
+        "{a:?}"
+    );
     assert_eq!(h.sim.stats().accounts["capped1"].submissions, 5);
     for id in &ids {
         let r = h.wait_terminal("t_p", id, Duration::from_secs(20)).await;
         assert_eq!(r.status, StoredStatus::Completed, "{r:?}");
     }
-    assert!(h.sched.now_ms() >= midnight as u64, "the sixth ran the next day");
+    assert!(
+        h.sched.now_ms() >= midnight as u64,
+        "the sixth ran the next day"
+    );
     assert_eq!(h.sim.stats().accounts["capped1"].submissions, 6);
+    w.terminate(Duration::from_secs(10));
+}
+
+/// A hosted account of `t_b` added as the API adds one: `check` probes it first.
+async fn hosted(h: &Harness, id: &str, cred: &str, check: bool) {
+    let sealed = h
+        .secrets
+        .seal(&switchyard_harness::credentials(Provider::Suno, cred).to_string());
+    h.sched
+        .add_account(
+            Provider::Suno,
+            &Owner::Tenant("t_b".into()),
+            id,
+            &AccountSpec {
+                name: Some(id.into()),
+                capacity: Some([2, 0, 0]),
+                secret: Some(sealed),
+                check,
+                ..AccountSpec::default()
+            },
+        )
+        .await
+        .unwrap();
+}
+
+async fn state_of(h: &Harness, id: &str) -> AccountState {
+    h.sched
+        .get_account(Provider::Suno, &Owner::Tenant("t_b".into()), id)
+        .await
+        .unwrap()
+        .unwrap()
+        .state
+}
+
+/// Wait until the account's state passes `ok`.
+async fn wait_state(
+    h: &Harness,
+    id: &str,
+    what: &str,
+    ok: impl Fn(&AccountState) -> bool,
+) -> AccountState {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = state_of(h, id).await;
+        if ok(&s) {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "{id}: not {what}: {s:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn disabled_as(s: &AccountState) -> Option<&'static str> {
+    match s {
+        AccountState::Disabled { reason } => Some(switchyard_core::account::disabled_code(reason)),
+        _ => None,
+    }
+}
+
+async fn byoa_tenant(h: &Harness) {
+    h.tenant("t_b", Plan::Premium).await;
+    h.upsert_uncapped("t_b").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_credentials_are_probed_before_any_task_reaches_them() {
+    let h = Harness::new("suno_probe_new").await;
+    byoa_tenant(&h).await;
+    hosted(&h, "bad", "sim:banned:probe-bad", true).await;
+    hosted(&h, "lapsed", "sim:expired:probe-lapsed", true).await;
+    assert_eq!(state_of(&h, "bad").await, AccountState::Checking);
+    // A task waits for a checked account: none is usable yet.
+    let id = h
+        .submit(
+            "t_b",
+            ServiceMode::Byoa,
+            "suno",
+            "generate_music",
+            json!({"gpt_description_prompt": "probe me [sim:ms=100]"}),
+        )
+        .await;
+    let w = spawn_worker(&h, &[]);
+    let bad = wait_state(&h, "bad", "disabled", |s| disabled_as(s).is_some()).await;
+    assert_eq!(disabled_as(&bad), Some("invalid_credentials"), "{bad:?}");
+    let lapsed = wait_state(&h, "lapsed", "disabled", |s| disabled_as(s).is_some()).await;
+    assert_eq!(
+        disabled_as(&lapsed),
+        Some("subscription_expired"),
+        "{lapsed:?}"
+    );
+    // A good one added now is checked, then takes the waiting task.
+    hosted(&h, "good", "sim:ok:probe-good", true).await;
+    let r = h.wait_terminal("t_b", &id, Duration::from_secs(20)).await;
+    assert_eq!(r.status, StoredStatus::Completed, "{r:?}");
+    assert_eq!(r.account.as_deref(), Some("good"));
+    let stats = h.sim.stats();
+    for name in ["probe-bad", "probe-lapsed"] {
+        assert_eq!(
+            stats.accounts.get(name).map_or(0, |c| c.submissions),
+            0,
+            "{name}"
+        );
+    }
+    // Probed again on their backoff, they stay disabled.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        disabled_as(&state_of(&h, "lapsed").await),
+        Some("subscription_expired")
+    );
+    w.terminate(Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_temporary_ban_and_a_captcha_end_and_their_accounts_come_back() {
+    let h = Harness::new("suno_probe_back").await;
+    byoa_tenant(&h).await;
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let until = wall + 3000;
+    hosted(
+        &h,
+        "banned",
+        &format!("sim:banned_until_{until}:probe-ban"),
+        false,
+    )
+    .await;
+    hosted(&h, "captcha", "sim:captcha_once:probe-captcha", false).await;
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        ids.push(
+            h.submit(
+                "t_b",
+                ServiceMode::Byoa,
+                "suno",
+                "generate_music",
+                json!({"gpt_description_prompt": format!("back {i} [sim:ms=100]")}),
+            )
+            .await,
+        );
+    }
+    let w = spawn_worker(&h, &[]);
+    for id in &ids {
+        let r = h.wait_terminal("t_b", id, Duration::from_secs(30)).await;
+        assert_eq!(r.status, StoredStatus::Completed, "{r:?}");
+    }
+    // The banned account is back once its ban ended (probed on its backoff), not before.
+    wait_state(&h, "banned", "active again", |s| *s == AccountState::Active).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    assert!(
+        now >= until,
+        "active again {} ms before its ban ended",
+        until - now
+    );
+    assert!(
+        now < until + 5000,
+        "back {} ms after its ban ended",
+        now - until
+    );
+    wait_state(&h, "captcha", "active again", |s| {
+        *s == AccountState::Active
+    })
+    .await;
+    let stats = h.sim.stats();
+    assert!(
+        stats.accounts["probe-captcha"].submissions >= 1,
+        "the captcha account worked after its probe"
+    );
+    assert!(
+        stats
+            .submitted_ms
+            .get("probe-ban")
+            .is_none_or(|t| t.iter().all(|t| *t >= until)),
+        "nothing ran on the banned account before its ban ended"
+    );
+    let base = h.sched.bases(Provider::Suno).remove(0);
+    let events = h.sched.read_events(&base, "0", 5000, 0).await.unwrap();
+    let reenabled = events
+        .iter()
+        .filter(|e| {
+            e.kind == "account"
+                && e.fields.get("state").map(String::as_str) == Some("active")
+                && e.fields.get("prev").map(String::as_str) == Some("disabled")
+        })
+        .count();
+    assert!(reenabled >= 2, "account_reenabled for each: {events:?}");
+    w.terminate(Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_its_tenant_disabled_is_never_probed_back() {
+    let h = Harness::new("suno_probe_tenant").await;
+    byoa_tenant(&h).await;
+    hosted(&h, "mine", "sim:ok:probe-mine", false).await;
+    h.sched
+        .update_account(
+            Provider::Suno,
+            &Owner::Tenant("t_b".into()),
+            "mine",
+            &AccountSpec {
+                enabled: Some(false),
+                ..AccountSpec::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        !h.sched
+            .request_probe(Provider::Suno, &Owner::Tenant("t_b".into()), "mine")
+            .await
+            .unwrap(),
+        "no probe for an account its tenant disabled"
+    );
+    let w = spawn_worker(&h, &[]);
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    assert_eq!(disabled_as(&state_of(&h, "mine").await), Some("by_tenant"));
+    assert_eq!(
+        h.sched
+            .last_probe_ms(Provider::Suno, &Owner::Tenant("t_b".into()), "mine")
+            .await
+            .unwrap(),
+        None
+    );
     w.terminate(Duration::from_secs(10));
 }

@@ -262,6 +262,9 @@ pub fn classify_http(status: u16, body: &str, retry_after: Option<f64>) -> Upstr
         401 => UpstreamError::AccountDead {
             reason: "unauthorized: the account's session is invalid (banned or logged out)".into(),
         },
+        402 => UpstreamError::AccountDead {
+            reason: "subscription expired: the upstream wants payment (402)".into(),
+        },
         403 if body.contains("captcha") => UpstreamError::AccountDead {
             reason: "captcha required".into(),
         },

@@ -9,7 +9,7 @@ use serde_json::Value;
 use switchyard_core::secrets::SecretBox;
 use switchyard_core::{Config, ParseOptions, TaskBody};
 use switchyard_scheduler::connection::Backoff;
-use switchyard_scheduler::{ClaimedTask, FailKind, Lease, Scheduler, SchedulerError};
+use switchyard_scheduler::{ClaimedTask, FailKind, Lease, ProbeOutcome, Scheduler, SchedulerError};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -95,6 +95,9 @@ impl Drop for Deregister {
         }
     }
 }
+
+/// Longest a probe of an account may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Worker {
     /// A worker over `sched` running `upstream`'s tasks.
@@ -349,7 +352,54 @@ impl Worker {
                 Err(e) => outage.failed("reap", &e),
             }
             self.sweep_files().await;
+            self.probe_accounts().await;
             tokio::time::sleep(every).await;
+        }
+    }
+
+    /// Probe the accounts whose probe is due (new credentials; accounts an upstream
+    /// answer disabled, on their backoff), each on a task of its own, and record what
+    /// each probe found.
+    async fn probe_accounts(self: &Arc<Self>) {
+        let due = match self
+            .sched
+            .due_probes(self.upstream.provider(), 8, PROBE_TIMEOUT * 2)
+            .await
+        {
+            Ok(due) => due,
+            Err(e) => {
+                warn!(error = %e, "could not read the accounts due for a probe");
+                return;
+            }
+        };
+        for probe in due {
+            let me = self.clone();
+            tokio::spawn(async move {
+                let outcome = me.probe_one(&probe.secret).await;
+                info!(account = %probe.account, outcome = ?outcome, "account probed");
+                if let Err(e) = me.sched.probe_done(&probe, &outcome).await {
+                    warn!(account = %probe.account, error = %e, "could not record a probe; it runs again later");
+                }
+            });
+        }
+    }
+
+    /// One probe: the adapter's check of the account's credentials and standing.
+    async fn probe_one(&self, secret: &str) -> ProbeOutcome {
+        let Ok(opened) = self.secrets.open(secret) else {
+            return ProbeOutcome::Dead(
+                "invalid credentials: they do not open with this master key".into(),
+            );
+        };
+        let Ok(credentials) = serde_json::from_str::<Value>(&opened) else {
+            return ProbeOutcome::Dead("invalid credentials: not valid JSON".into());
+        };
+        match tokio::time::timeout(PROBE_TIMEOUT, self.upstream.probe(&credentials)).await {
+            Ok(Ok(())) => ProbeOutcome::Works,
+            Ok(Err(UpstreamError::AccountDead { reason })) => ProbeOutcome::Dead(reason),
+            // It answered: the account works (its fast hours are another matter).
+            Ok(Err(UpstreamError::NoFastHours { .. })) => ProbeOutcome::Works,
+            Ok(Err(_)) | Err(_) => ProbeOutcome::Unknown,
         }
     }
 

@@ -268,7 +268,7 @@ local function acc_sync(acc)
   for _, mode in ipairs(MODES) do
     -- Live counts what the account is set to serve (it may be resting); use, what it can
     -- serve now.
-    local live = (tonumber(a[CAP_FIELD[mode]] or '0') or 0) > 0 and (state == 'active' or state == 'cooling_down')
+    local live = (tonumber(a[CAP_FIELD[mode]] or '0') or 0) > 0 and (state == 'active' or state == 'cooling_down' or state == 'checking')
     local use = mode_cap(a, mode) > 0 and state == 'active'
     if live then redis.call('SADD', k('live', owner, mode), acc) else redis.call('SREM', k('live', owner, mode), acc) end
     if use then redis.call('SADD', k('use', owner, mode), acc) else redis.call('SREM', k('use', owner, mode), acc) end
@@ -291,6 +291,21 @@ local function acc_unpark(acc, owner)
   wake()
 end
 
+-- The reason of an account its tenant (or the operator) disabled: never probed, never
+-- re-enabled by Switchyard.
+local BY_TENANT = 'disabled by tenant'
+
+-- Probe the account (`probe` set: account -> due time): now, or with `backoff` after a
+-- delay that doubles with each failed probe.
+local function schedule_probe(acc, backoff)
+  local at = NOW
+  if backoff then
+    local n = redis.call('HINCRBY', k('a', acc), 'probes', 1)
+    at = NOW + math.min(CONFIG.probe_backoff_ms * 2 ^ math.min(n - 1, 30), CONFIG.probe_backoff_max_ms)
+  end
+  redis.call('ZADD', k('probe'), at, acc)
+end
+
 local function set_state(acc, state, until_ms, reason)
   local prev = read_account(acc)
   if not prev then return false end
@@ -305,6 +320,11 @@ local function set_state(acc, state, until_ms, reason)
     schedule('cool', until_ms, acc)
   else
     redis.call('ZREM', k('cool'), acc)
+  end
+  -- Made active, removed or disabled by hand: no probe is due any more.
+  if state == 'active' or state == 'removed' or reason == BY_TENANT then
+    redis.call('ZREM', k('probe'), acc)
+    redis.call('HDEL', k('a', acc), 'probes')
   end
   acc_sync(acc)
   -- Any change may unblock a lane: active gives capacity; unusable may trigger failover.

@@ -1,0 +1,29 @@
+-- The outcome of an account's probe. ARGV: account, outcome, reason.
+--   ok     the account works: a new one (checking) or one an upstream answer disabled
+--          becomes active (`account` event, prev disabled: account_reenabled);
+--   dead   it does not: disabled with the reason, probed again after a backoff that
+--          doubles per failed probe (scheduler.probe_backoff_ms … probe_backoff_max_ms);
+--   retry  the probe could not tell (network, rate limit): probed again after the backoff,
+--          the state unchanged.
+-- An account removed or disabled by its tenant meanwhile is left as it is. Returns 1, or
+-- 0 when it was left.
+--- @include "keys"
+--- @include "time"
+--- @include "accounts"
+local acc, outcome, reason = ARGV[1], ARGV[2], ARGV[3]
+local a = read_account(acc)
+local by_tenant = a and a.state == 'disabled' and redis.call('HGET', k('a', acc), 'reason') == BY_TENANT
+if not a or a.state == 'removed' or by_tenant then
+  redis.call('ZREM', k('probe'), acc)
+  return 0
+end
+redis.call('HSET', k('a', acc), 'probed_ms', NOW)
+if outcome == 'ok' then
+  redis.call('ZREM', k('probe'), acc)
+  redis.call('HDEL', k('a', acc), 'probes')
+  if a.state == 'checking' or a.state == 'disabled' then set_state(acc, 'active', 0, '') end
+  return 1
+end
+if outcome == 'dead' then set_state(acc, 'disabled', 0, reason) end
+schedule_probe(acc, true)
+return 1
