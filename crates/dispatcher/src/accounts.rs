@@ -474,17 +474,15 @@ async fn create_for(
         .get_account(provider, &owner, &id)
         .await?
         .ok_or_else(|| ApiError::account_not_found(&id))?;
-    if sync {
-        if let switchyard_core::AccountState::Disabled { reason } = &a.state {
-            // Refused: nothing stays behind.
-            state
-                .sched
-                .set_account_state(provider, &owner, &id, None)
-                .await?;
-            return Err(ApiError::invalid_credentials(format!(
-                "the {provider} account did not pass its check: {reason}"
-            )));
-        }
+    if sync && let switchyard_core::AccountState::Disabled { reason } = &a.state {
+        // Refused: nothing stays behind.
+        state
+            .sched
+            .set_account_state(provider, &owner, &id, None)
+            .await?;
+        return Err(ApiError::invalid_credentials(format!(
+            "the {provider} account did not pass its check: {reason}"
+        )));
     }
     Ok(crate::error::created(view::account(&a)))
 }

@@ -377,7 +377,7 @@ async fn tenants_see_only_their_own_tasks_and_accounts() {
             .is_empty()
     );
     let (s, _, acc) = api.raw(Some(&a), Method::POST, "/api/v1/accounts", Some(&json!({"provider": "suno", "name": "mine", "credentials": {"cookie": "sim:ok:a-private-cookie-xyz"}, "concurrency": 2}).to_string())).await;
-    assert_eq!(s, 200, "{acc}");
+    assert_eq!(s, 201, "{acc}");
     let acc_id = acc["data"]["account_id"].as_str().unwrap();
     let (_, _, list_b) = api
         .raw(Some(&b), Method::GET, "/api/v1/accounts", None)
@@ -419,7 +419,165 @@ async fn tenants_see_only_their_own_tasks_and_accounts() {
             off["data"]["state"].as_str(),
             off["data"]["state_reason"].as_str()
         ),
-        (Some("disabled"), Some("disabled by tenant"))
+        (Some("disabled"), Some("by_tenant"))
+    );
+    assert_eq!(off["data"]["state_message"], "disabled by tenant");
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn accounts_take_limits_and_are_checked_on_demand() {
+    let mut api = Api::start("api_acc_limits").await;
+    api.run_workers();
+    let (_, key) = api.tenant("premium").await;
+    let post = |body: Value, query: &'static str| {
+        let api = &api;
+        let key = key.clone();
+        async move {
+            api.raw(
+                Some(&key),
+                Method::POST,
+                &format!("/api/v1/accounts{query}"),
+                Some(&body.to_string()),
+            )
+            .await
+        }
+    };
+    let base = json!({"provider": "midjourney", "name": "m", "credentials": {"token": "sim:ok:limits-mj-0001"},
+                      "capacity": {"relax": 2, "fast": 2}});
+    // Bad limits: 400 naming the field, nothing created.
+    for (patch, field) in [
+        (
+            json!({"pacing": {"min_gap_s": 5, "max_gap_s": 2}}),
+            "/pacing",
+        ),
+        (json!({"pacing": {"min_gap_s": 1}}), "/pacing"),
+        (json!({"daily_cap": 0}), "/daily_cap"),
+        (json!({"daily_cap": {"slow": 3}}), "/daily_cap/slow"),
+        (
+            json!({"active_window": {"start": "9:00", "end": "17:00"}}),
+            "/active_window/start",
+        ),
+        (
+            json!({"active_window": {"start": "09:00", "end": "09:00"}}),
+            "/active_window/end",
+        ),
+        (
+            json!({"active_window": {"start": "09:00", "end": "17:00", "tz": "Mars/Olympus"}}),
+            "/active_window/tz",
+        ),
+        (json!({"modes": ["warp"]}), "/modes"),
+    ] {
+        let mut body = base.clone();
+        for (k, v) in patch.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let (s, _, v) = post(body, "").await;
+        assert_eq!(
+            (s, v["data"]["error"]["field"].as_str()),
+            (400, Some(field)),
+            "{v}"
+        );
+    }
+    let (_, _, list) = api
+        .raw(Some(&key), Method::GET, "/api/v1/accounts", None)
+        .await;
+    assert_eq!(list["data"], json!([]), "nothing was created");
+    // Good limits are kept and shown; `modes` keeps capacity in the modes listed.
+    let mut body = base.clone();
+    body["pacing"] = json!({"min_gap_s": 2, "max_gap_s": 5.5});
+    body["daily_cap"] = json!({"fast": 40});
+    body["active_window"] = json!({"start": "22:00", "end": "06:00", "tz": "Asia/Tokyo"});
+    body["modes"] = json!(["relax"]);
+    let (s, _, v) = post(body, "?check=sync").await;
+    assert_eq!(s, 201, "{v}");
+    let a = &v["data"];
+    assert_eq!(
+        a["state"].as_str().map(|s| s == "active" || s == "resting"),
+        Some(true),
+        "checked: {a}"
+    );
+    assert_eq!(
+        a["pacing"],
+        json!({"min_gap_s": 2.0, "max_gap_s": 5.5, "default": false})
+    );
+    assert_eq!(a["daily_cap"], json!({"fast": 40}));
+    assert_eq!(
+        a["active_window"],
+        json!({"start": "22:00", "end": "06:00", "tz": "Asia/Tokyo"})
+    );
+    assert_eq!(a["capacity"], json!({"relax": 2, "fast": 0, "turbo": 0}));
+    assert_eq!(
+        a["today"],
+        json!({"relax": 0, "fast": 0, "turbo": 0, "total": 0})
+    );
+    let id = a["account_id"].as_str().unwrap().to_string();
+    // Limits are patched and cleared.
+    let (s, _, v) = api
+        .raw(
+            Some(&key),
+            Method::PATCH,
+            &format!("/api/v1/accounts/{id}"),
+            Some(r#"{"pacing": null, "daily_cap": null, "active_window": null}"#),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["data"]["pacing"]["default"], true);
+    assert_eq!(
+        (
+            &v["data"]["daily_cap"],
+            &v["data"]["active_window"],
+            &v["data"]["state"]
+        ),
+        (&Value::Null, &Value::Null, &json!("active"))
+    );
+    // A check answers the state after the probe.
+    let (s, _, v) = api
+        .raw(
+            Some(&key),
+            Method::POST,
+            &format!("/api/v1/accounts/{id}/check"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, v["data"]["state"].as_str()),
+        (200, Some("active")),
+        "{v}"
+    );
+    // Bad credentials with ?check=sync: 422, and the account is not kept.
+    let mut bad = base.clone();
+    bad["credentials"] = json!({"token": "sim:banned:limits-mj-0002"});
+    let (s, _, v) = post(bad, "?check=sync").await;
+    assert_eq!(
+        (s, v["data"]["error"]["reason"].as_str()),
+        (422, Some("invalid_credentials")),
+        "{v}"
+    );
+    let (_, _, list) = api
+        .raw(Some(&key), Method::GET, "/api/v1/accounts", None)
+        .await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 1, "{list}");
+    // A disabled account is not checked until its owner enables it.
+    api.raw(
+        Some(&key),
+        Method::PATCH,
+        &format!("/api/v1/accounts/{id}"),
+        Some(r#"{"enabled": false}"#),
+    )
+    .await;
+    let (s, _, v) = api
+        .raw(
+            Some(&key),
+            Method::POST,
+            &format!("/api/v1/accounts/{id}/check"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, v["data"]["error"]["reason"].as_str()),
+        (409, Some("account_disabled")),
+        "{v}"
     );
     api.stop().await;
 }

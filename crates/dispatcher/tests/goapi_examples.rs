@@ -44,7 +44,7 @@ async fn every_documented_body_is_accepted_as_it_is_and_runs() {
             ),
         )
         .await;
-    assert_eq!(s, 200, "{v}");
+    assert_eq!(s, 201, "{v}");
     let client = api.client(&key);
     // The task the follow-up examples act on: a finished Midjourney grid.
     let grid = client

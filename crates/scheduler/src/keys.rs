@@ -328,6 +328,7 @@ mod tests {
             owner(b, "<tenant>", "<object>"),
             usable_primaries(b, "<owner>", "<mode>"),
             backups_promoted(b, "<owner>", "<mode>"),
+            probe(b),
         ];
         let global = [
             tenants(&g),

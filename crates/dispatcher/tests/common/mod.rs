@@ -164,7 +164,7 @@ impl Api {
                     None,
                 )
                 .await;
-            assert_eq!(s, 200, "{v}");
+            assert_eq!(s, 201, "{v}");
         }
     }
 

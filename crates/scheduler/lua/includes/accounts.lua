@@ -269,7 +269,9 @@ local function acc_sync(acc)
     -- Live counts what the account is set to serve (it may be resting); use, what it can
     -- serve now.
     local live = (tonumber(a[CAP_FIELD[mode]] or '0') or 0) > 0 and (state == 'active' or state == 'cooling_down' or state == 'checking')
-    local use = mode_cap(a, mode) > 0 and state == 'active'
+    -- (An account being checked counts as usable: tasks wait for its check rather than
+    -- fail over; it enters the free sets only once active.)
+    local use = mode_cap(a, mode) > 0 and (state == 'active' or state == 'checking')
     if live then redis.call('SADD', k('live', owner, mode), acc) else redis.call('SREM', k('live', owner, mode), acc) end
     if use then redis.call('SADD', k('use', owner, mode), acc) else redis.call('SREM', k('use', owner, mode), acc) end
     -- The primaries among them: while one is there, the backups take no work.
