@@ -110,6 +110,14 @@ pub async fn settings(
                     })?,
                 };
             }
+            "downgrade_when_no_fast_hours" => {
+                t.downgrade_when_no_fast_hours = val.as_bool().ok_or_else(|| {
+                    ApiError::invalid(
+                        "/downgrade_when_no_fast_hours",
+                        "downgrade_when_no_fast_hours must be true or false",
+                    )
+                })?;
+            }
             "max_queued" => {
                 t.max_queued = match val {
                     Value::Null => None,
@@ -221,6 +229,7 @@ pub async fn create_tenant(
         approved_extras: false,
         max_queued: None,
         max_pending_s: 0,
+        downgrade_when_no_fast_hours: true,
     };
     let key = tenants::create(&state.sched, &t).await?;
     Ok(ok(view::tenant_created(&t, &key)))

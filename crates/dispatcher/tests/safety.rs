@@ -244,6 +244,7 @@ async fn a_redis_outage_answers_503_and_readyz_says_so() {
         approved_extras: false,
         max_queued: None,
         max_pending_s: 0,
+        downgrade_when_no_fast_hours: true,
     };
     let key = switchyard_dispatcher::tenants::create(&sched, &t)
         .await

@@ -77,6 +77,7 @@ pub fn uncapped_settings() -> TenantSettings {
         retention_s: 3600,
         max_queued: Provider::ALL.map(|p| (p, None)),
         max_pending_ms: 0,
+        downgrade: true,
     }
 }
 

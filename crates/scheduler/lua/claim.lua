@@ -50,6 +50,37 @@ local function park(rot, lane, key)
   redis.call('SADD', key, lane)
 end
 
+-- GoAPI's fast → relax: the head of a fast or turbo lane of `owner`'s (a tenant, or the
+-- pool) runs in relax when no account has fast hours for it and its tenant allows it
+-- (`downgrade`, on unless turned off). A PPU task keeps the relax price (its
+-- `relax_price`, written at intake) and the rest of its hold is refunded. The task shows
+-- relax (`mode`, and `downgraded` keeps the mode asked for) and its log says why.
+-- Returns 'moved', or nil: the lane goes on as before.
+local function downgrade_head(lane, tenant, pool, mode, owner)
+  if not no_fast_hours(owner, mode) or redis.call('HGET', k('tn', tenant), 'downgrade') == '0' then
+    return nil
+  end
+  local q = k('q', lane)
+  local id = redis.call('LINDEX', q, '0')
+  if not id then return nil end
+  local t = load_task(id)
+  if t.status ~= 'queued' then return nil end
+  redis.call('LPOP', q)
+  count_queued(tenant, -1)
+  if pool == 'ppu' then
+    local relax = tonumber(redis.call('HGET', t.key, 'relax_price') or '')
+    local held = tonumber(t.hold or '0') or 0
+    if relax and relax < held then refund_part(t, held - relax) end
+  end
+  redis.call('HSET', t.key, 'mode', 'relax', 'downgraded', mode)
+  redis.call('RPUSH', k('tlog', id), cjson.encode({kind = 'downgrade', at_ms = NOW,
+    message = 'no ' .. (pool == 'ppu' and 'pool' or 'hosted') .. ' account has fast hours for ' .. mode ..
+      ' work: runs in relax' .. (pool == 'ppu' and ', charged the relax price (the difference refunded)' or '')}))
+  t.mode = 'relax'
+  enqueue(t, true)
+  return 'moved'
+end
+
 -- A BYOA lane whose tenant has no free account: fail its head over to PPU when the plan
 -- allows and no account can serve (or the head waited past max wait); else park it.
 local function byoa_blocked(rot, lane, tenant, mode)
@@ -64,6 +95,8 @@ local function byoa_blocked(rot, lane, tenant, mode)
     redis.call('LPOP', q)
     return 'skipped'
   end
+  -- No fast hours anywhere: relax first (GoAPI's order), before failing over.
+  if mode ~= 'relax' and downgrade_head(lane, tenant, 'byoa', mode, tenant) then return 'moved' end
   local tn = redis.call('HMGET', k('tn', tenant), 'failover', 'max_wait_ms')
   if tn[1] == '1' then
     local max_wait = tonumber(tn[2] or '0') or 0
@@ -396,7 +429,26 @@ while claimed < n and iter < max_iter and idle < #ROTS do
     POOL_FREE[pool_mode] = pick_account('pool', pool_mode) ~= nil
   end
   local lane = nil
-  if not EMPTY[rot] and not (pool_mode and not POOL_FREE[pool_mode]) then
+  -- The pool has no free account in a fast mode because none has fast hours: the
+  -- rotation's lanes run in relax (downgrade_head), a head at a time.
+  local pool_downgrade = pool_mode and not POOL_FREE[pool_mode] and pool_mode ~= 'relax'
+    and not EMPTY[rot] and no_fast_hours('pool', pool_mode)
+  if pool_downgrade then
+    local p = PAGE[rot]
+    if not p or p.at > #p then p = next_page(rot) end
+    local l = p[p.at]
+    p.at = p.at + 1
+    if not l then
+      EMPTY[rot] = true
+    else
+      local tenant = split_lane(l)
+      if downgrade_head(l, tenant, 'ppu', pool_mode, 'pool') then
+        EMPTY, PAGE = {}, {}
+        idle = 0
+      end
+    end
+  end
+  if not pool_downgrade and not EMPTY[rot] and not (pool_mode and not POOL_FREE[pool_mode]) then
     -- The next lane of the rotation's round (read here, not by a call: this runs once per
     -- task), or nil when the rotation is empty.
     local p = PAGE[rot]
@@ -405,7 +457,11 @@ while claimed < n and iter < max_iter and idle < #ROTS do
     p.at = p.at + 1
     if not lane then EMPTY[rot] = true end
   end
-  if not lane then
+  if pool_downgrade then
+    -- (counted as idle unless it moved a task: a rotation of lanes whose tenants keep
+    -- fast mode ends the loop.)
+    idle = idle + 1
+  elseif not lane then
     idle = idle + 1
   else
     local res = try_lane(rot, lane, seq + 1)

@@ -72,6 +72,7 @@ elseif kind == 'no_fast' then
   if a then
     local owner = a.owner
     redis.call('HSET', k('a', acc), 'nofast_until', until_ms)
+    redis.call('SADD', k('nofast', owner), acc)
     schedule('cool', NOW + retry_after, 'nofast|' .. acc)
     acc_sync(acc)
     acc_unpark(acc, owner)

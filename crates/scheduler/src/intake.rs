@@ -140,6 +140,18 @@ impl Scheduler {
                 None => return Err(IntakeError::AccountNotFound(bot.to_string())),
             }
         }
+        // Its PPU price in relax, kept for running it there when no pool account has fast
+        // hours (the difference is refunded then).
+        let ppu_price = config.prices.price(ServiceMode::Ppu, &spec);
+        let mut extra = extra;
+        if spec.process_mode() != switchyard_core::ProcessMode::Relax {
+            let mut relax = spec.clone();
+            relax.set_process_mode(switchyard_core::ProcessMode::Relax);
+            let relax_price = config.prices.price(ServiceMode::Ppu, &relax);
+            if relax_price.amount < ppu_price.amount {
+                extra.push(("relax_price".into(), relax_price.amount.to_string()));
+            }
+        }
         Ok(NewTask {
             id: uuid::Uuid::now_v7().to_string(),
             tenant: tenant.to_string(),
@@ -148,7 +160,7 @@ impl Scheduler {
             process_mode: spec.process_mode(),
             pin_holds: pin_holds.filter(|_| pin.is_some()),
             pin,
-            ppu_price: config.prices.price(ServiceMode::Ppu, &spec),
+            ppu_price,
             body: TaskBody::new(spec, input, origin)
                 .named(&model, &task_type)
                 .to_json(),

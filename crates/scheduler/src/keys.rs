@@ -146,6 +146,11 @@ pub fn files(base: &str) -> String {
     format!("{base}:files")
 }
 
+/// An owner's accounts paused for want of fast hours (`nofast_until` set).
+pub fn nofast(base: &str, owner: &str) -> String {
+    format!("{base}:nofast:{owner}")
+}
+
 /// Accounts whose probe is due, scored by the time it is (ms).
 pub fn probe(base: &str) -> String {
     format!("{base}:probe")
@@ -329,6 +334,7 @@ mod tests {
             usable_primaries(b, "<owner>", "<mode>"),
             backups_promoted(b, "<owner>", "<mode>"),
             probe(b),
+            nofast(b, "<owner>"),
         ];
         let global = [
             tenants(&g),

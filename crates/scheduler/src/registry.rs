@@ -46,6 +46,14 @@ pub struct Tenant {
     /// A task waiting longer than this fails `expired_in_queue`, refunded (0: never).
     #[serde(default)]
     pub max_pending_s: u64,
+    /// A fast or turbo task that none of the accounts can run for want of fast hours
+    /// runs in relax (GoAPI's behaviour; on unless the tenant turns it off).
+    #[serde(default = "on")]
+    pub downgrade_when_no_fast_hours: bool,
+}
+
+fn on() -> bool {
+    true
 }
 
 impl Tenant {
@@ -58,6 +66,7 @@ impl Tenant {
         )
         .with_max_queued(self.max_queued)
         .with_max_pending_ms(self.max_pending_s * 1000)
+        .with_downgrade(self.downgrade_when_no_fast_hours)
     }
 }
 

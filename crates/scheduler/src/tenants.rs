@@ -23,6 +23,9 @@ pub struct TenantSettings {
     /// A task still waiting this long after it was submitted fails `expired_in_queue`
     /// (0: never).
     pub max_pending_ms: u64,
+    /// A fast or turbo task that no account can run for want of fast hours runs in
+    /// relax (`downgrade_when_no_fast_hours`).
+    pub downgrade: bool,
 }
 
 impl TenantSettings {
@@ -36,6 +39,7 @@ impl TenantSettings {
             retention_s: limits.retention_secs(),
             max_queued: Provider::ALL.map(|p| (p, limits.max_queued(p))),
             max_pending_ms: 0,
+            downgrade: true,
         }
     }
 
@@ -50,6 +54,12 @@ impl TenantSettings {
     /// The same, with the tenant's limit on waiting (0: none).
     pub fn with_max_pending_ms(mut self, ms: u64) -> Self {
         self.max_pending_ms = ms;
+        self
+    }
+
+    /// The same, with the fast → relax setting.
+    pub fn with_downgrade(mut self, on: bool) -> Self {
+        self.downgrade = on;
         self
     }
 
@@ -97,7 +107,9 @@ impl Scheduler {
                 .arg("max_queued")
                 .arg(max_queued.map_or(-1, i64::from))
                 .arg("max_pending_ms")
-                .arg(settings.max_pending_ms);
+                .arg(settings.max_pending_ms)
+                .arg("downgrade")
+                .arg(u8::from(settings.downgrade));
             let v: String = invoke(&inv, &mut conn).await?;
             created |= v == "created";
         }

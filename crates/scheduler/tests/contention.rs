@@ -295,6 +295,7 @@ fn no_caps(plan: &str) -> TenantSettings {
         retention_s: 3600,
         max_queued: Provider::ALL.map(|p| (p, None)),
         max_pending_ms: 0,
+        downgrade: true,
     }
 }
 

@@ -1422,6 +1422,7 @@ async fn ten_thousand_claims_and_completes_in_one_request_each() {
         retention_s: 3600,
         max_queued: Provider::ALL.map(|p| (p, None)),
         max_pending_ms: 0,
+        downgrade: true,
     };
     s.upsert_tenant("t_a", &uncapped).await.unwrap();
     // One request each way; the scheduler splits them into bounded script calls.

@@ -244,3 +244,53 @@ async fn outside_its_window_an_account_takes_nothing_and_drains_at_its_start() {
     assert!(s.now_ms() >= opens);
     assert_eq!(acc1(&s).await.resting, None);
 }
+
+#[tokio::test]
+async fn fast_work_waits_for_fast_hours_when_its_tenant_turns_relax_off() {
+    use switchyard_scheduler::FailKind;
+    const MJ: Provider = Provider::Midjourney;
+    let s = scheduler("limits_no_relax").await;
+    for (tenant, downgrade) in [("t_on", true), ("t_off", false)] {
+        let table = switchyard_core::PlanTable::seed();
+        let settings =
+            switchyard_scheduler::TenantSettings::from_plan("premium", table.get(Plan::Premium), 0)
+                .with_downgrade(downgrade);
+        s.upsert_tenant(tenant, &settings).await.unwrap();
+        account(
+            &s,
+            MJ,
+            &Owner::Tenant(tenant.into()),
+            &format!("acc_{tenant}"),
+            [1, 1, 0],
+        )
+        .await;
+        let t = task(tenant, MJ, ServiceMode::Byoa, ProcessMode::Fast, 0);
+        s.submit(&t).await.unwrap();
+    }
+    // Both accounts answer "Credits exhausted".
+    for c in s.try_claim(MJ, 10).await.unwrap() {
+        assert_eq!(c.mode, ProcessMode::Fast);
+        s.fail(
+            &c.lease,
+            &FailKind::NoFastHours {
+                retry_after_ms: 60_000,
+            },
+            "Credits exhausted",
+            "",
+        )
+        .await
+        .unwrap();
+    }
+    let again = s.try_claim(MJ, 10).await.unwrap();
+    assert_eq!(again.len(), 1, "{again:?}");
+    assert_eq!(
+        (again[0].tenant.as_str(), again[0].mode),
+        ("t_on", ProcessMode::Relax)
+    );
+    let rec = s
+        .get_task("t_on", &again[0].lease.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.process_mode, ProcessMode::Relax);
+}

@@ -23,6 +23,7 @@ fn record(id: &str) -> Tenant {
         approved_extras: false,
         max_queued: None,
         max_pending_s: 0,
+        downgrade_when_no_fast_hours: true,
     }
 }
 

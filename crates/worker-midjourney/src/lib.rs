@@ -938,10 +938,18 @@ fn echo(action: &MjAction, mode: ProcessMode) -> String {
         ProcessMode::Fast => "--fast",
         ProcessMode::Turbo => "--turbo",
     };
-    let mut prompt = if a.prompt.contains(flag) {
-        a.prompt.clone()
+    // The speed flag is the mode it runs in (a fast task may run in relax): another one
+    // the prompt carries goes.
+    let kept: Vec<&str> = a
+        .prompt
+        .split(' ')
+        .filter(|w| !matches!(*w, "--relax" | "--fast" | "--turbo") || *w == flag)
+        .collect();
+    let kept = kept.join(" ");
+    let mut prompt = if kept.split(' ').any(|w| w == flag) {
+        kept
     } else {
-        format!("{} {flag}", a.prompt)
+        format!("{kept} {flag}")
     };
     if let Some(ar) = &a.aspect_ratio
         && !prompt.contains("--ar")

@@ -170,3 +170,84 @@ async fn a_job_seen_only_as_its_message_is_found_by_its_prompt_after_it_ended() 
     assert!(output(&r)["job_id"].is_string(), "{}", r.output);
     assert_eq!(h.sim.stats().tasks["early1"], 1, "one upstream job");
 }
+
+/// A task's record and its log.
+async fn task_and_log(h: &Harness, tenant: &str, id: &str) -> (TaskRecord, Vec<String>) {
+    let r = h.sched.get_task(tenant, id).await.unwrap().unwrap();
+    let log = h.sched.task_log(&r).await.unwrap();
+    (r, log)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fast_work_runs_in_relax_when_no_account_has_fast_hours() {
+    let h = Harness::new("mj_fast_relax").await;
+    // PPU: the pool's only account has no fast hours.
+    h.tenant("t_p", Plan::Premium).await;
+    h.fund("t_p", QuotaKind::MjQuota, 10_000).await;
+    h.account(
+        Provider::Midjourney,
+        &Owner::Pool,
+        "pool1",
+        "sim:no_fast:relax-pool",
+        [2, 2, 0],
+    )
+    .await;
+    // BYOA: the tenant's only account has none either.
+    h.tenant("t_b", Plan::Premium).await;
+    h.upsert_uncapped("t_b").await;
+    h.account(
+        Provider::Midjourney,
+        &Owner::Tenant("t_b".into()),
+        "own1",
+        "sim:no_fast:relax-own",
+        [2, 2, 0],
+    )
+    .await;
+    let input = json!({"prompt": "a heron --fast [sim:ms=100]", "process_mode": "fast"});
+    let ppu = h
+        .submit(
+            "t_p",
+            ServiceMode::Ppu,
+            "midjourney",
+            "imagine",
+            input.clone(),
+        )
+        .await;
+    let byoa = h
+        .submit("t_b", ServiceMode::Byoa, "midjourney", "imagine", input)
+        .await;
+    let held = h.sched.balances("t_p").await.unwrap()[&QuotaKind::MjQuota].held;
+    let w = spawn_worker(&h);
+    for (tenant, id) in [("t_p", &ppu), ("t_b", &byoa)] {
+        let r = h.wait_terminal(tenant, id, Duration::from_secs(30)).await;
+        assert_eq!(r.status, StoredStatus::Completed, "{r:?}");
+        let (r, log) = task_and_log(&h, tenant, id).await;
+        assert_eq!(r.process_mode, switchyard_core::ProcessMode::Relax, "{r:?}");
+        assert!(log.iter().any(|l| l.contains("runs in relax")), "{log:?}");
+    }
+    w.terminate(Duration::from_secs(10));
+    // PPU: charged the relax price, the difference refunded.
+    let table = switchyard_core::PriceTable::seed();
+    let spec = |mode: &str| {
+        switchyard_core::TaskSpec::parse(
+            "midjourney",
+            "imagine",
+            &json!({"prompt": "a heron", "process_mode": mode}),
+            &h.config.parse_options(),
+        )
+        .unwrap()
+    };
+    let fast = table.price(ServiceMode::Ppu, &spec("fast")).amount as i64;
+    let relax = table.price(ServiceMode::Ppu, &spec("relax")).amount as i64;
+    assert!(relax < fast);
+    assert_eq!(held, fast, "the fast price was held at submit");
+    let bal = h.sched.balances("t_p").await.unwrap()[&QuotaKind::MjQuota];
+    assert_eq!(
+        (bal.captured, bal.refunded, bal.held, bal.available),
+        (relax, fast - relax, 0, 10_000 - relax),
+        "{bal:?}"
+    );
+    // The relax jobs ran with --relax, the fast attempts were refused upstream.
+    let stats = h.sim.stats();
+    assert!(stats.accounts["relax-pool"].submissions >= 2, "{stats:?}");
+}

@@ -560,9 +560,12 @@ impl Worker {
         };
         let body = TaskBody::from_json(&task.body)
             .map_err(|e| bad(format!("the task body is unreadable: {e}")))?;
-        let spec = body
+        let mut spec = body
             .spec(&self.parse)
             .map_err(|e| bad(format!("the task input is no longer valid: {e}")))?;
+        // The mode it was claimed in (a fast task runs in relax when no account has fast
+        // hours).
+        spec.set_process_mode(task.mode);
         let opened =
             self.secrets
                 .open(&task.account_secret)

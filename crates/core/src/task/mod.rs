@@ -277,6 +277,14 @@ impl TaskSpec {
         }
     }
 
+    /// Run it in another process mode (a fast task run in relax when no account has fast
+    /// hours); providers without modes are unchanged.
+    pub fn set_process_mode(&mut self, mode: ProcessMode) {
+        if let TaskSpec::Midjourney(t) = self {
+            t.process_mode = mode;
+        }
+    }
+
     /// The task this one follows up on, if any (a Midjourney action, a Luma extend or
     /// watermark removal).
     pub fn origin_task_id(&self) -> Option<&str> {

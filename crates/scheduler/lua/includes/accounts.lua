@@ -152,7 +152,19 @@ end
 -- whether there was one; the caller syncs the account.
 local function end_nofast(acc)
   redis.call('ZREM', k('cool'), 'nofast|' .. acc)
+  local owner = redis.call('HGET', k('a', acc), 'owner')
+  if owner then redis.call('SREM', k('nofast', owner), acc) end
   return redis.call('HDEL', k('a', acc), 'nofast_until') == 1
+end
+
+-- Whether `owner`'s work in `mode` (fast or turbo) cannot run for want of fast hours:
+-- no account serves the mode now, one is paused for want of fast hours (`nofast:<owner>`)
+-- and one serves relax. Such work runs in relax when its tenant allows (GoAPI's fast →
+-- relax).
+local function no_fast_hours(owner, mode)
+  return mode ~= 'relax' and redis.call('SCARD', k('use', owner, mode)) == 0
+    and redis.call('SCARD', k('nofast', owner)) > 0
+    and redis.call('SCARD', k('use', owner, 'relax')) > 0
 end
 
 -- The free set an account is placed in: free:<owner>:<mode>, or freeb:… for a backup.
@@ -315,6 +327,7 @@ local function set_state(acc, state, until_ms, reason)
     -- Keep the hash while tasks run on it (they finish); nothing new is sent.
     redis.call('HSET', k('a', acc), 'state', 'removed')
     redis.call('SREM', k('accs', prev.owner), acc)
+    redis.call('SREM', k('nofast', prev.owner), acc)
   else
     redis.call('HSET', k('a', acc), 'state', state, 'until', until_ms or 0, 'reason', reason or '')
   end

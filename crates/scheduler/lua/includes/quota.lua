@@ -87,3 +87,18 @@ local function settle(t, how, L)
   if own then flush_ledger(L) end
   return t.hold_state, consume
 end
+
+-- Give back `amount` of a task's hold and keep holding the rest (a fast task that runs in
+-- relax keeps the relax price): one ledger entry, the task's hold lowered.
+local function refund_part(t, amount)
+  if t.hold_state ~= 'held' or amount <= 0 then return end
+  local L = ledger()
+  local d = ledger_of(L, t.tenant)
+  d.held = (d.held or 0) - amount
+  d.avail, d.refunded = (d.avail or 0) + amount, (d.refunded or 0) + amount
+  flush_ledger(L)
+  t.hold = int((tonumber(t.hold) or 0) - amount)
+  redis.call('HSET', k('t', t.id), 'hold', t.hold)
+  emit('ledger', 'tenant', t.tenant, 'entry', 'downgrade_refund', 'task', t.id, 'amount', int(amount),
+    'kind', t.kind or '')
+end
