@@ -100,6 +100,23 @@ pub enum AccountCmd {
         /// Midjourney capacity per mode, e.g. relax=3,fast=3,turbo=0.
         #[arg(long)]
         capacity: Option<String>,
+        /// The gap between two submissions, in seconds, drawn from a range: 3-8.
+        #[arg(long)]
+        pacing: Option<String>,
+        /// Submissions per day (all modes).
+        #[arg(long)]
+        daily_cap: Option<u32>,
+        /// Hours it takes new tasks: 09:00-17:00 or 22:00-06:00@Asia/Tokyo.
+        #[arg(long)]
+        window: Option<String>,
+    },
+    /// Probe an account now and show its state after the probe.
+    Check {
+        /// Account id.
+        account_id: String,
+        /// The PPU pool's.
+        #[arg(long)]
+        pool: bool,
     },
     /// List accounts (pool with --pool).
     List {
@@ -275,6 +292,9 @@ pub fn account(t: &Target, cmd: AccountCmd) -> Result<(), CliError> {
             credentials,
             concurrency,
             capacity,
+            pacing,
+            daily_cap,
+            window,
         } => {
             let creds: Value = serde_json::from_str(&credentials).map_err(|e| {
                 CliError::Usage(format!(
@@ -302,6 +322,30 @@ pub fn account(t: &Target, cmd: AccountCmd) -> Result<(), CliError> {
                 }
                 body["capacity"] = Value::Object(cap);
             }
+            if let Some(p) = pacing {
+                let (lo, hi) = p
+                    .split_once('-')
+                    .and_then(|(a, b)| {
+                        Some((a.trim().parse::<f64>().ok()?, b.trim().parse::<f64>().ok()?))
+                    })
+                    .ok_or_else(|| CliError::Usage("--pacing looks like 3-8 (seconds)".into()))?;
+                body["pacing"] = json!({"min_gap_s": lo, "max_gap_s": hi});
+            }
+            if let Some(n) = daily_cap {
+                body["daily_cap"] = json!(n);
+            }
+            if let Some(w) = window {
+                let (hours, tz) = match w.split_once('@') {
+                    Some((h, z)) => (h, Some(z)),
+                    None => (w.as_str(), None),
+                };
+                let (start, end) = hours.split_once('-').ok_or_else(|| {
+                    CliError::Usage(
+                        "--window looks like 09:00-17:00 or 22:00-06:00@Asia/Tokyo".into(),
+                    )
+                })?;
+                body["active_window"] = json!({"start": start.trim(), "end": end.trim(), "tz": tz});
+            }
             let c = h.accounts(pool)?;
             let v = if pool {
                 h.call(c.add_pool_account(&body))?
@@ -325,17 +369,30 @@ pub fn account(t: &Target, cmd: AccountCmd) -> Result<(), CliError> {
                 h.call(c.accounts())?
             };
             h.print(&v, |v| {
+                println!(
+                    "{:<48} {:<10} {:<13} {:<25} {:<9} {:<11} {:<25} {:<24} name",
+                    "account",
+                    "provider",
+                    "state",
+                    "until / reason",
+                    "in flight",
+                    "today/cap",
+                    "next allowed",
+                    "window"
+                );
                 for a in v.as_array().into_iter().flatten() {
-                    println!(
-                        "{:<48} {:<11} {:<13} in flight {:<4} {}",
-                        a["account_id"].as_str().unwrap_or(""),
-                        a["provider"].as_str().unwrap_or(""),
-                        a["state"].as_str().unwrap_or(""),
-                        a["in_flight"],
-                        a["name"].as_str().unwrap_or("")
-                    );
+                    println!("{}", account_row(a));
                 }
             });
+        }
+        AccountCmd::Check { account_id, pool } => {
+            let c = h.accounts(pool)?;
+            let v = if pool {
+                h.call(c.check_pool_account(&account_id))?
+            } else {
+                h.call(c.check_account(&account_id))?
+            };
+            h.print(&v, |v| println!("{}", account_row(v)));
         }
         AccountCmd::Disable { account_id, pool } => {
             let c = h.accounts(pool)?;
@@ -351,6 +408,53 @@ pub fn account(t: &Target, cmd: AccountCmd) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// One account as a line of `switchyard account list`: state with until when or why,
+/// load, today's submissions against its daily cap, next allowed time, window.
+fn account_row(a: &Value) -> String {
+    let text = |v: &Value| v.as_str().unwrap_or("").to_string();
+    let state = text(&a["state"]);
+    let detail = match (a["state_until"].as_str(), a["state_reason"].as_str()) {
+        (Some(u), _) => u.to_string(),
+        (None, Some(r)) => r.to_string(),
+        (None, None) => "-".to_string(),
+    };
+    let cap = &a["daily_cap"];
+    let cap = if cap.is_null() {
+        "-".to_string()
+    } else if let Some(n) = cap["all"].as_u64() {
+        n.to_string()
+    } else {
+        ["relax", "fast", "turbo"]
+            .iter()
+            .filter_map(|m| cap[m].as_u64().map(|n| format!("{}{n}", &m[..1])))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let window = &a["active_window"];
+    let window = if window.is_null() {
+        "always".to_string()
+    } else {
+        format!(
+            "{}-{} {}",
+            text(&window["start"]),
+            text(&window["end"]),
+            text(&window["tz"])
+        )
+    };
+    format!(
+        "{:<48} {:<10} {:<13} {:<25} {:<9} {:<11} {:<25} {:<24} {}",
+        text(&a["account_id"]),
+        text(&a["provider"]),
+        state,
+        detail,
+        a["in_flight"],
+        format!("{}/{cap}", a["today"]["total"]),
+        a["next_allowed_at"].as_str().unwrap_or("now"),
+        window,
+        text(&a["name"])
+    )
 }
 
 /// `switchyard task`.
@@ -411,5 +515,43 @@ pub fn stats(t: &Target, watch: bool) -> Result<(), CliError> {
             return Ok(());
         }
         std::thread::sleep(Duration::from_secs(2));
+    }
+}
+
+#[cfg(test)]
+mod account_row_tests {
+    use super::*;
+
+    #[test]
+    fn a_row_shows_state_today_against_the_cap_next_time_and_window() {
+        let a = json!({"account_id": "acc_midjourney_1", "provider": "midjourney", "name": "main",
+            "state": "resting", "state_until": "2026-12-03T00:00:00.000Z", "state_reason": "daily_cap",
+            "in_flight": 1, "today": {"relax": 2, "fast": 3, "turbo": 0, "total": 5},
+            "daily_cap": {"all": 5}, "next_allowed_at": "2026-12-03T00:00:00.000Z",
+            "active_window": {"start": "22:00", "end": "06:00", "tz": "Asia/Tokyo"}});
+        let row = account_row(&a);
+        for part in [
+            "resting",
+            "2026-12-03T00:00:00.000Z",
+            "5/5",
+            "22:00-06:00 Asia/Tokyo",
+            "main",
+        ] {
+            assert!(row.contains(part), "{part} in {row}");
+        }
+        let b = json!({"account_id": "acc_suno_1", "provider": "suno", "name": "s", "state": "disabled",
+            "state_until": null, "state_reason": "invalid_credentials", "in_flight": 0,
+            "today": {"default": 0, "total": 0}, "daily_cap": {"fast": 9, "relax": 4},
+            "next_allowed_at": null, "active_window": null});
+        let row = account_row(&b);
+        for part in [
+            "disabled",
+            "invalid_credentials",
+            "0/r4,f9",
+            "now",
+            "always",
+        ] {
+            assert!(row.contains(part), "{part} in {row}");
+        }
     }
 }

@@ -374,6 +374,13 @@ pub struct DispatcherConfig {
     /// The address clients reach this API at (`https://api.example.com`), which hosted
     /// result links start with. Empty: `http://` and the address it listens on.
     pub public_url: String,
+    /// Where the operator is told of the PPU pool's accounts (disabled, re-enabled,
+    /// rate limited, out of fast hours, none left): a URL, notified as tenants are of
+    /// theirs. Empty: nobody (the metrics still count them).
+    pub operator_webhook: String,
+    /// The secret that signs the operator's notifications (a secret: prefer the
+    /// environment, `SWITCHYARD_DISPATCHER__OPERATOR_WEBHOOK_SECRET`). Empty: unsigned.
+    pub operator_webhook_secret: String,
 }
 
 impl Default for DispatcherConfig {
@@ -390,6 +397,8 @@ impl Default for DispatcherConfig {
             webhook_timeout_s: 10,
             progress_webhook_gap_ms: 2000,
             public_url: String::new(),
+            operator_webhook: String::new(),
+            operator_webhook_secret: String::new(),
         }
     }
 }

@@ -281,6 +281,22 @@ impl Client {
         self.get("/api/v1/accounts").await
     }
 
+    /// Probe one of the tenant's accounts now; the account after the probe.
+    pub async fn check_account(&self, id: &str) -> Result<Value, ClientError> {
+        self.post(&format!("/api/v1/accounts/{id}/check"), &Value::Null, None)
+            .await
+    }
+
+    /// Admin: probe a pool account now; the account after the probe.
+    pub async fn check_pool_account(&self, id: &str) -> Result<Value, ClientError> {
+        self.post(
+            &format!("/admin/v1/pool/accounts/{id}/check"),
+            &Value::Null,
+            None,
+        )
+        .await
+    }
+
     /// Change one of the tenant's accounts (`{"enabled": false}`, capacity, name…).
     pub async fn update_account(&self, id: &str, body: &Value) -> Result<Value, ClientError> {
         self.patch(&format!("/api/v1/accounts/{id}"), body).await

@@ -493,3 +493,57 @@ async fn backups_promoted_notify_their_tenant_and_take_the_work() {
     );
     api.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pool_account_events_reach_the_operators_webhook_and_metrics() {
+    let hook = Receiver::start(0).await;
+    let url = hook.url.clone();
+    let mut api = Api::start_with("pool_events", move |c| {
+        c.dispatcher.operator_webhook = url;
+        c.dispatcher.operator_webhook_secret = "op-secret".into();
+    })
+    .await;
+    api.run_workers();
+    let (s, v) = api
+        .admin(
+            Method::POST,
+            "/admin/v1/pool/accounts",
+            Some(json!({"provider": "suno", "name": "pool suno",
+                "credentials": {"cookie": "sim:banned:pool-banned-0001"}, "concurrency": 2})),
+            None,
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let acc = v["data"]["account_id"].as_str().unwrap().to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    for kind in ["account_disabled", "no_active_account"] {
+        loop {
+            let got = hook.got.lock().unwrap().clone();
+            if let Some((h, v, _)) = got.iter().find(|(_, v, _)| v["type"] == kind) {
+                assert_eq!(v["detail"]["account_id"], acc.as_str(), "{v}");
+                assert_eq!(v["pool"], true, "{v}");
+                assert_eq!(h["x-webhook-secret"], "op-secret");
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {kind} for the operator: {got:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let text = reqwest::get(format!("{}/metrics", api.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("switchyard_pool_account_events_total")
+                && l.contains("provider=\"suno\"")
+                && l.contains("state=\"disabled\"")),
+        "{text}"
+    );
+    api.stop().await;
+}

@@ -90,11 +90,8 @@ async fn read_shard(
                 "created" | "progress" | "completed" | "failed" | "cancelled" => {
                     event.fields.get("task").cloned()
                 }
-                "account" => event
-                    .fields
-                    .get("owner")
-                    .filter(|o| o.as_str() != "pool")
-                    .map(|o| format!("acct:{o}")),
+                // A pool account's events go to the operator, in order, by one queue.
+                "account" => event.fields.get("owner").map(|o| format!("acct:{o}")),
                 "ledger"
                     if event.fields.get("entry").map(String::as_str) == Some("convert_failed") =>
                 {
@@ -195,6 +192,9 @@ async fn message(state: &Shared, job: &Job) -> Result<Option<Message>, String> {
         .get("at")
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
+    if job.event.kind == "account" && tenant_id == "pool" {
+        return Ok(operator_message(state, job, at));
+    }
     let message = if job.event.kind == "account" || job.event.kind == "ledger" {
         let t = tenants::get(&state.sched, &tenant_id)
             .await
@@ -254,6 +254,28 @@ async fn message(state: &Shared, job: &Job) -> Result<Option<Message>, String> {
         }
     };
     Ok(Some(message))
+}
+
+/// The operator's notification of a pool account's event (counted in
+/// `switchyard_pool_account_events_total` whether or not a webhook is set): the tenant
+/// notification's shape, with `"pool": true`.
+fn operator_message(state: &Shared, job: &Job, at_ms: u64) -> Option<Message> {
+    let kind = job.event.fields.get("state").cloned().unwrap_or_default();
+    metrics::counter!("switchyard_pool_account_events_total",
+        "provider" => job.provider.as_str(), "state" => kind)
+    .increment(1);
+    let d = &state.config.dispatcher;
+    if d.operator_webhook.is_empty() {
+        return None;
+    }
+    let mut body = notification(&job.event, job.provider, at_ms)?;
+    body["pool"] = json!(true);
+    Some(Message {
+        endpoint: d.operator_webhook.clone(),
+        secret: Some(d.operator_webhook_secret.clone()).filter(|s| !s.is_empty()),
+        body,
+        record: None,
+    })
 }
 
 /// The tenant notification for an `account` event of `provider`'s accounts (or a failed

@@ -347,8 +347,8 @@ local function set_state(acc, state, until_ms, reason)
   if prev.state ~= state then
     emit('account', 'account', acc, 'owner', prev.owner, 'state', state, 'until', until_ms or 0, 'reason', reason or '',
       'prev', prev.state or '')
-    -- A tenant's last account that could serve (active or cooling down) is gone.
-    if (state == 'disabled' or state == 'removed') and prev.owner ~= 'pool' then
+    -- An owner's last account that could serve (active or cooling down) is gone.
+    if state == 'disabled' or state == 'removed' then
       local live = 0
       for _, mode in ipairs(MODES) do live = live + redis.call('SCARD', k('live', prev.owner, mode)) end
       if live == 0 then
