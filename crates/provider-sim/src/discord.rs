@@ -53,6 +53,7 @@ pub(crate) fn routes() -> Router<Shared> {
             "/api/v9/channels/{channel}/messages/{id}/reactions/{emoji}/{who}",
             put(react).delete(unreact),
         )
+        .route("/api/v9/users/@me", get(me))
         .route("/api/v9/users/@me/channels", get(dm_channels))
         .route(
             "/api/v9/channels/{channel}/application-command-index",
@@ -484,6 +485,16 @@ fn dm_channel(account: &SimAccount) -> String {
 }
 
 /// `GET /api/v9/users/@me/channels`: the account's DM channels (the one with the bot).
+/// The signed-in user: 401 for a token Discord does not take (unknown, banned).
+async fn me(headers: HeaderMap) -> Response {
+    match SimAccount::parse(&token(&headers)) {
+        Some(a) if !a.banned_now() => {
+            Json(json!({"id": "1", "username": a.name, "discriminator": "0"})).into_response()
+        }
+        _ => unauthorized(),
+    }
+}
+
 async fn dm_channels(headers: HeaderMap) -> Response {
     let Some(account) = SimAccount::parse(&token(&headers)) else {
         return unauthorized();
@@ -1268,6 +1279,45 @@ async fn message(
     }
 }
 
+/// A gateway session counted open in the witness until dropped.
+struct OpenSession {
+    s: Shared,
+    /// The account's name and the session id.
+    held: Option<(String, String)>,
+}
+
+impl OpenSession {
+    fn opened(&mut self, account: &str, session: &str) {
+        self.close();
+        let mut inner = self.s.lock();
+        let c = inner
+            .stats
+            .gateway_sessions
+            .entry(account.to_string())
+            .or_default();
+        c.current += 1;
+        c.max = c.max.max(c.current);
+        c.submissions += 1;
+        self.held = Some((account.to_string(), session.to_string()));
+    }
+
+    fn close(&mut self) {
+        if let Some((account, session)) = self.held.take() {
+            let mut inner = self.s.lock();
+            inner.sessions.remove(&session);
+            if let Some(c) = inner.stats.gateway_sessions.get_mut(&account) {
+                c.current = c.current.saturating_sub(1);
+            }
+        }
+    }
+}
+
+impl Drop for OpenSession {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
 async fn gateway(State(s): State<Shared>, ws: WebSocketUpgrade) -> Response {
     ws.on_upgrade(move |socket| session(s, socket))
 }
@@ -1284,6 +1334,12 @@ async fn session(s: Shared, mut socket: WebSocket) {
     let mut rx = s.gateway.subscribe();
     let mut token: Option<String> = None;
     let mut seq = 0u64;
+    // The witness counts this session as open from READY until the socket ends (however
+    // it ends); its id stops being live then.
+    let mut open = OpenSession {
+        s: s.clone(),
+        held: None,
+    };
     loop {
         tokio::select! {
             msg = socket.recv() => {
@@ -1302,6 +1358,7 @@ async fn session(s: Shared, mut socket: WebSocket) {
                                 // Interactions name the session they come from.
                                 let session = s.next_id("sess");
                                 s.lock().sessions.insert(session.clone(), t.clone());
+                                open.opened(&a.name, &session);
                                 let ready = json!({"op": 0, "t": "READY", "s": seq,
                                     "d": {"session_id": session, "user": {"id": "1", "username": a.name}}});
                                 let _ = socket.send(Message::Text(ready.to_string().into())).await;

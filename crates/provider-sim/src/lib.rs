@@ -189,6 +189,9 @@ pub struct Stats {
     pub tasks: BTreeMap<String, u64>,
     /// When each account's jobs were accepted (ms since the epoch), in order: its pacing.
     pub submitted_ms: BTreeMap<String, Vec<u64>>,
+    /// Discord gateway sessions per account: `current` open now, `max` ever open at
+    /// once, `submissions` opened in all.
+    pub gateway_sessions: BTreeMap<String, Count>,
 }
 
 /// A job's state upstream.

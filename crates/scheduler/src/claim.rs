@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use switchyard_core::{ProcessMode, Provider, ServiceMode};
 
-use crate::connection::Conn;
+use crate::connection::{Blocked, Conn};
 use crate::lease::Lease;
 use crate::{MAX_PER_CALL, Scheduler, SchedulerError, invoke, keys};
 
@@ -223,23 +223,6 @@ async fn blpop(conn: Conn, keys: Vec<String>, slice: f64) -> Result<bool, Schedu
         Some(c) => cmd.query_async(c).await,
         None => Ok(None),
     };
-    if let Some(c) = guard.0.take() {
-        if r.is_ok() {
-            drop(c); // back to the pool
-        } else {
-            c.discard();
-        }
-    }
+    guard.finish(r.is_ok());
     Ok(r?.is_some())
-}
-
-/// A connection with a blocking command in flight.
-struct Blocked(Option<Conn>);
-
-impl Drop for Blocked {
-    fn drop(&mut self) {
-        if let Some(c) = self.0.take() {
-            c.discard();
-        }
-    }
 }

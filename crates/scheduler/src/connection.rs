@@ -225,3 +225,29 @@ impl Backoff {
         self.step = self.first;
     }
 }
+
+/// A connection with a blocking command in flight (`BLPOP`, `XREAD BLOCK`): back to the
+/// pool only when the command ended well ([`Blocked::finish`]); dropped before, or after
+/// a failure, it is closed instead.
+pub(crate) struct Blocked(pub(crate) Option<Conn>);
+
+impl Blocked {
+    /// The command ended: the connection goes back to the pool when it `ok`, else closes.
+    pub(crate) fn finish(&mut self, ok: bool) {
+        if let Some(c) = self.0.take() {
+            if ok {
+                drop(c);
+            } else {
+                c.discard();
+            }
+        }
+    }
+}
+
+impl Drop for Blocked {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.take() {
+            c.discard();
+        }
+    }
+}

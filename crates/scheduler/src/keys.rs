@@ -151,6 +151,16 @@ pub fn nofast(base: &str, owner: &str) -> String {
     format!("{base}:nofast:{owner}")
 }
 
+/// An account's upstream session lease: holder, until, epoch, session id.
+pub fn session(base: &str, account: &str) -> String {
+    format!("{base}:gw:{account}")
+}
+
+/// The events of an account's upstream session, for every process following its jobs.
+pub fn session_events(base: &str, account: &str) -> String {
+    format!("{base}:gwev:{account}")
+}
+
 /// Accounts whose probe is due, scored by the time it is (ms).
 pub fn probe(base: &str) -> String {
     format!("{base}:probe")
@@ -335,6 +345,8 @@ mod tests {
             backups_promoted(b, "<owner>", "<mode>"),
             probe(b),
             nofast(b, "<owner>"),
+            session(b, "<account>"),
+            session_events(b, "<account>"),
         ];
         let global = [
             tenants(&g),

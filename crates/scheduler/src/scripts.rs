@@ -47,6 +47,7 @@ pub(crate) const SCRIPTS: &[(&str, &str)] = &[
     ("pace", include_str!("../lua/pace.lua")),
     ("probe_take", include_str!("../lua/probe_take.lua")),
     ("probe_done", include_str!("../lua/probe_done.lua")),
+    ("session", include_str!("../lua/session.lua")),
 ];
 
 /// Every script, loaded once per process (`EVALSHA`, loaded on first `NOSCRIPT`).
@@ -67,6 +68,7 @@ pub(crate) struct Scripts {
     pub pace: Script,
     pub probe_take: Script,
     pub probe_done: Script,
+    pub session: Script,
 }
 
 impl std::fmt::Debug for Scripts {
@@ -96,6 +98,7 @@ impl Scripts {
             pace: script("pace"),
             probe_take: script("probe_take"),
             probe_done: script("probe_done"),
+            session: script("session"),
         }
     }
 }

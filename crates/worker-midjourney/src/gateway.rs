@@ -293,9 +293,27 @@ fn transient(what: &str) -> UpstreamError {
     UpstreamError::Transient(format!("discord gateway: {what}"))
 }
 
+/// An open gateway socket: the session id READY gave and the session's dispatch events
+/// (type, data) as they come; the channel closes when the socket does. Dropped, it
+/// closes the socket.
+pub(crate) struct Socket {
+    /// The session id; interactions name it.
+    pub session_id: String,
+    /// The dispatch events.
+    pub events: tokio::sync::mpsc::UnboundedReceiver<(String, Value)>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 impl Gateway {
-    /// Connect, identify, and start reading. Authentication failures disable the account.
-    pub async fn connect(url: &str, token: &str) -> Result<Arc<Gateway>, UpstreamError> {
+    /// Open a socket: connect, identify, heartbeat, forward dispatches. Authentication
+    /// failures disable the account.
+    pub async fn open(url: &str, token: &str) -> Result<Socket, UpstreamError> {
         let (mut ws, _) = tokio_tungstenite::connect_async(url)
             .await
             .map_err(|_| transient("could not connect"))?;
@@ -333,14 +351,8 @@ impl Gateway {
                 _ => return Err(transient("closed during identify")),
             }
         };
-        let gw = Arc::new(Gateway {
-            state: Mutex::new(State::default()),
-            notify: Notify::new(),
-            alive: AtomicBool::new(true),
-            session_id,
-        });
-        let me = gw.clone();
-        tokio::spawn(async move {
+        let (tx, events) = tokio::sync::mpsc::unbounded_channel();
+        let task = tokio::spawn(async move {
             let (mut write, mut read) = ws.split();
             let mut beat = tokio::time::interval(Duration::from_millis(interval));
             beat.tick().await;
@@ -358,7 +370,10 @@ impl Gateway {
                                 let v: Value = serde_json::from_str(&t).unwrap_or(Value::Null);
                                 if let Some(s) = v["s"].as_u64() { seq = Some(s); }
                                 match v["op"].as_u64() {
-                                    Some(0) => me.observe(v["t"].as_str().unwrap_or(""), &v["d"]),
+                                    Some(0) => {
+                                        let kind = v["t"].as_str().unwrap_or("").to_string();
+                                        if tx.send((kind, v["d"].clone())).is_err() { break; }
+                                    }
                                     Some(7) | Some(9) => { debug!("gateway asked to reconnect"); break; }
                                     _ => {}
                                 }
@@ -375,10 +390,44 @@ impl Gateway {
                     }
                 }
             }
-            me.alive.store(false, Ordering::Relaxed);
-            me.notify.notify_waiters();
+            let _ = write.send(Message::Close(None)).await;
+        });
+        Ok(Socket {
+            session_id,
+            events,
+            task,
+        })
+    }
+
+    /// A session of this process alone: a socket whose events this view reads.
+    pub async fn connect(url: &str, token: &str) -> Result<Arc<Gateway>, UpstreamError> {
+        let mut socket = Gateway::open(url, token).await?;
+        let gw = Gateway::view_of(socket.session_id.clone());
+        let me = gw.clone();
+        tokio::spawn(async move {
+            while let Some((t, d)) = socket.events.recv().await {
+                me.observe(&t, &d);
+            }
+            me.end();
         });
         Ok(gw)
+    }
+
+    /// A view of a session whose events are fed to [`Gateway::observe`] by its reader
+    /// (the session's socket, here or in another process).
+    pub fn view_of(session_id: String) -> Arc<Gateway> {
+        Arc::new(Gateway {
+            state: Mutex::new(State::default()),
+            notify: Notify::new(),
+            alive: AtomicBool::new(true),
+            session_id,
+        })
+    }
+
+    /// The session ended: its followers reconnect (to the next session) and catch up.
+    pub fn end(&self) {
+        self.alive.store(false, Ordering::Relaxed);
+        self.notify.notify_waiters();
     }
 
     /// A session with no connection (tests of the matcher).

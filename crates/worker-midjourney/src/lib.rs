@@ -16,6 +16,7 @@
 //! again. The bot's error embeds map to outcomes (UPSTREAMS.md §7.1).
 
 mod gateway;
+mod session;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -148,6 +149,8 @@ pub struct Midjourney {
     gateway_url: String,
     poll: Duration,
     gateways: Mutex<HashMap<String, Arc<Gateway>>>,
+    /// The accounts' shared sessions, once the runtime attached the scheduler.
+    sessions: std::sync::OnceLock<session::Sessions>,
     nonce: AtomicU64,
     /// Midjourney's slash commands, name → (id, version), read from the command index
     /// (they change over time); dropped when Discord calls one outdated.
@@ -209,12 +212,18 @@ impl Midjourney {
             gateway_url: c.upstreams.discord_gateway.clone(),
             poll: Duration::from_millis(c.worker.poll_interval_ms.min(1000)),
             gateways: Mutex::new(HashMap::new()),
+            sessions: std::sync::OnceLock::new(),
             nonce: AtomicU64::new(0),
             commands: Mutex::new(HashMap::new()),
         }
     }
 
     async fn gateway(&self, account: &str, token: &str) -> Result<Arc<Gateway>, UpstreamError> {
+        // Attached to a scheduler (every worker process): the account's one shared
+        // session. Alone (no scheduler): a session of this process.
+        if let Some(sessions) = self.sessions.get() {
+            return sessions.view(account, token).await;
+        }
         let existing = self
             .gateways
             .lock()
@@ -232,6 +241,24 @@ impl Midjourney {
             .unwrap_or_else(|p| p.into_inner())
             .insert(account.to_string(), g.clone());
         Ok(g)
+    }
+
+    /// Discord says a session is gone: its view ends here, so that the next use waits
+    /// for the account's next session (and its followers catch up).
+    fn session_ended(&self, session_id: &str) {
+        if let Some(sessions) = self.sessions.get() {
+            sessions.ended(session_id);
+        }
+        for g in self
+            .gateways
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+        {
+            if g.session_id == session_id {
+                g.end();
+            }
+        }
     }
 
     fn new_nonce(&self) -> String {
@@ -288,8 +315,19 @@ impl Midjourney {
         if (200..300).contains(&status) {
             return Ok(());
         }
+        let error = match switchyard_worker::refusal(resp).await {
+            // The session the interaction named ended (its holder died, another opened
+            // the next): nothing was taken; the retry names the current one.
+            UpstreamError::BadRequest { raw, .. } if raw.contains("Unknown session") => {
+                if let Some(sid) = body["session_id"].as_str() {
+                    self.session_ended(sid);
+                }
+                session_gone()
+            }
+            e => e,
+        };
         Err(SendFailed {
-            error: switchyard_worker::refusal(resp).await,
+            error,
             maybe_taken: false,
         })
     }
@@ -924,6 +962,11 @@ fn without_flag(text: &str, flag: &str) -> String {
     out.join(" ")
 }
 
+/// An interaction named a session Discord no longer knows (it ended).
+fn session_gone() -> UpstreamError {
+    UpstreamError::Transient("discord: the gateway session ended".into())
+}
+
 /// How often a job in doubt is caught up from the channel.
 const CATCH_UP_EVERY: Duration = Duration::from_secs(5);
 
@@ -1236,6 +1279,29 @@ impl Upstream for Midjourney {
                             .await?;
                         sent = self.send_interaction(&token, &body).await;
                     }
+                    // The session the command named ended (its holder died): send it
+                    // again in the account's next session, once there (Discord took
+                    // nothing).
+                    let mut again = 0;
+                    while let Err(f) = &sent
+                        && f.error == session_gone()
+                        && again < 2
+                    {
+                        again += 1;
+                        let body = self
+                            .interaction(
+                                job,
+                                &task.action,
+                                task.process_mode,
+                                &reference.nonce,
+                                &channel,
+                            )
+                            .await?;
+                        self.gateway(&job.account_id, &token)
+                            .await?
+                            .track(&reference.nonce, &Known::default());
+                        sent = self.send_interaction(&token, &body).await;
+                    }
                     if let Err(sent) = sent {
                         if !sent.maybe_taken {
                             // Discord did not take it: the retry sends afresh, anywhere.
@@ -1283,9 +1349,23 @@ impl Upstream for Midjourney {
         switchyard_worker::ids_at(output, &["/message_id"])
     }
 
+    /// The token signs in (`GET /users/@me`): no gateway session is opened for it (an
+    /// account has one, shared by every process).
     async fn probe(&self, credentials: &Value) -> Result<(), UpstreamError> {
         let token = credentials["token"].as_str().unwrap_or("");
-        Gateway::connect(&self.gateway_url, token).await.map(|_| ())
+        match self.get_json("/api/v9/users/@me", token).await? {
+            Some(_) => Ok(()),
+            None => Err(UpstreamError::Transient(
+                "discord: /users/@me not found".into(),
+            )),
+        }
+    }
+
+    fn attach(&self, sched: &switchyard_scheduler::Scheduler) {
+        let _ = self.sessions.set(session::Sessions::new(
+            sched.clone(),
+            self.gateway_url.clone(),
+        ));
     }
 }
 

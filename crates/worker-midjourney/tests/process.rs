@@ -251,3 +251,94 @@ async fn fast_work_runs_in_relax_when_no_account_has_fast_hours() {
     let stats = h.sim.stats();
     assert!(stats.accounts["relax-pool"].submissions >= 2, "{stats:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_gateway_session_per_account_across_processes_and_past_a_killed_holder() {
+    let h = Harness::with("mj_sessions", |c| c.scheduler.lease_ms = 2000).await;
+    h.tenant("t_p", Plan::Premium).await;
+    h.upsert_uncapped("t_p").await;
+    h.fund("t_p", QuotaKind::MjQuota, 1_000_000).await;
+    const ACCOUNTS: usize = 20;
+    for i in 0..ACCOUNTS {
+        h.account(
+            Provider::Midjourney,
+            &Owner::Pool,
+            &format!("pool{i}"),
+            &format!("sim:ok:mjsess{i}"),
+            [0, 3, 0],
+        )
+        .await;
+    }
+    let mut ids = Vec::new();
+    for i in 0..60 {
+        ids.push(
+            imagine(
+                &h,
+                &format!("a lighthouse {i} [sim:ms=2500] [sim:task=s{i}]"),
+            )
+            .await,
+        );
+    }
+    let mut workers: Vec<WorkerProcess> = (0..4).map(|_| spawn_worker(&h)).collect();
+    // Kill the process holding pool0's session once that account runs a job.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let holder = loop {
+        let running = h
+            .sim
+            .stats()
+            .accounts
+            .get("mjsess0")
+            .is_some_and(|c| c.current > 0);
+        if running
+            && let Some(holder) = h
+                .sched
+                .session_holder(Provider::Midjourney, "pool0")
+                .await
+                .unwrap()
+        {
+            break holder;
+        }
+        assert!(std::time::Instant::now() < deadline, "pool0 never ran");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let pid: u32 = holder.split('-').next().unwrap().parse().unwrap();
+    let victim = workers
+        .iter()
+        .position(|w| w.id() == pid)
+        .expect("the holder is one of ours");
+    workers.remove(victim).kill();
+    for id in &ids {
+        let r = h.wait_terminal("t_p", id, Duration::from_secs(60)).await;
+        assert_eq!(r.status, StoredStatus::Completed, "{r:?}");
+    }
+    let taken_over = h
+        .sched
+        .session_holder(Provider::Midjourney, "pool0")
+        .await
+        .unwrap()
+        .expect("another process holds pool0's session");
+    assert_ne!(taken_over, holder);
+    for w in workers {
+        w.terminate(Duration::from_secs(10));
+    }
+    let stats = h.sim.stats();
+    for i in 0..ACCOUNTS {
+        let s = stats
+            .gateway_sessions
+            .get(&format!("mjsess{i}"))
+            .copied()
+            .unwrap_or_default();
+        assert!(s.max <= 1, "mjsess{i}: {} sessions open at once", s.max);
+    }
+    assert!(
+        stats.gateway_sessions["mjsess0"].submissions >= 2,
+        "a new session after the kill"
+    );
+    for i in 0..60 {
+        assert_eq!(
+            stats.tasks[&format!("s{i}")],
+            1,
+            "one upstream job for task {i}"
+        );
+    }
+}

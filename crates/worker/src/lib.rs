@@ -176,6 +176,13 @@ pub trait Upstream: Send + Sync + 'static {
     /// Check that an account works (credentials valid, not banned).
     async fn probe(&self, credentials: &Value) -> Result<(), UpstreamError>;
 
+    /// Called once by the runtime before any task: the scheduler, for adapters that
+    /// share state across worker processes (Midjourney's one gateway session per
+    /// account). Nothing by default.
+    fn attach(&self, sched: &switchyard_scheduler::Scheduler) {
+        let _ = sched;
+    }
+
     /// The files of a finished task's output to host (API.md, "Results are hosted"):
     /// the runtime downloads each, stores it, and the API shows the hosted link in its
     /// place. None by default.

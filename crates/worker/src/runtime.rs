@@ -107,6 +107,7 @@ impl Worker {
         config: &Config,
         secrets: SecretBox,
     ) -> Arc<Worker> {
+        upstream.attach(&sched);
         Arc::new(Worker {
             sched,
             upstream,

@@ -1,0 +1,322 @@
+//! One Discord gateway session per account across every worker process.
+//!
+//! Each process that runs a task of an account keeps a hub for it. The hubs compete for
+//! the account's session lease in Redis (`Scheduler::session_hold`, renewed every
+//! [`LEASE_EVERY`], lost after [`LEASE_TTL`]); the holder alone opens the gateway socket
+//! and appends each of its events to the account's session stream, fenced by the lease
+//! (`session_event` refuses a holder that lost it: it closes its socket). Every hub —
+//! the holder's too — reads that stream into its view (a [`Gateway`] fed by
+//! [`Gateway::observe`]), so a job's messages reach whichever process follows it. When
+//! the holder dies, another hub takes the lease once it expires and opens a new session:
+//! a new epoch, announced by a READY entry; the views of the old session end, and their
+//! followers catch up from the channel's history, as after any reconnect.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use switchyard_core::Provider;
+use switchyard_scheduler::Scheduler;
+use switchyard_worker::UpstreamError;
+use tokio::sync::Notify;
+use tracing::{debug, warn};
+
+use crate::gateway::{Gateway, Socket};
+
+/// How long a session lease lasts without renewal: a dead holder's account gets a new
+/// session after at most this.
+const LEASE_TTL: Duration = Duration::from_secs(6);
+/// How often a hub renews (or tries to take) its account's lease.
+const LEASE_EVERY: Duration = Duration::from_secs(2);
+/// How long a task waits for its account's session before failing as transient.
+const SESSION_WAIT: Duration = Duration::from_secs(20);
+
+const MJ: Provider = Provider::Midjourney;
+
+/// The hubs of this process, by account.
+pub(crate) struct Sessions {
+    sched: Scheduler,
+    /// This process, as a lease holder.
+    holder: String,
+    gateway_url: String,
+    hubs: Arc<Mutex<HashMap<String, Arc<Hub>>>>,
+    /// The process's one reader of its hubs' streams, started with the first hub.
+    reader: std::sync::Once,
+}
+
+/// One account's session as this process sees it.
+struct Hub {
+    account: String,
+    /// The token to open the session with (the latest a task gave).
+    token: Mutex<String>,
+    /// The current session's epoch and view.
+    view: Mutex<Option<(u64, Arc<Gateway>)>>,
+    /// Why this process could not open the session (the token refused), until it can.
+    error: Mutex<Option<UpstreamError>>,
+    changed: Notify,
+    /// Where the process's reader reads this account's stream on from (empty: not
+    /// started).
+    after: Mutex<String>,
+}
+
+impl Sessions {
+    pub fn new(sched: Scheduler, gateway_url: String) -> Sessions {
+        Sessions {
+            sched,
+            holder: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
+            gateway_url,
+            hubs: Arc::new(Mutex::new(HashMap::new())),
+            reader: std::sync::Once::new(),
+        }
+    }
+
+    /// The account's current session (waiting for one, up to [`SESSION_WAIT`]): a view
+    /// to follow jobs with and its session id to send interactions with.
+    pub async fn view(&self, account: &str, token: &str) -> Result<Arc<Gateway>, UpstreamError> {
+        let hub = self.hub(account, token);
+        let deadline = tokio::time::Instant::now() + SESSION_WAIT;
+        loop {
+            let notified = hub.changed.notified();
+            if let Some((_, v)) = hub.current()
+                && v.alive()
+            {
+                return Ok(v);
+            }
+            if let Some(e) = hub.error.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+                return Err(e);
+            }
+            // A session its reader has not seen start (it began before the reader read).
+            if hub.current().is_none()
+                && let Ok(Some((epoch, session))) = self.sched.session_current(MJ, account).await
+            {
+                hub.install(epoch, session);
+                continue;
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Err(UpstreamError::Transient(
+                    "discord gateway: no session for the account yet".into(),
+                ));
+            }
+            let _ =
+                tokio::time::timeout((deadline - now).min(Duration::from_millis(500)), notified)
+                    .await;
+        }
+    }
+
+    /// Discord refused a session as unknown: its view ends (the next use waits for the
+    /// account's next session).
+    pub fn ended(&self, session_id: &str) {
+        let hubs = self.hubs.lock().unwrap_or_else(|p| p.into_inner());
+        for hub in hubs.values() {
+            if let Some((_, v)) = hub.current()
+                && v.session_id == session_id
+            {
+                v.end();
+            }
+        }
+    }
+
+    fn hub(&self, account: &str, token: &str) -> Arc<Hub> {
+        self.reader.call_once(|| {
+            tokio::spawn(read(self.sched.clone(), self.hubs.clone()));
+        });
+        let mut hubs = self.hubs.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(h) = hubs.get(account) {
+            *h.token.lock().unwrap_or_else(|p| p.into_inner()) = token.to_string();
+            return h.clone();
+        }
+        let hub = Arc::new(Hub {
+            account: account.to_string(),
+            token: Mutex::new(token.to_string()),
+            view: Mutex::new(None),
+            error: Mutex::new(None),
+            changed: Notify::new(),
+            after: Mutex::new(String::new()),
+        });
+        hubs.insert(account.to_string(), hub.clone());
+        tokio::spawn(hub.clone().lease(
+            self.sched.clone(),
+            self.holder.clone(),
+            self.gateway_url.clone(),
+        ));
+        hub
+    }
+}
+
+/// The process's reader: every hub's stream, in one blocking read per shard, into the
+/// hubs' views.
+async fn read(sched: Scheduler, hubs: Arc<Mutex<HashMap<String, Arc<Hub>>>>) {
+    loop {
+        let all: Vec<Arc<Hub>> = hubs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        let mut cursors = Vec::with_capacity(all.len());
+        for hub in &all {
+            let after = hub.after.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let after = if after.is_empty() {
+                // A new hub: its session so far, and its stream from now on.
+                let Ok(cursor) = sched.session_cursor(MJ, &hub.account).await else {
+                    continue;
+                };
+                if let Ok(Some((epoch, session))) = sched.session_current(MJ, &hub.account).await {
+                    hub.install(epoch, session);
+                }
+                *hub.after.lock().unwrap_or_else(|p| p.into_inner()) = cursor.clone();
+                cursor
+            } else {
+                after
+            };
+            cursors.push((hub.account.clone(), after));
+        }
+        if cursors.is_empty() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        let events = match sched
+            .session_events(MJ, &cursors, Duration::from_millis(500))
+            .await
+        {
+            Ok(e) => e,
+            Err(e) => {
+                warn!(error = %e, "gateway session events: Redis failed");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        for (account, e) in events {
+            if let Some(hub) = all.iter().find(|h| h.account == account) {
+                *hub.after.lock().unwrap_or_else(|p| p.into_inner()) = e.id.clone();
+                hub.apply(&sched, e).await;
+            }
+        }
+    }
+}
+
+impl Hub {
+    fn current(&self) -> Option<(u64, Arc<Gateway>)> {
+        self.view.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// A new session (epoch): the old view ends (its followers catch up), a new one
+    /// starts.
+    fn install(&self, epoch: u64, session_id: String) {
+        let mut view = self.view.lock().unwrap_or_else(|p| p.into_inner());
+        if view.as_ref().is_some_and(|(e, _)| *e >= epoch) {
+            return;
+        }
+        if let Some((_, old)) = view.take() {
+            old.end();
+        }
+        *view = Some((epoch, Gateway::view_of(session_id)));
+        drop(view);
+        self.changed.notify_waiters();
+    }
+
+    /// Hold the account's session lease, or wait to take it: the holder keeps the
+    /// socket open and forwards its events; a hub that loses the lease closes it.
+    async fn lease(self: Arc<Self>, sched: Scheduler, holder: String, url: String) {
+        let mut socket: Option<tokio::task::JoinHandle<()>> = None;
+        loop {
+            let held = match sched
+                .session_hold(MJ, &self.account, &holder, LEASE_TTL)
+                .await
+            {
+                Ok(h) => h,
+                Err(e) => {
+                    // Unknown: the socket stays (a holder that really lost the lease is
+                    // fenced off at its next event).
+                    warn!(account = %self.account, error = %e, "session lease: Redis failed");
+                    tokio::time::sleep(LEASE_EVERY).await;
+                    continue;
+                }
+            };
+            if !held {
+                if let Some(s) = socket.take() {
+                    debug!(account = %self.account, "session lease lost: closing the gateway");
+                    s.abort();
+                }
+            } else if socket.as_ref().is_none_or(|s| s.is_finished()) {
+                socket = None;
+                let token = self.token.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                match Gateway::open(&url, &token).await {
+                    Ok(s) => match sched
+                        .session_ready(MJ, &self.account, &holder, &s.session_id)
+                        .await
+                    {
+                        Ok(epoch) if epoch > 0 => {
+                            *self.error.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                            let me = self.clone();
+                            socket = Some(tokio::spawn(me.forward(
+                                sched.clone(),
+                                holder.clone(),
+                                epoch,
+                                s,
+                            )));
+                        }
+                        _ => {} // lost the lease meanwhile: the socket closes (dropped)
+                    },
+                    Err(e) => {
+                        if matches!(e, UpstreamError::AccountDead { .. }) {
+                            *self.error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                            self.changed.notify_waiters();
+                        }
+                        let _ = sched.session_release(MJ, &self.account, &holder).await;
+                    }
+                }
+            }
+            tokio::time::sleep(LEASE_EVERY).await;
+        }
+    }
+
+    /// The holder's socket: each event to the account's stream, while the lease is
+    /// this process's.
+    async fn forward(
+        self: Arc<Self>,
+        sched: Scheduler,
+        holder: String,
+        epoch: u64,
+        mut socket: Socket,
+    ) {
+        while let Some((kind, data)) = socket.events.recv().await {
+            match sched
+                .session_event(MJ, &self.account, &holder, epoch, &kind, &data.to_string())
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => {
+                    debug!(account = %self.account, "session fenced off: closing the gateway");
+                    return;
+                }
+                Err(e) => {
+                    warn!(account = %self.account, error = %e, "a gateway event was not shared")
+                }
+            }
+        }
+    }
+
+    /// One entry of the account's stream: a new session, or an event of the current one.
+    async fn apply(&self, sched: &Scheduler, e: switchyard_scheduler::SessionEvent) {
+        if e.kind == "READY" {
+            self.install(e.epoch, e.data);
+            return;
+        }
+        let current = self.current().map_or(0, |(epoch, _)| epoch);
+        if e.epoch > current
+            && let Ok(Some((epoch, session))) = sched.session_current(MJ, &self.account).await
+        {
+            // A session whose start this hub missed: its id from the lease.
+            self.install(epoch, session);
+        }
+        if let Some((epoch, view)) = self.current()
+            && epoch == e.epoch
+        {
+            let data: Value = serde_json::from_str(&e.data).unwrap_or(Value::Null);
+            view.observe(&e.kind, &data);
+        }
+    }
+}
