@@ -150,7 +150,8 @@ local AINF, TINF, TINF_BY, LEASES = {}, {}, {}, {}
 -- This call's running terms (id, terms pairs) for `running`.
 local RUNNING = {}
 -- Whether the pool has a free account in a mode; read again after a claim may fill one.
-local POOL_FREE = {}
+-- Whether the pool's fast-mode work must run in relax (no_fast_hours), per mode.
+local POOL_FREE, POOL_NOFAST = {}, {}
 -- The reply: ROW values per claimed task.
 local out = {}
 -- Accounts paced by this call's claims: their next allowed time (across modes).
@@ -431,8 +432,16 @@ while claimed < n and iter < max_iter and idle < #ROTS do
   local lane = nil
   -- The pool has no free account in a fast mode because none has fast hours: the
   -- rotation's lanes run in relax (downgrade_head), a head at a time.
-  local pool_downgrade = pool_mode and not POOL_FREE[pool_mode] and pool_mode ~= 'relax'
-    and not EMPTY[rot] and no_fast_hours('pool', pool_mode)
+  local pool_downgrade = false
+  if pool_mode and pool_mode ~= 'relax' and not POOL_FREE[pool_mode] and not EMPTY[rot] then
+    -- (Read once per call and mode: claims do not change which accounts have fast hours.)
+    local nf = POOL_NOFAST[pool_mode]
+    if nf == nil then
+      nf = no_fast_hours('pool', pool_mode)
+      POOL_NOFAST[pool_mode] = nf
+    end
+    pool_downgrade = nf
+  end
   if pool_downgrade then
     local p = PAGE[rot]
     if not p or p.at > #p then p = next_page(rot) end
