@@ -524,6 +524,12 @@ async fn fail_kinds_drive_retries_cooldowns_and_accounts() {
 async fn no_fast_hours_keep_relax_running_and_come_back() {
     let s = scheduler("nofast").await;
     tenant(&s, "t_a", Plan::Premium).await;
+    // This tenant keeps fast work in fast mode (fast → relax is in limits.rs).
+    let table = switchyard_core::PlanTable::seed();
+    let settings =
+        switchyard_scheduler::TenantSettings::from_plan("premium", table.get(Plan::Premium), 0)
+            .with_downgrade(false);
+    s.upsert_tenant("t_a", &settings).await.unwrap();
     fund(&s, "t_a", QuotaKind::MjQuota, 10_000).await;
     account(&s, MJ, &Owner::Pool, "p", [2, 2, 2]).await;
     let fast = task("t_a", MJ, PPU, FAST, 14);
@@ -1003,7 +1009,9 @@ async fn events_record_the_life_of_tasks_and_accounts() {
     assert_eq!(of(&cancelled.id), ["created", "cancelled"]);
     let acc = events
         .iter()
-        .rfind(|e| e.kind == "account")
+        .rfind(|e| {
+            e.kind == "account" && e.fields.get("state").map(String::as_str) == Some("disabled")
+        })
         .expect("an account event");
     assert_eq!(acc.fields["state"], "disabled");
     assert_eq!(acc.fields["reason"], "captcha");
