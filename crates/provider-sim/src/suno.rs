@@ -103,6 +103,11 @@ async fn clerk_client(headers: HeaderMap) -> Response {
                           "sessions": [{"id": format!("sess_{}", a.name), "status": "active"}]}
         }))
         .into_response(),
+        // A temporary suspension says when it ends.
+        Some((_, a)) if let Behaviour::BannedUntil(until) = a.behaviour => err(
+            StatusCode::UNAUTHORIZED,
+            json!({"errors": [{"code": "account_suspended", "meta": {"suspended_until": until}}]}),
+        ),
         _ => err(
             StatusCode::UNAUTHORIZED,
             json!({"errors": [{"code": "authentication_invalid"}]}),

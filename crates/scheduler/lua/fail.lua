@@ -60,7 +60,7 @@ elseif kind == 'account_dead' then
   local was = redis.call('HGET', k('a', acc), 'state')
   set_state(acc, 'disabled', 0, message ~= '' and message or 'account error')
   -- Disabled by an upstream answer: probed again after a backoff, re-enabled if it passes.
-  if was and was ~= 'disabled' and was ~= 'removed' then schedule_probe(acc, true) end
+  if was and was ~= 'disabled' and was ~= 'removed' then schedule_probe(acc, true, message) end
   if t.pool == 'byoa' and (t.pin == nil or t.pin == '') and redis.call('HGET', k('tn', t.tenant), 'failover') == '1' then
     if fail_over(t) then return 'failover' end
     return 'failed'

@@ -2,7 +2,8 @@
 --   ok     the account works: a new one (checking) or one an upstream answer disabled
 --          becomes active (`account` event, prev disabled: account_reenabled);
 --   dead   it does not: disabled with the reason, probed again after a backoff that
---          doubles per failed probe (scheduler.probe_backoff_ms … probe_backoff_max_ms);
+--          doubles per failed probe (scheduler.probe_backoff_ms … probe_backoff_max_ms),
+--          or at the end the reason names (`… until <ms>`);
 --   retry  the probe could not tell (network, rate limit): probed again after the backoff,
 --          the state unchanged.
 -- An account removed or disabled by its tenant meanwhile is left as it is. Returns 1, or
@@ -25,5 +26,5 @@ if outcome == 'ok' then
   return 1
 end
 if outcome == 'dead' then set_state(acc, 'disabled', 0, reason) end
-schedule_probe(acc, true)
+schedule_probe(acc, true, reason)
 return 1

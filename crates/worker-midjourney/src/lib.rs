@@ -184,8 +184,16 @@ pub fn classify_embed(title: &str, description: &str) -> UpstreamError {
         || t.contains("pending mod")
         || t.contains("tos not accepted")
     {
+        // A temporary block names its end as a Discord timestamp (`<t:1700000000:R>`).
+        let until = description
+            .split("<t:")
+            .nth(1)
+            .and_then(|t| t.split([':', '>']).next())
+            .and_then(|t| t.parse::<u64>().ok())
+            .map(|s| format!(" until {}", s * 1000))
+            .unwrap_or_default();
         UpstreamError::AccountDead {
-            reason: format!("Midjourney: {title}"),
+            reason: format!("Midjourney: {title}{until}"),
         }
     } else {
         // Banned prompt, invalid prompt/parameter/link, output filters, anything else.
@@ -1262,32 +1270,20 @@ impl Upstream for Midjourney {
                     };
                     ctl.reference(&reference.to_json()).await?;
                     let mut sent = self.send_interaction(&token, &body).await;
-                    if let Err(f) = &sent
-                        && outdated_command(&f.error)
-                    {
-                        // Midjourney published new command versions: read them and send
-                        // again at once (Discord took nothing).
-                        self.forget_commands();
-                        let body = self
-                            .interaction(
-                                job,
-                                &task.action,
-                                task.process_mode,
-                                &reference.nonce,
-                                &channel,
-                            )
-                            .await?;
-                        sent = self.send_interaction(&token, &body).await;
-                    }
-                    // The session the command named ended (its holder died): send it
-                    // again in the account's next session, once there (Discord took
-                    // nothing).
-                    let mut again = 0;
-                    while let Err(f) = &sent
-                        && f.error == session_gone()
-                        && again < 2
-                    {
-                        again += 1;
+                    // Sent again, with a body made afresh (Discord took nothing): once when
+                    // Midjourney published new command versions (read first), up to twice
+                    // when the session the command named ended (its holder died: the
+                    // account's next session is waited for).
+                    let (mut reread, mut resessioned) = (false, 0);
+                    while let Err(f) = &sent {
+                        if outdated_command(&f.error) && !reread {
+                            reread = true;
+                            self.forget_commands();
+                        } else if f.error == session_gone() && resessioned < 2 {
+                            resessioned += 1;
+                        } else {
+                            break;
+                        }
                         let body = self
                             .interaction(
                                 job,
@@ -1423,6 +1419,13 @@ mod tests {
         match classify_embed("Credits exhausted", "") {
             UpstreamError::NoFastHours { retry_after_ms, .. } => {
                 assert_eq!(retry_after_ms, 3_600_000)
+            }
+            other => panic!("{other:?}"),
+        }
+        // A temporary block says when it ends: the probe comes then.
+        match classify_embed("Blocked", "Your access is blocked until <t:1780000000:f>.") {
+            UpstreamError::AccountDead { reason } => {
+                assert!(reason.ends_with("until 1780000000000"), "{reason}")
             }
             other => panic!("{other:?}"),
         }

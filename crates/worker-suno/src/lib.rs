@@ -181,6 +181,23 @@ impl Suno {
         Ok(jwt)
     }
 
+    /// Suno's captcha check: a pending captcha disables the account.
+    async fn no_captcha(&self, auth: &str) -> Result<(), UpstreamError> {
+        let check = json_or_error(
+            self.http
+                .post(format!("{}/api/c/check", self.api))
+                .header("authorization", auth)
+                .json(&json!({"ctype": "generation"})),
+        )
+        .await?;
+        if check["required"] == json!(true) {
+            return Err(UpstreamError::AccountDead {
+                reason: "captcha required".into(),
+            });
+        }
+        Ok(())
+    }
+
     /// A new JWT from Clerk for the cookie's session.
     async fn fresh_jwt(&self, cookie: &str) -> Result<String, UpstreamError> {
         let client = json_or_error(
@@ -228,18 +245,7 @@ impl Suno {
         ctl: &dyn Control,
     ) -> Result<Value, UpstreamError> {
         let auth = format!("Bearer {jwt}");
-        let check = json_or_error(
-            self.http
-                .post(format!("{}/api/c/check", self.api))
-                .header("authorization", &auth)
-                .json(&json!({"ctype": "generation"})),
-        )
-        .await?;
-        if check["required"] == json!(true) {
-            return Err(UpstreamError::AccountDead {
-                reason: "captcha required".into(),
-            });
-        }
+        self.no_captcha(&auth).await?;
         match task {
             SunoTask::GenerateMusic(g) => {
                 let body = json!({"prompt": "", "gpt_description_prompt": g.gpt_description_prompt,
@@ -558,19 +564,7 @@ impl Upstream for Suno {
                 reason: "subscription expired: the Suno plan is not active".into(),
             });
         }
-        let check = json_or_error(
-            self.http
-                .post(format!("{}/api/c/check", self.api))
-                .header("authorization", &auth)
-                .json(&json!({"ctype": "generation"})),
-        )
-        .await?;
-        if check["required"] == json!(true) {
-            return Err(UpstreamError::AccountDead {
-                reason: "captcha required".into(),
-            });
-        }
-        Ok(())
+        self.no_captcha(&auth).await
     }
 }
 

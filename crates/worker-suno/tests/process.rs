@@ -489,9 +489,9 @@ async fn an_intent_suno_never_took_generates_once() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_processes_keep_one_accounts_pacing() {
-    let h = Harness::new("suno_pacing").await;
+/// A PPU tenant `t_p` with quota, one pool account `pool1` (simulator name `sim_name`,
+/// capacity 10) with `limits`, and six short songs queued for it.
+async fn limited_pool(h: &Harness, sim_name: &str, limits: AccountSpec) -> Vec<String> {
     h.tenant("t_p", Plan::Premium).await;
     h.upsert_uncapped("t_p").await;
     h.fund("t_p", QuotaKind::SunoQuota, 10_000).await;
@@ -499,25 +499,12 @@ async fn two_processes_keep_one_accounts_pacing() {
         Provider::Suno,
         &Owner::Pool,
         "pool1",
-        "sim:ok:paced1",
+        &format!("sim:ok:{sim_name}"),
         [10, 0, 0],
     )
     .await;
-    // The gap is kept when a request leaves; 50 ms above 1 s covers its way to the
-    // simulator on loopback.
     h.sched
-        .update_account(
-            Provider::Suno,
-            &Owner::Pool,
-            "pool1",
-            &AccountSpec {
-                pacing: Some(Some(Pacing {
-                    min_gap_s: 1.05,
-                    max_gap_s: 2.0,
-                })),
-                ..AccountSpec::default()
-            },
-        )
+        .update_account(Provider::Suno, &Owner::Pool, "pool1", &limits)
         .await
         .unwrap();
     let mut ids = Vec::new();
@@ -533,6 +520,22 @@ async fn two_processes_keep_one_accounts_pacing() {
             .await,
         );
     }
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_keep_one_accounts_pacing() {
+    let h = Harness::new("suno_pacing").await;
+    // The gap is kept when a request leaves; 50 ms above 1 s covers its way to the
+    // simulator on loopback.
+    let pacing = AccountSpec {
+        pacing: Some(Some(Pacing {
+            min_gap_s: 1.05,
+            max_gap_s: 2.0,
+        })),
+        ..AccountSpec::default()
+    };
+    let ids = limited_pool(&h, "paced1", pacing).await;
     let a = spawn_worker(&h, &[]);
     let b = spawn_worker(&h, &[]);
     for id in &ids {
@@ -565,45 +568,14 @@ async fn a_daily_cap_holds_the_sixth_task_until_the_next_day() {
         c.scheduler.clock_offset_ms = midnight - 8000 - wall;
     })
     .await;
-    h.tenant("t_p", Plan::Premium).await;
-    h.upsert_uncapped("t_p").await;
-    h.fund("t_p", QuotaKind::SunoQuota, 10_000).await;
-    h.account(
-        Provider::Suno,
-        &Owner::Pool,
-        "pool1",
-        "sim:ok:capped1",
-        [10, 0, 0],
-    )
-    .await;
-    h.sched
-        .update_account(
-            Provider::Suno,
-            &Owner::Pool,
-            "pool1",
-            &AccountSpec {
-                daily_cap: Some(Some(switchyard_core::DailyCap {
-                    all: Some(5),
-                    ..Default::default()
-                })),
-                ..AccountSpec::default()
-            },
-        )
-        .await
-        .unwrap();
-    let mut ids = Vec::new();
-    for i in 0..6 {
-        ids.push(
-            h.submit(
-                "t_p",
-                ServiceMode::Ppu,
-                "suno",
-                "generate_music",
-                json!({"gpt_description_prompt": format!("song {i} [sim:ms=100]")}),
-            )
-            .await,
-        );
-    }
+    let cap = AccountSpec {
+        daily_cap: Some(Some(switchyard_core::DailyCap {
+            all: Some(5),
+            ..Default::default()
+        })),
+        ..AccountSpec::default()
+    };
+    let ids = limited_pool(&h, "capped1", cap).await;
     let w = spawn_worker(&h, &[]);
     let mut done = 0;
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -753,9 +725,52 @@ async fn new_credentials_are_probed_before_any_task_reaches_them() {
     w.terminate(Duration::from_secs(10));
 }
 
+/// Queue `n` songs of `t_b`'s, run one worker process until all completed; the worker.
+async fn run_songs(h: &Harness, n: usize) -> WorkerProcess {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        ids.push(
+            h.submit(
+                "t_b",
+                ServiceMode::Byoa,
+                "suno",
+                "generate_music",
+                json!({"gpt_description_prompt": format!("back {i} [sim:ms=100]")}),
+            )
+            .await,
+        );
+    }
+    let w = spawn_worker(h, &[]);
+    for id in &ids {
+        let r = h.wait_terminal("t_b", id, Duration::from_secs(30)).await;
+        assert_eq!(r.status, StoredStatus::Completed, "{r:?}");
+    }
+    w
+}
+
+/// `account_reenabled` events (an account active again after being disabled).
+async fn reenabled(h: &Harness) -> usize {
+    let base = h.sched.bases(Provider::Suno).remove(0);
+    let events = h.sched.read_events(&base, "0", 5000, 0).await.unwrap();
+    events
+        .iter()
+        .filter(|e| {
+            e.kind == "account"
+                && e.fields.get("state").map(String::as_str) == Some("active")
+                && e.fields.get("prev").map(String::as_str) == Some("disabled")
+        })
+        .count()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_temporary_ban_and_a_captcha_end_and_their_accounts_come_back() {
-    let h = Harness::new("suno_probe_back").await;
+async fn a_temporary_ban_ends_when_the_upstream_said_and_the_account_comes_back_then() {
+    // Probes on the backoff come a minute apart: only the one at the ban's end (which
+    // Suno's answer names) can bring the account back within the test.
+    let h = Harness::with("suno_probe_ban", |c| {
+        c.scheduler.probe_backoff_ms = 60_000;
+        c.scheduler.probe_backoff_max_ms = 120_000;
+    })
+    .await;
     byoa_tenant(&h).await;
     let wall = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -769,26 +784,7 @@ async fn a_temporary_ban_and_a_captcha_end_and_their_accounts_come_back() {
         false,
     )
     .await;
-    hosted(&h, "captcha", "sim:captcha_once:probe-captcha", false).await;
-    let mut ids = Vec::new();
-    for i in 0..4 {
-        ids.push(
-            h.submit(
-                "t_b",
-                ServiceMode::Byoa,
-                "suno",
-                "generate_music",
-                json!({"gpt_description_prompt": format!("back {i} [sim:ms=100]")}),
-            )
-            .await,
-        );
-    }
-    let w = spawn_worker(&h, &[]);
-    for id in &ids {
-        let r = h.wait_terminal("t_b", id, Duration::from_secs(30)).await;
-        assert_eq!(r.status, StoredStatus::Completed, "{r:?}");
-    }
-    // The banned account is back once its ban ended (probed on its backoff), not before.
+    let w = run_songs(&h, 2).await;
     wait_state(&h, "banned", "active again", |s| *s == AccountState::Active).await;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -800,37 +796,35 @@ async fn a_temporary_ban_and_a_captcha_end_and_their_accounts_come_back() {
         until - now
     );
     assert!(
-        now < until + 5000,
+        now < until + 2500,
         "back {} ms after its ban ended",
         now - until
     );
+    let stats = h.sim.stats();
+    assert!(
+        stats.submitted_ms["probe-ban"].iter().all(|t| *t >= until),
+        "nothing ran on the banned account before its ban ended"
+    );
+    assert_eq!(reenabled(&h).await, 1, "account_reenabled");
+    w.terminate(Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_captcha_solved_brings_its_account_back_after_its_probe() {
+    let h = Harness::new("suno_probe_captcha").await;
+    byoa_tenant(&h).await;
+    hosted(&h, "captcha", "sim:captcha_once:probe-captcha", false).await;
+    let w = run_songs(&h, 3).await;
     wait_state(&h, "captcha", "active again", |s| {
         *s == AccountState::Active
     })
     .await;
     let stats = h.sim.stats();
-    assert!(
-        stats.accounts["probe-captcha"].submissions >= 1,
-        "the captcha account worked after its probe"
+    assert_eq!(
+        stats.accounts["probe-captcha"].submissions, 3,
+        "the account ran the songs once its probe passed"
     );
-    assert!(
-        stats
-            .submitted_ms
-            .get("probe-ban")
-            .is_none_or(|t| t.iter().all(|t| *t >= until)),
-        "nothing ran on the banned account before its ban ended"
-    );
-    let base = h.sched.bases(Provider::Suno).remove(0);
-    let events = h.sched.read_events(&base, "0", 5000, 0).await.unwrap();
-    let reenabled = events
-        .iter()
-        .filter(|e| {
-            e.kind == "account"
-                && e.fields.get("state").map(String::as_str) == Some("active")
-                && e.fields.get("prev").map(String::as_str) == Some("disabled")
-        })
-        .count();
-    assert!(reenabled >= 2, "account_reenabled for each: {events:?}");
+    assert_eq!(reenabled(&h).await, 1, "account_reenabled");
     w.terminate(Duration::from_secs(10));
 }
 
@@ -867,6 +861,60 @@ async fn an_account_its_tenant_disabled_is_never_probed_back() {
             .await
             .unwrap(),
         None
+    );
+    w.terminate(Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outside_its_window_an_account_takes_nothing_and_its_queue_drains_at_the_start() {
+    // UTC midnight is 09:00 in Tokyo: the scheduler's clock (every process's) stands 4 s
+    // before it, and the window opens then.
+    const DAY_MS: i64 = 86_400_000;
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let opens = (wall / DAY_MS + 1) * DAY_MS;
+    let h = Harness::with("suno_window", |c| {
+        c.scheduler.clock_offset_ms = opens - 4000 - wall;
+    })
+    .await;
+    let window = AccountSpec {
+        window: Some(Some(switchyard_core::ActiveWindow {
+            start: 9 * 60,
+            end: 17 * 60,
+            tz: Some("Asia/Tokyo".into()),
+        })),
+        ..AccountSpec::default()
+    };
+    let ids = limited_pool(&h, "windowed1", window).await;
+    let w = spawn_worker(&h, &[]);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(h.sched.now_ms() < opens as u64, "the test ran too slowly");
+    assert!(
+        !h.sim.stats().accounts.contains_key("windowed1"),
+        "nothing submitted outside the window"
+    );
+    let a = h
+        .sched
+        .get_account(Provider::Suno, &Owner::Pool, "pool1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        a.resting,
+        Some((opens as u64, "outside_active_window".to_string()))
+    );
+    for id in &ids {
+        let r = h.wait_terminal("t_p", id, Duration::from_secs(20)).await;
+        assert_eq!(r.status, StoredStatus::Completed, "{r:?}");
+    }
+    let wall_opens = opens - h.config.scheduler.clock_offset_ms;
+    let first = h.sim.stats().submitted_ms["windowed1"][0] as i64;
+    assert!(
+        first >= wall_opens,
+        "the first job went {} ms early",
+        wall_opens - first
     );
     w.terminate(Duration::from_secs(10));
 }

@@ -266,6 +266,12 @@ pub fn url_extension(url: &str) -> Option<&str> {
 pub fn classify_http(status: u16, body: &str, retry_after: Option<f64>) -> UpstreamError {
     let snippet: String = body.chars().take(500).collect();
     match status {
+        401 if suspended_until(body).is_some() => UpstreamError::AccountDead {
+            reason: format!(
+                "banned: the account is suspended until {}",
+                suspended_until(body).unwrap_or(0)
+            ),
+        },
         401 => UpstreamError::AccountDead {
             reason: "unauthorized: the account's session is invalid (banned or logged out)".into(),
         },
@@ -288,6 +294,23 @@ pub fn classify_http(status: u16, body: &str, retry_after: Option<f64>) -> Upstr
         },
         _ => UpstreamError::Transient(format!("upstream answered {status}")),
     }
+}
+
+/// When a refusal says a suspension ends (`"suspended_until": <ms since the epoch>` in
+/// its JSON body), that time.
+pub fn suspended_until(body: &str) -> Option<u64> {
+    let v: Value = serde_json::from_str(body).ok()?;
+    fn find(v: &Value) -> Option<u64> {
+        match v {
+            Value::Object(m) => m
+                .get("suspended_until")
+                .and_then(Value::as_u64)
+                .or_else(|| m.values().find_map(find)),
+            Value::Array(a) => a.iter().find_map(find),
+            _ => None,
+        }
+    }
+    find(&v)
 }
 
 /// Read the Retry-After header (seconds) of a response.
@@ -428,7 +451,22 @@ pub fn http_client(timeout_s: u64) -> reqwest::Client {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_iso_ms;
+    use super::{UpstreamError, classify_http, parse_iso_ms};
+
+    #[test]
+    fn a_suspension_that_names_its_end_says_it() {
+        let body = r#"{"errors": [{"code": "account_suspended", "meta": {"suspended_until": 1780000000000}}]}"#;
+        match classify_http(401, body, None) {
+            UpstreamError::AccountDead { reason } => {
+                assert!(reason.ends_with("until 1780000000000"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        match classify_http(401, r#"{"detail": "Unauthorized"}"#, None) {
+            UpstreamError::AccountDead { reason } => assert!(!reason.contains("until"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+    }
 
     #[test]
     fn rfc3339_times_parse_to_unix_ms() {

@@ -310,10 +310,14 @@ end
 local BY_TENANT = 'disabled by tenant'
 
 -- Probe the account (`probe` set: account -> due time): now, or with `backoff` after a
--- delay that doubles with each failed probe.
-local function schedule_probe(acc, backoff)
+-- delay that doubles with each failed probe — or at the end the upstream gave, when its
+-- answer named one (`reason` ending in `until <ms>`: a temporary ban).
+local function schedule_probe(acc, backoff, reason)
   local at = NOW
-  if backoff then
+  local ends = tonumber(string.match(reason or '', 'until (%d+)$') or '')
+  if ends and ends > NOW then
+    at = ends
+  elseif backoff then
     local n = redis.call('HINCRBY', k('a', acc), 'probes', 1)
     at = NOW + math.min(CONFIG.probe_backoff_ms * 2 ^ math.min(n - 1, 30), CONFIG.probe_backoff_max_ms)
   end
