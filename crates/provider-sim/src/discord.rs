@@ -740,6 +740,46 @@ enum ErrorAbout<'a> {
     },
 }
 
+/// `/info`: the bot answers only the user who asked (an ephemeral message, on the
+/// gateway and never in the channel's history) with the account's plan and how much fast
+/// time is left; no job.
+fn info_reply(
+    s: &Shared,
+    token: &str,
+    account: &SimAccount,
+    channel: &str,
+    nonce: &str,
+) -> Response {
+    let interaction = s.next_id("9");
+    dispatch(
+        s,
+        token,
+        "INTERACTION_CREATE",
+        json!({"id": interaction, "nonce": nonce}),
+    );
+    let fast = if s.fast_exhausted(account, false)
+        || (account.behaviour == Behaviour::NoFastOnce
+            && !s.lock().fast_refused.contains(&account.name))
+    {
+        "0.00/15.0 hours (0.00%)"
+    } else {
+        "12.50/15.0 hours (83.33%)"
+    };
+    let description = format!(
+        "**Subscription**: Standard (Active monthly, renews next on <t:1790000000>)\n\
+         **Job Mode**: Fast\n**Visibility Mode**: Public\n**Fast Time Remaining**: {fast}\n\
+         **Lifetime Usage**: 1024 images (42.50 hours)\n**Relaxed Usage**: 512 images"
+    );
+    let id = snowflake(s).to_string();
+    let msg = json!({"op": 0, "t": "MESSAGE_CREATE", "d": {"id": id, "channel_id": channel,
+        "nonce": nonce, "flags": 64, "author": {"id": MJ_BOT, "bot": true},
+        "interaction_metadata": {"id": interaction}, "content": "",
+        "embeds": [{"title": format!("Your info - {}", account.name), "description": description,
+                    "color": 0}]}});
+    let _ = s.gateway.send((token.to_string(), msg));
+    StatusCode::NO_CONTENT.into_response()
+}
+
 async fn interaction(
     State(s): State<Shared>,
     headers: HeaderMap,
@@ -785,6 +825,9 @@ async fn interaction(
                            "errors": {"data": {"_errors": [{"code": "APPLICATION_COMMAND_INVALID_VERSION",
                                "message": "This command is outdated, please try again in a few minutes"}]}}}),
                 );
+            }
+            if name == "info" {
+                return info_reply(&s, &token, &account, &channel, &nonce);
             }
             let prompt = body["data"]["options"]
                 .as_array()
@@ -975,7 +1018,9 @@ fn run_command(s: &Shared, c: Command) -> Response {
         Behaviour::Captcha | Behaviour::CaptchaOnce if s.captcha_required(&account) => {
             Some("Action needed to continue")
         }
-        Behaviour::NoFast if fast => Some("Credits exhausted"),
+        Behaviour::NoFast | Behaviour::NoFastOnce if fast && s.fast_exhausted(&account, true) => {
+            Some("Credits exhausted")
+        }
         _ => None,
     };
     if let Some(title) = refusal {

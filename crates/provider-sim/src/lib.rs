@@ -57,6 +57,9 @@ pub enum Behaviour {
     NoFast,
     /// Works; Midjourney in Remix mode (variations, rerolls and pans open a prompt modal).
     Remix,
+    /// Midjourney: its first fast job finds no fast hours ("Credits exhausted"); they
+    /// are back after that (bought, or renewed): `/info` shows them (`no_fast_once`).
+    NoFastOnce,
     /// Banned until this time (ms since the epoch), then works (`banned_until_<ms>`).
     BannedUntil(u64),
     /// Asks for a captcha once (its first submission), then works: the captcha was
@@ -102,6 +105,7 @@ impl SimAccount {
             "no_fast" => Behaviour::NoFast,
             "remix" => Behaviour::Remix,
             "captcha_once" => Behaviour::CaptchaOnce,
+            "no_fast_once" => Behaviour::NoFastOnce,
             "expired" => Behaviour::Expired,
             b => Behaviour::BannedUntil(b.strip_prefix("banned_until_")?.parse().ok()?),
         };
@@ -238,6 +242,8 @@ pub(crate) struct Inner {
     pub modal_log: Vec<ModalSubmission>,
     /// Discord gateway sessions (from READY) and the token of each.
     pub sessions: HashMap<String, String>,
+    /// `no_fast_once` accounts whose fast hours ran out once (and are back).
+    pub fast_refused: std::collections::HashSet<String>,
     /// `captcha_once` accounts whose captcha was shown (and so solved): fine from then on.
     pub captcha_shown: std::collections::HashSet<String>,
     /// Every Midjourney button pressed (its `custom_id`), in order.
@@ -309,6 +315,18 @@ impl SimState {
         match account.behaviour {
             Behaviour::Captcha => true,
             Behaviour::CaptchaOnce => self.lock().captcha_shown.insert(account.name.clone()),
+            _ => false,
+        }
+    }
+
+    /// Whether a fast job on the account finds no fast hours now: always for `no_fast`;
+    /// for `no_fast_once`, the first time (after that they are back).
+    pub fn fast_exhausted(&self, account: &SimAccount, asking: bool) -> bool {
+        match account.behaviour {
+            Behaviour::NoFast => true,
+            Behaviour::NoFastOnce if asking => {
+                self.lock().fast_refused.insert(account.name.clone())
+            }
             _ => false,
         }
     }
@@ -605,12 +623,14 @@ impl Sim {
                 modal_log: Vec::new(),
                 reacted: Default::default(),
                 captcha_shown: Default::default(),
+                fast_refused: Default::default(),
                 sessions: HashMap::new(),
                 pressed: Vec::new(),
                 commands: [
                     ("imagine", "938956540159881230"),
                     ("describe", "1092492867185950852"),
                     ("blend", "1062880104792997970"),
+                    ("info", "972289487818334209"),
                 ]
                 .into_iter()
                 .map(|(n, id)| {

@@ -73,6 +73,9 @@ elseif kind == 'no_fast' then
     local owner = a.owner
     redis.call('HSET', k('a', acc), 'nofast_until', until_ms)
     redis.call('SADD', k('nofast', owner), acc)
+    -- Probed on the backoff while paused: a probe that finds fast hours (Midjourney's
+    -- /info) ends the pause early.
+    schedule_probe(acc, true)
     schedule('cool', NOW + retry_after, 'nofast|' .. acc)
     acc_sync(acc)
     acc_unpark(acc, owner)

@@ -477,8 +477,12 @@ pub struct DueProbe {
 /// What a probe found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProbeOutcome {
-    /// The account works: active (again).
+    /// The account works: active (again), and its fast hours too (a pause for want of
+    /// them ends).
     Works,
+    /// It works but has no fast hours: active (again), its fast-hours pause kept (and
+    /// probed again on the backoff while it lasts).
+    NoFastHours,
     /// It does not: disabled with this reason, probed again after a backoff.
     Dead(String),
     /// The probe could not tell: probed again after a backoff, the state unchanged.
@@ -517,6 +521,7 @@ impl Scheduler {
     ) -> Result<(), SchedulerError> {
         let (kind, reason) = match outcome {
             ProbeOutcome::Works => ("ok", ""),
+            ProbeOutcome::NoFastHours => ("nofast", ""),
             ProbeOutcome::Dead(r) => ("dead", r.as_str()),
             ProbeOutcome::Unknown => ("retry", ""),
         };

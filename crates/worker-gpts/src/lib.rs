@@ -597,7 +597,7 @@ impl Upstream for Gpts {
         switchyard_worker::ids_at(output, &["/conversation_id", "/file_id", "/gizmo_id"])
     }
 
-    async fn probe(&self, credentials: &Value) -> Result<(), UpstreamError> {
+    async fn probe(&self, _account: &str, credentials: &Value) -> Result<(), UpstreamError> {
         let token = credentials["access_token"].as_str().unwrap_or("");
         json_or_error(self.req(reqwest::Method::GET, "/backend-api/models", token))
             .await

@@ -360,7 +360,7 @@ impl Upstream for Luma {
         switchyard_worker::ids_at(output, &["/generation_id"])
     }
 
-    async fn probe(&self, credentials: &Value) -> Result<(), UpstreamError> {
+    async fn probe(&self, _account: &str, credentials: &Value) -> Result<(), UpstreamError> {
         let cookie = credentials["cookie"].as_str().unwrap_or("");
         json_or_error(self.req(reqwest::Method::GET, "/api/users/v1/me", cookie))
             .await

@@ -54,6 +54,9 @@ pub(crate) struct JobView {
     /// The modal a button opened (Custom Zoom's text modal, Vary (Region)'s editor), to
     /// be submitted.
     pub modal: Option<Value>,
+    /// The bot's first reply as it came (a command that is no job, as `/info`, answers
+    /// with it alone).
+    pub first_reply: Option<Value>,
 }
 
 impl JobView {
@@ -544,6 +547,9 @@ impl Gateway {
                 } else if t == "MESSAGE_CREATE"
                     && let Some(nonce) = s.first_reply_of(d)
                 {
+                    if let Some(v) = s.jobs.get_mut(&nonce) {
+                        v.first_reply.get_or_insert_with(|| d.clone());
+                    }
                     if is_error(d) {
                         if let Some(v) = s.jobs.get_mut(&nonce) {
                             v.note_embed(d);

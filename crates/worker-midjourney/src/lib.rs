@@ -251,6 +251,47 @@ impl Midjourney {
         Ok(g)
     }
 
+    /// Midjourney's `/info` through the account's session: the fast hours it has left.
+    async fn fast_time_left(
+        &self,
+        account: &str,
+        credentials: &Value,
+    ) -> Result<f64, UpstreamError> {
+        let token = credentials["token"].as_str().unwrap_or("");
+        let channel = credentials["channel_id"].as_str().unwrap_or("0");
+        let gw = self.gateway(account, token).await?;
+        let (id, version) = self.command("info", channel, token).await?;
+        let nonce = self.new_nonce();
+        gw.track(&nonce, &Known::default());
+        let body = json!({"type": 2, "application_id": APPLICATION_ID,
+            "guild_id": credentials["guild_id"], "channel_id": channel,
+            "session_id": gw.session_id, "nonce": nonce,
+            "data": {"version": version, "id": id, "name": "info", "type": 1,
+                     "options": [], "attachments": []}});
+        let answer = async {
+            self.send_interaction(token, &body)
+                .await
+                .map_err(|f| f.error)?;
+            let deadline = Instant::now() + INFO_WAIT;
+            loop {
+                if let Some(m) = gw.view(&nonce).first_reply {
+                    return fast_time_in(&m).ok_or_else(|| {
+                        UpstreamError::Transient("Midjourney's /info names no fast time".into())
+                    });
+                }
+                if Instant::now() >= deadline || !gw.alive() {
+                    return Err(UpstreamError::Transient(
+                        "Midjourney did not answer /info".into(),
+                    ));
+                }
+                gw.changed(Duration::from_millis(250)).await;
+            }
+        }
+        .await;
+        gw.forget(&nonce);
+        answer
+    }
+
     /// Discord says a session is gone: its view ends here, so that the next use waits
     /// for the account's next session (and its followers catch up).
     fn session_ended(&self, session_id: &str) {
@@ -970,6 +1011,22 @@ fn without_flag(text: &str, flag: &str) -> String {
     out.join(" ")
 }
 
+/// How long `/info` may take to answer.
+const INFO_WAIT: Duration = Duration::from_secs(15);
+
+/// The fast hours an `/info` answer shows (`**Fast Time Remaining**: 12.50/15.0 hours`).
+fn fast_time_in(m: &Value) -> Option<f64> {
+    let text = m["embeds"][0]["description"].as_str()?;
+    let (_, after) = text.split_once("Fast Time Remaining")?;
+    after
+        .trim_start_matches(['*', ':', ' '])
+        .split('/')
+        .next()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// An interaction named a session Discord no longer knows (it ended).
 fn session_gone() -> UpstreamError {
     UpstreamError::Transient("discord: the gateway session ended".into())
@@ -1347,13 +1404,24 @@ impl Upstream for Midjourney {
 
     /// The token signs in (`GET /users/@me`): no gateway session is opened for it (an
     /// account has one, shared by every process).
-    async fn probe(&self, credentials: &Value) -> Result<(), UpstreamError> {
+    /// With the account's shared session (a worker), also Midjourney's `/info`: no fast
+    /// time left is `NoFastHours`.
+    async fn probe(&self, account: &str, credentials: &Value) -> Result<(), UpstreamError> {
         let token = credentials["token"].as_str().unwrap_or("");
-        match self.get_json("/api/v9/users/@me", token).await? {
-            Some(_) => Ok(()),
-            None => Err(UpstreamError::Transient(
+        if self.get_json("/api/v9/users/@me", token).await?.is_none() {
+            return Err(UpstreamError::Transient(
                 "discord: /users/@me not found".into(),
-            )),
+            ));
+        }
+        if self.sessions.get().is_none() {
+            return Ok(());
+        }
+        match self.fast_time_left(account, credentials).await? {
+            hours if hours > 0.0 => Ok(()),
+            _ => Err(UpstreamError::NoFastHours {
+                retry_after_ms: 0,
+                message: "Midjourney's /info shows no fast time left".into(),
+            }),
         }
     }
 

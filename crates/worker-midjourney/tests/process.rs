@@ -342,3 +342,71 @@ async fn one_gateway_session_per_account_across_processes_and_past_a_killed_hold
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fast_hours_found_by_info_end_the_pause_early() {
+    let h = Harness::new("mj_info_probe").await;
+    let table = switchyard_core::PlanTable::seed();
+    // These tenants keep fast work in fast mode on their own account (no relax, no
+    // failover): it waits for fast hours.
+    for (tenant, cred) in [
+        ("t_back", "sim:no_fast_once:fast-back"),
+        ("t_none", "sim:no_fast:fast-none"),
+    ] {
+        h.tenant(tenant, Plan::Premium).await;
+        let mut settings =
+            switchyard_scheduler::TenantSettings::from_plan("premium", table.get(Plan::Premium), 0)
+                .with_downgrade(false);
+        settings.failover = false;
+        h.sched.upsert_tenant(tenant, &settings).await.unwrap();
+        h.account(
+            Provider::Midjourney,
+            &Owner::Tenant(tenant.into()),
+            &format!("acc_{tenant}"),
+            cred,
+            [1, 1, 0],
+        )
+        .await;
+    }
+    let input = json!({"prompt": "a kestrel [sim:ms=100]", "process_mode": "fast"});
+    let back = h
+        .submit(
+            "t_back",
+            ServiceMode::Byoa,
+            "midjourney",
+            "imagine",
+            input.clone(),
+        )
+        .await;
+    let none = h
+        .submit("t_none", ServiceMode::Byoa, "midjourney", "imagine", input)
+        .await;
+    let w = spawn_worker(&h);
+    // "Credits exhausted" pauses fast work for an hour; the probe's /info finds the fast
+    // hours back within seconds and the task runs in fast.
+    let r = h
+        .wait_terminal("t_back", &back, Duration::from_secs(20))
+        .await;
+    assert_eq!(r.status, StoredStatus::Completed, "{r:?}");
+    assert_eq!(r.process_mode, switchyard_core::ProcessMode::Fast);
+    assert_eq!(
+        h.sim.stats().accounts["fast-back"].submissions,
+        2,
+        "refused once, then run"
+    );
+    // Where /info shows none, the pause stays and the fast task waits.
+    let acc = h
+        .sched
+        .get_account(
+            Provider::Midjourney,
+            &Owner::Tenant("t_none".into()),
+            "acc_t_none",
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(acc.fast_off_until_ms.is_some(), "{acc:?}");
+    let still = h.sched.get_task("t_none", &none).await.unwrap().unwrap();
+    assert_eq!(still.status, StoredStatus::Queued, "{still:?}");
+    w.terminate(Duration::from_secs(10));
+}

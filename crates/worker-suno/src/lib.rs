@@ -550,7 +550,7 @@ impl Upstream for Suno {
 
     /// The session signs in (a fresh JWT), the subscription is active, and no captcha
     /// is pending.
-    async fn probe(&self, credentials: &Value) -> Result<(), UpstreamError> {
+    async fn probe(&self, _account: &str, credentials: &Value) -> Result<(), UpstreamError> {
         let cookie = credentials["cookie"].as_str().unwrap_or("");
         let auth = format!("Bearer {}", self.fresh_jwt(cookie).await?);
         let billing = json_or_error(

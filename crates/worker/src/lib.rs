@@ -173,8 +173,9 @@ pub trait Upstream: Send + Sync + 'static {
     /// accepts, follow progress, and return the output.
     async fn run(&self, job: &Job, ctl: &dyn Control) -> Result<Value, UpstreamError>;
 
-    /// Check that an account works (credentials valid, not banned).
-    async fn probe(&self, credentials: &Value) -> Result<(), UpstreamError>;
+    /// Check that an account works (credentials valid, not banned). `Err(NoFastHours)`:
+    /// it works, but has no fast hours now (Midjourney's `/info`).
+    async fn probe(&self, account: &str, credentials: &Value) -> Result<(), UpstreamError>;
 
     /// Called once by the runtime before any task: the scheduler, for adapters that
     /// share state across worker processes (Midjourney's one gateway session per

@@ -376,7 +376,7 @@ impl Worker {
         for probe in due {
             let me = self.clone();
             tokio::spawn(async move {
-                let outcome = me.probe_one(&probe.secret).await;
+                let outcome = me.probe_one(&probe.account, &probe.secret).await;
                 info!(account = %probe.account, outcome = ?outcome, "account probed");
                 if let Err(e) = me.sched.probe_done(&probe, &outcome).await {
                     warn!(account = %probe.account, error = %e, "could not record a probe; it runs again later");
@@ -386,7 +386,7 @@ impl Worker {
     }
 
     /// One probe: the adapter's check of the account's credentials and standing.
-    async fn probe_one(&self, secret: &str) -> ProbeOutcome {
+    async fn probe_one(&self, account: &str, secret: &str) -> ProbeOutcome {
         let Ok(opened) = self.secrets.open(secret) else {
             return ProbeOutcome::Dead(
                 "invalid credentials: they do not open with this master key".into(),
@@ -395,11 +395,11 @@ impl Worker {
         let Ok(credentials) = serde_json::from_str::<Value>(&opened) else {
             return ProbeOutcome::Dead("invalid credentials: not valid JSON".into());
         };
-        match tokio::time::timeout(PROBE_TIMEOUT, self.upstream.probe(&credentials)).await {
+        match tokio::time::timeout(PROBE_TIMEOUT, self.upstream.probe(account, &credentials)).await
+        {
             Ok(Ok(())) => ProbeOutcome::Works,
             Ok(Err(UpstreamError::AccountDead { reason })) => ProbeOutcome::Dead(reason),
-            // It answered: the account works (its fast hours are another matter).
-            Ok(Err(UpstreamError::NoFastHours { .. })) => ProbeOutcome::Works,
+            Ok(Err(UpstreamError::NoFastHours { .. })) => ProbeOutcome::NoFastHours,
             Ok(Err(_)) | Err(_) => ProbeOutcome::Unknown,
         }
     }

@@ -36,7 +36,7 @@ impl Upstream for Quick {
         Ok(out(&job.task_id))
     }
 
-    async fn probe(&self, _: &Value) -> Result<(), UpstreamError> {
+    async fn probe(&self, _: &str, _: &Value) -> Result<(), UpstreamError> {
         Ok(())
     }
 }

@@ -108,7 +108,7 @@ impl Upstream for Staged {
         Ok(out(&p))
     }
 
-    async fn probe(&self, _: &Value) -> Result<(), UpstreamError> {
+    async fn probe(&self, _: &str, _: &Value) -> Result<(), UpstreamError> {
         Ok(())
     }
 }

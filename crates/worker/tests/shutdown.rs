@@ -29,7 +29,7 @@ impl Upstream for Instant {
         Ok(out(&job.task_id))
     }
 
-    async fn probe(&self, _: &Value) -> Result<(), UpstreamError> {
+    async fn probe(&self, _: &str, _: &Value) -> Result<(), UpstreamError> {
         Ok(())
     }
 }
