@@ -489,6 +489,22 @@ async fn an_intent_suno_never_took_generates_once() {
     }
 }
 
+/// A harness whose scheduler clock (every process's: the offset is configuration)
+/// stands `before_ms` before the next UTC midnight; that midnight (ms, on that clock).
+async fn before_midnight(name: &str, before_ms: i64) -> (Harness, i64) {
+    const DAY_MS: i64 = 86_400_000;
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let midnight = (wall / DAY_MS + 1) * DAY_MS;
+    let h = Harness::with(name, |c| {
+        c.scheduler.clock_offset_ms = midnight - before_ms - wall;
+    })
+    .await;
+    (h, midnight)
+}
+
 /// A PPU tenant `t_p` with quota, one pool account `pool1` (simulator name `sim_name`,
 /// capacity 10) with `limits`, and six short songs queued for it.
 async fn limited_pool(h: &Harness, sim_name: &str, limits: AccountSpec) -> Vec<String> {
@@ -558,16 +574,7 @@ async fn two_processes_keep_one_accounts_pacing() {
 async fn a_daily_cap_holds_the_sixth_task_until_the_next_day() {
     // The scheduler's clock (every process's: the offset is configuration) 8 s before a
     // UTC midnight.
-    const DAY_MS: i64 = 86_400_000;
-    let wall = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    let midnight = (wall / DAY_MS + 1) * DAY_MS;
-    let h = Harness::with("suno_daily_cap", |c| {
-        c.scheduler.clock_offset_ms = midnight - 8000 - wall;
-    })
-    .await;
+    let (h, midnight) = before_midnight("suno_daily_cap", 8000).await;
     let cap = AccountSpec {
         daily_cap: Some(Some(switchyard_core::DailyCap {
             all: Some(5),
@@ -869,16 +876,7 @@ async fn an_account_its_tenant_disabled_is_never_probed_back() {
 async fn outside_its_window_an_account_takes_nothing_and_its_queue_drains_at_the_start() {
     // UTC midnight is 09:00 in Tokyo: the scheduler's clock (every process's) stands 4 s
     // before it, and the window opens then.
-    const DAY_MS: i64 = 86_400_000;
-    let wall = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    let opens = (wall / DAY_MS + 1) * DAY_MS;
-    let h = Harness::with("suno_window", |c| {
-        c.scheduler.clock_offset_ms = opens - 4000 - wall;
-    })
-    .await;
+    let (h, opens) = before_midnight("suno_window", 4000).await;
     let window = AccountSpec {
         window: Some(Some(switchyard_core::ActiveWindow {
             start: 9 * 60,
