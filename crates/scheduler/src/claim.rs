@@ -125,14 +125,22 @@ impl Scheduler {
 
     /// Pacing at submission: wait until the account's previous submission's gap has
     /// passed, then record this one (with the gap drawn for it at claim). Call it right
-    /// before sending a new job upstream; a task without pacing (`gap` zero, and none
-    /// before it) passes at once.
-    pub async fn pace(&self, task: &ClaimedTask) -> Result<(), SchedulerError> {
+    /// before the request that makes a new job upstream; a task without pacing (`gap`
+    /// zero) passes at once.
+    pub async fn pace(
+        &self,
+        lease: &Lease,
+        account: &str,
+        gap: Duration,
+    ) -> Result<(), SchedulerError> {
+        if gap.is_zero() {
+            return Ok(());
+        }
         loop {
             let mut inv = self.inner.scripts.pace.prepare_invoke();
-            inv.key(&task.lease.base)
-                .arg(&task.account)
-                .arg(task.gap.as_millis() as u64);
+            inv.key(&lease.base)
+                .arg(account)
+                .arg(gap.as_millis() as u64);
             let mut conn = self.conn().await?;
             let wait: u64 = invoke(&inv, &mut conn).await?;
             drop(conn);

@@ -162,10 +162,10 @@ async fn pace_holds_submissions_apart_however_late_the_first_was_sent() {
     let a = s.try_claim(SUNO, 1).await.unwrap().remove(0);
     // The first worker is slow to send its job: 150 ms after its claim.
     tokio::time::sleep(Duration::from_millis(150)).await;
-    s.pace(&a).await.unwrap();
+    s.pace(&a.lease, &a.account, a.gap).await.unwrap();
     let sent_a = Instant::now();
     let b = claim_until(&s, 1, Duration::from_secs(5)).await.remove(0).1;
-    s.pace(&b).await.unwrap();
+    s.pace(&b.lease, &b.account, b.gap).await.unwrap();
     let apart = sent_a.elapsed();
     assert!(apart >= Duration::from_millis(195), "{apart:?}");
 }

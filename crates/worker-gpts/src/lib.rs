@@ -194,6 +194,7 @@ impl Gpts {
             },
         };
         ctl.reference(&turn.to_reference()).await?;
+        ctl.pace().await?;
         self.send(job, message, turn, gizmo, model, ctl).await
     }
 

@@ -192,6 +192,7 @@ impl Luma {
         let intent = json!({"at": now_ms(), "prompt": body["user_prompt"], "extends": extends});
         ctl.reference(&json!({ "submitting": intent }).to_string())
             .await?;
+        ctl.pace().await?;
         let sent = json_or_error(self.req(reqwest::Method::POST, &path, cookie).json(&body)).await;
         let r = match sent {
             Ok(r) => r,

@@ -1326,6 +1326,7 @@ impl Upstream for Midjourney {
                         ..MjReference::default()
                     };
                     ctl.reference(&reference.to_json()).await?;
+                    ctl.pace().await?;
                     let mut sent = self.send_interaction(&token, &body).await;
                     // Sent again, with a body made afresh (Discord took nothing): once when
                     // Midjourney published new command versions (read first), up to twice

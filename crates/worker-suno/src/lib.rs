@@ -267,6 +267,7 @@ impl Suno {
                 self.generate(&auth, body, ctl).await
             }
             SunoTask::Lyrics(l) => {
+                ctl.pace().await?;
                 let r = json_or_error(
                     self.http
                         .post(format!("{}/api/generate/lyrics/", self.api))
@@ -277,6 +278,7 @@ impl Suno {
                 Ok(json!({"lyrics": r["id"]}))
             }
             SunoTask::Upload(u) => {
+                ctl.pace().await?;
                 let r = json_or_error(
                     self.http
                         .post(format!("{}/api/uploads/audio/", self.api))
@@ -288,6 +290,7 @@ impl Suno {
             }
             SunoTask::Concat(c) => {
                 // The result is one new clip, followed in the feed like a generation's.
+                ctl.pace().await?;
                 let r = json_or_error(
                     self.http
                         .post(format!("{}/api/generate/concat/v2/", self.api))
@@ -321,6 +324,7 @@ impl Suno {
         }
         ctl.reference(&json!({ "submitting": intent }).to_string())
             .await?;
+        ctl.pace().await?;
         let sent = json_or_error(
             self.http
                 .post(format!("{}/api/generate/v2/", self.api))

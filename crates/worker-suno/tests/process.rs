@@ -542,8 +542,8 @@ async fn limited_pool(h: &Harness, sim_name: &str, limits: AccountSpec) -> Vec<S
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_keep_one_accounts_pacing() {
     let h = Harness::new("suno_pacing").await;
-    // The gap is kept when a request leaves; 50 ms above 1 s covers its way to the
-    // simulator on loopback.
+    // The gap is kept right before the request that makes the job leaves (the adapter
+    // calls `Control::pace` there); 50 ms above 1 s covers its way to the simulator.
     let pacing = AccountSpec {
         pacing: Some(Some(Pacing {
             min_gap_s: 1.05,

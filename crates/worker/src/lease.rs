@@ -89,6 +89,9 @@ pub(crate) struct LeaseControl {
     pub(crate) sched: Scheduler,
     pub(crate) lease: Lease,
     pub(crate) clock: Arc<LeaseClock>,
+    /// The account and the gap drawn for this run's submission (zero: no pacing).
+    pub(crate) account: String,
+    pub(crate) gap: std::time::Duration,
 }
 
 #[async_trait]
@@ -111,6 +114,22 @@ impl Control for LeaseControl {
             // reaper requeues the task.
             Err(e) => {
                 warn!(error = %e, "could not store the upstream reference before the lease ran out");
+                Err(LeaseLost)
+            }
+        }
+    }
+
+    async fn pace(&self) -> Result<(), LeaseLost> {
+        match persist(
+            "pacing",
+            || self.clock.deadline(),
+            || self.sched.pace(&self.lease, &self.account, self.gap),
+        )
+        .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                warn!(error = %e, "could not keep the account's pacing before the lease ran out");
                 Err(LeaseLost)
             }
         }

@@ -79,6 +79,12 @@ pub trait Control: Send + Sync {
     async fn reference(&self, upstream_ref: &str) -> Result<(), LeaseLost>;
     /// Report progress (0–100) and, optionally, partial output.
     async fn progress(&self, percent: u8, partial: Option<&Value>) -> Result<(), LeaseLost>;
+    /// Wait for the account's pacing (its gap since its previous submission, held in
+    /// Redis across every worker process). Call it right before the request that makes a
+    /// new upstream job, once per job.
+    async fn pace(&self) -> Result<(), LeaseLost> {
+        Ok(())
+    }
 }
 
 /// How an upstream call failed; the runtime maps each to a scheduler outcome.

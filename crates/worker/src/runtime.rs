@@ -438,15 +438,13 @@ impl Worker {
         }
     }
 
-    /// One task, in five steps: prepare the job, pace the account, run it upstream, host
-    /// its output files, settle the outcome with the scheduler.
+    /// One task, in four steps: prepare the job, run it upstream (the adapter waits for
+    /// the account's pacing, `Control::pace`, right before it submits), host its output
+    /// files, settle the outcome with the scheduler.
     async fn run_one(&self, task: ClaimedTask, clock: Arc<LeaseClock>) {
         let result = match self.prepare(&task) {
-            Ok(job) => match self.pace(&task, &job).await {
-                Ok(()) => match self.run_upstream(&job, &task.lease, &clock).await {
-                    Ok(output) => self.host(&job, output).await,
-                    Err(e) => Err(e),
-                },
+            Ok(job) => match self.run_upstream(&job, &task, &clock).await {
+                Ok(output) => self.host(&job, output).await,
                 Err(e) => Err(e),
             },
             Err(e) => Err(e),
@@ -469,30 +467,21 @@ impl Worker {
         }
     }
 
-    /// Wait until the account's pacing lets this submission go (kept in Redis, so it
-    /// holds across every worker process); a run that resumes an upstream job submits
-    /// nothing and does not wait, nor does an account without pacing.
-    async fn pace(&self, task: &ClaimedTask, job: &Job) -> Result<(), UpstreamError> {
-        if job.upstream_ref.is_some() || task.gap.is_zero() {
-            return Ok(());
-        }
-        self.sched.pace(task).await.map_err(|e| {
-            UpstreamError::Transient(format!("pacing the account: the scheduler failed: {e}"))
-        })
-    }
-
     /// Run the adapter under the task timeout. Its reference and progress calls are
     /// retried through a Redis outage while the lease lasts.
     async fn run_upstream(
         &self,
         job: &Job,
-        lease: &Lease,
+        task: &ClaimedTask,
         clock: &Arc<LeaseClock>,
     ) -> Result<Value, UpstreamError> {
+        let lease = &task.lease;
         let ctl = LeaseControl {
             sched: self.sched.clone(),
             lease: lease.clone(),
             clock: clock.clone(),
+            account: task.account.clone(),
+            gap: task.gap,
         };
         let timeout = Duration::from_secs(self.config.worker.task_timeout_s);
         // A panicking adapter is a transient failure of this run (retried within
