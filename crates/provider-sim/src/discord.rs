@@ -827,6 +827,17 @@ async fn interaction(
                 );
             }
             if name == "info" {
+                // The bot wants its captcha solved before it answers anything.
+                if s.captcha_required(&account) {
+                    let interaction = s.next_id("9");
+                    return refuse_interaction(
+                        &s,
+                        (&token, &channel),
+                        (&nonce, &interaction),
+                        ("Action needed to continue", "/info"),
+                        ERROR_RED,
+                    );
+                }
                 return info_reply(&s, &token, &account, &channel, &nonce);
             }
             let prompt = body["data"]["options"]

@@ -26,11 +26,11 @@ elseif op == 'ready' then
   if not mine or (tonumber(v[2]) or 0) <= NOW then return 0 end
   local epoch = redis.call('HINCRBY', key, 'epoch', 1)
   redis.call('HSET', key, 'session', ARGV[4])
-  redis.call('XADD', stream, 'MAXLEN', '~', 1000, '*', 'e', epoch, 't', 'READY', 'd', ARGV[4])
+  redis.call('XADD', stream, 'MAXLEN', '~', 1000, '*', 'e', epoch, 't', 'READY', 'd', ARGV[4], 'h', holder)
   return epoch
 elseif op == 'event' then
   if not mine or v[3] ~= ARGV[4] or (tonumber(v[2]) or 0) <= NOW then return 0 end
-  redis.call('XADD', stream, 'MAXLEN', '~', 1000, '*', 'e', ARGV[4], 't', ARGV[5], 'd', ARGV[6])
+  redis.call('XADD', stream, 'MAXLEN', '~', 1000, '*', 'e', ARGV[4], 't', ARGV[5], 'd', ARGV[6], 'h', holder)
   return 1
 elseif op == 'release' then
   if mine then redis.call('HSET', key, 'holder', '', 'until', 0) end

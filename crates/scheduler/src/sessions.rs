@@ -23,6 +23,8 @@ pub struct SessionEvent {
     pub kind: String,
     /// The event's payload (JSON text), or the session id of a READY.
     pub data: String,
+    /// The process that held the session (it applied the event itself).
+    pub holder: String,
 }
 
 impl Scheduler {
@@ -222,6 +224,7 @@ impl Scheduler {
                             epoch: get("e").parse().unwrap_or(0),
                             kind: get("t"),
                             data: get("d"),
+                            holder: get("h"),
                             id: e.id.clone(),
                         },
                     ));

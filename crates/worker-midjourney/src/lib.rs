@@ -274,7 +274,12 @@ impl Midjourney {
                 .map_err(|f| f.error)?;
             let deadline = Instant::now() + INFO_WAIT;
             loop {
-                if let Some(m) = gw.view(&nonce).first_reply {
+                let view = gw.view(&nonce);
+                if let Some((title, description)) = &view.error {
+                    // ("Action needed to continue": a captcha, as for a job.)
+                    return Err(classify_embed(title, description));
+                }
+                if let Some(m) = view.first_reply {
                     return fast_time_in(&m).ok_or_else(|| {
                         UpstreamError::Transient("Midjourney's /info names no fast time".into())
                     });

@@ -33,6 +33,8 @@ const LEASE_EVERY: Duration = Duration::from_secs(2);
 const SESSION_WAIT: Duration = Duration::from_secs(20);
 
 const MJ: Provider = Provider::Midjourney;
+/// The most events a holder keeps while Redis does not take them.
+const UNSHARED_MAX: usize = 10_000;
 
 /// The hubs of this process, by account.
 pub(crate) struct Sessions {
@@ -120,7 +122,11 @@ impl Sessions {
 
     fn hub(&self, account: &str, token: &str) -> Arc<Hub> {
         self.reader.call_once(|| {
-            tokio::spawn(read(self.sched.clone(), self.hubs.clone()));
+            tokio::spawn(read(
+                self.sched.clone(),
+                self.holder.clone(),
+                self.hubs.clone(),
+            ));
         });
         let mut hubs = self.hubs.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(h) = hubs.get(account) {
@@ -147,7 +153,7 @@ impl Sessions {
 
 /// The process's reader: every hub's stream, in one blocking read per shard, into the
 /// hubs' views.
-async fn read(sched: Scheduler, hubs: Arc<Mutex<HashMap<String, Arc<Hub>>>>) {
+async fn read(sched: Scheduler, holder: String, hubs: Arc<Mutex<HashMap<String, Arc<Hub>>>>) {
     loop {
         let all: Vec<Arc<Hub>> = hubs
             .lock()
@@ -191,7 +197,10 @@ async fn read(sched: Scheduler, hubs: Arc<Mutex<HashMap<String, Arc<Hub>>>>) {
         for (account, e) in events {
             if let Some(hub) = all.iter().find(|h| h.account == account) {
                 *hub.after.lock().unwrap_or_else(|p| p.into_inner()) = e.id.clone();
-                hub.apply(&sched, e).await;
+                // The holder applied its own session's events as they came.
+                if e.holder != holder {
+                    hub.apply(&sched, e).await;
+                }
             }
         }
     }
@@ -250,6 +259,7 @@ impl Hub {
                     {
                         Ok(epoch) if epoch > 0 => {
                             *self.error.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                            self.install(epoch, s.session_id.clone());
                             let me = self.clone();
                             socket = Some(tokio::spawn(me.forward(
                                 sched.clone(),
@@ -273,8 +283,10 @@ impl Hub {
         }
     }
 
-    /// The holder's socket: each event to the account's stream, while the lease is
-    /// this process's.
+    /// The holder's socket: each event applied here at once, and appended to the
+    /// account's stream for the other processes, while the lease is this process's. An
+    /// event Redis did not take (an outage) is kept and appended, in order, once it
+    /// answers again: the others' jobs get it late, never not at all.
     async fn forward(
         self: Arc<Self>,
         sched: Scheduler,
@@ -282,18 +294,40 @@ impl Hub {
         epoch: u64,
         mut socket: Socket,
     ) {
-        while let Some((kind, data)) = socket.events.recv().await {
-            match sched
-                .session_event(MJ, &self.account, &holder, epoch, &kind, &data.to_string())
-                .await
-            {
-                Ok(true) => {}
-                Ok(false) => {
-                    debug!(account = %self.account, "session fenced off: closing the gateway");
-                    return;
+        let mut unshared: std::collections::VecDeque<(String, String)> = Default::default();
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tokio::select! {
+                ev = socket.events.recv() => {
+                    let Some((kind, data)) = ev else { return };
+                    if let Some((e, view)) = self.current()
+                        && e == epoch
+                    {
+                        view.observe(&kind, &data);
+                    }
+                    if unshared.len() >= UNSHARED_MAX {
+                        unshared.pop_front();
+                    }
+                    unshared.push_back((kind, data.to_string()));
                 }
-                Err(e) => {
-                    warn!(account = %self.account, error = %e, "a gateway event was not shared")
+                _ = tick.tick() => {}
+            }
+            while let Some((kind, data)) = unshared.front() {
+                match sched
+                    .session_event(MJ, &self.account, &holder, epoch, kind, data)
+                    .await
+                {
+                    Ok(true) => {
+                        unshared.pop_front();
+                    }
+                    Ok(false) => {
+                        debug!(account = %self.account, "session fenced off: closing the gateway");
+                        return;
+                    }
+                    Err(e) => {
+                        warn!(account = %self.account, error = %e, "gateway events not shared yet; kept");
+                        break;
+                    }
                 }
             }
         }
