@@ -263,11 +263,13 @@ impl Midjourney {
         let (id, version) = self.command("info", channel, token).await?;
         let nonce = self.new_nonce();
         gw.track(&nonce, &Known::default());
-        let body = json!({"type": 2, "application_id": APPLICATION_ID,
-            "guild_id": credentials["guild_id"], "channel_id": channel,
-            "session_id": gw.session_id, "nonce": nonce,
-            "data": {"version": version, "id": id, "name": "info", "type": 1,
-                     "options": [], "attachments": []}});
+        let at = (
+            &credentials["guild_id"],
+            channel,
+            gw.session_id.as_str(),
+            nonce.as_str(),
+        );
+        let body = slash_command(at, &(id, version), "info", json!([]), json!([]));
         let answer = async {
             self.send_interaction(token, &body)
                 .await
@@ -443,11 +445,14 @@ impl Midjourney {
             _ => None,
         };
         let command = |name: &str, options: Value, attachments: Value| {
-            let (id, version) = ids.clone().unwrap_or_default();
-            json!({"type": 2, "application_id": APPLICATION_ID, "guild_id": guild, "channel_id": channel,
-                   "session_id": session_id, "nonce": nonce,
-                   "data": {"version": version, "id": id, "name": name, "type": 1,
-                            "options": options, "attachments": attachments}})
+            let at = (&guild, channel, session_id.as_str(), nonce);
+            slash_command(
+                at,
+                &ids.clone().unwrap_or_default(),
+                name,
+                options,
+                attachments,
+            )
         };
         Ok(match action {
             MjAction::Imagine(_) => command(
@@ -1014,6 +1019,21 @@ fn without_flag(text: &str, flag: &str) -> String {
         }
     }
     out.join(" ")
+}
+
+/// A slash command's interaction: `at` is (guild, channel, session id, nonce), `ids` the
+/// command's id and version from the command index.
+fn slash_command(
+    (guild, channel, session_id, nonce): (&Value, &str, &str, &str),
+    (id, version): &(String, String),
+    name: &str,
+    options: Value,
+    attachments: Value,
+) -> Value {
+    json!({"type": 2, "application_id": APPLICATION_ID, "guild_id": guild, "channel_id": channel,
+           "session_id": session_id, "nonce": nonce,
+           "data": {"version": version, "id": id, "name": name, "type": 1,
+                    "options": options, "attachments": attachments}})
 }
 
 /// How long `/info` may take to answer.
