@@ -36,6 +36,10 @@ async fn no_secret_reaches_a_log_line_or_a_response() {
     let mut responses = Vec::new();
     let (tenant, key) = api.tenant("premium").await;
     api.credit(&tenant, "suno_quota", 1000).await;
+    // The captcha and rate-limited accounts may be probed out of service
+    // before their tasks arrive; those tasks then fail over to the pool.
+    api.credit(&tenant, "mj_quota", 1000).await;
+    api.credit(&tenant, "gpts_quota", 1000).await;
     let creds = [
         (
             "suno",
