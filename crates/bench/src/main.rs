@@ -318,6 +318,7 @@ async fn run(p: &Params, prefix: &str) -> Result<String, String> {
             tokio::spawn(claim_loop(b.sched.clone(), p.conc, p.n))
         }
     };
+    let redis0 = redis_usage(&p.url).await?;
     let t0 = Instant::now();
     let (enqueue_s, worker_t0, worker) = if p.concurrent {
         let worker = start_worker();
@@ -330,6 +331,7 @@ async fn run(p: &Params, prefix: &str) -> Result<String, String> {
     };
     drained(&b.sched, worker_t0 + STALL).await?;
     let work_s = worker_t0.elapsed().as_secs_f64();
+    let redis1 = redis_usage(&p.url).await?;
     let _ = stop.send(true);
     worker.await.map_err(|e| e.to_string())??;
     if p.runtime && upstream.runs.load(Ordering::Relaxed) != p.n {
@@ -356,11 +358,15 @@ async fn run(p: &Params, prefix: &str) -> Result<String, String> {
         p.conc,
         p.n as f64 / enqueue_s,
     );
+    // What Redis spent, per task, on everything from the first submit to the last
+    // completion (both its threads' CPU, and script calls).
     let tail = format!(
-        "worker={} tenants={} accounts={POOL_ACCOUNTS}x{ACCOUNT_CAPACITY} price={}",
+        "worker={} tenants={} accounts={POOL_ACCOUNTS}x{ACCOUNT_CAPACITY} price={} redis_cpu_us_per_task={:.1} script_calls_per_task={:.3}",
         if p.runtime { "runtime" } else { "loop" },
         b.tenants.len(),
-        b.price
+        b.price,
+        (redis1.0 - redis0.0) * 1e6 / p.n as f64,
+        (redis1.1 - redis0.1) as f64 / p.n as f64,
     );
     Ok(if p.concurrent {
         format!(
@@ -373,6 +379,41 @@ async fn run(p: &Params, prefix: &str) -> Result<String, String> {
             p.n as f64 / work_s
         )
     })
+}
+
+/// Redis's CPU seconds so far (user + system, all threads) and its script calls.
+async fn redis_usage(url: &str) -> Result<(f64, u64), String> {
+    let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(|e| e.to_string())?;
+    let info: String = redis::cmd("INFO")
+        .arg("cpu")
+        .arg("commandstats")
+        .query_async(&mut conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut cpu = 0.0;
+    let mut calls = 0;
+    for line in info.lines() {
+        if let Some(v) = line
+            .strip_prefix("used_cpu_user:")
+            .or_else(|| line.strip_prefix("used_cpu_sys:"))
+        {
+            cpu += v.trim().parse::<f64>().unwrap_or(0.0);
+        }
+        if let Some(rest) = line
+            .strip_prefix("cmdstat_evalsha:")
+            .or_else(|| line.strip_prefix("cmdstat_eval:"))
+            && let Some(n) = rest
+                .strip_prefix("calls=")
+                .and_then(|r| r.split(',').next())
+        {
+            calls += n.parse::<u64>().unwrap_or(0);
+        }
+    }
+    Ok((cpu, calls))
 }
 
 /// Delete the run's keys (the kit's Redis is shared by every run).

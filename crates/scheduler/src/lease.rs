@@ -76,6 +76,35 @@ pub enum CompleteOutcome {
     Stale,
 }
 
+/// A finished run to complete (see [`Scheduler::complete_owning`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completion {
+    /// The run's lease.
+    pub lease: Lease,
+    /// Its output (JSON text).
+    pub output: String,
+    /// The upstream objects it produced (follow-ups naming them run on its account).
+    pub objects: Vec<String>,
+    /// Its result files are hosted (deleted when its retention ends).
+    pub hosted_files: bool,
+}
+
+/// What complete.lua records besides the output: `h` when the task has hosted files
+/// (deleted at the end of its retention), then the objects' ids, newline-separated.
+fn products(objects: &[String], hosted_files: bool) -> String {
+    let objects = objects
+        .iter()
+        .filter(|o| !o.is_empty() && !o.contains('\n'))
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join("\n");
+    match (hosted_files, objects.is_empty()) {
+        (false, true) => String::new(),
+        (true, _) => format!("h{objects}"),
+        (false, false) => format!("-{objects}"),
+    }
+}
+
 /// What `fail` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailOutcome {
@@ -172,19 +201,7 @@ impl Scheduler {
         objects: &[String],
         hosted_files: bool,
     ) -> Result<CompleteOutcome, SchedulerError> {
-        let objects = objects
-            .iter()
-            .filter(|o| !o.is_empty() && !o.contains('\n'))
-            .map(String::as_str)
-            .collect::<Vec<_>>()
-            .join("\n");
-        // What complete.lua records besides the output: `h` when the task has hosted files
-        // (deleted at the end of its retention), then the objects' ids.
-        let products = match (hosted_files, objects.is_empty()) {
-            (false, true) => String::new(),
-            (true, _) => format!("h{objects}"),
-            (false, false) => format!("-{objects}"),
-        };
+        let products = products(objects, hosted_files);
         let mut out = self
             .complete_batch(&[(lease, output, products.as_str())])
             .await?;
@@ -203,6 +220,24 @@ impl Scheduler {
         let done: Vec<(&Lease, &str, &str)> =
             done.iter().map(|(l, o)| (l, o.as_str(), "")).collect();
         self.complete_batch(&done).await
+    }
+
+    /// Complete many runs, each as [`Scheduler::complete_owning`] would, in one script
+    /// call per shard and per 256 tasks.
+    pub async fn complete_all(
+        &self,
+        done: &[Completion],
+    ) -> Result<Vec<CompleteOutcome>, SchedulerError> {
+        let products: Vec<String> = done
+            .iter()
+            .map(|c| products(&c.objects, c.hosted_files))
+            .collect();
+        let args: Vec<(&Lease, &str, &str)> = done
+            .iter()
+            .zip(&products)
+            .map(|(c, p)| (&c.lease, c.output.as_str(), p.as_str()))
+            .collect();
+        self.complete_batch(&args).await
     }
 
     async fn complete_batch(

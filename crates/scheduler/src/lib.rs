@@ -51,7 +51,7 @@ pub use connection::RedisPool;
 pub use events::Event;
 pub use files::DueFiles;
 pub use intake::{IntakeError, TaskRequest};
-pub use lease::{CompleteOutcome, FailKind, FailOutcome, Lease};
+pub use lease::{CompleteOutcome, Completion, FailKind, FailOutcome, Lease};
 pub use registry::{IdemClaim, Tenant};
 pub use sessions::SessionEvent;
 pub use stats::{ProviderLoad, TenantLoad};

@@ -18,6 +18,7 @@
 //! signals); `config_load` what every binary reads at start-up (the config file, the
 //! environment, the master key).
 
+mod acks;
 pub mod config_load;
 mod host;
 mod lease;

@@ -9,12 +9,15 @@ use serde_json::Value;
 use switchyard_core::secrets::SecretBox;
 use switchyard_core::{Config, ParseOptions, TaskBody};
 use switchyard_scheduler::connection::Backoff;
-use switchyard_scheduler::{ClaimedTask, FailKind, Lease, ProbeOutcome, Scheduler, SchedulerError};
+use switchyard_scheduler::{
+    ClaimedTask, Completion, FailKind, Lease, ProbeOutcome, Scheduler, SchedulerError,
+};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{Instrument, debug, debug_span, info, warn};
 
+use crate::acks::Acks;
 use crate::host::Hosting;
 use crate::lease::{LeaseClock, LeaseControl, persist};
 use crate::outcome::{Outcome, Settlement};
@@ -29,6 +32,8 @@ pub struct Worker {
     parse: ParseOptions,
     running: Mutex<HashMap<String, Running>>,
     hosting: Hosting,
+    /// Completions batched per call; started by `run`.
+    acks: std::sync::OnceLock<Acks>,
 }
 
 struct Running {
@@ -96,6 +101,9 @@ impl Drop for Deregister {
     }
 }
 
+/// Claim calls a worker keeps in flight at once.
+const CLAIMERS: usize = 2;
+
 /// Longest a probe of an account may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -116,6 +124,7 @@ impl Worker {
             parse: config.parse_options(),
             running: Mutex::new(HashMap::new()),
             hosting: Hosting::open(config),
+            acks: std::sync::OnceLock::new(),
         })
     }
 
@@ -130,27 +139,61 @@ impl Worker {
 
     /// Run until `shutdown` turns true; then stop claiming, give running tasks the grace
     /// period, and hand back what is left.
-    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
         let provider = self.upstream.provider();
         let wc = &self.config.worker;
         let slots = Arc::new(Semaphore::new(wc.concurrency));
         let heartbeat = tokio::spawn(self.clone().heartbeat_loop(shutdown.clone()));
         let reaper = tokio::spawn(self.clone().reap_loop(shutdown.clone()));
+        self.acks.get_or_init(|| Acks::start(self.sched.clone()));
         info!(%provider, concurrency = wc.concurrency, "worker started");
+        // Claims pipelined: while one claimer waits on its round trip, another claims
+        // for the slots that freed meanwhile.
+        let claimers: Vec<_> = (0..CLAIMERS)
+            .map(|_| tokio::spawn(self.clone().claim_loop(slots.clone(), shutdown.clone())))
+            .collect();
+        for c in claimers {
+            let _ = c.await;
+        }
+        self.drain().await;
+        heartbeat.abort();
+        reaper.abort();
+        info!(%provider, "worker stopped");
+    }
+
+    /// One claimer: take at least one free slot (and as many more as are free, up to
+    /// `worker.claim_batch`), claim that many tasks, run each on its slot; until
+    /// `shutdown`.
+    async fn claim_loop(
+        self: Arc<Self>,
+        slots: Arc<Semaphore>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let provider = self.upstream.provider();
+        let batch = self.config.worker.claim_batch.max(1);
         let lease = Duration::from_millis(self.config.scheduler.lease_ms);
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
         let mut outage = Outage::default();
         while !*shutdown.borrow() {
-            let free = slots.available_permits();
-            if free == 0 {
-                // Wait for a slot (or shutdown) without holding it.
-                tokio::select! {
-                    p = slots.clone().acquire_owned() => drop(p),
-                    _ = shutdown.changed() => {}
-                }
-                continue;
+            let mut permits = tokio::select! {
+                p = slots.clone().acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => return, // closed: the worker is gone
+                },
+                _ = shutdown.changed() => continue,
+            };
+            if slots.available_permits() < batch - 1 {
+                // Slots free in bursts (a batch of completions wakes its runs together):
+                // let the rest of the burst free theirs, so one claim takes them all.
+                tokio::task::yield_now().await;
             }
-            let n = free.min(wc.claim_batch);
+            let more = slots.available_permits().min(batch - 1);
+            if more > 0
+                && let Ok(p) = slots.clone().try_acquire_many_owned(more as u32)
+            {
+                permits.merge(p);
+            }
+            let n = permits.num_permits();
             let started = Instant::now();
             // Never raced against shutdown: a claim script that ran has leased its tasks
             // to this worker, so its answer is always taken (and the tasks run or handed
@@ -162,12 +205,14 @@ impl Worker {
                     t
                 }
                 Err(e) => {
+                    drop(permits);
                     outage.failed("claim", &e);
                     sleep_unless_shutdown(backoff.next_delay(), &mut shutdown).await;
                     continue;
                 }
             };
             if tasks.is_empty() {
+                drop(permits);
                 // Nothing claimable: block until a wake-up on any shard, a short slice,
                 // or shutdown (dropping the wait leaves nothing behind).
                 let woke = tokio::select! {
@@ -196,18 +241,14 @@ impl Worker {
             }
             for task in tasks {
                 let clock = LeaseClock::new(lease_deadline);
-                let Ok(permit) = slots.clone().try_acquire_owned() else {
-                    // Cannot happen (we asked for at most `free`); hand it back.
-                    self.hand_back(&task.lease, &clock, lease_deadline).await;
-                    continue;
-                };
-                self.launch(task, clock, permit);
+                match permits.split(1) {
+                    Some(permit) => self.launch(task, clock, permit),
+                    // Cannot happen (it claimed at most one task per slot held).
+                    None => self.hand_back(&task.lease, &clock, lease_deadline).await,
+                }
             }
+            // Slots left over (fewer tasks than asked for) go back with `permits`.
         }
-        self.drain().await;
-        heartbeat.abort();
-        reaper.abort();
-        info!(%provider, "worker stopped");
     }
 
     /// Start the run of one claimed task, holding `permit` (its local slot) until it
@@ -222,7 +263,7 @@ impl Worker {
     ) {
         let lease = task.lease.clone();
         let me = self.clone();
-        let span = info_span!("task", task_id = %lease.id, tenant = %task.tenant, account = %task.account, attempt = task.attempt);
+        let span = debug_span!("task", task_id = %lease.id, tenant = %task.tenant, account = %task.account, attempt = task.attempt);
         let run_clock = clock.clone();
         let (registered, gate) = tokio::sync::oneshot::channel::<()>();
         let guard = Deregister {
@@ -520,11 +561,32 @@ impl Worker {
         .increment(1);
         let deadline = || clock.deadline();
         let recorded = match settlement {
-            Settlement::Complete { output } => persist("complete", deadline, || {
-                self.sched.complete_owning(lease, &output, &objects, hosted)
-            })
-            .await
-            .map(|o| info!(outcome = ?o, "completed")),
+            Settlement::Complete { output } => {
+                let done = Completion {
+                    lease: lease.clone(),
+                    output,
+                    objects,
+                    hosted_files: hosted,
+                };
+                // In the next batch; a batch that failed hands it back to be recorded on
+                // its own, retried while the lease lasts.
+                let batched = match self.acks.get() {
+                    Some(acks) => acks.complete(done).await,
+                    None => Err(done),
+                };
+                match batched {
+                    Ok(o) => Ok(o),
+                    Err(done) => persist("complete", deadline, || {
+                        self.sched.complete_all(std::slice::from_ref(&done))
+                    })
+                    .await
+                    .map(|mut o| {
+                        o.pop()
+                            .unwrap_or(switchyard_scheduler::CompleteOutcome::Stale)
+                    }),
+                }
+                .map(|o| debug!(outcome = ?o, "completed"))
+            }
             Settlement::Fail { kind, message, raw } => persist("fail", deadline, || {
                 self.sched.fail(lease, &kind, &message, &raw)
             })
