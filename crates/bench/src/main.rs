@@ -15,6 +15,13 @@
 //!
 //! Environment: `N` (20000), `BATCH` (1000), `CONCURRENCY` (50), `MODE` (separate),
 //! `RUNTIME` (1), `REDIS_URL` (redis://127.0.0.1:6379/).
+//!
+//! Two more scenarios, by `SCENARIO`: `latency` (dispatch latency with idle capacity,
+//! [`latency`]) and `utilisation` (accounts kept busy under realistic pacing, on the
+//! simulator, [`utilisation`]).
+
+mod latency;
+mod utilisation;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -26,13 +33,13 @@ use switchyard_core::{Config, Plan, Provider, QuotaKind, ServiceMode, TaskSpec};
 use switchyard_scheduler::{AccountSpec, NewTask, Owner, Scheduler, TaskRequest, TenantSettings};
 use switchyard_worker::{Control, Job, Upstream, UpstreamError, Worker};
 
-const PROVIDER: Provider = Provider::Suno;
+pub(crate) const PROVIDER: Provider = Provider::Suno;
 const POOL_ACCOUNTS: usize = 10;
 const ACCOUNT_CAPACITY: u32 = 10;
 /// A stalled run ends here (the kit's own timeout is 300 s).
-const STALL: Duration = Duration::from_secs(240);
+pub(crate) const STALL: Duration = Duration::from_secs(240);
 
-struct Params {
+pub(crate) struct Params {
     n: usize,
     batch: usize,
     conc: usize,
@@ -41,7 +48,7 @@ struct Params {
     url: String,
 }
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {
+pub(crate) fn env_or<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {
     match std::env::var(name) {
         Ok(v) if !v.trim().is_empty() => v
             .trim()
@@ -94,7 +101,7 @@ impl Upstream for Instant_ {
     }
 }
 
-struct Bench {
+pub(crate) struct Bench {
     sched: Scheduler,
     config: Config,
     secrets: SecretBox,
@@ -103,7 +110,7 @@ struct Bench {
     credit: u64,
 }
 
-async fn setup(p: &Params, prefix: &str) -> Result<(Bench, Vec<NewTask>), String> {
+pub(crate) async fn setup(p: &Params, prefix: &str) -> Result<(Bench, Vec<NewTask>), String> {
     let mut config = Config::default();
     config.redis.url = p.url.clone();
     config.redis.key_prefix = prefix.to_string();
@@ -195,7 +202,11 @@ async fn setup(p: &Params, prefix: &str) -> Result<(Bench, Vec<NewTask>), String
 }
 
 /// Bulk-submit every task, `batch` per call; a refused task ends the run.
-async fn enqueue(sched: &Scheduler, tasks: &[NewTask], batch: usize) -> Result<f64, String> {
+pub(crate) async fn enqueue(
+    sched: &Scheduler,
+    tasks: &[NewTask],
+    batch: usize,
+) -> Result<f64, String> {
     let t0 = Instant::now();
     for chunk in tasks.chunks(batch) {
         let replies = sched
@@ -245,7 +256,7 @@ async fn claim_loop(sched: Scheduler, conc: usize, n: usize) -> Result<(), Strin
 }
 
 /// Wait until every task has left the queue and its lease.
-async fn drained(sched: &Scheduler, deadline: Instant) -> Result<(), String> {
+pub(crate) async fn drained(sched: &Scheduler, deadline: Instant) -> Result<(), String> {
     loop {
         let load = sched
             .provider_load(PROVIDER)
@@ -267,7 +278,7 @@ async fn drained(sched: &Scheduler, deadline: Instant) -> Result<(), String> {
 }
 
 /// Every tenant charged exactly its tasks' price, nothing left held or refunded.
-async fn check_balances(b: &Bench, n: usize) -> Result<(), String> {
+pub(crate) async fn check_balances(b: &Bench, n: usize) -> Result<(), String> {
     let mut captured_total = 0;
     for (i, t) in b.tenants.iter().enumerate() {
         let tasks = (n / b.tenants.len() + usize::from(i < n % b.tenants.len())) as i64;
@@ -460,7 +471,15 @@ async fn main() {
         std::process::exit(2);
     }
     let prefix = format!("peerbench-{}", uuid::Uuid::new_v4().simple());
-    let result = run(&p, &prefix).await;
+    let scenario = std::env::var("SCENARIO").unwrap_or_default();
+    let result = match scenario.as_str() {
+        "" | "peer" => run(&p, &prefix).await,
+        "latency" => latency::run(&p, &prefix).await,
+        "utilisation" => utilisation::run().await,
+        other => Err(format!(
+            "SCENARIO={other}: use peer (the default), latency or utilisation"
+        )),
+    };
     if let Err(e) = cleanup(&p.url, &prefix).await {
         eprintln!("switchyard-peer-bench: could not delete the run's keys ({prefix}*): {e}");
     }

@@ -9,7 +9,10 @@
 -- random seed (1 … 2^31 - 2) for the gaps, the provider's default gap lo and hi (ms).
 -- Returns a flat array, 11 values per task:
 --   id, token, account, attempt, pool, mode, body, upstream_ref, account_secret, tenant,
---   gap (ms the worker keeps after this submission before the account's next; 0: none).
+--   gap (ms the worker keeps after this submission before the account's next; 0: none);
+-- then, when it claimed fewer than n, one more value: ms until the shard's time-driven
+-- work next falls due (a paced account's gate, a cool-down's end…; -1: nothing is), so
+-- that an idle worker looks again then rather than at its next wake-up slice.
 --- @include "keys"
 --- @include "time"
 --- @include "lanes"
@@ -512,5 +515,9 @@ if claimed > 0 then
   for i = 1, #out, ROW do bodies[#bodies + 1] = k('tb', out[i]) end
   bodies = redis.call('MGET', unpack(bodies))
   for i, body in ipairs(bodies) do out[(i - 1) * ROW + 7] = body or '' end
+end
+if claimed < n then
+  local due = tonumber(redis.call('GET', k('due')) or '')
+  if due and due < NOTHING_DUE then out[#out + 1] = int(math.max(due - NOW, 0)) else out[#out + 1] = '-1' end
 end
 return out

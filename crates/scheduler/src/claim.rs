@@ -34,6 +34,16 @@ pub struct ClaimedTask {
     pub gap: Duration,
 }
 
+/// What [`Scheduler::try_claim_due`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claimed {
+    /// The tasks claimed.
+    pub tasks: Vec<ClaimedTask>,
+    /// When it claimed fewer than asked: how soon time-driven work next falls due on
+    /// the shards it looked at (`None`: nothing is, or it claimed all it asked for).
+    pub next_due: Option<Duration>,
+}
+
 const FIELDS: usize = 11;
 /// Longest single block on the wake-up list; below the client's response timeout, and
 /// short enough that cool-downs and retry delays that fall due are seen promptly.
@@ -51,7 +61,19 @@ impl Scheduler {
         provider: Provider,
         n: usize,
     ) -> Result<Vec<ClaimedTask>, SchedulerError> {
+        Ok(self.try_claim_due(provider, n).await?.tasks)
+    }
+
+    /// As [`Scheduler::try_claim`], and, when it claimed fewer than `n`, how soon
+    /// time-driven work falls due on the shards it looked at (a paced account's next
+    /// allowed time, a cool-down's end, a delayed retry): an idle worker looks again then.
+    pub async fn try_claim_due(
+        &self,
+        provider: Provider,
+        n: usize,
+    ) -> Result<Claimed, SchedulerError> {
         let mut out = Vec::new();
+        let mut next_due = None;
         let mut conn = self.conn().await?;
         for base in self.bases(provider) {
             while out.len() < n {
@@ -59,21 +81,27 @@ impl Scheduler {
                 let want = (n - out.len()).min(MAX_PER_CALL);
                 let before = out.len();
                 if let Err(e) = self
-                    .claim_once(&mut conn, provider, &base, want, &mut out)
+                    .claim_once(&mut conn, provider, &base, want, &mut out, &mut next_due)
                     .await
                 {
                     if out.is_empty() {
                         return Err(e);
                     }
                     tracing::warn!(error = %e, claimed = out.len(), "claim stopped part-way; keeping what was claimed");
-                    return Ok(out);
+                    return Ok(Claimed {
+                        tasks: out,
+                        next_due,
+                    });
                 }
                 if out.len() - before < want {
                     break; // this shard has no more claimable work now
                 }
             }
         }
-        Ok(out)
+        Ok(Claimed {
+            tasks: out,
+            next_due,
+        })
     }
 
     async fn claim_once(
@@ -83,6 +111,7 @@ impl Scheduler {
         base: &str,
         want: usize,
         out: &mut Vec<ClaimedTask>,
+        next_due: &mut Option<Duration>,
     ) -> Result<(), SchedulerError> {
         let lease_ms = self.inner.cfg.lease_ms;
         let mut inv = self.inner.scripts.claim.prepare_invoke();
@@ -97,6 +126,15 @@ impl Scheduler {
             .arg(gap_lo)
             .arg(gap_hi);
         let flat: Vec<String> = invoke(&inv, conn).await?;
+        // Fewer than asked for: the last value says when the shard's timers fall due.
+        if flat.len() % FIELDS == 1
+            && let Some(ms) = flat
+                .last()
+                .and_then(|v| u64::try_from(v.parse::<i64>().ok()?).ok())
+        {
+            let due = Duration::from_millis(ms);
+            *next_due = Some(next_due.map_or(due, |d: Duration| d.min(due)));
+        }
         for chunk in flat.chunks_exact(FIELDS) {
             out.push(ClaimedTask {
                 lease: Lease {
@@ -183,6 +221,24 @@ impl Scheduler {
     /// command must not cross slots) blocks on each shard's list on its own connection at
     /// once and returns on the first token.
     pub async fn wait_for_work(
+        &self,
+        provider: Provider,
+        wait: Duration,
+    ) -> Result<bool, SchedulerError> {
+        if wait < WAKE_SLICE {
+            // Redis ends a blocked command's timeout on its own clock tick (up to 100 ms
+            // late at the default `hz`); a short wait (until a timer falls due) ends on
+            // time here instead (the blocked connection is then closed, not pooled).
+            return match tokio::time::timeout(wait, self.block_for_work(provider, WAKE_SLICE)).await
+            {
+                Ok(r) => r,
+                Err(_) => Ok(false),
+            };
+        }
+        self.block_for_work(provider, wait).await
+    }
+
+    async fn block_for_work(
         &self,
         provider: Provider,
         wait: Duration,

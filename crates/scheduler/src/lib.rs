@@ -46,7 +46,7 @@ pub use accounts::{
 };
 pub use balances::Balance;
 pub use cancel::CancelOutcome;
-pub use claim::ClaimedTask;
+pub use claim::{Claimed, ClaimedTask};
 pub use connection::RedisPool;
 pub use events::Event;
 pub use files::DueFiles;

@@ -101,6 +101,9 @@ impl Drop for Deregister {
     }
 }
 
+/// Longest an idle claimer waits before it looks again.
+const IDLE_WAIT: Duration = Duration::from_secs(1);
+
 /// Claim calls a worker keeps in flight at once.
 const CLAIMERS: usize = 2;
 
@@ -198,11 +201,11 @@ impl Worker {
             // Never raced against shutdown: a claim script that ran has leased its tasks
             // to this worker, so its answer is always taken (and the tasks run or handed
             // back). Only the wait for work below is cancelled.
-            let tasks = match self.sched.try_claim(provider, n).await {
-                Ok(t) => {
+            let (tasks, next_due) = match self.sched.try_claim_due(provider, n).await {
+                Ok(c) => {
                     outage.recovered("claim");
                     backoff.reset();
-                    t
+                    (c.tasks, c.next_due)
                 }
                 Err(e) => {
                     drop(permits);
@@ -213,10 +216,14 @@ impl Worker {
             };
             if tasks.is_empty() {
                 drop(permits);
-                // Nothing claimable: block until a wake-up on any shard, a short slice,
-                // or shutdown (dropping the wait leaves nothing behind).
+                // Nothing claimable: block until a wake-up on any shard, a timer falls
+                // due (a paced account's next allowed time: it takes its next task on
+                // time), a short slice, or shutdown (dropping the wait leaves nothing
+                // behind).
+                let wait =
+                    next_due.map_or(IDLE_WAIT, |d| d.clamp(Duration::from_millis(1), IDLE_WAIT));
                 let woke = tokio::select! {
-                    r = self.sched.wait_for_work(provider, Duration::from_secs(1)) => r,
+                    r = self.sched.wait_for_work(provider, wait) => r,
                     _ = shutdown.changed() => Ok(false),
                 };
                 if let Err(e) = woke {

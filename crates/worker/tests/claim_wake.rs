@@ -1,12 +1,19 @@
-//! An idle claimer wakes promptly for work on any shard, not only the first.
+//! An idle claimer wakes promptly for work on any shard, not only the first, and for
+//! work that falls due by time (a paced account's next allowed submission).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use common::*;
+use serde_json::Value;
+use switchyard_core::Provider;
 use switchyard_scheduler::{Scheduler, keys};
+use switchyard_worker::{Control, Job, Upstream, UpstreamError, Worker};
+use tokio::sync::watch;
 
 /// How many clients the Redis nodes on `ports` have blocked (claimers waiting for a
 /// wake-up).
@@ -90,4 +97,80 @@ async fn wakes_promptly(url: &str, ports: &[u16], cluster: bool) {
             keys::shard_of(tenant, 4)
         );
     }
+}
+
+/// Answers at once, after the account's pacing, noting when each account submitted.
+struct Paced {
+    submitted: std::sync::Mutex<std::collections::BTreeMap<String, Vec<Instant>>>,
+}
+
+#[async_trait]
+impl Upstream for Paced {
+    fn provider(&self) -> Provider {
+        PROVIDER
+    }
+
+    async fn run(&self, job: &Job, ctl: &dyn Control) -> Result<Value, UpstreamError> {
+        ctl.pace().await?;
+        let now = Instant::now();
+        self.submitted
+            .lock()
+            .unwrap()
+            .entry(job.account_id.clone())
+            .or_default()
+            .push(now);
+        Ok(out(&prompt(job)))
+    }
+
+    async fn probe(&self, _: &str, _: &Value) -> Result<(), UpstreamError> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paced_account_takes_its_next_task_as_soon_as_its_gap_ends() {
+    let r = switchyard_test_support::redis();
+    let mut c = config(&r.url, "paced_busy");
+    let gap = switchyard_core::config::Pacing {
+        min_gap_s: 0.3,
+        max_gap_s: 0.3,
+    };
+    c.scheduler.pacing = switchyard_core::config::PacingDefaults::all(gap);
+    // Only the claimers look at the timers (the reaper, which also does, sleeps).
+    c.worker.reap_interval_ms = 60_000;
+    c.validate().unwrap();
+    let sched = Scheduler::connect(&c).await.unwrap();
+    setup(&sched, "tenant", 1, 10).await;
+    let tasks: Vec<_> = (0..24)
+        .map(|i| task(&c, "tenant", &format!("p{i}")))
+        .collect();
+    for r in sched.submit_batch(&tasks).await.unwrap() {
+        r.unwrap();
+    }
+    let upstream = Arc::new(Paced {
+        submitted: Default::default(),
+    });
+    let worker = Worker::new(sched.clone(), upstream.clone(), &c, secrets());
+    let (stop, rx) = watch::channel(false);
+    let running = tokio::spawn(worker.clone().run(rx));
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    stop.send(true).unwrap();
+    running.await.unwrap();
+    // Under a backlog each account submits every 300 ms, not at the claimers' next
+    // wake-up slice (up to 400 ms later, and Redis's own timeouts up to 100 ms late).
+    let mut late: Vec<u128> = Vec::new();
+    for times in upstream.submitted.lock().unwrap().values() {
+        for w in times.windows(2) {
+            let d = w[1].duration_since(w[0]).as_millis();
+            assert!(d >= 290, "two submissions {d} ms apart: {times:?}");
+            late.push(d - 300.min(d));
+        }
+    }
+    late.sort_unstable();
+    assert!(late.len() >= 4, "too few submissions: {late:?}");
+    let median = late[late.len() / 2];
+    assert!(
+        median < 40,
+        "the next submission came {median} ms (median) after the gap ended: {late:?}"
+    );
 }
