@@ -1,9 +1,9 @@
 //! `switchyard-peer-bench`: the bench-peers kit's workload through Switchyard.
 //!
 //! N no-op tasks (Suno `generate_music`, PPU, priced, held and captured) are submitted in
-//! bulk batches of `BATCH` by Premium tenants (caps, queue bounds and retention from the
-//! plan table; as many tenants as the plan's queue bound needs to hold the backlog, at
-//! least 10) to a pool of 10 accounts × 10; one worker with `CONCURRENCY` slots runs them:
+//! bulk batches of `BATCH` by `TENANTS` Premium tenants (caps and retention from the plan
+//! table; its queue bound raised, as an operator may, when a tenant's share of the
+//! backlog would not fit) to a pool of 10 accounts × 10; one worker with `CONCURRENCY` slots runs them:
 //! `RUNTIME=1` the real worker runtime (`switchyard_worker::Worker`) over an upstream that
 //! answers at once, `RUNTIME=0` a minimal claim loop over the scheduler (claim, then
 //! complete the batch). `MODE=separate` enqueues everything then drains it; `concurrent`
@@ -14,7 +14,7 @@
 //! level from `RUST_LOG` (default info) on stderr, a Prometheus recorder installed.
 //!
 //! Environment: `N` (20000), `BATCH` (1000), `CONCURRENCY` (50), `MODE` (separate),
-//! `RUNTIME` (1), `REDIS_URL` (redis://127.0.0.1:6379/).
+//! `RUNTIME` (1), `TENANTS` (10), `REDIS_URL` (redis://127.0.0.1:6379/).
 //!
 //! Two more scenarios, by `SCENARIO`: `latency` (dispatch latency with idle capacity,
 //! [`latency`]) and `utilisation` (accounts kept busy under realistic pacing, on the
@@ -43,6 +43,7 @@ pub(crate) struct Params {
     n: usize,
     batch: usize,
     conc: usize,
+    tenants: usize,
     concurrent: bool,
     runtime: bool,
     url: String,
@@ -70,12 +71,13 @@ impl Params {
             n: env_or("N", 20_000)?,
             batch: env_or("BATCH", 1000)?,
             conc: env_or("CONCURRENCY", 50)?,
+            tenants: env_or("TENANTS", 10)?,
             concurrent,
             runtime: env_or("RUNTIME", 1u8)? == 1,
             url: env_or("REDIS_URL", "redis://127.0.0.1:6379/".to_string())?,
         };
-        if p.n == 0 || p.batch == 0 || p.conc == 0 {
-            return Err("N, BATCH and CONCURRENCY must be at least 1".into());
+        if p.n == 0 || p.batch == 0 || p.conc == 0 || p.tenants == 0 {
+            return Err("N, BATCH, CONCURRENCY and TENANTS must be at least 1".into());
         }
         Ok(p)
     }
@@ -106,6 +108,7 @@ pub(crate) struct Bench {
     config: Config,
     secrets: SecretBox,
     tenants: Vec<String>,
+    queue_bound: u32,
     price: u64,
     credit: u64,
 }
@@ -117,14 +120,30 @@ pub(crate) async fn setup(p: &Params, prefix: &str) -> Result<(Bench, Vec<NewTas
     config.scheduler.pacing =
         switchyard_core::config::PacingDefaults::all(switchyard_core::config::Pacing::NONE);
     config.worker.concurrency = p.conc;
+    // Premium as the plan table has it, but for the queue bound (an admission limit,
+    // 10 × the cap by default): raised, as an operator may (`[plans.premium]
+    // queue_per_cap`), when each tenant's share of the backlog would not fit.
+    let per_tenant = p.n.div_ceil(p.tenants);
+    let cap = config
+        .plans
+        .premium
+        .ppu_cap(PROVIDER)
+        .unwrap_or(u32::MAX)
+        .max(1) as usize;
+    if (config
+        .plans
+        .premium
+        .max_queued(PROVIDER)
+        .unwrap_or(u32::MAX) as usize)
+        < per_tenant
+    {
+        config.plans.premium.queue_per_cap = per_tenant.div_ceil(cap) as u32;
+    }
+    let premium = config.plans.get(Plan::Premium).clone();
     let sched = Scheduler::connect(&config)
         .await
         .map_err(|e| format!("cannot reach Redis at {}: {e}", p.url))?;
-    let premium = config.plans.get(Plan::Premium).clone();
-    let bound = premium.max_queued(PROVIDER).unwrap_or(u32::MAX).max(1) as usize;
-    let tenants: Vec<String> = (0..p.n.div_ceil(bound).max(10))
-        .map(|i| format!("bench-t{i}"))
-        .collect();
+    let tenants: Vec<String> = (0..p.tenants).map(|i| format!("bench-t{i}")).collect();
 
     // One real request through intake (prompt check, entitlement, price, stored body);
     // every task is a copy of it under its own id and tenant.
@@ -149,8 +168,7 @@ pub(crate) async fn setup(p: &Params, prefix: &str) -> Result<(Bench, Vec<NewTas
         .await
         .map_err(|e| format!("intake refused the bench task: {e}"))?;
     let price = template.ppu_price.amount;
-    let per_tenant = p.n.div_ceil(tenants.len()) as u64;
-    let credit = price * per_tenant + 1000;
+    let credit = price * per_tenant as u64 + 1000;
     let settings = TenantSettings::from_plan("premium", &premium, 0);
     for t in &tenants {
         sched
@@ -194,6 +212,7 @@ pub(crate) async fn setup(p: &Params, prefix: &str) -> Result<(Bench, Vec<NewTas
             config,
             secrets,
             tenants,
+            queue_bound: premium.max_queued(PROVIDER).unwrap_or(0),
             price,
             credit,
         },
@@ -372,9 +391,10 @@ async fn run(p: &Params, prefix: &str) -> Result<String, String> {
     // What Redis spent, per task, on everything from the first submit to the last
     // completion (both its threads' CPU, and script calls).
     let tail = format!(
-        "worker={} tenants={} accounts={POOL_ACCOUNTS}x{ACCOUNT_CAPACITY} price={} redis_cpu_us_per_task={:.1} script_calls_per_task={:.3}",
+        "worker={} tenants={} queue_bound={} accounts={POOL_ACCOUNTS}x{ACCOUNT_CAPACITY} price={} redis_cpu_us_per_task={:.1} script_calls_per_task={:.3}",
         if p.runtime { "runtime" } else { "loop" },
         b.tenants.len(),
+        b.queue_bound,
         b.price,
         (redis1.0 - redis0.0) * 1e6 / p.n as f64,
         (redis1.1 - redis0.1) as f64 / p.n as f64,
