@@ -8,37 +8,13 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use common::*;
-use serde_json::Value;
-use switchyard_core::Provider;
 use switchyard_scheduler::{Scheduler, StoredStatus};
-use switchyard_worker::{Control, Job, Upstream, UpstreamError, Worker};
+use switchyard_worker::Worker;
 use tokio::sync::watch;
-
-/// Answers at once with an output naming the task's prompt.
-struct Quick {
-    runs: AtomicU32,
-}
-
-#[async_trait]
-impl Upstream for Quick {
-    fn provider(&self) -> Provider {
-        PROVIDER
-    }
-
-    async fn run(&self, job: &Job, _: &dyn Control) -> Result<Value, UpstreamError> {
-        self.runs.fetch_add(1, Ordering::SeqCst);
-        Ok(out(&prompt(job)))
-    }
-
-    async fn probe(&self, _: &str, _: &Value) -> Result<(), UpstreamError> {
-        Ok(())
-    }
-}
 
 fn script_calls(port_url: &str) -> u64 {
     let port: u16 = port_url
@@ -77,9 +53,7 @@ async fn a_backlog_is_claimed_and_completed_in_batches() {
     for r in sched.submit_batch(&tasks).await.unwrap() {
         r.unwrap();
     }
-    let upstream = Arc::new(Quick {
-        runs: AtomicU32::new(0),
-    });
+    let upstream = Arc::new(Quick::default());
     let worker = Worker::new(sched.clone(), upstream.clone(), &c, secrets());
     let calls_before = script_calls(&r.url);
     let (stop, rx) = watch::channel(false);
@@ -106,15 +80,12 @@ async fn a_backlog_is_claimed_and_completed_in_batches() {
 
     // Each task ran once and kept its own output.
     assert_eq!(upstream.runs.load(Ordering::SeqCst), n as u32);
-    for (i, rec) in sched
-        .get_tasks("tenant", &ids)
-        .await
-        .unwrap()
+    for (id, rec) in ids
         .iter()
-        .enumerate()
+        .zip(sched.get_tasks("tenant", &ids).await.unwrap())
     {
-        let rec = rec.as_ref().unwrap();
-        assert_eq!(rec.output, out(&format!("p{i}")), "{rec:?}");
+        let rec = rec.unwrap();
+        assert_eq!(rec.output, out(id), "{rec:?}");
         assert_eq!(rec.attempts, 1, "{rec:?}");
     }
     // One claim call per task and one complete call per task would be 2 per task; a

@@ -9,37 +9,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use common::*;
-use serde_json::Value;
-use switchyard_core::Provider;
 use switchyard_scheduler::{Scheduler, StoredStatus};
-use switchyard_worker::{Control, Job, Upstream, UpstreamError, Worker};
+use switchyard_worker::Worker;
 use tokio::sync::watch;
-
-/// Answers at once, or panics for the prompt `panic`.
-struct Quick {
-    runs: AtomicU32,
-}
-
-#[async_trait]
-impl Upstream for Quick {
-    fn provider(&self) -> Provider {
-        PROVIDER
-    }
-
-    async fn run(&self, job: &Job, _: &dyn Control) -> Result<Value, UpstreamError> {
-        self.runs.fetch_add(1, Ordering::SeqCst);
-        if prompt(job) == "panic" {
-            panic!("the adapter panicked (on purpose)");
-        }
-        Ok(out(&job.task_id))
-    }
-
-    async fn probe(&self, _: &str, _: &Value) -> Result<(), UpstreamError> {
-        Ok(())
-    }
-}
 
 /// A worker over [`Quick`], running, with its scheduler and config.
 struct Running {

@@ -140,3 +140,33 @@ pub async fn record(s: &Scheduler, tenant: &str, id: &str) -> TaskRecord {
 pub fn out(tag: &str) -> Value {
     json!({ "done": tag })
 }
+
+/// An upstream that answers at once with `out(task id)`, or panics for the prompt
+/// `panic`; it counts its runs.
+#[derive(Default)]
+pub struct Quick {
+    pub runs: std::sync::atomic::AtomicU32,
+}
+
+#[async_trait::async_trait]
+impl switchyard_worker::Upstream for Quick {
+    fn provider(&self) -> Provider {
+        PROVIDER
+    }
+
+    async fn run(
+        &self,
+        job: &switchyard_worker::Job,
+        _: &dyn switchyard_worker::Control,
+    ) -> Result<Value, switchyard_worker::UpstreamError> {
+        self.runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if prompt(job) == "panic" {
+            panic!("the adapter panicked (on purpose)");
+        }
+        Ok(out(&job.task_id))
+    }
+
+    async fn probe(&self, _: &str, _: &Value) -> Result<(), switchyard_worker::UpstreamError> {
+        Ok(())
+    }
+}
