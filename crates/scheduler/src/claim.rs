@@ -48,6 +48,8 @@ const FIELDS: usize = 11;
 /// Longest single block on the wake-up list; below the client's response timeout, and
 /// short enough that cool-downs and retry delays that fall due are seen promptly.
 const WAKE_SLICE: Duration = Duration::from_millis(400);
+/// A wait this short is slept through without blocking on the wake-up list.
+const SHORT_WAIT: Duration = Duration::from_millis(20);
 
 impl Scheduler {
     /// Claim up to `n` tasks of `provider` from any shard, once, without waiting.
@@ -225,6 +227,11 @@ impl Scheduler {
         provider: Provider,
         wait: Duration,
     ) -> Result<bool, SchedulerError> {
+        if wait <= SHORT_WAIT {
+            // Too short to be worth a blocked connection.
+            tokio::time::sleep(wait).await;
+            return Ok(false);
+        }
         if wait < WAKE_SLICE {
             // Redis ends a blocked command's timeout on its own clock tick (up to 100 ms
             // late at the default `hz`); a short wait (until a timer falls due) ends on

@@ -219,9 +219,10 @@ impl Worker {
                 // Nothing claimable: block until a wake-up on any shard, a timer falls
                 // due (a paced account's next allowed time: it takes its next task on
                 // time), a short slice, or shutdown (dropping the wait leaves nothing
-                // behind).
+                // behind). Not less than 10 ms: a timer left due (more fell due than
+                // one claim handles) is looked at again soon, not in a spin.
                 let wait =
-                    next_due.map_or(IDLE_WAIT, |d| d.clamp(Duration::from_millis(1), IDLE_WAIT));
+                    next_due.map_or(IDLE_WAIT, |d| d.clamp(Duration::from_millis(10), IDLE_WAIT));
                 let woke = tokio::select! {
                     r = self.sched.wait_for_work(provider, wait) => r,
                     _ = shutdown.changed() => Ok(false),
