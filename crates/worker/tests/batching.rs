@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::*;
-use switchyard_scheduler::{Scheduler, StoredStatus};
+use switchyard_scheduler::Scheduler;
 use switchyard_worker::Worker;
 use tokio::sync::watch;
 
@@ -58,22 +58,7 @@ async fn a_backlog_is_claimed_and_completed_in_batches() {
     let calls_before = script_calls(&r.url);
     let (stop, rx) = watch::channel(false);
     let running = tokio::spawn(worker.clone().run(rx));
-    wait_for(
-        "every task to complete",
-        Duration::from_secs(60),
-        || async {
-            sched
-                .get_tasks("tenant", &ids)
-                .await
-                .unwrap()
-                .iter()
-                .all(|r| {
-                    r.as_ref()
-                        .is_some_and(|r| r.status == StoredStatus::Completed)
-                })
-        },
-    )
-    .await;
+    wait_all_completed(&sched, "tenant", &ids, Duration::from_secs(60)).await;
     let calls = script_calls(&r.url) - calls_before;
     stop.send(true).unwrap();
     running.await.unwrap();

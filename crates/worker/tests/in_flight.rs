@@ -101,22 +101,7 @@ async fn finished_runs_never_linger_in_the_in_flight_count() {
     for r in sched.submit_batch(&tasks).await.unwrap() {
         r.unwrap();
     }
-    wait_for(
-        "every task to complete",
-        Duration::from_secs(60),
-        || async {
-            sched
-                .get_tasks("tenant", &ids)
-                .await
-                .unwrap()
-                .iter()
-                .all(|r| {
-                    r.as_ref()
-                        .is_some_and(|r| r.status == StoredStatus::Completed)
-                })
-        },
-    )
-    .await;
+    wait_all_completed(sched, "tenant", &ids, Duration::from_secs(60)).await;
     w.expect_no_run_in_flight("the count to drop to zero (before any heartbeat)")
         .await;
 }

@@ -170,3 +170,14 @@ impl switchyard_worker::Upstream for Quick {
         Ok(())
     }
 }
+
+/// Wait until every one of `ids` (tasks of `tenant`) is completed.
+pub async fn wait_all_completed(s: &Scheduler, tenant: &str, ids: &[String], timeout: Duration) {
+    wait_for("every task to complete", timeout, || async {
+        s.get_tasks(tenant, ids).await.unwrap().iter().all(|r| {
+            r.as_ref()
+                .is_some_and(|r| r.status == switchyard_scheduler::StoredStatus::Completed)
+        })
+    })
+    .await;
+}
