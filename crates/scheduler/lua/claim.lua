@@ -6,13 +6,16 @@
 -- An account is taken only while it is not paced (its `next` time passed) and does not
 -- rest (daily cap, active window); a claim on an account with pacing draws its next gap.
 -- ARGV: n (at most 256: the caller splits larger claims), lease_ms, max_iterations, a
--- random seed (1 … 2^31 - 2) for the gaps, the provider's default gap lo and hi (ms).
+-- random seed (1 … 2^31 - 2) for the gaps, the provider's default gap lo and hi (ms),
+-- the caller's claimer id when it will look again when the timers fall due (see the
+-- end; empty: it will not).
 -- Returns a flat array, 11 values per task:
 --   id, token, account, attempt, pool, mode, body, upstream_ref, account_secret, tenant,
 --   gap (ms the worker keeps after this submission before the account's next; 0: none);
--- then, when it claimed fewer than n, one more value: ms until the shard's time-driven
--- work next falls due (a paced account's gate, a cool-down's end…; -1: nothing is), so
--- that an idle worker looks again then rather than at its next wake-up slice.
+-- then, when it claimed fewer than n and was asked to, one more value: ms until the shard's time-driven
+-- work next falls due (a paced account's gate, a cool-down's end…), so that an idle
+-- worker looks again then rather than at its next wake-up slice; -1 when nothing is due
+-- or another claimer already watches for it.
 --- @include "keys"
 --- @include "time"
 --- @include "lanes"
@@ -516,8 +519,24 @@ if claimed > 0 then
   bodies = redis.call('MGET', unpack(bodies))
   for i, body in ipairs(bodies) do out[(i - 1) * ROW + 7] = body or '' end
 end
-if claimed < n then
-  local due = tonumber(redis.call('GET', k('due')) or '')
-  if due and due < NOTHING_DUE then out[#out + 1] = int(math.max(due - NOW, 0)) else out[#out + 1] = '-1' end
+local WATCH_SLACK_MS = 60 -- not configured: how long a dead watcher holds the watch past its time
+local watcher = ARGV[7] or ''
+if claimed < n and watcher ~= '' then
+  -- One idle claimer (of all the worker processes) is told when the shard's timers fall
+  -- due, and watches for it (`duewatch`: that time and the claimer); the others wait for
+  -- wake-ups, so a timer wakes one claimer, not every one.
+  local due, wait = tonumber(redis.call('GET', k('due')) or ''), '-1'
+  if due and due < NOTHING_DUE then
+    local w = redis.call('GET', k('duewatch'))
+    local at, by = nil, nil
+    if w then at, by = string.match(w, '^(%d+)|(.*)$') end
+    at = tonumber(at or '')
+    if not at or at <= NOW or due < at or by == watcher then
+      local ms = math.max(due - NOW, 0)
+      redis.call('SET', k('duewatch'), int(due) .. '|' .. watcher, 'PX', int(ms + WATCH_SLACK_MS))
+      wait = int(ms)
+    end
+  end
+  out[#out + 1] = wait
 end
 return out

@@ -40,7 +40,8 @@ pub struct Claimed {
     /// The tasks claimed.
     pub tasks: Vec<ClaimedTask>,
     /// When it claimed fewer than asked: how soon time-driven work next falls due on
-    /// the shards it looked at (`None`: nothing is, or it claimed all it asked for).
+    /// the shards it looked at (`None`: nothing is, another claimer watches for it, or
+    /// it claimed all it asked for).
     pub next_due: Option<Duration>,
 }
 
@@ -63,16 +64,30 @@ impl Scheduler {
         provider: Provider,
         n: usize,
     ) -> Result<Vec<ClaimedTask>, SchedulerError> {
-        Ok(self.try_claim_due(provider, n).await?.tasks)
+        Ok(self.claim_calls(provider, n, "").await?.tasks)
     }
 
     /// As [`Scheduler::try_claim`], and, when it claimed fewer than `n`, how soon
     /// time-driven work falls due on the shards it looked at (a paced account's next
     /// allowed time, a cool-down's end, a delayed retry): an idle worker looks again then.
+    ///
+    /// One claimer of all is told, `watcher` (an id of the caller's own, the same on each
+    /// call): the one told before, or the first to ask once that watch ended. A timer
+    /// wakes one claimer, not every one; the others are told `None`.
     pub async fn try_claim_due(
         &self,
         provider: Provider,
         n: usize,
+        watcher: &str,
+    ) -> Result<Claimed, SchedulerError> {
+        self.claim_calls(provider, n, watcher).await
+    }
+
+    async fn claim_calls(
+        &self,
+        provider: Provider,
+        n: usize,
+        watcher: &str,
     ) -> Result<Claimed, SchedulerError> {
         let mut out = Vec::new();
         let mut next_due = None;
@@ -83,7 +98,14 @@ impl Scheduler {
                 let want = (n - out.len()).min(MAX_PER_CALL);
                 let before = out.len();
                 if let Err(e) = self
-                    .claim_once(&mut conn, provider, &base, want, &mut out, &mut next_due)
+                    .claim_once(
+                        &mut conn,
+                        provider,
+                        &base,
+                        want,
+                        &mut out,
+                        (watcher, &mut next_due),
+                    )
                     .await
                 {
                     if out.is_empty() {
@@ -113,7 +135,7 @@ impl Scheduler {
         base: &str,
         want: usize,
         out: &mut Vec<ClaimedTask>,
-        next_due: &mut Option<Duration>,
+        (watcher, next_due): (&str, &mut Option<Duration>),
     ) -> Result<(), SchedulerError> {
         let lease_ms = self.inner.cfg.lease_ms;
         let mut inv = self.inner.scripts.claim.prepare_invoke();
@@ -126,7 +148,8 @@ impl Scheduler {
             .arg(want * 8 + 32)
             .arg(seed)
             .arg(gap_lo)
-            .arg(gap_hi);
+            .arg(gap_hi)
+            .arg(watcher);
         let flat: Vec<String> = invoke(&inv, conn).await?;
         // Fewer than asked for: the last value says when the shard's timers fall due.
         if flat.len() % FIELDS == 1

@@ -183,6 +183,12 @@ pub fn due(base: &str) -> String {
     format!("{base}:due")
 }
 
+/// The due time one idle claimer watches for (claim tells only that one). Built by the
+/// scripts.
+pub fn due_watch(base: &str) -> String {
+    format!("{base}:duewatch")
+}
+
 /// A task-create idempotency key's task in the shard. Built by the scripts.
 pub fn idempotency(base: &str, tenant: &str, key: &str) -> String {
     format!("{base}:idem:{tenant}:{key}")
@@ -309,6 +315,7 @@ mod tests {
             lane_queue(b, "<lane>"),
             delayed(b),
             due(b),
+            due_watch(b),
             leases(b),
             running(b),
             idempotency(b, "<tenant>", "<key>"),

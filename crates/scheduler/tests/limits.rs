@@ -121,6 +121,44 @@ async fn a_paced_account_is_not_claimed_again_before_its_gap() {
     );
 }
 
+/// An idle claimer is told when a paced account's gap ends, so that it looks again then;
+/// only one is told (the same one again when it asks again), so a timer wakes one
+/// claimer of all, not every one.
+#[tokio::test]
+async fn one_idle_claimer_is_told_when_the_timers_fall_due() {
+    let s = scheduler("limits_watch").await;
+    setup(
+        &s,
+        AccountSpec {
+            pacing: pacing(0.4, 0.4),
+            ..AccountSpec::default()
+        },
+    )
+    .await;
+    submit(&s, 2).await;
+    assert_eq!(s.try_claim_due(SUNO, 10, "a").await.unwrap().tasks.len(), 1);
+    let a = s.try_claim_due(SUNO, 10, "a").await.unwrap();
+    assert!(a.tasks.is_empty(), "paced");
+    let wait = a.next_due.expect("claimer a is told when the gap ends");
+    assert!(
+        wait > Duration::from_millis(250) && wait <= Duration::from_millis(400),
+        "{wait:?}"
+    );
+    let b = s.try_claim_due(SUNO, 10, "b").await.unwrap();
+    assert!(b.tasks.is_empty());
+    assert_eq!(b.next_due, None, "only one claimer watches");
+    assert!(
+        s.try_claim_due(SUNO, 10, "a")
+            .await
+            .unwrap()
+            .next_due
+            .is_some()
+    );
+    // Once the gap ended, whoever asks first claims (and the watch is free again).
+    tokio::time::sleep(wait + Duration::from_millis(20)).await;
+    assert_eq!(s.try_claim_due(SUNO, 10, "b").await.unwrap().tasks.len(), 1);
+}
+
 #[tokio::test]
 async fn gaps_are_drawn_from_the_range_and_vary() {
     let s = scheduler("limits_draw").await;

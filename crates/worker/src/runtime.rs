@@ -177,6 +177,8 @@ impl Worker {
         let lease = Duration::from_millis(self.config.scheduler.lease_ms);
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
         let mut outage = Outage::default();
+        // This claimer's name when the scheduler asks one claimer to watch for a timer.
+        let watcher = uuid::Uuid::new_v4().simple().to_string();
         while !*shutdown.borrow() {
             let mut permits = tokio::select! {
                 p = slots.clone().acquire_owned() => match p {
@@ -201,7 +203,7 @@ impl Worker {
             // Never raced against shutdown: a claim script that ran has leased its tasks
             // to this worker, so its answer is always taken (and the tasks run or handed
             // back). Only the wait for work below is cancelled.
-            let (tasks, next_due) = match self.sched.try_claim_due(provider, n).await {
+            let (tasks, next_due) = match self.sched.try_claim_due(provider, n, &watcher).await {
                 Ok(c) => {
                     outage.recovered("claim");
                     backoff.reset();
