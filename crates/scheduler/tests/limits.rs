@@ -141,7 +141,7 @@ async fn one_idle_claimer_is_told_when_the_timers_fall_due() {
     assert!(a.tasks.is_empty(), "paced");
     let wait = a.next_due.expect("claimer a is told when the gap ends");
     assert!(
-        wait > Duration::from_millis(250) && wait <= Duration::from_millis(400),
+        wait > Duration::from_millis(100) && wait <= Duration::from_millis(400),
         "{wait:?}"
     );
     let b = s.try_claim_due(SUNO, 10, "b").await.unwrap();

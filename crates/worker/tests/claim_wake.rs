@@ -157,7 +157,8 @@ async fn a_paced_account_takes_its_next_task_as_soon_as_its_gap_ends() {
     stop.send(true).unwrap();
     running.await.unwrap();
     // Under a backlog each account submits every 300 ms, not at the claimers' next
-    // wake-up slice (up to 400 ms later, and Redis's own timeouts up to 100 ms late).
+    // wake-up slice (up to 400 ms later: about 200 ms at the median). A loaded machine
+    // may add some tens of ms.
     let mut late: Vec<u128> = Vec::new();
     for times in upstream.submitted.lock().unwrap().values() {
         for w in times.windows(2) {
@@ -170,7 +171,7 @@ async fn a_paced_account_takes_its_next_task_as_soon_as_its_gap_ends() {
     assert!(late.len() >= 4, "too few submissions: {late:?}");
     let median = late[late.len() / 2];
     assert!(
-        median < 40,
+        median < 100,
         "the next submission came {median} ms (median) after the gap ended: {late:?}"
     );
 }
