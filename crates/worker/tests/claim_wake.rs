@@ -163,7 +163,8 @@ async fn a_paced_account_takes_its_next_task_as_soon_as_its_gap_ends() {
     for times in upstream.submitted.lock().unwrap().values() {
         for w in times.windows(2) {
             let d = w[1].duration_since(w[0]).as_millis();
-            assert!(d >= 290, "two submissions {d} ms apart: {times:?}");
+            // (Stamped here after each pace returned: a late first stamp shortens a gap.)
+            assert!(d >= 250, "two submissions {d} ms apart: {times:?}");
             late.push(d - 300.min(d));
         }
     }
