@@ -9,35 +9,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
-use switchyard_core::Provider;
-use switchyard_worker::{Control, Job, Upstream, UpstreamError, Worker};
+use switchyard_worker::Worker;
 
-use crate::{PROVIDER, Params};
-
-/// Answers at once, noting when each task reached it.
-struct Stamping {
-    reached: Mutex<HashMap<String, Instant>>,
-}
-
-#[async_trait::async_trait]
-impl Upstream for Stamping {
-    fn provider(&self) -> Provider {
-        PROVIDER
-    }
-    async fn run(&self, job: &Job, ctl: &dyn Control) -> Result<Value, UpstreamError> {
-        ctl.pace().await?;
-        let now = Instant::now();
-        self.reached
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(job.task_id.clone(), now);
-        Ok(json!({"clips": []}))
-    }
-    async fn probe(&self, _: &str, _: &Value) -> Result<(), UpstreamError> {
-        Ok(())
-    }
-}
+use crate::{NoOp, Params};
 
 fn pct(sorted: &[Duration], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1000.0
@@ -47,9 +21,7 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
 pub async fn run(p: &Params, prefix: &str) -> Result<String, String> {
     let load: f64 = crate::env_or("LOAD", 0.5)?;
     let (b, tasks) = crate::setup(p, prefix).await?;
-    let upstream = Arc::new(Stamping {
-        reached: Mutex::new(HashMap::new()),
-    });
+    let upstream = Arc::new(NoOp::new(true));
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let worker = Worker::new(
         b.sched.clone(),
@@ -111,11 +83,7 @@ pub async fn run(p: &Params, prefix: &str) -> Result<String, String> {
     let _ = stop.send(true);
     running.await.map_err(|e| e.to_string())?;
     crate::check_balances(&b, tasks.len()).await?;
-    let reached = upstream
-        .reached
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
+    let reached = upstream.reached();
     let replied = replied.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let mut lat: Vec<Duration> = Vec::with_capacity(open.len());
     for t in open {

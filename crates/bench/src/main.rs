@@ -83,18 +83,43 @@ impl Params {
     }
 }
 
-/// An upstream that answers at once: the no-op job of the kit.
-struct Instant_ {
+/// An upstream that answers at once (the no-op job of the kit), counting its runs and,
+/// when asked to, noting when each task reached it.
+pub(crate) struct NoOp {
     runs: AtomicUsize,
+    reached: Option<std::sync::Mutex<std::collections::HashMap<String, Instant>>>,
+}
+
+impl NoOp {
+    pub(crate) fn new(stamp: bool) -> NoOp {
+        NoOp {
+            runs: AtomicUsize::new(0),
+            reached: stamp.then(Default::default),
+        }
+    }
+
+    /// When each task reached it (empty unless made to stamp).
+    pub(crate) fn reached(&self) -> std::collections::HashMap<String, Instant> {
+        self.reached
+            .as_ref()
+            .map(|m| m.lock().unwrap_or_else(|p| p.into_inner()).clone())
+            .unwrap_or_default()
+    }
 }
 
 #[async_trait::async_trait]
-impl Upstream for Instant_ {
+impl Upstream for NoOp {
     fn provider(&self) -> Provider {
         PROVIDER
     }
-    async fn run(&self, _job: &Job, ctl: &dyn Control) -> Result<Value, UpstreamError> {
+    async fn run(&self, job: &Job, ctl: &dyn Control) -> Result<Value, UpstreamError> {
         ctl.pace().await?;
+        if let Some(m) = &self.reached {
+            let now = Instant::now();
+            m.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(job.task_id.clone(), now);
+        }
         self.runs.fetch_add(1, Ordering::Relaxed);
         Ok(json!({"clips": []}))
     }
@@ -327,9 +352,7 @@ pub(crate) async fn check_balances(b: &Bench, n: usize) -> Result<(), String> {
 
 async fn run(p: &Params, prefix: &str) -> Result<String, String> {
     let (b, tasks) = setup(p, prefix).await?;
-    let upstream = Arc::new(Instant_ {
-        runs: AtomicUsize::new(0),
-    });
+    let upstream = Arc::new(NoOp::new(false));
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let start_worker = || -> tokio::task::JoinHandle<Result<(), String>> {
         if p.runtime {

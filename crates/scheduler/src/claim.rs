@@ -64,7 +64,7 @@ impl Scheduler {
         provider: Provider,
         n: usize,
     ) -> Result<Vec<ClaimedTask>, SchedulerError> {
-        Ok(self.claim_calls(provider, n, "").await?.tasks)
+        Ok(self.try_claim_due(provider, n, "").await?.tasks)
     }
 
     /// As [`Scheduler::try_claim`], and, when it claimed fewer than `n`, how soon
@@ -73,59 +73,40 @@ impl Scheduler {
     ///
     /// One claimer of all is told, `watcher` (an id of the caller's own, the same on each
     /// call): the one told before, or the first to ask once that watch ended. A timer
-    /// wakes one claimer, not every one; the others are told `None`.
+    /// wakes one claimer, not every one; the others are told `None`. An empty `watcher`
+    /// asks for no watch.
     pub async fn try_claim_due(
         &self,
         provider: Provider,
         n: usize,
         watcher: &str,
     ) -> Result<Claimed, SchedulerError> {
-        self.claim_calls(provider, n, watcher).await
-    }
-
-    async fn claim_calls(
-        &self,
-        provider: Provider,
-        n: usize,
-        watcher: &str,
-    ) -> Result<Claimed, SchedulerError> {
-        let mut out = Vec::new();
-        let mut next_due = None;
+        let mut got = Claimed {
+            tasks: Vec::new(),
+            next_due: None,
+        };
         let mut conn = self.conn().await?;
         for base in self.bases(provider) {
-            while out.len() < n {
+            while got.tasks.len() < n {
                 // Bounded calls: one script call holds Redis for its whole batch.
-                let want = (n - out.len()).min(MAX_PER_CALL);
-                let before = out.len();
+                let want = (n - got.tasks.len()).min(MAX_PER_CALL);
+                let before = got.tasks.len();
                 if let Err(e) = self
-                    .claim_once(
-                        &mut conn,
-                        provider,
-                        &base,
-                        want,
-                        &mut out,
-                        (watcher, &mut next_due),
-                    )
+                    .claim_once(&mut conn, provider, &base, want, watcher, &mut got)
                     .await
                 {
-                    if out.is_empty() {
+                    if got.tasks.is_empty() {
                         return Err(e);
                     }
-                    tracing::warn!(error = %e, claimed = out.len(), "claim stopped part-way; keeping what was claimed");
-                    return Ok(Claimed {
-                        tasks: out,
-                        next_due,
-                    });
+                    tracing::warn!(error = %e, claimed = got.tasks.len(), "claim stopped part-way; keeping what was claimed");
+                    return Ok(got);
                 }
-                if out.len() - before < want {
+                if got.tasks.len() - before < want {
                     break; // this shard has no more claimable work now
                 }
             }
         }
-        Ok(Claimed {
-            tasks: out,
-            next_due,
-        })
+        Ok(got)
     }
 
     async fn claim_once(
@@ -134,8 +115,8 @@ impl Scheduler {
         provider: Provider,
         base: &str,
         want: usize,
-        out: &mut Vec<ClaimedTask>,
-        (watcher, next_due): (&str, &mut Option<Duration>),
+        watcher: &str,
+        got: &mut Claimed,
     ) -> Result<(), SchedulerError> {
         let lease_ms = self.inner.cfg.lease_ms;
         let mut inv = self.inner.scripts.claim.prepare_invoke();
@@ -158,10 +139,10 @@ impl Scheduler {
                 .and_then(|v| u64::try_from(v.parse::<i64>().ok()?).ok())
         {
             let due = Duration::from_millis(ms);
-            *next_due = Some(next_due.map_or(due, |d: Duration| d.min(due)));
+            got.next_due = Some(got.next_due.map_or(due, |d| d.min(due)));
         }
         for chunk in flat.chunks_exact(FIELDS) {
-            out.push(ClaimedTask {
+            got.tasks.push(ClaimedTask {
                 lease: Lease {
                     provider,
                     base: base.to_string(),

@@ -295,6 +295,8 @@ impl Hub {
         mut socket: Socket,
     ) {
         let mut unshared: std::collections::VecDeque<(String, String)> = Default::default();
+        // Said once per outage, not at every retry.
+        let mut failing = false;
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         loop {
             tokio::select! {
@@ -319,13 +321,17 @@ impl Hub {
                 {
                     Ok(true) => {
                         unshared.pop_front();
+                        failing = false;
                     }
                     Ok(false) => {
                         debug!(account = %self.account, "session fenced off: closing the gateway");
                         return;
                     }
                     Err(e) => {
-                        warn!(account = %self.account, error = %e, "gateway events not shared yet; kept");
+                        if !failing {
+                            warn!(account = %self.account, error = %e, "gateway events not shared yet; kept until Redis answers");
+                            failing = true;
+                        }
                         break;
                     }
                 }

@@ -274,14 +274,13 @@ pub fn url_extension(url: &str) -> Option<&str> {
 pub fn classify_http(status: u16, body: &str, retry_after: Option<f64>) -> UpstreamError {
     let snippet: String = body.chars().take(500).collect();
     match status {
-        401 if suspended_until(body).is_some() => UpstreamError::AccountDead {
-            reason: format!(
-                "banned: the account is suspended until {}",
-                suspended_until(body).unwrap_or(0)
-            ),
-        },
         401 => UpstreamError::AccountDead {
-            reason: "unauthorized: the account's session is invalid (banned or logged out)".into(),
+            reason: match suspended_until(body) {
+                Some(t) => format!("banned: the account is suspended until {t}"),
+                None => {
+                    "unauthorized: the account's session is invalid (banned or logged out)".into()
+                }
+            },
         },
         402 => UpstreamError::AccountDead {
             reason: "subscription expired: the upstream wants payment (402)".into(),

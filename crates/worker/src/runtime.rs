@@ -586,14 +586,17 @@ impl Worker {
                 };
                 match batched {
                     Ok(o) => Ok(o),
-                    Err(done) => persist("complete", deadline, || {
-                        self.sched.complete_all(std::slice::from_ref(&done))
-                    })
-                    .await
-                    .map(|mut o| {
-                        o.pop()
-                            .unwrap_or(switchyard_scheduler::CompleteOutcome::Stale)
-                    }),
+                    Err(d) => {
+                        persist("complete", deadline, || {
+                            self.sched.complete_owning(
+                                &d.lease,
+                                &d.output,
+                                &d.objects,
+                                d.hosted_files,
+                            )
+                        })
+                        .await
+                    }
                 }
                 .map(|o| debug!(outcome = ?o, "completed"))
             }
