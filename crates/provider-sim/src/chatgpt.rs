@@ -81,6 +81,27 @@ fn now_s() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
+/// Unix seconds as the conversation list writes them: `2023-04-06T19:55:21.620368`
+/// (`micros`) or `2023-04-06T19:55:21` (truncated), UTC, no offset.
+fn iso_utc(unix_s: f64, micros: bool) -> String {
+    let at = time::OffsetDateTime::from_unix_timestamp_nanos((unix_s * 1e9) as i128)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let whole = format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    );
+    if micros {
+        format!("{whole}.{:06}", at.microsecond())
+    } else {
+        whole
+    }
+}
+
 fn not_found() -> Response {
     err(
         StatusCode::NOT_FOUND,
@@ -279,6 +300,12 @@ async fn read_conversation(
     let Some(a) = account(&headers) else {
         return unauthorized();
     };
+    s.lock()
+        .stats
+        .accounts
+        .entry(a.name.clone())
+        .or_default()
+        .conversation_reads += 1;
     match s.job(&conv_key(&id)) {
         Some(j) if j.account == a.name => Json(j.data).into_response(),
         _ => not_found(),
@@ -312,10 +339,7 @@ async fn list_conversations(
         .jobs
         .iter()
         .filter(|(k, j)| k.starts_with("conv:") && j.account == a.name)
-        .map(|(_, j)| {
-            json!({"id": j.data["conversation_id"], "title": j.data["title"],
-                   "create_time": j.data["create_time"], "update_time": j.data["update_time"]})
-        })
+        .map(|(_, j)| j.data.clone())
         .collect();
     items.sort_by(|x, y| {
         let t = |v: &Value| v["update_time"].as_f64().unwrap_or(0.0);
@@ -323,7 +347,19 @@ async fn list_conversations(
     });
     let total = items.len();
     let limit = page.limit.min(100);
-    let items: Vec<Value> = items.into_iter().skip(page.offset).take(limit).collect();
+    // As ChatGPT lists them: times as ISO 8601 strings in UTC without an offset (the
+    // creation to the microsecond, the last update to the second), where a conversation
+    // itself gives Unix seconds.
+    let items: Vec<Value> = items
+        .into_iter()
+        .skip(page.offset)
+        .take(limit)
+        .map(|c| {
+            json!({"id": c["conversation_id"], "title": c["title"],
+                   "create_time": iso_utc(c["create_time"].as_f64().unwrap_or(0.0), true),
+                   "update_time": iso_utc(c["update_time"].as_f64().unwrap_or(0.0), false)})
+        })
+        .collect();
     Json(json!({"items": items, "total": total, "limit": limit, "offset": page.offset}))
         .into_response()
 }

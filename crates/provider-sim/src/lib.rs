@@ -180,6 +180,8 @@ pub struct Count {
     /// Jobs the upstream queued behind the account's running ones (Midjourney's "Job
     /// queued").
     pub queued: u64,
+    /// ChatGPT conversations read whole (`GET /backend-api/conversation/{id}`).
+    pub conversation_reads: u64,
 }
 
 /// The witness: true concurrency per account and per tag.

@@ -101,41 +101,65 @@ impl Gpts {
     }
 
     /// Find the conversation that holds our message, when the run that sent it died before
-    /// the stream named the conversation. ChatGPT has no lookup by message id, so this pages
-    /// through the account's conversations, most recently updated first, and looks for the
-    /// message in each one's mapping, down to the first conversation last updated before
-    /// the message was sent (a conversation that took it was updated then): however much
-    /// other traffic the account had since, ours is among those. A reference without the
-    /// sending time (written by an older version) reads the first [`RECENT`] only.
-    /// `None`: the message was never accepted.
+    /// the stream named the conversation (only a new conversation's first turn can lack
+    /// it: a continue knows its conversation up front). ChatGPT has no lookup by message
+    /// id, so this pages through the account's conversations, most recently updated first,
+    /// down to the first one last updated before the message was sent (a conversation that
+    /// took it was updated then), and reads the mapping of those created since then (ours
+    /// was created by our message): however much other traffic the account had, ours is
+    /// among those, and older conversations that others continue cost no read. A reference
+    /// without the sending time (written by an older version) reads the first [`RECENT`]
+    /// only. `None`: the message was never accepted.
     async fn find_conversation(
         &self,
         token: &str,
         turn: &Turn,
     ) -> Result<Option<String>, UpstreamError> {
-        // Room for clocks that differ between this host and ChatGPT's.
-        let since = turn.sent_at.map(|t| t - 300.0);
-        let (page_size, pages) = if since.is_some() {
+        let (page_size, pages) = if turn.sent_at.is_some() {
             (100, MAX_PAGES)
         } else {
             (RECENT, 1)
         };
+        let mut since = None;
         for page in 0..pages {
-            let list = json_or_error(self.req(
-                reqwest::Method::GET,
-                &format!(
-                    "/backend-api/conversations?offset={}&limit={page_size}&order=updated",
-                    page * page_size
-                ),
-                token,
-            ))
-            .await?;
+            let resp = self
+                .req(
+                    reqwest::Method::GET,
+                    &format!(
+                        "/backend-api/conversations?offset={}&limit={page_size}&order=updated",
+                        page * page_size
+                    ),
+                    token,
+                )
+                .send()
+                .await?;
+            if page == 0 {
+                // The sending time on ChatGPT's clock: ours, moved by how far its clock
+                // (its reply's `Date`) is from ours now.
+                let skew = http_date(&resp).map(|upstream| upstream - now_s());
+                since = turn.sent_at.map(|t| match skew {
+                    Some(skew) => t + skew - DATE_SLACK_S,
+                    None => t - CLOCK_SLACK_S,
+                });
+            }
+            let status = resp.status().as_u16();
+            let ra = retry_after(&resp);
+            let text = resp.text().await?;
+            if !(200..300).contains(&status) {
+                return Err(classify_http(status, &text, ra));
+            }
+            let list: Value = serde_json::from_str(&text).map_err(|_| {
+                UpstreamError::Transient("upstream sent an unreadable conversation list".into())
+            })?;
             let items = list["items"].as_array().map(Vec::as_slice).unwrap_or(&[]);
             for item in items {
-                if let (Some(since), Some(updated)) = (since, item["update_time"].as_f64())
-                    && updated < since
-                {
-                    return Ok(None);
+                if let Some(since) = since {
+                    if upstream_time(&item["update_time"]).is_some_and(|u| u < since) {
+                        return Ok(None);
+                    }
+                    if upstream_time(&item["create_time"]).is_some_and(|c| c < since) {
+                        continue;
+                    }
                 }
                 let Some(id) = item["id"].as_str() else {
                     continue;
@@ -156,8 +180,11 @@ impl Gpts {
         Ok(None)
     }
 
-    /// A first run: choose our message's id, store the reference (before the message is
-    /// sent, so that a crash at any point after leaves a way to find it), then send.
+    /// A first run: wait for the account's pacing, choose our message's id, store the
+    /// reference (before the message is sent, so that a crash at any point after leaves a
+    /// way to find it), then send. Pacing comes first: a run that dies or loses Redis
+    /// while it waits has stored nothing, and its retry starts afresh instead of looking
+    /// upstream for a message that was never sent.
     async fn start_turn(
         &self,
         job: &Job,
@@ -171,7 +198,8 @@ impl Gpts {
         let turn = match conversation {
             Some(c) => {
                 // The new message goes under the conversation's latest one, as the web
-                // client sends it.
+                // client sends it (read after pacing: the latest as of the send).
+                ctl.pace().await?;
                 let conv = self.read_conversation(token, c).await?;
                 let parent = conv["current_node"].as_str().ok_or_else(|| {
                     UpstreamError::Transient("the conversation has no current message".into())
@@ -184,17 +212,19 @@ impl Gpts {
                     sent_at: Some(now_s()),
                 }
             }
-            None => Turn {
-                conversation_id: None,
-                message_id: new_message_id(),
-                // A new conversation starts under a root the client names.
-                parent_message_id: new_message_id(),
-                answer_id: None,
-                sent_at: Some(now_s()),
-            },
+            None => {
+                ctl.pace().await?;
+                Turn {
+                    conversation_id: None,
+                    message_id: new_message_id(),
+                    // A new conversation starts under a root the client names.
+                    parent_message_id: new_message_id(),
+                    answer_id: None,
+                    sent_at: Some(now_s()),
+                }
+            }
         };
         ctl.reference(&turn.to_reference()).await?;
-        ctl.pace().await?;
         self.send(job, message, turn, gizmo, model, ctl).await
     }
 
@@ -315,7 +345,11 @@ impl Gpts {
                     ctl.reference(&turn.to_reference()).await?;
                     c
                 }
-                None => return self.send(job, message, turn, gizmo, model, ctl).await,
+                None => {
+                    // Never accepted: a new submission, paced as one.
+                    ctl.pace().await?;
+                    return self.send(job, message, turn, gizmo, model, ctl).await;
+                }
             },
         };
         loop {
@@ -331,6 +365,7 @@ impl Gpts {
                 } else {
                     turn.conversation_id = None;
                 }
+                ctl.pace().await?;
                 return self.send(job, message, turn, gizmo, model, ctl).await;
             };
             let answer = turn
@@ -388,6 +423,40 @@ pub const RECENT: usize = 28;
 /// Pages of 100 conversations a resume reads at most to find a message it knows the
 /// sending time of.
 const MAX_PAGES: usize = 50;
+
+/// How far this host's clock and ChatGPT's may differ (seconds) when a resume compares
+/// the time it sent a message with the times ChatGPT lists conversations by, and ChatGPT's
+/// reply had no `Date` to tell.
+const CLOCK_SLACK_S: f64 = 300.0;
+/// The error of a sending time moved to ChatGPT's clock by its `Date` (whole seconds) and
+/// compared with list times that may be whole seconds too, plus the reply's way back.
+const DATE_SLACK_S: f64 = 3.0;
+
+/// The time an upstream reply was sent by its own clock (its `Date` header), Unix seconds.
+fn http_date(resp: &reqwest::Response) -> Option<f64> {
+    let date = resp.headers().get(reqwest::header::DATE)?.to_str().ok()?;
+    let at = jiff::fmt::rfc2822::parse(date).ok()?;
+    Some(at.timestamp().as_millisecond() as f64 / 1000.0)
+}
+
+/// A time as ChatGPT gives it: Unix seconds (a conversation's own times), or an ISO 8601
+/// string in UTC, with or without an offset (the conversation list's). `None`: neither.
+fn upstream_time(v: &Value) -> Option<f64> {
+    if let Some(t) = v.as_f64() {
+        return Some(t);
+    }
+    let s = v.as_str()?;
+    let ts = match s.parse::<jiff::Timestamp>() {
+        Ok(ts) => ts,
+        Err(_) => s
+            .parse::<jiff::civil::DateTime>()
+            .ok()?
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .ok()?
+            .timestamp(),
+    };
+    Some(ts.as_millisecond() as f64 / 1000.0)
+}
 
 fn now_s() -> f64 {
     std::time::SystemTime::now()
@@ -603,5 +672,28 @@ impl Upstream for Gpts {
         json_or_error(self.req(reqwest::Method::GET, "/backend-api/models", token))
             .await
             .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_times_read_as_chatgpt_writes_them() {
+        let at = 1_680_810_921.0; // 2023-04-06T19:55:21Z
+        assert_eq!(upstream_time(&json!(at)), Some(at));
+        assert_eq!(upstream_time(&json!("2023-04-06T19:55:21")), Some(at));
+        assert_eq!(
+            upstream_time(&json!("2023-04-06T19:55:21.620368")),
+            Some(at + 0.620)
+        );
+        assert_eq!(
+            upstream_time(&json!("2023-04-06T19:55:21.620368+00:00")),
+            Some(at + 0.620)
+        );
+        assert_eq!(upstream_time(&json!("2023-04-06T21:55:21+02:00")), Some(at));
+        assert_eq!(upstream_time(&json!("yesterday")), None);
+        assert_eq!(upstream_time(&Value::Null), None);
     }
 }

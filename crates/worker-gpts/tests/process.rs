@@ -22,7 +22,15 @@ fn reference(r: &TaskRecord) -> Value {
 }
 
 async fn setup(name: &str) -> Harness {
-    let h = Harness::with(name, |c| c.scheduler.lease_ms = 1500).await;
+    setup_with(name, |_| {}).await
+}
+
+async fn setup_with(name: &str, f: impl FnOnce(&mut switchyard_core::Config)) -> Harness {
+    let h = Harness::with(name, |c| {
+        c.scheduler.lease_ms = 1500;
+        f(c);
+    })
+    .await;
     h.tenant("t_d", Plan::Developer).await;
     h.fund("t_d", QuotaKind::GptsQuota, 1000).await;
     h.account(
@@ -186,4 +194,152 @@ async fn a_lost_conversation_is_found_past_a_page_of_newer_ones() {
     assert_eq!(r.status, StoredStatus::Completed, "{:?}", r);
     assert!(answer(&r).contains("how do owls sleep"), "{}", r.output);
     assert_eq!(h.sim.stats().tasks["o1"], 1, "found, not sent again");
+}
+
+/// Another submission on the account just now, with a long gap: the next run waits for
+/// pacing before it may send (the account's `sub_ms` / `sub_gap`, as `pace.lua` keeps them).
+fn hold_pacing(h: &Harness, account: &str, gap_ms: u64) {
+    use switchyard_scheduler::keys;
+    let c = &h.config;
+    let base = keys::shard_base(
+        &c.redis.key_prefix,
+        Provider::Gpts,
+        keys::shard_of(account, c.scheduler.shards),
+    );
+    let port = switchyard_test_support::redis().ports[0];
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        .to_string();
+    let out = switchyard_test_support::redis_cli(
+        port,
+        &[
+            "HSET",
+            &keys::account(&base, account),
+            "sub_ms",
+            &now_ms,
+            "sub_gap",
+            &gap_ms.to_string(),
+        ],
+    );
+    assert_eq!(out.trim(), "2", "the account's pacing fields written");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_killed_while_it_waits_for_pacing_leaves_nothing_to_look_for() {
+    let h = setup_with("gpts_kill_paced", |c| {
+        c.scheduler.pacing.gpts = switchyard_core::config::Pacing {
+            min_gap_s: 0.01,
+            max_gap_s: 0.02,
+        }
+    })
+    .await;
+    hold_pacing(&h, "pool1", 4000);
+    let id = create(&h, "why do cats purr [sim:ms=100] [sim:task=p1]").await;
+    let a = spawn_worker(&h);
+    // Claimed, and waiting for the account's gap: nothing is stored before the wait ends,
+    // so a crash there leaves no message to look for upstream.
+    let rec = h
+        .wait_task("t_d", &id, "claimed", T, |r| {
+            r.status == StoredStatus::Processing
+        })
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rec = h.sched.get_task("t_d", &id).await.unwrap().unwrap_or(rec);
+    assert_eq!(rec.status, StoredStatus::Processing, "{:?}", rec);
+    assert!(
+        rec.upstream.as_deref().unwrap_or_default().is_empty(),
+        "no reference while the run waits for pacing: {:?}",
+        rec.upstream
+    );
+    assert_eq!(h.sim.stats().tasks.get("p1"), None, "not sent yet");
+    let r = kill_and_resume(&h, a, &id).await;
+    assert_eq!(r.status, StoredStatus::Completed, "{:?}", r);
+    assert!(answer(&r).contains("why do cats purr"), "{}", r.output);
+    assert_eq!(h.sim.stats().tasks["p1"], 1, "sent once");
+    assert_eq!(
+        h.sim.stats().accounts["gpt1"].conversation_reads,
+        0,
+        "the retry started afresh: it read no conversation looking for the message"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_conversation_is_found_without_reading_the_older_ones_others_continue() {
+    let h = setup("gpts_kill_old_busy").await;
+    let http = reqwest::Client::new();
+    let post = |body: Value| {
+        let http = http.clone();
+        let url = format!("{}/backend-api/conversation", h.sim.url());
+        async move {
+            let r = http
+                .post(url)
+                .header("authorization", "Bearer sim:ok:gpt1")
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success());
+            r.text().await.unwrap()
+        }
+    };
+    // The account's conversations from before (their ids, from the stream's events).
+    let mut older = Vec::new();
+    for i in 0..30 {
+        let text = post(json!({"action": "next", "parent_message_id": uuid::Uuid::new_v4().to_string(),
+            "model": "gpt-4o",
+            "messages": [{"id": uuid::Uuid::new_v4().to_string(), "author": {"role": "user"},
+                          "content": {"content_type": "text", "parts": [format!("old {i} [sim:ms=10]")]}}]}))
+        .await;
+        let conv = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+            .find_map(|ev| ev["conversation_id"].as_str().map(str::to_string))
+            .expect("a conversation id in the stream");
+        older.push(conv);
+    }
+    // Past the few seconds a resume allows for clocks (ChatGPT's `Date` and list times
+    // are whole seconds): those conversations were made before ours.
+    tokio::time::sleep(Duration::from_millis(4000)).await;
+    let id = create(&h, "how do owls sleep [sim:ms=4000] [sim:task=o2]").await;
+    let mut a = spawn_worker(&h);
+    h.wait_upstream_jobs("o2", 1, T).await;
+    let rec = h.sched.get_task("t_d", &id).await.unwrap().unwrap();
+    assert!(reference(&rec)["conversation_id"].is_null(), "{:?}", rec);
+    a.kill();
+    h.wait_upstream_idle("gpt1", T).await;
+    // Other traffic continues every older conversation: all are updated after ours.
+    for conv in &older {
+        let read = http
+            .get(format!("{}/backend-api/conversation/{conv}", h.sim.url()))
+            .header("authorization", "Bearer sim:ok:gpt1")
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap();
+        let parent = read["current_node"].as_str().unwrap().to_string();
+        post(
+            json!({"action": "next", "conversation_id": conv, "parent_message_id": parent,
+            "model": "gpt-4o",
+            "messages": [{"id": uuid::Uuid::new_v4().to_string(), "author": {"role": "user"},
+                          "content": {"content_type": "text", "parts": ["more [sim:ms=10]"]}}]}),
+        )
+        .await;
+    }
+    let reads_before = h.sim.stats().accounts["gpt1"].conversation_reads;
+    let b = spawn_worker(&h);
+    let r = h.wait_terminal("t_d", &id, T).await;
+    b.terminate(Duration::from_secs(10));
+    assert_eq!(r.status, StoredStatus::Completed, "{:?}", r);
+    assert!(answer(&r).contains("how do owls sleep"), "{}", r.output);
+    assert_eq!(h.sim.stats().tasks["o2"], 1, "found, not sent again");
+    let reads = h.sim.stats().accounts["gpt1"].conversation_reads - reads_before;
+    assert!(
+        reads <= 3,
+        "{reads} conversations read: the 30 created before our message are not ours to look in"
+    );
 }

@@ -189,10 +189,12 @@ impl Luma {
                 ));
             }
         };
+        // Paced first: a run that dies while it waits has stored no intent, and its retry
+        // submits afresh instead of searching the generations.
+        ctl.pace().await?;
         let intent = json!({"at": now_ms(), "prompt": body["user_prompt"], "extends": extends});
         ctl.reference(&json!({ "submitting": intent }).to_string())
             .await?;
-        ctl.pace().await?;
         let sent = json_or_error(self.req(reqwest::Method::POST, &path, cookie).json(&body)).await;
         let r = match sent {
             Ok(r) => r,

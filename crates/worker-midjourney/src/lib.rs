@@ -1343,6 +1343,9 @@ impl Upstream for Midjourney {
                     // Track before sending, so the first reply is not missed.
                     let gw = self.gateway(&job.account_id, &token).await?;
                     gw.track(&nonce, &Known::default());
+                    // Paced before anything is stored: a run that dies while it waits
+                    // leaves no nonce to look for, and its retry sends afresh.
+                    ctl.pace().await?;
                     // The nonce is ours: store it before sending, so that no crash after
                     // Discord took the command can lead to sending it twice.
                     let reference = MjReference {
@@ -1351,7 +1354,6 @@ impl Upstream for Midjourney {
                         ..MjReference::default()
                     };
                     ctl.reference(&reference.to_json()).await?;
-                    ctl.pace().await?;
                     let mut sent = self.send_interaction(&token, &body).await;
                     // Sent again, with a body made afresh (Discord took nothing): once when
                     // Midjourney published new command versions (read first), up to twice

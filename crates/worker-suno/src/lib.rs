@@ -312,6 +312,9 @@ impl Suno {
         body: Value,
         ctl: &dyn Control,
     ) -> Result<Value, UpstreamError> {
+        // Paced first: a run that dies while it waits has stored no intent, and its retry
+        // submits afresh instead of searching the feed.
+        ctl.pace().await?;
         // The intent: what finds these clips again in the feed if we die before their ids
         // are stored.
         let mut intent = json!({"at": now_ms(), "mv": body["mv"]});
@@ -324,7 +327,6 @@ impl Suno {
         }
         ctl.reference(&json!({ "submitting": intent }).to_string())
             .await?;
-        ctl.pace().await?;
         let sent = json_or_error(
             self.http
                 .post(format!("{}/api/generate/v2/", self.api))
