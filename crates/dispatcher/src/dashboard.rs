@@ -58,17 +58,16 @@ pub async fn data(State(state): State<Shared>, _: Operator) -> Result<Response, 
             let field = |k: &str| e.fields.get(k).cloned().unwrap_or_default();
             let kind = field("type");
             let at: u64 = field("at").parse().unwrap_or(0);
-            let slot = per_account.entry(field("account")).or_default();
-            match kind.as_str() {
-                "completed" => slot.0 += 1,
-                "failed" => slot.1 += 1,
-                _ => {}
+            for (account, n) in e.completions() {
+                per_account.entry(account).or_default().0 += n;
+                if let Some(slot) = throughput.get_mut(&minute(at)) {
+                    slot.0 += n;
+                }
             }
-            if let Some(slot) = throughput.get_mut(&minute(at)) {
-                match kind.as_str() {
-                    "completed" => slot.0 += 1,
-                    "failed" => slot.1 += 1,
-                    _ => {}
+            if kind == "failed" {
+                per_account.entry(field("account")).or_default().1 += 1;
+                if let Some(slot) = throughput.get_mut(&minute(at)) {
+                    slot.1 += 1;
                 }
             }
             if kind == "failed" && failures.len() < 20 {

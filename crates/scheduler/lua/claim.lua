@@ -325,7 +325,8 @@ local function record_claim(rot, lane, qkey, seq, id, tk, t, started, upstream, 
   LEASES[#LEASES + 1] = DEADLINE
   LEASES[#LEASES + 1] = id
   RUNNING[#RUNNING + 1] = id
-  RUNNING[#RUNNING + 1] = running_terms(token, tenant, pool, mode, acc, t[3], t[4], t[5], attempt)
+  RUNNING[#RUNNING + 1] = running_terms(token, tenant, pool, mode, acc, t[3], t[4], t[5], attempt,
+    t[7] and t[7] ~= '')
   -- The account's place in its free set, scored as acc_refresh scores it.
   a.inf = a.inf + 1
   a.lru = seq % 4294967296
@@ -401,7 +402,7 @@ local function try_lane(rot, lane, seq)
   -- The fields claim needs come first in the task hash (see submit.lua); what only a
   -- task claimed before has (start time, upstream reference, an account to avoid) is read
   -- only for those (a task submitted by an earlier version has no token field: nil).
-  local t = redis.call('HMGET', tk, 'status', 'attempts', 'hold', 'hold_state', 'retention_s', 'token')
+  local t = redis.call('HMGET', tk, 'status', 'attempts', 'hold', 'hold_state', 'retention_s', 'token', 'wh_endpoint')
   if t[1] ~= 'queued' then
     -- Cancelled (or expired) while queued: dropped here, lazily, in O(1).
     return 'skipped'

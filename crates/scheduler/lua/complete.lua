@@ -6,7 +6,9 @@
 -- Returns, per task, 'ok', 'already' (completed before: nothing charged again) or 'stale'
 -- (the lease is not this worker's; nothing changed).
 -- The batch's slots are freed together (one removal per set, one refresh per account)
--- and its balance changes written once per tenant.
+-- and its balance changes written once per tenant. A task with a webhook writes its
+-- `completed` event; those without one are counted in one `completed_n` event of the
+-- call (`accounts`: JSON `[[account, n], …]`), which the dashboard reads.
 --- @include "keys"
 --- @include "time"
 --- @include "config"
@@ -36,7 +38,17 @@ end
 release_many(done)
 local L = ledger()
 USAGE.batch = true
+local QUIET, QUIET_ORDER = {}, {}
 for i, t in ipairs(done) do
+  if not t.wh then
+    -- (finish writes no event for it)
+    local acc = t.account or ''
+    if not QUIET[acc] then
+      QUIET[acc] = 0
+      QUIET_ORDER[#QUIET_ORDER + 1] = acc
+    end
+    QUIET[acc] = QUIET[acc] + 1
+  end
   finish(t, 'completed', '', '', '', L, 'output', outputs[i], 'progress', '100') -- per cent, not configured
   local o = objects[i]
   if o ~= '' then
@@ -55,4 +67,9 @@ for i, t in ipairs(done) do
 end
 flush_ledger(L)
 flush_usage()
+if #QUIET_ORDER > 0 then
+  local parts = {}
+  for i, acc in ipairs(QUIET_ORDER) do parts[i] = {acc, QUIET[acc]} end
+  emit('completed_n', 'accounts', cjson.encode(parts))
+end
 return out

@@ -6,7 +6,7 @@
 --- @include "keys"
 --- @include "events"
 local id, token = ARGV[1], ARGV[2]
-local t = redis.call('HMGET', k('t', id), 'status', 'token', 'tenant', 'progress')
+local t = redis.call('HMGET', k('t', id), 'status', 'token', 'tenant', 'progress', 'wh_endpoint')
 if t[1] ~= 'processing' or t[2] ~= token then return 0 end
 if ARGV[6] == '1' then
   redis.call('HDEL', k('t', id), 'upstream')
@@ -17,6 +17,7 @@ if ARGV[5] ~= '' then redis.call('HSET', k('t', id), 'output', ARGV[5]) end
 local progress = tonumber(ARGV[4])
 if progress >= 0 and tostring(progress) ~= (t[4] or '') then
   redis.call('HSET', k('t', id), 'progress', progress)
-  emit('progress', 'task', id, 'tenant', t[3], 'progress', progress)
+  -- (for the webhook deliverer: only a task with a webhook)
+  if t[5] and t[5] ~= '' then emit('progress', 'task', id, 'tenant', t[3], 'progress', progress) end
 end
 return 1

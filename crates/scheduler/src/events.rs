@@ -1,6 +1,6 @@
-//! Reading the event stream each shard keeps (`XADD MAXLEN ~`): task created, started,
-//! progress, failover, completed, failed, cancelled, reaped; account state changes;
-//! ledger entries. The dispatcher's webhook and metrics consumers read it.
+//! Reading the event stream each shard keeps (`XADD MAXLEN ~`): task created, progress,
+//! failover, completed, failed, cancelled, reaped; account state changes; ledger entries.
+//! The dispatcher's webhook deliverer and its dashboard read it.
 
 use std::collections::HashMap;
 
@@ -13,8 +13,10 @@ use crate::{Scheduler, SchedulerError, keys};
 pub struct Event {
     /// The stream entry id (`<ms>-<seq>`), usable as a cursor.
     pub id: String,
-    /// The event type (`created`, `started`, `progress`, `completed`, `failed`,
-    /// `cancelled`, `failover`, `reaped`, `account`, `ledger`).
+    /// The event type (`created`, `progress`, `completed`, `completed_n`, `failed`,
+    /// `cancelled`, `failover`, `reaped`, `account`, `ledger`). The task events but
+    /// `failed` are written for tasks with a webhook; `completed_n` counts, per account,
+    /// those without one that a complete call finished ([`Event::completions`]).
     pub kind: String,
     /// Its fields (`task`, `tenant`, `account`, `state`, `reason`, …).
     pub fields: HashMap<String, String>,
@@ -24,6 +26,21 @@ impl Event {
     /// An event from a stream entry (as read by XREAD, XREADGROUP, XRANGE, XAUTOCLAIM).
     pub fn from_entry(e: redis::streams::StreamId) -> Event {
         to_event(e.id, e.map)
+    }
+
+    /// The completions this event records, per account: one for a `completed` event (a
+    /// task with a webhook), each account's count for a `completed_n` (the tasks without
+    /// one that a complete call finished); none for any other event.
+    pub fn completions(&self) -> Vec<(String, u64)> {
+        match self.kind.as_str() {
+            "completed" => vec![(self.fields.get("account").cloned().unwrap_or_default(), 1)],
+            "completed_n" => self
+                .fields
+                .get("accounts")
+                .and_then(|a| serde_json::from_str::<Vec<(String, u64)>>(a).ok())
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        }
     }
 }
 

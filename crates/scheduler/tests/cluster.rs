@@ -54,8 +54,13 @@ async fn every_script_runs_on_a_cluster() {
     // submit.lua (single and batch), claim.lua, heartbeat.lua, report.lua, complete.lua.
     let mut ids = Vec::new();
     for t in tenants {
-        let a = task(t, MJ, ServiceMode::Ppu, ProcessMode::Fast, 14);
-        let b = task(t, MJ, ServiceMode::Byoa, ProcessMode::Fast, 14);
+        // With webhooks: their events are written (counted below).
+        let mut a = task(t, MJ, ServiceMode::Ppu, ProcessMode::Fast, 14);
+        let mut b = task(t, MJ, ServiceMode::Byoa, ProcessMode::Fast, 14);
+        for x in [&mut a, &mut b] {
+            x.extra
+                .push(("wh_endpoint".into(), "https://hooks.example/c".into()));
+        }
         ids.push((t, a.id.clone()));
         ids.push((t, b.id.clone()));
         s.submit(&a).await.unwrap();

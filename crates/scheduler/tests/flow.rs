@@ -978,14 +978,35 @@ async fn events_record_the_life_of_tasks_and_accounts() {
     tenant(&s, "t_a", Plan::Developer).await;
     account(&s, MJ, &Owner::Pool, "p", [5, 5, 5]).await;
     fund(&s, "t_a", QuotaKind::MjQuota, 100).await;
-    let done = task("t_a", MJ, PPU, FAST, 14);
-    let cancelled = task("t_a", MJ, PPU, FAST, 14);
+    // Task events are for the webhook deliverer: written for tasks with a webhook.
+    let hooked = |mut t: NewTask| {
+        t.extra.push((
+            "wh_endpoint".to_string(),
+            "https://hooks.example/t".to_string(),
+        ));
+        t
+    };
+    let done = hooked(task("t_a", MJ, PPU, FAST, 14));
+    let cancelled = hooked(task("t_a", MJ, PPU, FAST, 14));
+    let quiet = task("t_a", MJ, PPU, FAST, 14);
+    let quiet_cancelled = task("t_a", MJ, PPU, FAST, 14);
     s.submit(&done).await.unwrap();
     let c = s.claim(MJ, 1, NOW).await.unwrap().remove(0);
+    s.submit(&quiet).await.unwrap();
+    let q = s.claim(MJ, 1, NOW).await.unwrap().remove(0);
+    assert_eq!(q.lease.id, quiet.id);
     s.submit(&cancelled).await.unwrap();
     s.cancel("t_a", &cancelled.id).await.unwrap();
+    s.submit(&quiet_cancelled).await.unwrap();
+    s.cancel("t_a", &quiet_cancelled.id).await.unwrap();
     s.report(&c.lease, None, Some(50), None).await.unwrap();
-    s.complete(&c.lease, "{}").await.unwrap();
+    s.report(&q.lease, None, Some(50), None).await.unwrap();
+    s.complete_many(&[
+        (c.lease.clone(), "{}".into()),
+        (q.lease.clone(), "{}".into()),
+    ])
+    .await
+    .unwrap();
     s.set_account_state(
         MJ,
         &Owner::Pool,
@@ -1007,6 +1028,16 @@ async fn events_record_the_life_of_tasks_and_accounts() {
     };
     assert_eq!(of(&done.id), ["created", "progress", "completed"]);
     assert_eq!(of(&cancelled.id), ["created", "cancelled"]);
+    assert_eq!(of(&quiet.id), Vec::<String>::new(), "no webhook, no events");
+    // ...but its completion is counted for the dashboard, in the call's `completed_n`.
+    let counted: Vec<(String, u64)> = events.iter().flat_map(|e| e.completions()).collect();
+    assert_eq!(counted, [("p".to_string(), 1), ("p".to_string(), 1)]);
+    assert!(events.iter().any(|e| e.kind == "completed_n"));
+    assert_eq!(of(&quiet_cancelled.id), Vec::<String>::new());
+    for id in [&quiet.id, &quiet_cancelled.id] {
+        let r = s.get_task("t_a", id).await.unwrap().unwrap();
+        assert!(r.status.is_terminal(), "{r:?}");
+    }
     let acc = events
         .iter()
         .rfind(|e| {
@@ -1036,7 +1067,9 @@ async fn events_record_the_life_of_tasks_and_accounts() {
             .unwrap()
             .is_empty()
     );
-    s.submit(&task("t_a", MJ, PPU, FAST, 14)).await.unwrap();
+    s.submit(&hooked(task("t_a", MJ, PPU, FAST, 14)))
+        .await
+        .unwrap();
     let more = s.read_events(&base, &last, 100, 300).await.unwrap();
     assert_eq!(more[0].kind, "created");
 }

@@ -93,9 +93,10 @@ async fn consumer_group_reads_acks_and_takes_over_idle_entries() {
     let s = scheduler("consumer").await;
     tenant(&s, "t_c", Plan::Premium).await;
     fund(&s, "t_c", QuotaKind::MjQuota, 1000).await;
-    s.submit(&task("t_c", MJ, ServiceMode::Ppu, ProcessMode::Fast, 8))
-        .await
-        .unwrap();
+    let mut t = task("t_c", MJ, ServiceMode::Ppu, ProcessMode::Fast, 8);
+    t.extra
+        .push(("wh_endpoint".into(), "https://hooks.example/g".into()));
+    s.submit(&t).await.unwrap();
     let base = s.base_for(MJ, "t_c");
     s.ensure_event_group(&base, "g").await.unwrap();
     s.ensure_event_group(&base, "g").await.unwrap();

@@ -10,7 +10,7 @@
 --- @include "usage"
 
 local TASK_FIELDS = {'tenant', 'pool', 'mode', 'pin', 'account', 'status', 'token', 'attempts',
-  'hold', 'hold_state', 'retention_s', 'ppu_price', 'kind', 'enq_ms', 'failover', 'upstream'}
+  'hold', 'hold_state', 'retention_s', 'ppu_price', 'kind', 'enq_ms', 'failover', 'upstream', 'wh_endpoint'}
 
 -- Read the fields scripts need, once (`fields`: a shorter list for a hot path).
 local function load_task(id, fields)
@@ -134,7 +134,21 @@ local function unqueue(t)
   return true
 end
 
--- Finish a task: status, settlement, retention TTL, event. `L`: a ledger() for the
+-- Whether the task has a webhook. Its events (created, progress, completed, cancelled)
+-- are written for the deliverer only then; nothing else reads them one by one. A task
+-- without one that fails still writes `failed` (the dashboard lists failures); one that
+-- completes is counted in its complete call's `completed_n` (see complete.lua). `t.wh`
+-- from its running terms, else its `wh_endpoint` as read (or read now).
+local function has_webhook(t)
+  if t.wh == nil then
+    local e = t.wh_endpoint
+    if e == nil then e = redis.call('HGET', tkey(t), 'wh_endpoint') end
+    t.wh = (e and e ~= '') and true or false
+  end
+  return t.wh
+end
+
+-- Finish a task: status, settlement, retention TTL, event (with a webhook). `L`: a ledger() for the
 -- balance changes (the caller flushes it; nil: written at once). Then more fields to
 -- set, as name, value pairs.
 local function finish(t, status, code, message, raw, L, ...)
@@ -154,7 +168,9 @@ local function finish(t, status, code, message, raw, L, ...)
   if not tonumber(ttl or '') then ttl = CONFIG.retention_fallback_s end
   redis.call('EXPIRE', tkey(t), ttl)
   redis.call('EXPIRE', k('tb', t.id), ttl)
-  emit(status, 'task', t.id, 'tenant', t.tenant, 'code', code, 'account', t.account or '')
+  if status == 'failed' or has_webhook(t) then
+    emit(status, 'task', t.id, 'tenant', t.tenant, 'code', code, 'account', t.account or '')
+  end
 end
 
 -- A queued BYOA task moves to the PPU pool: hold its PPU price, requeue it there.
