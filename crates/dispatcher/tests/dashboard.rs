@@ -52,14 +52,6 @@ fn headless(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_dashboard_shows_tenants_accounts_and_throughput() {
-    let Some(browser) = chromium() else {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI must have chromium (.ci/run installs it)"
-        );
-        eprintln!("skipped: no chromium on this machine (apt-get install chromium)");
-        return;
-    };
     let mut api = Api::start("dashboard").await;
     api.pool().await;
     api.run_workers();
@@ -93,6 +85,47 @@ async fn the_dashboard_shows_tenants_accounts_and_throughput() {
     for id in &ids {
         c.wait_task(id, Duration::from_secs(20)).await.unwrap();
     }
+    // The data behind the page: the four Suno completions (tasks without a webhook,
+    // counted by their complete calls) per account and per minute, and the failure.
+    let data: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/admin/v1/dashboard", api.url))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let data = &data["data"];
+    let per_account: u64 = data["providers"]["suno"]["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["recent"]["completed"].as_u64().unwrap())
+        .sum();
+    assert_eq!(per_account, 4, "{data}");
+    let per_minute: u64 = data["throughput"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["completed"].as_u64().unwrap())
+        .sum();
+    assert_eq!(per_minute, 4, "{data}");
+    let failed: u64 = data["throughput"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["failed"].as_u64().unwrap())
+        .sum();
+    assert_eq!(failed, 1, "{data}");
+    let Some(browser) = chromium() else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must have chromium (.ci/run installs it)"
+        );
+        eprintln!("skipped the page: no chromium on this machine (apt-get install chromium)");
+        return;
+    };
     let profile = std::env::temp_dir().join(format!("sy-chromium-{}", std::process::id()));
     let url = format!("{}/dashboard#token={ADMIN}", api.url);
     let (browser2, profile2, url2) = (browser.clone(), profile.clone(), url.clone());
