@@ -1701,3 +1701,44 @@ async fn a_batch_submit_counts_every_accepted_task_once_and_nothing_refused() {
     let b = s.balances("t_b").await.unwrap()[&QuotaKind::MjQuota];
     assert_eq!((b.available, b.held, b.captured), (0, 0, 140));
 }
+
+/// Lease terms written by the version before the webhook mark (a rolling upgrade: a task
+/// claimed by an old worker, completed by a new one) still fence and settle, and the
+/// task's events are written as for a task with a webhook.
+#[tokio::test]
+async fn lease_terms_without_the_webhook_mark_still_heartbeat_and_complete() {
+    let s = scheduler("oldterms").await;
+    tenant(&s, "t_a", Plan::Developer).await;
+    account(&s, MJ, &Owner::Pool, "p", [5, 5, 5]).await;
+    fund(&s, "t_a", QuotaKind::MjQuota, 100).await;
+    let t = task("t_a", MJ, PPU, FAST, 14);
+    s.submit(&t).await.unwrap();
+    let c = s.claim(MJ, 1, NOW).await.unwrap().remove(0);
+    let port = switchyard_test_support::redis().ports[0];
+    let key = switchyard_scheduler::keys::running(&c.lease.base);
+    let new = switchyard_test_support::redis_cli(port, &["HGET", &key, &t.id]);
+    let new = new.trim();
+    let old = new
+        .strip_prefix('#')
+        .expect("a task without a webhook: '#' first");
+    assert_eq!(
+        switchyard_test_support::redis_cli(port, &["HSET", &key, &t.id, old]).trim(),
+        "0"
+    );
+    assert_eq!(
+        s.heartbeat(std::slice::from_ref(&c.lease)).await.unwrap(),
+        [true]
+    );
+    assert_eq!(
+        s.complete(&c.lease, "{}").await.unwrap(),
+        CompleteOutcome::Completed
+    );
+    let b = s.balances("t_a").await.unwrap()[&QuotaKind::MjQuota];
+    assert_eq!((b.captured, b.held), (14, 0));
+    let events = s.read_events(&c.lease.base, "0", 100, 0).await.unwrap();
+    assert!(
+        events.iter().any(|e| e.kind == "completed"
+            && e.fields.get("task").map(String::as_str) == Some(t.id.as_str())),
+        "{events:?}"
+    );
+}
