@@ -73,6 +73,61 @@ fn answer(r: &TaskRecord) -> String {
         .to_string()
 }
 
+/// Other traffic on the account: `text` sent as the web client sends it, in the
+/// conversation `conv` (under its latest message) or in a new one. Returns the
+/// conversation's id.
+async fn chatter(h: &Harness, conv: Option<&str>, text: &str) -> String {
+    let http = reqwest::Client::new();
+    let auth = "Bearer sim:ok:gpt1";
+    let mut body = json!({"action": "next", "parent_message_id": uuid::Uuid::new_v4().to_string(),
+        "model": "gpt-4o",
+        "messages": [{"id": uuid::Uuid::new_v4().to_string(), "author": {"role": "user"},
+                      "content": {"content_type": "text", "parts": [text]}}]});
+    if let Some(c) = conv {
+        let read: Value = http
+            .get(format!("{}/backend-api/conversation/{c}", h.sim.url()))
+            .header("authorization", auth)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["conversation_id"] = json!(c);
+        body["parent_message_id"] = read["current_node"].clone();
+    }
+    let r = http
+        .post(format!("{}/backend-api/conversation", h.sim.url()))
+        .header("authorization", auth)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    r.text()
+        .await
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+        .find_map(|ev| ev["conversation_id"].as_str().map(str::to_string))
+        .expect("a conversation id in the stream")
+}
+
+/// A new conversation whose run is killed after ChatGPT accepted the message and before
+/// the stream named the conversation (the reference holds only our message id); its
+/// answer is then written to its end. Returns the task id.
+async fn lose_the_conversation(h: &Harness, message: &str, marker: &str) -> String {
+    let id = create(h, message).await;
+    let mut a = spawn_worker(h);
+    h.wait_upstream_jobs(marker, 1, T).await;
+    let rec = h.sched.get_task("t_d", &id).await.unwrap().unwrap();
+    assert!(reference(&rec)["conversation_id"].is_null(), "{:?}", rec);
+    a.kill();
+    h.wait_upstream_idle("gpt1", T).await;
+    id
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_conversation_is_resumed_by_its_conversation_and_answer_ids() {
     let h = setup("gpts_kill_create").await;
@@ -163,30 +218,10 @@ async fn a_continued_conversation_resumes_with_the_answer_to_our_message() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_conversation_is_found_past_a_page_of_newer_ones() {
     let h = setup("gpts_kill_busy").await;
-    let id = create(&h, "how do owls sleep [sim:ms=4000] [sim:task=o1]").await;
-    let mut a = spawn_worker(&h);
-    h.wait_upstream_jobs("o1", 1, T).await;
-    let rec = h.sched.get_task("t_d", &id).await.unwrap().unwrap();
-    assert!(reference(&rec)["conversation_id"].is_null(), "{:?}", rec);
-    a.kill();
-    // The answer is written to its end (which updates the conversation last)...
-    h.wait_upstream_idle("gpt1", T).await;
+    let id = lose_the_conversation(&h, "how do owls sleep [sim:ms=4000] [sim:task=o1]", "o1").await;
     // ...then other traffic on the account: more conversations than a page of the list.
-    let http = reqwest::Client::new();
     for i in 0..40 {
-        let body = json!({"action": "next", "parent_message_id": uuid::Uuid::new_v4().to_string(),
-            "model": "gpt-4o",
-            "messages": [{"id": uuid::Uuid::new_v4().to_string(), "author": {"role": "user"},
-                          "content": {"content_type": "text", "parts": [format!("chatter {i} [sim:ms=10]")]}}]});
-        let r = http
-            .post(format!("{}/backend-api/conversation", h.sim.url()))
-            .header("authorization", "Bearer sim:ok:gpt1")
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success());
-        r.bytes().await.unwrap();
+        chatter(&h, None, &format!("chatter {i} [sim:ms=10]")).await;
     }
     let b = spawn_worker(&h);
     let r = h.wait_terminal("t_d", &id, T).await;
@@ -268,67 +303,18 @@ async fn a_run_killed_while_it_waits_for_pacing_leaves_nothing_to_look_for() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_conversation_is_found_without_reading_the_older_ones_others_continue() {
     let h = setup("gpts_kill_old_busy").await;
-    let http = reqwest::Client::new();
-    let post = |body: Value| {
-        let http = http.clone();
-        let url = format!("{}/backend-api/conversation", h.sim.url());
-        async move {
-            let r = http
-                .post(url)
-                .header("authorization", "Bearer sim:ok:gpt1")
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            assert!(r.status().is_success());
-            r.text().await.unwrap()
-        }
-    };
-    // The account's conversations from before (their ids, from the stream's events).
+    // The account's conversations from before.
     let mut older = Vec::new();
     for i in 0..30 {
-        let text = post(json!({"action": "next", "parent_message_id": uuid::Uuid::new_v4().to_string(),
-            "model": "gpt-4o",
-            "messages": [{"id": uuid::Uuid::new_v4().to_string(), "author": {"role": "user"},
-                          "content": {"content_type": "text", "parts": [format!("old {i} [sim:ms=10]")]}}]}))
-        .await;
-        let conv = text
-            .lines()
-            .filter_map(|l| l.strip_prefix("data:"))
-            .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
-            .find_map(|ev| ev["conversation_id"].as_str().map(str::to_string))
-            .expect("a conversation id in the stream");
-        older.push(conv);
+        older.push(chatter(&h, None, &format!("old {i} [sim:ms=10]")).await);
     }
     // Past the few seconds a resume allows for clocks (ChatGPT's `Date` and list times
     // are whole seconds): those conversations were made before ours.
     tokio::time::sleep(Duration::from_millis(4000)).await;
-    let id = create(&h, "how do owls sleep [sim:ms=4000] [sim:task=o2]").await;
-    let mut a = spawn_worker(&h);
-    h.wait_upstream_jobs("o2", 1, T).await;
-    let rec = h.sched.get_task("t_d", &id).await.unwrap().unwrap();
-    assert!(reference(&rec)["conversation_id"].is_null(), "{:?}", rec);
-    a.kill();
-    h.wait_upstream_idle("gpt1", T).await;
+    let id = lose_the_conversation(&h, "how do owls sleep [sim:ms=4000] [sim:task=o2]", "o2").await;
     // Other traffic continues every older conversation: all are updated after ours.
     for conv in &older {
-        let read = http
-            .get(format!("{}/backend-api/conversation/{conv}", h.sim.url()))
-            .header("authorization", "Bearer sim:ok:gpt1")
-            .send()
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap();
-        let parent = read["current_node"].as_str().unwrap().to_string();
-        post(
-            json!({"action": "next", "conversation_id": conv, "parent_message_id": parent,
-            "model": "gpt-4o",
-            "messages": [{"id": uuid::Uuid::new_v4().to_string(), "author": {"role": "user"},
-                          "content": {"content_type": "text", "parts": ["more [sim:ms=10]"]}}]}),
-        )
-        .await;
+        chatter(&h, Some(conv), "more [sim:ms=10]").await;
     }
     let reads_before = h.sim.stats().accounts["gpt1"].conversation_reads;
     let b = spawn_worker(&h);
