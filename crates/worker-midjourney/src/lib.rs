@@ -1459,6 +1459,13 @@ impl Upstream for Midjourney {
             self.gateway_url.clone(),
         ));
     }
+
+    /// The gateway sessions this process holds pass to the others at once.
+    async fn stopped(&self) {
+        if let Some(sessions) = self.sessions.get() {
+            sessions.release_all().await;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -60,6 +60,9 @@ struct Hub {
     /// Where the process's reader reads this account's stream on from (empty: not
     /// started).
     after: Mutex<String>,
+    /// Its lease loop and, while this process holds the lease, the socket's task:
+    /// stopped before the lease is given up ([`Sessions::release_all`]).
+    tasks: Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
 impl Sessions {
@@ -140,14 +143,51 @@ impl Sessions {
             error: Mutex::new(None),
             changed: Notify::new(),
             after: Mutex::new(String::new()),
+            tasks: Mutex::new(Vec::new()),
         });
         hubs.insert(account.to_string(), hub.clone());
-        tokio::spawn(hub.clone().lease(
+        let lease = tokio::spawn(hub.clone().lease(
             self.sched.clone(),
             self.holder.clone(),
             self.gateway_url.clone(),
         ));
+        hub.tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(lease.abort_handle());
         hub
+    }
+
+    /// The process stops: every hub's lease loop and socket end, then each session lease
+    /// this process holds is given up, so that another process following the account
+    /// takes it at its next try rather than when it expires.
+    pub async fn release_all(&self) {
+        let all: Vec<Arc<Hub>> = self
+            .hubs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+            .map(|(_, h)| h)
+            .collect();
+        for hub in &all {
+            for task in hub
+                .tasks
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .drain(..)
+            {
+                task.abort();
+            }
+        }
+        for hub in all {
+            if let Err(e) = self
+                .sched
+                .session_release(MJ, &hub.account, &self.holder)
+                .await
+            {
+                debug!(account = %hub.account, error = %e, "session lease not given up: it expires");
+            }
+        }
     }
 }
 
@@ -261,12 +301,13 @@ impl Hub {
                             *self.error.lock().unwrap_or_else(|p| p.into_inner()) = None;
                             self.install(epoch, s.session_id.clone());
                             let me = self.clone();
-                            socket = Some(tokio::spawn(me.forward(
-                                sched.clone(),
-                                holder.clone(),
-                                epoch,
-                                s,
-                            )));
+                            let task =
+                                tokio::spawn(me.forward(sched.clone(), holder.clone(), epoch, s));
+                            let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+                            tasks.retain(|t| !t.is_finished());
+                            tasks.push(task.abort_handle());
+                            drop(tasks);
+                            socket = Some(task);
                         }
                         _ => {} // lost the lease meanwhile: the socket closes (dropped)
                     },

@@ -410,3 +410,76 @@ async fn fast_hours_found_by_info_end_the_pause_early() {
     assert_eq!(still.status, StoredStatus::Queued, "{still:?}");
     w.terminate(Duration::from_secs(10));
 }
+
+/// A holder that stops cleanly (SIGTERM) gives its gateway session up: the next process
+/// to follow the account takes it at once, not when the lease would have expired (up to
+/// 6 s after its last renewal), and never two sessions at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_that_stops_cleanly_hands_its_gateway_session_over_at_once() {
+    let h = Harness::with("mj_session_handover", |c| c.scheduler.lease_ms = 2000).await;
+    h.tenant("t_p", Plan::Premium).await;
+    h.upsert_uncapped("t_p").await;
+    h.fund("t_p", QuotaKind::MjQuota, 1_000_000).await;
+    h.account(
+        Provider::Midjourney,
+        &Owner::Pool,
+        "pool0",
+        "sim:ok:mjhand",
+        [0, 3, 0],
+    )
+    .await;
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        ids.push(imagine(&h, &format!("a harbour {i} [sim:ms=1500] [sim:task=h{i}]")).await);
+    }
+    let mut workers: Vec<WorkerProcess> = (0..2).map(|_| spawn_worker(&h)).collect();
+    for id in &ids {
+        let r = h.wait_terminal("t_p", id, Duration::from_secs(30)).await;
+        assert_eq!(r.status, StoredStatus::Completed, "{r:?}");
+    }
+    let holder = h
+        .sched
+        .session_holder(Provider::Midjourney, "pool0")
+        .await
+        .unwrap()
+        .expect("a process holds pool0's session");
+    let pid: u32 = holder.split('-').next().unwrap().parse().unwrap();
+    let victim = workers
+        .iter()
+        .position(|w| w.id() == pid)
+        .expect("the holder is one of ours");
+    let status = workers.remove(victim).terminate(Duration::from_secs(20));
+    assert!(status.success(), "{status:?}");
+    let stopped = std::time::Instant::now();
+    // A new job of the account: the other process follows it, and wants its session.
+    let id = imagine(&h, "a harbour after [sim:ms=300] [sim:task=h9]").await;
+    let taken_over = loop {
+        if let Some(now) = h
+            .sched
+            .session_holder(Provider::Midjourney, "pool0")
+            .await
+            .unwrap()
+            && now != holder
+        {
+            break stopped.elapsed();
+        }
+        assert!(
+            stopped.elapsed() < Duration::from_secs(15),
+            "no other process took the session"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(
+        taken_over < Duration::from_millis(3500),
+        "the session passed {taken_over:?} after the holder stopped: it waited for the lease to expire"
+    );
+    // The new holder serves it.
+    let r = h.wait_terminal("t_p", &id, Duration::from_secs(30)).await;
+    assert_eq!(r.status, StoredStatus::Completed, "{r:?}");
+    for w in workers {
+        w.terminate(Duration::from_secs(10));
+    }
+    let s = h.sim.stats().gateway_sessions["mjhand"];
+    assert!(s.max <= 1, "{} sessions open at once", s.max);
+    assert!(s.submissions >= 2, "a new session after the handover");
+}

@@ -191,6 +191,12 @@ pub trait Upstream: Send + Sync + 'static {
         let _ = sched;
     }
 
+    /// Called once by the runtime when it has stopped (no task runs any more, the
+    /// unfinished ones handed back): give up what other worker processes wait for
+    /// (Midjourney's gateway session leases, so that another process takes each at
+    /// once instead of when it expires). Nothing by default.
+    async fn stopped(&self) {}
+
     /// The files of a finished task's output to host (API.md, "Results are hosted"):
     /// the runtime downloads each, stores it, and the API shows the hosted link in its
     /// place. None by default.

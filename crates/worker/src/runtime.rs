@@ -161,6 +161,7 @@ impl Worker {
         self.drain().await;
         heartbeat.abort();
         reaper.abort();
+        self.upstream.stopped().await;
         info!(%provider, "worker stopped");
     }
 
