@@ -252,6 +252,15 @@ async fn fast_work_runs_in_relax_when_no_account_has_fast_hours() {
     assert!(stats.accounts["relax-pool"].submissions >= 2, "{stats:?}");
 }
 
+/// Which of `workers` is the session lease holder `holder` (`<pid>-<id>`).
+fn holding(workers: &[WorkerProcess], holder: &str) -> usize {
+    let pid: u32 = holder.split('-').next().unwrap().parse().unwrap();
+    workers
+        .iter()
+        .position(|w| w.id() == pid)
+        .expect("the holder is one of ours")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_gateway_session_per_account_across_processes_and_past_a_killed_holder() {
     let h = Harness::with("mj_sessions", |c| c.scheduler.lease_ms = 2000).await;
@@ -301,11 +310,7 @@ async fn one_gateway_session_per_account_across_processes_and_past_a_killed_hold
         assert!(std::time::Instant::now() < deadline, "pool0 never ran");
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    let pid: u32 = holder.split('-').next().unwrap().parse().unwrap();
-    let victim = workers
-        .iter()
-        .position(|w| w.id() == pid)
-        .expect("the holder is one of ours");
+    let victim = holding(&workers, &holder);
     workers.remove(victim).kill();
     for id in &ids {
         let r = h.wait_terminal("t_p", id, Duration::from_secs(60)).await;
@@ -443,11 +448,7 @@ async fn a_holder_that_stops_cleanly_hands_its_gateway_session_over_at_once() {
         .await
         .unwrap()
         .expect("a process holds pool0's session");
-    let pid: u32 = holder.split('-').next().unwrap().parse().unwrap();
-    let victim = workers
-        .iter()
-        .position(|w| w.id() == pid)
-        .expect("the holder is one of ours");
+    let victim = holding(&workers, &holder);
     let status = workers.remove(victim).terminate(Duration::from_secs(20));
     assert!(status.success(), "{status:?}");
     let stopped = std::time::Instant::now();
