@@ -87,16 +87,10 @@ async fn the_dashboard_shows_tenants_accounts_and_throughput() {
     }
     // The data behind the page: the four Suno completions (tasks without a webhook,
     // counted by their complete calls) per account and per minute, and the failure.
-    let data: serde_json::Value = reqwest::Client::new()
-        .get(format!("{}/admin/v1/dashboard", api.url))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .json()
+    let data = switchyard_dispatcher::client::Client::admin(&api.url, ADMIN)
+        .dashboard()
         .await
         .unwrap();
-    let data = &data["data"];
     let per_account: u64 = data["providers"]["suno"]["accounts"]
         .as_array()
         .unwrap()

@@ -326,7 +326,7 @@ local function record_claim(rot, lane, qkey, seq, id, tk, t, started, upstream, 
   LEASES[#LEASES + 1] = id
   RUNNING[#RUNNING + 1] = id
   RUNNING[#RUNNING + 1] = running_terms(token, tenant, pool, mode, acc, t[3], t[4], t[5], attempt,
-    t[7] and t[7] ~= '')
+    names_webhook(t[7]))
   -- The account's place in its free set, scored as acc_refresh scores it.
   a.inf = a.inf + 1
   a.lru = seq % 4294967296

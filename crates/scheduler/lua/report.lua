@@ -17,7 +17,6 @@ if ARGV[5] ~= '' then redis.call('HSET', k('t', id), 'output', ARGV[5]) end
 local progress = tonumber(ARGV[4])
 if progress >= 0 and tostring(progress) ~= (t[4] or '') then
   redis.call('HSET', k('t', id), 'progress', progress)
-  -- (for the webhook deliverer: only a task with a webhook)
-  if t[5] and t[5] ~= '' then emit('progress', 'task', id, 'tenant', t[3], 'progress', progress) end
+  if names_webhook(t[5]) then emit('progress', 'task', id, 'tenant', t[3], 'progress', progress) end
 end
 return 1

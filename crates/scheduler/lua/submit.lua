@@ -112,7 +112,7 @@ local function submit_one(A)
   end
   local webhook = false
   for i = 11, #A, 2 do
-    if A[i] == 'wh_endpoint' and A[i + 1] ~= '' then webhook = true end
+    if A[i] == 'wh_endpoint' and names_webhook(A[i + 1]) then webhook = true end
     if A[i] == 'body' then
       redis.call('SET', k('tb', id), A[i + 1])
     elseif A[i] == 'log' then
@@ -134,7 +134,6 @@ local function submit_one(A)
   -- The tenant's limit on waiting: the task expires if it is still waiting then.
   local max_pending = tonumber(tn[6] or '') or 0
   if max_pending > 0 then schedule('expiry', NOW + max_pending, id) end
-  -- Task events are for the webhook deliverer: a task without a webhook has none.
   if webhook then emit('created', 'task', id, 'tenant', tenant) end
   return {'ok', id, pool, failover, held}
 end

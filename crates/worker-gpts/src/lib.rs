@@ -33,7 +33,7 @@ use switchyard_core::task::GptsTask;
 use switchyard_core::{Config, Provider, TaskSpec};
 use switchyard_worker::{
     Control, InputRules, Job, OutputFile, Upstream, UpstreamError, classify_http, fetch_bytes,
-    http_client, json_or_error, retry_after,
+    http_client, json_of, json_or_error, retry_after,
 };
 
 /// The GPTs adapter.
@@ -142,15 +142,7 @@ impl Gpts {
                     None => t - CLOCK_SLACK_S,
                 });
             }
-            let status = resp.status().as_u16();
-            let ra = retry_after(&resp);
-            let text = resp.text().await?;
-            if !(200..300).contains(&status) {
-                return Err(classify_http(status, &text, ra));
-            }
-            let list: Value = serde_json::from_str(&text).map_err(|_| {
-                UpstreamError::Transient("upstream sent an unreadable conversation list".into())
-            })?;
+            let list = json_of(resp).await?;
             let items = list["items"].as_array().map(Vec::as_slice).unwrap_or(&[]);
             for item in items {
                 if let Some(since) = since {
@@ -195,11 +187,11 @@ impl Gpts {
         ctl: &dyn Control,
     ) -> Result<Value, UpstreamError> {
         let token = job.credential("access_token");
+        ctl.pace().await?;
         let turn = match conversation {
             Some(c) => {
                 // The new message goes under the conversation's latest one, as the web
                 // client sends it (read after pacing: the latest as of the send).
-                ctl.pace().await?;
                 let conv = self.read_conversation(token, c).await?;
                 let parent = conv["current_node"].as_str().ok_or_else(|| {
                     UpstreamError::Transient("the conversation has no current message".into())
@@ -212,17 +204,14 @@ impl Gpts {
                     sent_at: Some(now_s()),
                 }
             }
-            None => {
-                ctl.pace().await?;
-                Turn {
-                    conversation_id: None,
-                    message_id: new_message_id(),
-                    // A new conversation starts under a root the client names.
-                    parent_message_id: new_message_id(),
-                    answer_id: None,
-                    sent_at: Some(now_s()),
-                }
-            }
+            None => Turn {
+                conversation_id: None,
+                message_id: new_message_id(),
+                // A new conversation starts under a root the client names.
+                parent_message_id: new_message_id(),
+                answer_id: None,
+                sent_at: Some(now_s()),
+            },
         };
         ctl.reference(&turn.to_reference()).await?;
         self.send(job, message, turn, gizmo, model, ctl).await

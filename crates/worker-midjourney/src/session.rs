@@ -60,9 +60,19 @@ struct Hub {
     /// Where the process's reader reads this account's stream on from (empty: not
     /// started).
     after: Mutex<String>,
-    /// Its lease loop and, while this process holds the lease, the socket's task:
-    /// stopped before the lease is given up ([`Sessions::release_all`]).
-    tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+    /// Its lease loop (which owns the socket's task while this process holds the
+    /// lease): ended before the lease is given up ([`Sessions::release_all`]).
+    lease_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// The holder's socket task: ended when dropped (the lease lost, or the lease loop
+/// ended).
+struct SocketTask(tokio::task::JoinHandle<()>);
+
+impl Drop for SocketTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl Sessions {
@@ -143,7 +153,7 @@ impl Sessions {
             error: Mutex::new(None),
             changed: Notify::new(),
             after: Mutex::new(String::new()),
-            tasks: Mutex::new(Vec::new()),
+            lease_task: Mutex::new(None),
         });
         hubs.insert(account.to_string(), hub.clone());
         let lease = tokio::spawn(hub.clone().lease(
@@ -151,16 +161,13 @@ impl Sessions {
             self.holder.clone(),
             self.gateway_url.clone(),
         ));
-        hub.tasks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(lease.abort_handle());
+        *hub.lease_task.lock().unwrap_or_else(|p| p.into_inner()) = Some(lease);
         hub
     }
 
-    /// The process stops: every hub's lease loop and socket end, then each session lease
-    /// this process holds is given up, so that another process following the account
-    /// takes it at its next try rather than when it expires.
+    /// The process stops: every hub's lease loop ends (and with it its socket), then each
+    /// session lease this process holds is given up, so that another process following
+    /// the account takes it at its next try rather than when it expires.
     pub async fn release_all(&self) {
         let all: Vec<Arc<Hub>> = self
             .hubs
@@ -170,13 +177,15 @@ impl Sessions {
             .map(|(_, h)| h)
             .collect();
         for hub in &all {
-            for task in hub
-                .tasks
+            let task = hub
+                .lease_task
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .drain(..)
-            {
+                .take();
+            if let Some(task) = task {
                 task.abort();
+                // Ended (not only told to): no renewal can follow the release below.
+                let _ = task.await;
             }
         }
         for hub in all {
@@ -269,7 +278,7 @@ impl Hub {
     /// Hold the account's session lease, or wait to take it: the holder keeps the
     /// socket open and forwards its events; a hub that loses the lease closes it.
     async fn lease(self: Arc<Self>, sched: Scheduler, holder: String, url: String) {
-        let mut socket: Option<tokio::task::JoinHandle<()>> = None;
+        let mut socket: Option<SocketTask> = None;
         loop {
             let held = match sched
                 .session_hold(MJ, &self.account, &holder, LEASE_TTL)
@@ -285,11 +294,10 @@ impl Hub {
                 }
             };
             if !held {
-                if let Some(s) = socket.take() {
+                if socket.take().is_some() {
                     debug!(account = %self.account, "session lease lost: closing the gateway");
-                    s.abort();
                 }
-            } else if socket.as_ref().is_none_or(|s| s.is_finished()) {
+            } else if socket.as_ref().is_none_or(|s| s.0.is_finished()) {
                 socket = None;
                 let token = self.token.lock().unwrap_or_else(|p| p.into_inner()).clone();
                 match Gateway::open(&url, &token).await {
@@ -301,13 +309,12 @@ impl Hub {
                             *self.error.lock().unwrap_or_else(|p| p.into_inner()) = None;
                             self.install(epoch, s.session_id.clone());
                             let me = self.clone();
-                            let task =
-                                tokio::spawn(me.forward(sched.clone(), holder.clone(), epoch, s));
-                            let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
-                            tasks.retain(|t| !t.is_finished());
-                            tasks.push(task.abort_handle());
-                            drop(tasks);
-                            socket = Some(task);
+                            socket = Some(SocketTask(tokio::spawn(me.forward(
+                                sched.clone(),
+                                holder.clone(),
+                                epoch,
+                                s,
+                            ))));
                         }
                         _ => {} // lost the lease meanwhile: the socket closes (dropped)
                     },

@@ -345,7 +345,12 @@ pub async fn refusal(resp: reqwest::Response) -> UpstreamError {
 
 /// Send a request and return its JSON body, classifying failures.
 pub async fn json_or_error(req: reqwest::RequestBuilder) -> Result<Value, UpstreamError> {
-    let resp = req.send().await?;
+    json_of(req.send().await?).await
+}
+
+/// A response's JSON body (`Null` when empty), or its failure classified
+/// ([`classify_http`]): for a caller that reads the response's headers first.
+pub async fn json_of(resp: reqwest::Response) -> Result<Value, UpstreamError> {
     let status = resp.status().as_u16();
     let ra = retry_after(&resp);
     let text = resp.text().await?;

@@ -2,6 +2,13 @@
 --- @include "keys"
 --- @include "config"
 
+-- Whether a task's `wh_endpoint` (as read: nil or false when absent) names a webhook. A
+-- task's own events (created, progress, completed, cancelled) are for the webhook
+-- deliverer, and are written only for a task with one.
+local function names_webhook(endpoint)
+  return endpoint ~= nil and endpoint ~= false and endpoint ~= ''
+end
+
 -- An event: its entry id is its time (readers take `at` from it). The fields come as
 -- name, value pairs; empty values are left out (readers take a missing field as empty).
 local function emit(kind, ...)

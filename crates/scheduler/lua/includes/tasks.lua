@@ -134,18 +134,13 @@ local function unqueue(t)
   return true
 end
 
--- Whether the task has a webhook. Its events (created, progress, completed, cancelled)
--- are written for the deliverer only then; nothing else reads them one by one. A task
--- without one that fails still writes `failed` (the dashboard lists failures); one that
--- completes is counted in its complete call's `completed_n` (see complete.lua). `t.wh`
--- from its running terms, else its `wh_endpoint` as read (or read now).
+-- Whether the task has a webhook (names_webhook): `t.wh` from its running terms, else its
+-- `wh_endpoint` as load_task read it. A task without one that fails still writes
+-- `failed` (the dashboard lists failures); one that completes is counted in its complete
+-- call's `completed_n` (see complete.lua).
 local function has_webhook(t)
-  if t.wh == nil then
-    local e = t.wh_endpoint
-    if e == nil then e = redis.call('HGET', tkey(t), 'wh_endpoint') end
-    t.wh = (e and e ~= '') and true or false
-  end
-  return t.wh
+  if t.wh ~= nil then return t.wh end
+  return names_webhook(t.wh_endpoint)
 end
 
 -- Finish a task: status, settlement, retention TTL, event (with a webhook). `L`: a ledger() for the
